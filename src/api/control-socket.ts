@@ -1,0 +1,117 @@
+/**
+ * The control socket DATA/plexus.sock (mode 0600): the local CLI's way into the agent. The file
+ * permission is the authority, so local callers act as admin. Protocol: the client writes one
+ * JSON line `{action, args}`, may write further JSON lines as input, and reads NDJSON frames
+ * until a `result` or `error` frame.
+ */
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { PlexusError, toErrorBody } from '../errors.ts';
+import type { Logger } from '../logging/index.ts';
+import type { ActionRegistry, Caller } from './actions.ts';
+import { type ActionRequest, MAX_LINE_BYTES } from './frames.ts';
+import { parseJsonLine, readLines, writeJsonLine } from './ndjson.ts';
+
+/** Dependencies of the control socket. */
+export interface ControlSocketComponents {
+  actions: ActionRegistry;
+  logger: Logger;
+}
+
+/** A started control socket. */
+export interface ControlSocket {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const LOCAL_CALLER: Caller = { kind: 'local', kid: 'local', role: 'admin' };
+
+/** Creates the control socket server at `path`. */
+export function createControlSocket(path: string, components: ControlSocketComponents): ControlSocket {
+  const { actions, logger } = components;
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+
+  async function handle(socket: Socket): Promise<void> {
+    const abort = new AbortController();
+    socket.on('close', () => abort.abort());
+    socket.on('error', () => abort.abort());
+    const lines = readLines(socket, MAX_LINE_BYTES);
+    try {
+      const first = await lines.next();
+      if (first.done) return;
+      const req = parseJsonLine(first.value) as ActionRequest;
+      if (typeof req !== 'object' || req === null || typeof req.action !== 'string') {
+        throw new PlexusError('BAD_REQUEST', 'expected {"action": "...", "args": {...}}', 'invalid');
+      }
+      const input = (async function* () {
+        for await (const line of lines) yield parseJsonLine(line);
+      })();
+      const frame = await actions.run(req.action, req.args, {
+        caller: LOCAL_CALLER,
+        signal: abort.signal,
+        emit: (data) => writeJsonLine(socket, { type: 'data', data }),
+        input,
+      });
+      await writeJsonLine(socket, frame);
+    } catch (err) {
+      await writeJsonLine(socket, { type: 'error', error: toErrorBody(err) });
+    } finally {
+      socket.end();
+    }
+  }
+
+  return {
+    async start() {
+      // A stale socket file from a killed agent would make listen() fail with EADDRINUSE.
+      // If something answers on it, another agent owns this data dir.
+      if (existsSync(path)) {
+        if (await isAlive(path)) {
+          throw new PlexusError(
+            'AGENT_RUNNING',
+            `another agent is already running on ${path}; stop it first`,
+            'conflict',
+          );
+        }
+        unlinkSync(path);
+      }
+      server = createServer((socket) => {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        handle(socket).catch((err) => logger.warn({ err }, 'control socket connection failed'));
+      });
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        // Restrictive umask while binding so the socket never exists with a wider mode.
+        const old = process.umask(0o177);
+        try {
+          server!.listen(path, () => resolve());
+        } finally {
+          process.umask(old);
+        }
+      });
+      chmodSync(path, 0o600);
+      logger.info({ path }, 'control socket listening');
+    },
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+function isAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}

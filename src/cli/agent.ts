@@ -1,0 +1,34 @@
+/** `plexus agent`: run the daemon in the foreground. */
+import type { Command } from 'commander';
+import { dataDirOf } from './context.ts';
+
+/** Registers `agent`. */
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description('run the agent in the foreground (what systemd runs)')
+    .option('--quiet', 'log only to DATA/logs/agent.log, not stdout')
+    .action(async (opts, cmd: Command) => {
+      const { startDaemon } = await import('../daemon.ts');
+      const daemon = await startDaemon({ dataDir: dataDirOf(cmd), stdoutLogs: !opts.quiet });
+      let signals = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) {
+          // A second signal means the operator does not want to wait.
+          daemon.logger.warn({ sig }, 'second signal: exiting now');
+          process.exit(130);
+        }
+        daemon.logger.info({ sig }, 'shutting down (send again to force)');
+        const force = setTimeout(() => process.exit(1), 15_000);
+        force.unref();
+        daemon
+          .stop()
+          .then(() => process.exit(0))
+          .catch(() => process.exit(1));
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      await new Promise(() => {});
+    });
+}

@@ -1,0 +1,67 @@
+/**
+ * The `plexus` command. Each verb group lives in its own file and registers itself here.
+ * Verb files import only light modules at the top and load heavy ones (libp2p, SQLite) inside
+ * their handlers, so that verbs which only talk to the agent start fast.
+ */
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.ts';
+import { registerAgent } from './agent.ts';
+import { CliError } from './errors.ts';
+import { registerInit } from './init.ts';
+import { registerJoin } from './join.ts';
+import { registerMesh } from './mesh.ts';
+import { registerToken } from './token.ts';
+
+// Everything the agent writes (database, logs, releases) is private to its user by default.
+process.umask(0o077);
+
+const program = new Command('plexus')
+  .description('one agent per server: a private mesh that runs apps, tunnels traffic and gossips telemetry')
+  .option('--data-dir <dir>', 'agent data directory (default: $PLEXUS_DATA_DIR, /var/lib/plexus as root)')
+  .showHelpAfterError('(run plexus --help for usage)')
+  .exitOverride();
+
+program
+  .command('version')
+  .description('print the plexus version')
+  .option('--json', 'print JSON')
+  .action((opts) => {
+    if (opts.json) process.stdout.write(`${JSON.stringify({ version: VERSION, node: process.version })}\n`);
+    else process.stdout.write(`plexus ${VERSION} (node ${process.version})\n`);
+  });
+
+registerInit(program);
+registerJoin(program);
+registerAgent(program);
+registerMesh(program);
+registerToken(program);
+
+function fail(err: unknown): never {
+  if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  if (err instanceof CliError) {
+    process.stderr.write(`plexus: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  const e = err as Error & { code?: string };
+  if (e && typeof e.code === 'string' && typeof e.message === 'string' && 'kind' in e) {
+    process.stderr.write(`plexus: ${e.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(
+    `plexus: unexpected error: ${e?.message ?? String(err)} (PLEXUS_DEBUG=1 shows details)\n`,
+  );
+  process.exit(1);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and version are "errors" in exitOverride mode; usage mistakes exit 2.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) {
+      process.exit(0);
+    }
+    process.exit(2);
+  }
+  fail(err);
+}

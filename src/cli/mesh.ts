@@ -1,0 +1,115 @@
+/** `plexus status`, `peers`, `ping`, `revoke`: the mesh as the local agent sees it. */
+import type { Command } from 'commander';
+import { agentOf, wantsJson } from './context.ts';
+import { UsageError } from './errors.ts';
+import { ago, formatDuration, printJson, printTable } from './output.ts';
+
+interface Status {
+  name: string;
+  peerId: string;
+  networkId: string;
+  version: string;
+  uptimeS: number;
+  addrs: string[];
+  admin: boolean;
+  peers: { total: number; online: number; suspect: number; down: number };
+}
+
+interface Peer {
+  name: string;
+  peerId: string;
+  state: string;
+  addrs: string[];
+  connection: string;
+  rttMs: number | null;
+  lastSeen: number | null;
+  telemetry?: Record<string, unknown>;
+}
+
+/** Registers the mesh verbs. */
+export function registerMesh(program: Command): void {
+  program
+    .command('status')
+    .description("this node's identity, addresses and peer counts")
+    .option('--json', 'print JSON')
+    .action(async (_opts, cmd: Command) => {
+      const s = (await agentOf(cmd).call('node.status')) as Status;
+      if (wantsJson(cmd)) return printJson(s);
+      process.stdout.write(
+        `node     ${s.name} (${s.peerId})\n` +
+          `network  ${s.networkId}${s.admin ? ' (admin key on this node)' : ''}\n` +
+          `version  ${s.version}, up ${formatDuration(s.uptimeS)}\n` +
+          `peers    ${s.peers.online} online, ${s.peers.suspect} suspect, ${s.peers.down} down\n` +
+          `listen   ${s.addrs.join('\n         ') || '-'}\n`,
+      );
+    });
+
+  program
+    .command('peers')
+    .description('every other node with its state, path and latency')
+    .option('--json', 'print JSON')
+    .action(async (_opts, cmd: Command) => {
+      const peers = (await agentOf(cmd).call('mesh.peers')) as Peer[];
+      if (wantsJson(cmd)) return printJson(peers);
+      if (peers.length === 0) {
+        process.stdout.write("no other nodes yet; add one with 'plexus token create' and 'plexus join'\n");
+        return;
+      }
+      printTable(
+        ['name', 'state', 'path', 'rtt', 'last seen', 'peer id'],
+        peers.map((p) => [
+          p.name,
+          p.state,
+          p.connection,
+          p.rttMs == null ? '-' : `${p.rttMs}ms`,
+          ago(p.lastSeen),
+          `…${p.peerId.slice(-12)}`,
+        ]),
+      );
+    });
+
+  program
+    .command('ping')
+    .description('measure round-trip time to a node over the mesh')
+    .argument('<node>', 'node name')
+    .option('-c, --count <n>', 'number of pings', '3')
+    .option('--json', 'print JSON')
+    .action(async (node: string, opts, cmd: Command) => {
+      const count = Number(opts.count);
+      if (!Number.isInteger(count) || count < 1 || count > 1000)
+        throw new UsageError('--count must be 1..1000');
+      const json = wantsJson(cmd);
+      const result = (await agentOf(cmd).call(
+        'mesh.ping',
+        { node, count },
+        {
+          onData: (d) => {
+            const { seq, ms } = d as { seq: number; ms: number };
+            if (!json) process.stdout.write(`reply from ${node}: seq=${seq} time=${ms} ms\n`);
+          },
+        },
+      )) as { sent: number; received: number; lost: number; rttMs: number[]; connection: string };
+      if (json) return printJson(result);
+      const r = result.rttMs;
+      const avg = r.length ? (r.reduce((a, b) => a + b, 0) / r.length).toFixed(1) : '-';
+      process.stdout.write(
+        `${result.sent} sent, ${result.received} received, ${result.lost} lost; ` +
+          `rtt min/avg/max ${r.length ? Math.min(...r) : '-'}/${avg}/${r.length ? Math.max(...r) : '-'} ms (${result.connection})\n`,
+      );
+    });
+
+  program
+    .command('revoke')
+    .description('revoke a node: every node drops and refuses it (needs the admin key)')
+    .argument('<node>', 'node name or peer id')
+    .option('--reason <text>', 'recorded with the revocation')
+    .option('--json', 'print JSON')
+    .action(async (node: string, opts, cmd: Command) => {
+      const r = (await agentOf(cmd).call('mesh.revoke', { node, reason: opts.reason })) as {
+        name: string;
+        peerId: string;
+      };
+      if (wantsJson(cmd)) return printJson(r);
+      process.stdout.write(`revoked ${r.name} (${r.peerId}); every node will drop it within seconds\n`);
+    });
+}

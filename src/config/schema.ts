@@ -1,0 +1,87 @@
+/** The shape of DATA/config.yaml. Every field can also be set as `PLEXUS_SECTION__KEY`. */
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .max(300)
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, for example 127.0.0.1:7071');
+const hostPortOrOff = z.union([z.literal('off'), hostPort]);
+
+/** The validated agent configuration. */
+export const configSchema = z.strictObject({
+  node: z.strictObject({
+    /** This node's name in the mesh: a DNS label. */
+    name: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a node name is a DNS label: a-z, 0-9 and -, up to 63'),
+    /** Free-form tags carried in the membership record. */
+    tags: z.array(z.string().max(64)).max(32).default([]),
+  }),
+  mesh: z
+    .strictObject({
+      /** Multiaddrs the mesh listens on. */
+      listen: z.array(z.string().max(256)).min(1).max(16).default(['/ip4/0.0.0.0/tcp/7070']),
+      /** Extra multiaddrs to announce (a public address in front of NAT). */
+      announce: z.array(z.string().max(256)).max(16).default([]),
+      /** Serve circuit-relay-v2 to members when dialable. */
+      relay: z.boolean().default(true),
+      /**
+       * Circuit-relay reservations to hold. 0 for a dialable node; a node behind NAT holds 2
+       * so that losing one relay does not make it unreachable.
+       */
+      reservations: z.number().int().min(0).max(4).default(0),
+    })
+    .prefault({}),
+  api: z
+    .strictObject({
+      /** HTTP API listen address, or `off`. */
+      listen: hostPortOrOff.default('127.0.0.1:7071'),
+      /** Largest accepted request body in bytes (uploads have their own limit). */
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
+    })
+    .prefault({}),
+  socks: z
+    .strictObject({
+      /** SOCKS5 listen address, or `off`. Loopback by default so it is no open proxy. */
+      listen: hostPortOrOff.default('127.0.0.1:7072'),
+    })
+    .prefault({}),
+  telemetry: z
+    .strictObject({
+      /** Seconds between telemetry records. */
+      intervalS: z.number().min(0.2).max(3600).default(5),
+    })
+    .prefault({}),
+  panel: z
+    .strictObject({
+      /** External panel URL to POST heartbeats to (optional). */
+      url: z.string().url().max(2048).optional(),
+      /** Bearer token for the panel. */
+      token: z.string().max(4096).optional(),
+      /** Seconds between panel heartbeats. */
+      intervalS: z.number().min(1).max(86400).default(60),
+    })
+    .prefault({}),
+  workloads: z
+    .strictObject({
+      /** `process` (embedded supervisor, works anywhere) or `systemd`. */
+      backend: z.enum(['process', 'systemd']).default('process'),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      /** pino level. */
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    })
+    .prefault({}),
+});
+
+/** Validated configuration. */
+export type Config = z.infer<typeof configSchema>;
+/** Configuration as written by a user (defaults optional). */
+export type ConfigInput = z.input<typeof configSchema>;

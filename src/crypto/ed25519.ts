@@ -1,0 +1,124 @@
+/**
+ * Ed25519 keys, signatures and base64url, on node:crypto only, so that the CLI can sign tokens
+ * and commands without loading libp2p. Admin and operator keys are stored as small JSON files;
+ * a libp2p node key converts to the same signer with `signerFromSeed`.
+ */
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { PlexusError } from '../errors.ts';
+
+/** Encodes bytes as unpadded base64url. */
+export function b64u(bytes: Uint8Array | string): string {
+  return Buffer.from(bytes as Uint8Array).toString('base64url');
+}
+
+/** Decodes unpadded base64url; throws on characters outside the alphabet. */
+export function fromB64u(text: string): Buffer {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new PlexusError('BAD_ENCODING', 'not base64url', 'invalid');
+  return Buffer.from(text, 'base64url');
+}
+
+/** Something that signs with an Ed25519 key. */
+export interface Signer {
+  /** Raw 32-byte public key. */
+  publicKey: Buffer;
+  /** Key id: the first 16 base64url chars of sha256(publicKey). */
+  kid: string;
+  sign(message: Uint8Array): Buffer;
+}
+
+/** The key id of a raw public key. */
+export function keyId(publicKey: Uint8Array): string {
+  return createHash('sha256').update(publicKey).digest('base64url').slice(0, 16);
+}
+
+function signerFromKeyObject(priv: KeyObject): Signer {
+  const jwk = createPublicKey(priv).export({ format: 'jwk' });
+  const publicKey = fromB64u(jwk.x as string);
+  return {
+    publicKey,
+    kid: keyId(publicKey),
+    sign: (message) => nodeSign(null, message, priv),
+  };
+}
+
+/** A signer from a 32-byte seed (and its public key). */
+export function signerFromSeed(seed: Uint8Array, publicKey: Uint8Array): Signer {
+  const priv = createPrivateKey({
+    key: { kty: 'OKP', crv: 'Ed25519', d: b64u(seed), x: b64u(publicKey) },
+    format: 'jwk',
+  });
+  return signerFromKeyObject(priv);
+}
+
+/** Generates a fresh key pair, returned with its seed for storage. */
+export function generateSigner(): { signer: Signer; seed: Buffer } {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { signer: signerFromKeyObject(privateKey), seed: fromB64u(jwk.d as string) };
+}
+
+/** Verifies an Ed25519 signature; false for any malformed input. */
+export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  try {
+    const pub = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(publicKey) }, format: 'jwk' });
+    return nodeVerify(null, message, pub, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** The on-disk form of an admin or operator key (mode 0600). */
+export interface KeyFile {
+  type: 'plexus-ed25519';
+  kid: string;
+  publicKey: string;
+  secretKey: string;
+}
+
+/** Writes a new key file; returns its signer. */
+export function writeKeyFile(path: string, seed: Buffer, signer: Signer): void {
+  const file: KeyFile = {
+    type: 'plexus-ed25519',
+    kid: signer.kid,
+    publicKey: b64u(signer.publicKey),
+    secretKey: b64u(seed),
+  };
+  writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+}
+
+/** Reads a key file written by `writeKeyFile`. */
+export function readKeyFile(path: string): Signer {
+  let parsed: KeyFile;
+  try {
+    const text = readFileSync(path, 'utf8');
+    if (text.length > 4096) throw new Error('file too large');
+    parsed = JSON.parse(text) as KeyFile;
+  } catch (err) {
+    throw new PlexusError('KEY_UNREADABLE', `cannot read key ${path}: ${(err as Error).message}`, 'invalid');
+  }
+  if (
+    parsed?.type !== 'plexus-ed25519' ||
+    typeof parsed.secretKey !== 'string' ||
+    typeof parsed.publicKey !== 'string'
+  ) {
+    throw new PlexusError('KEY_INVALID', `${path} is not a plexus key file`, 'invalid');
+  }
+  const seed = fromB64u(parsed.secretKey);
+  const pub = fromB64u(parsed.publicKey);
+  if (seed.length !== 32 || pub.length !== 32)
+    throw new PlexusError('KEY_INVALID', `${path} holds a malformed key`, 'invalid');
+  const signer = signerFromSeed(seed, pub);
+  if (!signer.publicKey.equals(pub))
+    throw new PlexusError('KEY_INVALID', `${path}: public key does not match`, 'invalid');
+  return signer;
+}

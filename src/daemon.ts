@@ -1,0 +1,87 @@
+/**
+ * The composition root: config → store → logger → mesh → workloads → api, started in that
+ * order and stopped in reverse. It is the only place that wires subsystems together.
+ */
+import { writeFileSync } from 'node:fs';
+import { ActionRegistry } from './api/actions.ts';
+import { createControlSocket } from './api/control-socket.ts';
+import { type Config, dataPaths, loadConfig } from './config/index.ts';
+import { createLogger, type Logger } from './logging/index.ts';
+import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
+import { type Db, openStore } from './store/index.ts';
+import { VERSION } from './version.ts';
+
+/** Options for the daemon. */
+export interface DaemonInit {
+  dataDir: string;
+  /** Write logs to stdout as well as the log file; default true. */
+  stdoutLogs?: boolean;
+}
+
+/** A running agent. */
+export interface Daemon {
+  config: Config;
+  logger: Logger;
+  mesh: Mesh;
+  stop(): Promise<void>;
+}
+
+/** Builds and starts every subsystem. On failure, tears down what had started and rethrows. */
+export async function startDaemon(init: DaemonInit): Promise<Daemon> {
+  const paths = dataPaths(init.dataDir);
+  const config = loadConfig(paths.config);
+  const keys = loadNodeKeys(paths);
+  const root = createLogger({
+    level: config.log.level,
+    file: paths.agentLog,
+    stdout: init.stdoutLogs !== false,
+  });
+  const logger = root.logger.child({ node: config.node.name });
+  const stops: (() => Promise<void> | void)[] = [() => root.close()];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        logger.warn({ err }, 'error during shutdown');
+      }
+    }
+  };
+  try {
+    const db: Db = openStore(paths.db, [...meshMigrations]);
+    stops.push(() => {
+      db.close();
+    });
+
+    const mesh = new Mesh(
+      { keys, config, version: VERSION },
+      { db, logger: logger.child({ module: 'mesh' }) },
+    );
+    const actions = new ActionRegistry({ logger: logger.child({ module: 'actions' }) });
+    await mesh.start();
+    stops.push(() => mesh.stop());
+    actions.register(...meshActions(mesh, keys));
+
+    const control = createControlSocket(paths.socket, {
+      actions,
+      logger: logger.child({ module: 'control' }),
+    });
+    await control.start();
+    stops.push(() => control.stop());
+
+    writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    logger.info({ version: VERSION, dataDir: paths.dataDir }, 'agent started');
+    return {
+      config,
+      logger,
+      mesh,
+      async stop() {
+        logger.info('agent stopping');
+        await stopAll();
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,123 @@
+/** The mesh's actions: status, peers, ping, tokens and revocation. */
+import { z } from 'zod';
+import { defineAction } from '../api/actions.ts';
+import { DEFAULT_TOKEN_TTL_S } from './constants.ts';
+import { NotAdminError } from './errors.ts';
+import type { NodeKeys } from './keys.ts';
+import type { Mesh } from './mesh.ts';
+import { nodeNameSchema, signRevocation } from './records.ts';
+import { encodeToken, newTokenId } from './token.ts';
+
+/** Builds the mesh actions over a started mesh. */
+export function meshActions(mesh: Mesh, keys: NodeKeys) {
+  const requireAdmin = (what: string) => {
+    if (!keys.admin) throw new NotAdminError(what);
+    return keys.admin;
+  };
+  return [
+    defineAction({
+      name: 'node.status',
+      describe: "this node's identity, addresses and peer counts",
+      access: 'read',
+      args: z.object({}),
+      handler: async () => mesh.status(),
+    }),
+    defineAction({
+      name: 'mesh.peers',
+      describe: 'every other member with state, path and latency',
+      access: 'read',
+      args: z.object({}),
+      handler: async () => mesh.peers(),
+    }),
+    defineAction({
+      name: 'mesh.ping',
+      describe: 'measure round-trip time to a node over the mesh',
+      access: 'read',
+      args: z.object({
+        node: z.string().min(1).max(128),
+        count: z.number().int().min(1).max(1000).default(3),
+      }),
+      handler: (args, ctx) =>
+        mesh.ping(args.node, args.count, (ms, seq) => ctx.emit({ seq, ms }), ctx.signal),
+    }),
+    defineAction({
+      name: 'mesh.token.create',
+      describe: 'create a join token signed by the admin key',
+      access: 'admin',
+      args: z.object({
+        ttlS: z
+          .number()
+          .int()
+          .min(1)
+          .max(365 * 86400)
+          .default(DEFAULT_TOKEN_TTL_S),
+        uses: z.number().int().min(1).max(100_000).default(1),
+        tags: z.array(z.string().min(1).max(64)).max(32).default([]),
+      }),
+      handler: async (args) => {
+        const admin = requireAdmin('creating a join token');
+        const bootstrap = mesh.bootstrapAddrs();
+        const id = newTokenId();
+        const exp = Math.floor(Date.now() / 1000) + args.ttlS;
+        const token = encodeToken(
+          {
+            net: keys.network.networkId,
+            adm: keys.network.adminPublicKey,
+            psk: keys.psk.toString('hex'),
+            bootstrap,
+            exp,
+            id,
+            uses: args.uses,
+            tags: args.tags,
+          },
+          admin,
+        );
+        mesh.membership.recordToken({ id, exp, uses: args.uses, tags: args.tags });
+        return { token, id, expiresAt: exp * 1000, uses: args.uses, tags: args.tags, bootstrap };
+      },
+    }),
+    defineAction({
+      name: 'mesh.token.list',
+      describe: 'tokens created on this node and how many times each was used',
+      access: 'admin',
+      args: z.object({}),
+      handler: async () => mesh.membership.listTokens(),
+    }),
+    defineAction({
+      name: 'mesh.token.revoke',
+      describe: 'revoke a join token everywhere',
+      access: 'admin',
+      args: z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{8,32}$/, 'not a token id') }),
+      handler: async (args) => {
+        const admin = requireAdmin('revoking a token');
+        const blob = signRevocation({ kind: 'token', subject: args.id, at: Date.now() }, admin);
+        const fresh = mesh.membership.revoke(blob);
+        mesh.publishRevocation(blob);
+        return { id: args.id, revoked: true, already: !fresh };
+      },
+    }),
+    defineAction({
+      name: 'mesh.revoke',
+      describe: 'revoke a node: every member drops and refuses it',
+      access: 'admin',
+      args: z.object({
+        node: nodeNameSchema.or(z.string().min(40).max(128)),
+        reason: z.string().max(256).optional(),
+      }),
+      handler: async (args) => {
+        const admin = requireAdmin('revoking a node');
+        const m = mesh.resolve(args.node);
+        if (m.peerId === mesh.peerId) {
+          throw new NotAdminError('revoking the node you are on (run it from another admin node)');
+        }
+        const blob = signRevocation(
+          { kind: 'node', subject: m.peerId, at: Date.now(), reason: args.reason },
+          admin,
+        );
+        mesh.membership.revoke(blob);
+        mesh.publishRevocation(blob);
+        return { name: m.name, peerId: m.peerId, revoked: true };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,50 @@
+/** Errors of the mesh subsystem. Tests assert on `name` or `code`, never on the message. */
+import { PlexusError } from '../errors.ts';
+
+/** A join token is malformed, tampered, expired, revoked or used up. */
+export class TokenError extends PlexusError {
+  override name = 'TokenError';
+}
+
+/** Admission was refused by the admitting node. */
+export class AdmissionError extends PlexusError {
+  override name = 'AdmissionError';
+}
+
+/** A node name is unknown to the mesh. */
+export class UnknownNodeError extends PlexusError {
+  override name = 'UnknownNodeError';
+  constructor(name: string) {
+    super('UNKNOWN_NODE', `no node named '${name}' in this mesh; see 'plexus peers'`, 'not_found');
+  }
+}
+
+/** A peer could not be reached. */
+export class PeerUnreachableError extends PlexusError {
+  override name = 'PeerUnreachableError';
+  constructor(name: string, detail?: string) {
+    super('PEER_UNREACHABLE', `cannot reach '${name}'${detail ? `: ${detail}` : ''}`, 'unavailable');
+  }
+}
+
+/** The network keys are missing or broken. */
+export class NetworkSetupError extends PlexusError {
+  override name = 'NetworkSetupError';
+}
+
+/** An action needs the admin key, which this node does not hold. */
+export class NotAdminError extends PlexusError {
+  override name = 'NotAdminError';
+  constructor(what: string) {
+    super(
+      'ADMIN_KEY_REQUIRED',
+      `${what} needs the admin key (DATA/keys/admin.key); run it on the node where 'plexus init' ran`,
+      'denied',
+    );
+  }
+}
+
+/** A frame on a mesh protocol was malformed or too large. */
+export class ProtocolError extends PlexusError {
+  override name = 'ProtocolError';
+}

@@ -1,0 +1,11 @@
+/** The mesh subsystem: libp2p node, join/admission, membership, naming, telemetry gossip. */
+export { meshActions } from './actions.ts';
+export * from './constants.ts';
+export * from './errors.ts';
+export { loadNodeKeys, type NodeKeys } from './keys.ts';
+export { type Member, Membership } from './membership.ts';
+export { Mesh, type MeshComponents, type MeshInit, type PeerView } from './mesh.ts';
+export { meshMigrations } from './migrations.ts';
+export { initNetwork, joinNetwork, type SetupResult } from './setup.ts';
+export { type PeerState, stateOf, type TelemetryProvider, type TelemetryRecord } from './telemetry.ts';
+export { decodeToken, parseTtl } from './token.ts';

@@ -1,0 +1,343 @@
+/**
+ * The admitted set: the repository of `members` and `revocations`, and the rules for merging
+ * records learnt from gossip or sync. Merging is order-insensitive so every node converges:
+ * an admission counts once its admitter is itself a member (or the admin), revocations always
+ * win, and of two live members claiming one name the earlier record (then the smaller peer ID)
+ * keeps it.
+ */
+import { EventEmitter } from 'node:events';
+import type { SignedBlob } from '../crypto/signed.ts';
+import { isPlexusError } from '../errors.ts';
+import type { Db } from '../store/index.ts';
+import { publicKeyOfPeerId } from './peer-ids.ts';
+import {
+  type Admission,
+  asAdmission,
+  type MemberPayload,
+  openMember,
+  openRevocation,
+  type RevocationPayload,
+  verifyCountersign,
+} from './records.ts';
+
+/** A member as stored. */
+export interface Member {
+  peerId: string;
+  name: string;
+  tags: string[];
+  tokenId: string;
+  joinedAt: number;
+  admittedBy: string;
+  addrs: string[];
+  lastSeen: number | null;
+  revokedAt: number | null;
+}
+
+/** What nodes exchange to converge. */
+export interface MembershipSnapshot {
+  members: Admission[];
+  revocations: SignedBlob[];
+}
+
+/** Outcome of merging one admission. */
+export type AcceptResult = 'added' | 'known' | 'pending' | 'rejected';
+
+/** Events: `member` (Member) when one is added, `revoked` (RevocationPayload). */
+export interface MembershipEvents {
+  member: [Member];
+  revoked: [RevocationPayload];
+}
+
+interface Row {
+  peer_id: string;
+  name: string;
+  tags: string;
+  token_id: string;
+  joined_at: number;
+  admitted_by: string;
+  admission: string;
+  addrs: string;
+  last_seen: number | null;
+  revoked_at: number | null;
+}
+
+/** Admissions whose admitter we have not learnt yet; bounded so a flood cannot grow memory. */
+const MAX_PENDING = 1000;
+
+function toMember(r: Row): Member {
+  return {
+    peerId: r.peer_id,
+    name: r.name,
+    tags: JSON.parse(r.tags) as string[],
+    tokenId: r.token_id,
+    joinedAt: r.joined_at,
+    admittedBy: r.admitted_by,
+    addrs: JSON.parse(r.addrs) as string[],
+    lastSeen: r.last_seen,
+    revokedAt: r.revoked_at,
+  };
+}
+
+/** The membership repository. */
+export class Membership extends EventEmitter<MembershipEvents> {
+  readonly #db: Db;
+  readonly #adminKey: Uint8Array;
+  /** Live (admitted, not revoked) peer IDs, for the connection gater's hot path. */
+  readonly #live = new Set<string>();
+  readonly #revokedPeers = new Set<string>();
+  readonly #pending = new Map<string, Admission>();
+
+  constructor(db: Db, adminPublicKey: Uint8Array) {
+    super();
+    this.#db = db;
+    this.#adminKey = adminPublicKey;
+    for (const r of db.prepare('SELECT peer_id FROM members WHERE revoked_at IS NULL').all() as Row[]) {
+      this.#live.add(r.peer_id);
+    }
+    for (const r of db.prepare("SELECT subject FROM revocations WHERE kind = 'node'").all() as {
+      subject: string;
+    }[]) {
+      this.#revokedPeers.add(r.subject);
+    }
+  }
+
+  /** True if the peer is admitted and not revoked. */
+  isMember(peerId: string): boolean {
+    return this.#live.has(peerId);
+  }
+
+  /** True if the peer was revoked. */
+  isRevoked(peerId: string): boolean {
+    return this.#revokedPeers.has(peerId);
+  }
+
+  /** True if the token was revoked. */
+  isTokenRevoked(tokenId: string): boolean {
+    return Boolean(
+      this.#db.prepare("SELECT 1 FROM revocations WHERE kind = 'token' AND subject = ?").get(tokenId),
+    );
+  }
+
+  /** How many nodes have joined with a token (revoked ones included: a use is a use). */
+  tokenUses(tokenId: string): number {
+    return (
+      this.#db.prepare('SELECT COUNT(*) AS n FROM members WHERE token_id = ?').get(tokenId) as { n: number }
+    ).n;
+  }
+
+  /** A live member by peer ID. */
+  get(peerId: string): Member | undefined {
+    const r = this.#db.prepare('SELECT * FROM members WHERE peer_id = ?').get(peerId) as Row | undefined;
+    return r ? toMember(r) : undefined;
+  }
+
+  /** A live member by name. */
+  byName(name: string): Member | undefined {
+    const r = this.#db.prepare('SELECT * FROM members WHERE name = ? AND revoked_at IS NULL').get(name) as
+      | Row
+      | undefined;
+    return r ? toMember(r) : undefined;
+  }
+
+  /** Every member, live first, by name. */
+  list(opts: { includeRevoked?: boolean } = {}): Member[] {
+    const where = opts.includeRevoked ? '' : 'WHERE revoked_at IS NULL';
+    return (
+      this.#db.prepare(`SELECT * FROM members ${where} ORDER BY revoked_at IS NOT NULL, name`).all() as Row[]
+    ).map(toMember);
+  }
+
+  /** Live member peer IDs. */
+  livePeerIds(): string[] {
+    return [...this.#live];
+  }
+
+  /** Remembers where a member was last reachable and when it was last heard from. */
+  touch(peerId: string, update: { addrs?: string[]; lastSeen?: number }): void {
+    if (!this.#live.has(peerId)) return;
+    if (update.addrs) {
+      this.#db
+        .prepare('UPDATE members SET addrs = ? WHERE peer_id = ?')
+        .run(JSON.stringify(update.addrs.slice(0, 32)), peerId);
+    }
+    if (update.lastSeen) {
+      this.#db.prepare('UPDATE members SET last_seen = ? WHERE peer_id = ?').run(update.lastSeen, peerId);
+    }
+  }
+
+  /**
+   * Merges one admission. Verifies both signatures; an admission by a peer we do not know yet is
+   * kept pending (bounded) and retried when members are added.
+   */
+  accept(value: unknown): AcceptResult {
+    let adm: Admission;
+    let payload: MemberPayload;
+    try {
+      adm = asAdmission(value);
+      payload = openMember(adm.member);
+    } catch {
+      return 'rejected';
+    }
+    if (this.#revokedPeers.has(payload.peerId)) return 'rejected';
+    const existing = this.#db.prepare('SELECT * FROM members WHERE peer_id = ?').get(payload.peerId) as
+      | Row
+      | undefined;
+    if (existing) return 'known';
+    let admitterKey: Uint8Array | undefined;
+    if (adm.by === 'admin') admitterKey = this.#adminKey;
+    else if (this.#live.has(adm.by) || this.#revokedPeers.has(adm.by)) {
+      // An admission made by a node that was later revoked stays valid: it was honest when made.
+      admitterKey = publicKeyOfPeerId(adm.by);
+    }
+    if (!admitterKey) {
+      if (this.#pending.size < MAX_PENDING) this.#pending.set(payload.peerId, adm);
+      return 'pending';
+    }
+    try {
+      verifyCountersign(adm, admitterKey);
+    } catch {
+      return 'rejected';
+    }
+    const added = this.#insert(adm, payload);
+    if (added) this.#drainPending();
+    return added ? 'added' : 'rejected';
+  }
+
+  #insert(adm: Admission, payload: MemberPayload): boolean {
+    const clash = this.#db
+      .prepare('SELECT * FROM members WHERE name = ? AND revoked_at IS NULL')
+      .get(payload.name) as Row | undefined;
+    if (clash) {
+      const incumbentWins =
+        clash.joined_at < payload.at || (clash.joined_at === payload.at && clash.peer_id < payload.peerId);
+      if (incumbentWins) return false;
+      // The newcomer's claim is older: the incumbent was admitted concurrently elsewhere and loses.
+      this.#db.prepare('DELETE FROM members WHERE peer_id = ?').run(clash.peer_id);
+      this.#live.delete(clash.peer_id);
+    }
+    this.#db
+      .prepare(
+        `INSERT INTO members (peer_id, name, tags, token_id, joined_at, admitted_by, admission)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        payload.peerId,
+        payload.name,
+        JSON.stringify(payload.tags),
+        payload.tokenId,
+        payload.at,
+        adm.by,
+        JSON.stringify(adm),
+      );
+    this.#live.add(payload.peerId);
+    const member = this.get(payload.peerId)!;
+    this.emit('member', member);
+    return true;
+  }
+
+  #drainPending(): void {
+    for (const [peerId, adm] of [...this.#pending]) {
+      if (adm.by !== 'admin' && !this.#live.has(adm.by)) continue;
+      this.#pending.delete(peerId);
+      this.accept(adm);
+    }
+  }
+
+  /** Merges an admin-signed revocation. Returns true if it was new. */
+  revoke(blob: unknown): boolean {
+    let payload: RevocationPayload;
+    try {
+      payload = openRevocation(blob, this.#adminKey);
+    } catch (err) {
+      if (isPlexusError(err)) return false;
+      throw err;
+    }
+    const seen = this.#db
+      .prepare('SELECT 1 FROM revocations WHERE kind = ? AND subject = ?')
+      .get(payload.kind, payload.subject);
+    if (seen) return false;
+    const b = blob as SignedBlob;
+    this.#db.transaction(() => {
+      this.#db
+        .prepare('INSERT INTO revocations (kind, subject, at, blob) VALUES (?, ?, ?, ?)')
+        .run(payload.kind, payload.subject, payload.at, JSON.stringify({ p: b.p, s: b.s }));
+      if (payload.kind === 'node') {
+        this.#db
+          .prepare('UPDATE members SET revoked_at = ? WHERE peer_id = ? AND revoked_at IS NULL')
+          .run(payload.at, payload.subject);
+      }
+    })();
+    if (payload.kind === 'node') {
+      this.#live.delete(payload.subject);
+      this.#revokedPeers.add(payload.subject);
+      this.#pending.delete(payload.subject);
+    }
+    this.emit('revoked', payload);
+    return true;
+  }
+
+  /** Everything a peer needs to converge with us. */
+  snapshot(): MembershipSnapshot {
+    const members = (this.#db.prepare('SELECT admission FROM members').all() as { admission: string }[]).map(
+      (r) => JSON.parse(r.admission) as Admission,
+    );
+    const revocations = (this.#db.prepare('SELECT blob FROM revocations').all() as { blob: string }[]).map(
+      (r) => JSON.parse(r.blob) as SignedBlob,
+    );
+    return { members, revocations };
+  }
+
+  /** Merges a peer's snapshot (revocations first). Returns how many records were new. */
+  merge(snapshot: unknown): number {
+    const s = snapshot as MembershipSnapshot;
+    if (typeof s !== 'object' || s === null || !Array.isArray(s.members) || !Array.isArray(s.revocations))
+      return 0;
+    let added = 0;
+    for (const r of s.revocations) if (this.revoke(r)) added++;
+    for (const m of s.members) if (this.accept(m) === 'added') added++;
+    return added;
+  }
+
+  /** Records a token created here, for `token ls`. */
+  recordToken(t: { id: string; exp: number; uses: number; tags: string[] }): void {
+    this.#db
+      .prepare('INSERT INTO tokens (id, created_at, exp, uses, tags) VALUES (?, ?, ?, ?, ?)')
+      .run(t.id, Date.now(), t.exp, t.uses, JSON.stringify(t.tags));
+  }
+
+  /** Tokens created here, with their use counts and state. */
+  listTokens(now = Date.now()) {
+    const rows = this.#db.prepare('SELECT * FROM tokens ORDER BY created_at').all() as {
+      id: string;
+      created_at: number;
+      exp: number;
+      uses: number;
+      tags: string;
+    }[];
+    return rows.map((r) => {
+      const used = this.tokenUses(r.id);
+      const revoked = this.isTokenRevoked(r.id);
+      const state = revoked
+        ? 'revoked'
+        : r.exp * 1000 <= now
+          ? 'expired'
+          : used >= r.uses
+            ? 'used'
+            : 'active';
+      return {
+        id: r.id,
+        createdAt: r.created_at,
+        expiresAt: r.exp * 1000,
+        uses: r.uses,
+        used,
+        tags: JSON.parse(r.tags) as string[],
+        state,
+      };
+    });
+  }
+
+  /** True if a token with this id was created here. */
+  hasToken(id: string): boolean {
+    return Boolean(this.#db.prepare('SELECT 1 FROM tokens WHERE id = ?').get(id));
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Builds the libp2p node: TCP + pnet + Noise + Yamux, identify, ping, Kad-DHT under our prefix
+ * in server mode keeping private addresses, gossipsub, circuit relay (server for members when
+ * enabled; transport everywhere), DCUtR and AutoNAT.
+ */
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { autoNAT } from '@libp2p/autonat';
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
+import { dcutr } from '@libp2p/dcutr';
+import { gossipsub } from '@libp2p/gossipsub';
+import { identify, identifyPush } from '@libp2p/identify';
+import type { ConnectionGater } from '@libp2p/interface';
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
+import { ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { createLibp2p } from 'libp2p';
+import { DHT_PROTOCOL } from './constants.ts';
+
+/** Options for the libp2p node. */
+export interface NodeInit {
+  /** node.key contents (libp2p protobuf). */
+  nodeKey: Uint8Array;
+  /** swarm.key file contents. */
+  swarmKeyFile: Uint8Array;
+  listen: string[];
+  announce: string[];
+  /** Serve circuit-relay-v2 (to members only, via the gater). */
+  relayServer: boolean;
+  /** How many relay reservations to hold (0 when directly dialable). */
+  reservations: number;
+  gater: ConnectionGater;
+  /** Agent version string for identify. */
+  agentVersion: string;
+}
+
+/** Creates (without starting) the libp2p node. */
+export async function createNode(init: NodeInit) {
+  const privateKey = privateKeyFromProtobuf(init.nodeKey);
+  const listen = [...init.listen];
+  for (let i = 0; i < init.reservations; i++) listen.push('/p2p-circuit');
+  const relay = init.relayServer
+    ? {
+        relay: circuitRelayServer({
+          reservations: {
+            // Members relay for each other without the default 2 min / 128 KiB caps, which
+            // would cut tunnels and command streams to nodes behind NAT.
+            applyDefaultLimit: false,
+            maxReservations: 128,
+          },
+        }),
+      }
+    : {};
+  return createLibp2p({
+    start: false,
+    privateKey,
+    addresses: { listen, announce: init.announce },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionProtector: preSharedKey({ psk: init.swarmKeyFile }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [
+      yamux({
+        // Larger windows let one stream fill a fast link (tunnels); see bench/tunnel.
+        streamOptions: { initialStreamWindowSize: 256 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 },
+      }),
+    ],
+    connectionGater: init.gater,
+    connectionManager: {
+      // Every member keeps a connection to every other; allow comfortably more than a fleet.
+      maxConnections: 1000,
+    },
+    nodeInfo: { userAgent: init.agentVersion },
+    services: {
+      identify: identify(),
+      identifyPush: identifyPush(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        // Mesh members live on private networks; the default mapper would drop those addresses.
+        peerInfoMapper: passthroughMapper,
+        allowQueryWithZeroPeers: true,
+      }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // Publish our own messages to every subscribed peer, not just the mesh: with a full
+        // mesh of members this makes telemetry arrive in one hop.
+        floodPublish: true,
+      }),
+      autonat: autoNAT(),
+      dcutr: dcutr(),
+      ...relay,
+    },
+  });
+}
+
+/** The libp2p node type. */
+export type PlexusLibp2p = Awaited<ReturnType<typeof createNode>>;
