@@ -5,6 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { ActionRegistry } from './api/actions.ts';
 import { createControlSocket } from './api/control-socket.ts';
+import { mountHealthRoutes } from './api/health-routes.ts';
+import { HttpApi } from './api/http.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
@@ -28,14 +30,11 @@ export interface Daemon {
 
 /** Builds and starts every subsystem. On failure, tears down what had started and rethrows. */
 export async function startDaemon(init: DaemonInit): Promise<Daemon> {
+  const startedAt = Date.now();
   const paths = dataPaths(init.dataDir);
   const config = loadConfig(paths.config);
   const keys = loadNodeKeys(paths);
-  const root = createLogger({
-    level: config.log.level,
-    file: paths.agentLog,
-    stdout: init.stdoutLogs !== false,
-  });
+  const root = createLogger({ level: config.log.level, file: paths.agentLog, stdout: init.stdoutLogs !== false });
   const logger = root.logger.child({ node: config.node.name });
   const stops: (() => Promise<void> | void)[] = [() => root.close()];
   const stopAll = async () => {
@@ -48,26 +47,35 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     }
   };
   try {
+    // --- store: every subsystem's migrations, in one file -------------------------------------
     const db: Db = openStore(paths.db, [...meshMigrations]);
     stops.push(() => {
       db.close();
     });
-
-    const mesh = new Mesh(
-      { keys, config, version: VERSION },
-      { db, logger: logger.child({ module: 'mesh' }) },
-    );
     const actions = new ActionRegistry({ logger: logger.child({ module: 'actions' }) });
+    const http =
+      config.api.listen === 'off'
+        ? undefined
+        : new HttpApi(
+            { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes },
+            { logger: logger.child({ module: 'http' }) },
+          );
+
+    // --- mesh ---------------------------------------------------------------------------------
+    const mesh = new Mesh({ keys, config, version: VERSION }, { db, logger: logger.child({ module: 'mesh' }) });
     await mesh.start();
     stops.push(() => mesh.stop());
     actions.register(...meshActions(mesh, keys));
 
-    const control = createControlSocket(paths.socket, {
-      actions,
-      logger: logger.child({ module: 'control' }),
-    });
+    // --- api: control socket and HTTP ---------------------------------------------------------
+    const control = createControlSocket(paths.socket, { actions, logger: logger.child({ module: 'control' }) });
     await control.start();
     stops.push(() => control.stop());
+    if (http) {
+      mountHealthRoutes(http, { version: VERSION, startedAt });
+      await http.start();
+      stops.push(() => http.stop());
+    }
 
     writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     logger.info({ version: VERSION, dataDir: paths.dataDir }, 'agent started');
