@@ -204,6 +204,8 @@ export class Mesh {
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const t of this.#timers) clearInterval(t);
+    // Remember when we last heard from each peer, for `peers` right after a restart.
+    for (const [peerId, at] of this.#lastSeen) this.membership.touch(peerId, { lastSeen: at });
     for (const t of this.#graceTimers.values()) clearTimeout(t);
     await this.#node?.stop();
   }
@@ -379,6 +381,8 @@ export class Mesh {
           try {
             const ms = await node.services.ping.ping(p, { signal: AbortSignal.timeout(5000) });
             this.#rtt.set(p.toString(), ms);
+            // An answered ping proves the peer's agent is alive, as a heartbeat does.
+            this.#lastSeen.set(p.toString(), Date.now());
           } catch {
             this.#rtt.delete(p.toString());
           }
@@ -448,23 +452,20 @@ export class Mesh {
       .filter((m) => m.peerId !== self)
       .map((m) => {
         const connection = this.connectionTo(m.peerId);
-        let lastSeen = this.#lastSeen.get(m.peerId) ?? null;
-        // A live connection whose pings succeed is as good as a heartbeat.
-        if (connection !== 'none' && this.#rtt.has(m.peerId))
-          lastSeen = Math.max(lastSeen ?? 0, now - PING_INTERVAL_MS);
-        const stored = this.#node
-          ?.getConnections(peerIdFromString(m.peerId))
-          .map((c) => c.remoteAddr.toString());
+        const lastSeen = this.#lastSeen.get(m.peerId) ?? null;
+        const telemetry = this.telemetry.latest(m.peerId);
         return {
           name: m.name,
           peerId: m.peerId,
           state: stateOf(lastSeen, this.intervalMs, now),
-          addrs: stored && stored.length > 0 ? stored : m.addrs,
+          // Listen addresses (what others can dial), freshest first: the peer's own record,
+          // else what identify told us. A connection's remote address may be an ephemeral port.
+          addrs: telemetry?.addrs?.length ? telemetry.addrs : m.addrs,
           connection,
           rttMs: this.#rtt.get(m.peerId) ?? null,
           lastSeen: lastSeen ?? m.lastSeen,
           tags: m.tags,
-          telemetry: this.telemetry.latest(m.peerId),
+          telemetry,
         };
       });
   }

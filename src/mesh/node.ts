@@ -70,6 +70,11 @@ export async function createNode(init: NodeInit) {
     connectionManager: {
       // Every member keeps a connection to every other; allow comfortably more than a fleet.
       maxConnections: 1000,
+      // libp2p's default allows 5 inbound connections per second per IP. Many members can share
+      // one address (several agents on a host, a fleet behind one NAT) and all redial at once
+      // after a restart; strangers are already stopped by the swarm key.
+      inboundConnectionThreshold: 200,
+      maxIncomingPendingConnections: 100,
     },
     nodeInfo: { userAgent: init.agentVersion },
     services: {

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { type ConfigInput, type DataPaths, parseConfig, writeConfig } from '../config/index.ts';
@@ -158,9 +159,15 @@ export async function joinNetwork(opts: SetupOptions & { token: string }): Promi
     await Promise.resolve(node.stop()).catch(() => {});
   }
   if (!result) {
+    // A node that accepts TCP but fails the encrypted handshake (reset, or silence until the
+    // timeout) is almost always one with another swarm key: say so rather than "unreachable".
+    const tcpOk = await Promise.all(token.bootstrap.map((a) => tcpReachable(a)));
+    const hint = tcpOk.some(Boolean)
+      ? "a node accepted the connection but the encrypted handshake failed: the token's swarm key does not match that network"
+      : 'check that a bootstrap node is running and reachable from here';
     throw new AdmissionError(
       'BOOTSTRAP_UNREACHABLE',
-      `could not reach any bootstrap node (${failures.slice(0, 3).join('; ')}); check that one is running and reachable, and that the token is for this network`,
+      `could not reach any bootstrap node: ${hint} (${failures.slice(0, 3).join('; ')})`,
       'unavailable',
     );
   }
@@ -203,6 +210,32 @@ export async function joinNetwork(opts: SetupOptions & { token: string }): Promi
   } finally {
     db.close();
   }
+}
+
+/** True if a plain TCP connection to a multiaddr's host and port succeeds within a second. */
+function tcpReachable(addr: string): Promise<boolean> {
+  let host: string;
+  let port: number;
+  try {
+    const parts = multiaddr(addr).getComponents();
+    const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns4' || c.name === 'dns6');
+    const tcp = parts.find((c) => c.name === 'tcp');
+    if (!ip?.value || !tcp?.value) return Promise.resolve(false);
+    host = ip.value;
+    port = Number(tcp.value);
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1000 });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }
 
 /** True if a string is a valid peer ID (for CLI input checks). */
