@@ -1,6 +1,7 @@
 /** The mesh's actions: status, peers, ping, tokens and revocation. */
 import { z } from 'zod';
 import { defineAction } from '../api/actions.ts';
+import { PlexusError } from '../errors.ts';
 import { DEFAULT_TOKEN_TTL_S } from './constants.ts';
 import { NotAdminError } from './errors.ts';
 import type { NodeKeys } from './keys.ts';
@@ -108,7 +109,11 @@ export function meshActions(mesh: Mesh, keys: NodeKeys) {
         const admin = requireAdmin('revoking a node');
         const m = mesh.resolve(args.node);
         if (m.peerId === mesh.peerId) {
-          throw new NotAdminError('revoking the node you are on (run it from another admin node)');
+          throw new PlexusError(
+            'CANNOT_REVOKE_SELF',
+            `'${m.name}' is the node you are on; revoke it from another node that holds the admin key`,
+            'invalid',
+          );
         }
         const blob = signRevocation(
           { kind: 'node', subject: m.peerId, at: Date.now(), reason: args.reason },
