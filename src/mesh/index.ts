@@ -7,5 +7,19 @@ export { type Member, Membership } from './membership.ts';
 export { Mesh, type MeshComponents, type MeshInit, type PeerView } from './mesh.ts';
 export { meshMigrations } from './migrations.ts';
 export { initNetwork, joinNetwork, type SetupResult } from './setup.ts';
-export { type PeerState, stateOf, type TelemetryProvider, type TelemetryRecord } from './telemetry.ts';
+export {
+  type PeerState,
+  stateOf,
+  type TelemetryBase,
+  TelemetryBus,
+  type TelemetryCounts,
+  type TelemetryProvider,
+  type TelemetryRecord,
+} from './telemetry.ts';
+export {
+  MAX_RECORD_APPS,
+  MAX_RECORD_SERVICES,
+  type TelemetryApp,
+  telemetryRecordSchema,
+} from './telemetry-schema.ts';
 export { decodeToken, parseTtl } from './token.ts';

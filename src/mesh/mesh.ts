@@ -30,7 +30,7 @@ import { createGater, Expulsions } from './gater.ts';
 import { jsonChannel } from './json-stream.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
-import { createNode, type PlexusLibp2p } from './node.ts';
+import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
 import type { Admission } from './records.ts';
 import { decodeTelemetry, type PeerState, stateOf, TelemetryBus, type TelemetryRecord } from './telemetry.ts';
 
@@ -39,6 +39,8 @@ export interface MeshInit {
   keys: NodeKeys;
   config: Config;
   version: string;
+  /** libp2p's metrics implementation (Prometheus), when /metrics is served. */
+  libp2pMetrics?: NodeInit['metrics'];
 }
 
 /** What the mesh uses from the rest of the agent. */
@@ -126,6 +128,7 @@ export class Mesh {
       reservations: config.mesh.reservations,
       gater: createGater(this.membership, this.#expulsions),
       agentVersion: `plexus/${version}`,
+      metrics: this.#init.libp2pMetrics,
     });
     this.#node = node;
     const self = node.peerId.toString();
@@ -414,14 +417,16 @@ export class Mesh {
   ): TopicValidatorResult {
     // `from` is the original publisher (signed by gossipsub's StrictSign); `peer` just forwarded.
     const from = (msg.from ?? peer).toString();
-    if (!this.membership.isMember(from)) return TopicValidatorResult.Reject;
-    const record = decodeTelemetry(msg.data);
-    if (!record || record.peerId !== from) {
-      this.#logger.warn({ peer: from }, 'dropping a malformed or forged telemetry record');
+    if (!this.membership.isMember(from)) {
+      this.telemetry.reject(from, 'not-member');
       return TopicValidatorResult.Reject;
     }
+    const record = decodeTelemetry(msg.data);
     const member = this.membership.get(from);
-    if (member && member.name !== record.node) return TopicValidatorResult.Reject;
+    if (!record || record.peerId !== from || (member && member.name !== record.node)) {
+      this.telemetry.reject(from, record ? 'forged' : 'malformed');
+      return TopicValidatorResult.Reject;
+    }
     if (!this.telemetry.accept(record)) return TopicValidatorResult.Ignore;
     this.#lastSeen.set(from, Date.now());
     return TopicValidatorResult.Accept;

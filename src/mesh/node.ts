@@ -16,7 +16,7 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
-import { createLibp2p } from 'libp2p';
+import { createLibp2p, type Libp2pOptions } from 'libp2p';
 import { DHT_PROTOCOL } from './constants.ts';
 
 /** Options for the libp2p node. */
@@ -34,6 +34,8 @@ export interface NodeInit {
   gater: ConnectionGater;
   /** Agent version string for identify. */
   agentVersion: string;
+  /** libp2p metrics (e.g. `prometheusMetrics()`), exported on /metrics. */
+  metrics?: Libp2pOptions['metrics'];
 }
 
 /** Creates (without starting) the libp2p node. */
@@ -67,6 +69,7 @@ export async function createNode(init: NodeInit) {
       }),
     ],
     connectionGater: init.gater,
+    metrics: init.metrics,
     connectionManager: {
       // Every member keeps a connection to every other; allow comfortably more than a fleet.
       maxConnections: 1000,

@@ -5,23 +5,19 @@
  * fields; collectors registered with `addProvider` (system and app figures) fill the rest.
  */
 import { EventEmitter } from 'node:events';
-import { z } from 'zod';
 import type { Logger } from '../logging/index.ts';
 import { DOWN_INTERVALS, MAX_TELEMETRY_BYTES, ONLINE_INTERVALS } from './constants.ts';
+import { type FullTelemetryRecord, telemetryRecordSchema } from './telemetry-schema.ts';
 
-/** The fields every record has; providers add more (DESIGN.md, Mesh: telemetry). */
-export const telemetryBaseSchema = z.looseObject({
-  node: z.string().min(1).max(63),
-  peerId: z.string().min(1).max(128),
-  seq: z.number().int().nonnegative(),
-  ts: z.number().int().positive(),
-  version: z.string().max(64),
-  uptimeS: z.number().nonnegative(),
-  addrs: z.array(z.string().max(512)).max(32).optional(),
-  reach: z.enum(['direct', 'relayed']).optional(),
-});
-/** A telemetry record as received. */
-export type TelemetryRecord = z.infer<typeof telemetryBaseSchema> & Record<string, unknown>;
+/** A telemetry record as gossiped and stored (DESIGN.md, Mesh: telemetry). */
+export type TelemetryRecord = FullTelemetryRecord;
+/** The identity and reachability fields the mesh fills; providers add the figures. */
+export type TelemetryBase = Pick<
+  TelemetryRecord,
+  'node' | 'peerId' | 'version' | 'uptimeS' | 'addrs' | 'reach'
+>;
+/** Why a received record was dropped (a label of the rejection counter). */
+export type TelemetryDropReason = 'not-member' | 'malformed' | 'forged';
 
 /** A peer's liveness from the age of its last record. */
 export type PeerState = 'online' | 'suspect' | 'down';
@@ -51,13 +47,23 @@ export function decodeTelemetry(data: Uint8Array): TelemetryRecord | undefined {
   } catch {
     return undefined;
   }
-  const parsed = telemetryBaseSchema.safeParse(raw);
-  return parsed.success ? (parsed.data as TelemetryRecord) : undefined;
+  const parsed = telemetryRecordSchema.safeParse(raw);
+  return parsed.success ? parsed.data : undefined;
 }
 
-/** Events of the bus: `record` for every accepted record from a peer. */
+/** Events of the bus: `record` for every accepted record from a peer, `self` for each of ours. */
 export interface TelemetryEvents {
   record: [TelemetryRecord];
+  self: [TelemetryRecord];
+}
+
+/** Counters of the bus, exported as metrics. */
+export interface TelemetryCounts {
+  published: number;
+  accepted: number;
+  /** Valid records that were not newer than what we had (gossip duplicates). */
+  ignored: number;
+  rejected: Record<TelemetryDropReason, number>;
 }
 
 /** Local state of the bus: our own sequence and the latest record of each peer. */
@@ -65,7 +71,17 @@ export class TelemetryBus extends EventEmitter<TelemetryEvents> {
   readonly #latest = new Map<string, TelemetryRecord>();
   readonly #providers: TelemetryProvider[] = [];
   readonly #logger: Logger;
+  /** Peers already warned about, so a misbehaving member cannot flood the log. */
+  readonly #warned = new Set<string>();
+  #self: TelemetryRecord | undefined;
   #seq = 0;
+  /** Counters for /metrics. */
+  readonly counts: TelemetryCounts = {
+    published: 0,
+    accepted: 0,
+    ignored: 0,
+    rejected: { 'not-member': 0, malformed: 0, forged: 0 },
+  };
 
   constructor(logger: Logger) {
     super();
@@ -78,7 +94,7 @@ export class TelemetryBus extends EventEmitter<TelemetryEvents> {
   }
 
   /** Builds this node's next record from the base fields and every provider. */
-  async build(base: Omit<TelemetryRecord, 'seq' | 'ts'>): Promise<TelemetryRecord> {
+  async build(base: TelemetryBase): Promise<TelemetryRecord> {
     const record: Record<string, unknown> = { ...base, seq: ++this.#seq, ts: Date.now() };
     for (const p of this.#providers) {
       try {
@@ -88,14 +104,45 @@ export class TelemetryBus extends EventEmitter<TelemetryEvents> {
         this.#logger.warn({ err }, 'telemetry provider failed');
       }
     }
-    return record as TelemetryRecord;
+    const checked = telemetryRecordSchema.safeParse(record);
+    if (!checked.success && !this.#warned.has('self')) {
+      // Peers would drop this record; say why once instead of failing silently every interval.
+      this.#warned.add('self');
+      this.#logger.warn({ issues: checked.error.issues.slice(0, 5) }, 'own telemetry record is invalid');
+    }
+    const built = record as TelemetryRecord;
+    this.#self = built;
+    this.counts.published++;
+    this.emit('self', built);
+    return built;
+  }
+
+  /** Our own latest record (undefined before the first publish). */
+  self(): TelemetryRecord | undefined {
+    return this.#self;
+  }
+
+  /** Counts a dropped record and warns once per sending peer (issue 4: logged once at warn). */
+  reject(peerId: string, reason: TelemetryDropReason): void {
+    this.counts.rejected[reason]++;
+    const key = `${reason}:${peerId}`;
+    if (this.#warned.has(key) || this.#warned.size > 10_000) return;
+    this.#warned.add(key);
+    this.#logger.warn(
+      { peer: peerId, reason },
+      'dropping a telemetry record (further ones from this peer are counted only)',
+    );
   }
 
   /** Stores a peer's record if it is newer than what we have. Returns true if stored. */
   accept(record: TelemetryRecord): boolean {
     const prev = this.#latest.get(record.peerId);
-    if (prev && prev.seq >= record.seq && prev.ts >= record.ts) return false;
+    if (prev && prev.seq >= record.seq && prev.ts >= record.ts) {
+      this.counts.ignored++;
+      return false;
+    }
     this.#latest.set(record.peerId, record);
+    this.counts.accepted++;
     this.emit('record', record);
     return true;
   }

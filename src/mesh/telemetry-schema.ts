@@ -1,0 +1,71 @@
+/**
+ * The full telemetry record (DESIGN.md, Mesh: telemetry), validated field by field at the gossip
+ * boundary. Every number is finite and bounded, every string and list is capped, so that one
+ * record stays well under the 16 KiB limit and a hostile member cannot make us store junk.
+ *
+ * Unknown keys are stripped rather than rejected: during a rolling upgrade a newer agent may add
+ * a field, and its older peers should keep seeing its health instead of dropping every record.
+ * Stripping still means nothing unvalidated is ever stored or shown.
+ */
+import { z } from 'zod';
+
+const finite = z.number().finite();
+/** A non-negative measurement that may be unknown (`null`) when its source could not be read. */
+const gauge = (max: number) => finite.min(0).max(max).nullable();
+
+/** Status of one app as gossiped; mirrors the workload manager's states. */
+export const appStatusSchema = z.enum(['deploying', 'running', 'stopped', 'failed', 'crashloop']);
+
+/** One app in a record. */
+export const telemetryAppSchema = z.strictObject({
+  name: z.string().min(1).max(63),
+  status: appStatusSchema,
+  pid: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31)
+    .nullable(),
+  cpuPct: gauge(100_000),
+  memMb: gauge(16 * 1024 * 1024),
+  restarts: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31),
+  release: z.string().max(64).nullable(),
+});
+
+/** The most apps one record carries; 64 apps × ~150 bytes stays far below 16 KiB. */
+export const MAX_RECORD_APPS = 64;
+/** The most exposed services one record carries. */
+export const MAX_RECORD_SERVICES = 64;
+
+/** A complete telemetry record. */
+export const telemetryRecordSchema = z.object({
+  node: z.string().min(1).max(63),
+  peerId: z.string().min(1).max(128),
+  seq: z.number().int().nonnegative(),
+  ts: z.number().int().positive(),
+  version: z.string().max(64),
+  uptimeS: finite.min(0).max(100 * 365 * 86400),
+  addrs: z.array(z.string().max(512)).max(32).optional(),
+  reach: z.enum(['direct', 'relayed']),
+  cpu: z.strictObject({
+    pct: gauge(100),
+    cores: z.number().int().min(1).max(65_536),
+    load: z.tuple([gauge(1e6), gauge(1e6), gauge(1e6)]),
+  }),
+  mem: z.strictObject({ usedMb: gauge(1e9), totalMb: gauge(1e9) }),
+  disk: z.strictObject({ usedGb: gauge(1e9), totalGb: gauge(1e9) }),
+  net: z.strictObject({ rxBps: gauge(1e13), txBps: gauge(1e13) }),
+  apps: z.array(telemetryAppSchema).max(MAX_RECORD_APPS),
+  services: z
+    .array(z.strictObject({ name: z.string().min(1).max(63), port: z.number().int().min(1).max(65_535) }))
+    .max(MAX_RECORD_SERVICES),
+});
+
+/** One app's figures in a record. */
+export type TelemetryApp = z.infer<typeof telemetryAppSchema>;
+/** A complete, validated telemetry record. */
+export type FullTelemetryRecord = z.infer<typeof telemetryRecordSchema>;

@@ -1,0 +1,38 @@
+/** Defaults of the telemetry subsystem, each with why it was chosen. */
+
+/**
+ * A figure that depends on a delta (cpu %, network rates) is recomputed at most this often:
+ * an app-change publish right after a periodic one would otherwise divide by a few ms of noise.
+ */
+export const MIN_SAMPLE_GAP_MS = 1_000;
+
+/** Coalesce a burst of app state changes into one immediate publish (a deploy flips several). */
+export const APP_CHANGE_DEBOUNCE_MS = 50;
+
+/** Fine history span (issue 4: for example 1 h at 5 s). */
+export const FINE_HISTORY_SPAN_S = 3_600;
+/** Most fine points per node, whatever the interval: 1 h at 1 s; bounds memory at short intervals. */
+export const MAX_FINE_POINTS = 3_600;
+/** Coarse history: 24 h of 1-minute means. */
+export const COARSE_STEP_S = 60;
+export const COARSE_POINTS = 1_440;
+/**
+ * Most nodes with history. A node costs ~(720 + 1440) × 11 × 8 B ≈ 190 KB at the default interval,
+ * so 1024 nodes stay under 200 MB even in the worst case; beyond that new nodes get no history.
+ */
+export const MAX_HISTORY_NODES = 1_024;
+
+/** Panel heartbeats kept while the panel is unreachable (DESIGN.md, Mesh: at most 10). */
+export const PANEL_QUEUE_MAX = 10;
+/** One panel POST must answer within this time (a panel that never answers must not pile up). */
+export const PANEL_TIMEOUT_MS = 10_000;
+/** Bounds on a panel's `next_heartbeat_seconds`, so a buggy panel can neither flood nor mute us. */
+export const PANEL_MIN_INTERVAL_S = 1;
+export const PANEL_MAX_INTERVAL_S = 3_600;
+/** Largest panel reply we read (it only carries `next_heartbeat_seconds`). */
+export const PANEL_MAX_REPLY_BYTES = 64 * 1024;
+
+/** Histogram buckets (seconds) of publish → receipt delay: fine around the 500 ms target. */
+export const DELIVERY_DELAY_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10,
+];

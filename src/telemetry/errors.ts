@@ -1,0 +1,14 @@
+/** Errors of the telemetry subsystem. */
+import { PlexusError } from '../errors.ts';
+
+/** No history is kept for that node (unknown name, or it never published). */
+export class NoHistoryError extends PlexusError {
+  override name = 'NoHistoryError';
+  constructor(node: string) {
+    super(
+      'NO_HISTORY',
+      `no telemetry history for '${node}'; check the name with 'plexus peers'`,
+      'not_found',
+    );
+  }
+}
