@@ -6,12 +6,14 @@ import { writeFileSync } from 'node:fs';
 import { ActionRegistry } from './api/actions.ts';
 import { createControlSocket } from './api/control-socket.ts';
 import { mountHealthRoutes } from './api/health-routes.ts';
+import { mountHookRoutes } from './api/hook-routes.ts';
 import { HttpApi } from './api/http.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { VERSION } from './version.ts';
+import { createWorkloads, workloadsActions, workloadsMigrations } from './workloads/index.ts';
 
 /** Options for the daemon. */
 export interface DaemonInit {
@@ -48,7 +50,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
   };
   try {
     // --- store: every subsystem's migrations, in one file -------------------------------------
-    const db: Db = openStore(paths.db, [...meshMigrations]);
+    const db: Db = openStore(paths.db, [...meshMigrations, ...workloadsMigrations]);
     stops.push(() => {
       db.close();
     });
@@ -67,12 +69,25 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     stops.push(() => mesh.stop());
     actions.register(...meshActions(mesh, keys));
 
+    // --- workloads: apps, releases, supervisor, secrets (issue 3) -----------------------------
+    // After the mesh, so apps only start once the node is reachable; stopped before it. Stopping
+    // leaves apps running: the next start re-adopts them.
+    const workloads = createWorkloads(
+      { appsDir: paths.apps, masterKeyPath: paths.masterKey, backend: config.workloads.backend },
+      { db, logger: logger.child({ module: 'workloads' }) },
+    );
+    await workloads.start();
+    stops.push(() => workloads.stop());
+    actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));
+
     // --- api: control socket and HTTP ---------------------------------------------------------
     const control = createControlSocket(paths.socket, { actions, logger: logger.child({ module: 'control' }) });
     await control.start();
     stops.push(() => control.stop());
     if (http) {
       mountHealthRoutes(http, { version: VERSION, startedAt });
+      mountHookRoutes(http, { workloads });
+
       await http.start();
       stops.push(() => http.stop());
     }

@@ -6,6 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
 import { registerAgent } from './agent.ts';
+import { registerAppEnv } from './app-env.ts';
+import { registerApps } from './apps.ts';
 import { CliError } from './errors.ts';
 import { registerInit } from './init.ts';
 import { registerJoin } from './join.ts';
@@ -34,6 +36,9 @@ registerInit(program);
 registerJoin(program);
 registerAgent(program);
 registerMesh(program);
+registerApps(program);
+registerAppEnv(program);
+
 registerToken(program);
 
 function fail(err: unknown): never {

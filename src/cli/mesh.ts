@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { agentOf, wantsJson } from './context.ts';
 import { UsageError } from './errors.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
+import { appsCell, diskCell, memCell, pctCell, type RecordFigures } from './telemetry-format.ts';
 
 interface Status {
   name: string;
@@ -56,15 +57,22 @@ export function registerMesh(program: Command): void {
         return;
       }
       printTable(
-        ['name', 'state', 'path', 'rtt', 'last seen', 'peer id'],
-        peers.map((p) => [
-          p.name,
-          p.state,
-          p.connection,
-          p.rttMs == null ? '-' : `${p.rttMs}ms`,
-          ago(p.lastSeen),
-          `…${p.peerId.slice(-12)}`,
-        ]),
+        ['name', 'state', 'path', 'rtt', 'cpu', 'mem', 'disk', 'apps', 'last seen', 'peer id'],
+        peers.map((p) => {
+          const t = p.telemetry as RecordFigures | undefined;
+          return [
+            p.name,
+            p.state,
+            p.connection,
+            p.rttMs == null ? '-' : `${p.rttMs}ms`,
+            pctCell(t?.cpu?.pct),
+            memCell(t),
+            diskCell(t),
+            appsCell(t),
+            ago(p.lastSeen),
+            `…${p.peerId.slice(-12)}`,
+          ];
+        }),
       );
     });
 

@@ -142,6 +142,7 @@ export class Mesh {
         adminPublicKey: keys.adminPublicKey,
         logger: this.#logger,
         publishAdmission: (adm) => this.#publishMembers({ type: 'admission', admission: adm }),
+        selfAddrs: () => node.getMultiaddrs().map((a) => a.toString()),
       }),
       { runOnLimitedConnection: true },
     );

@@ -17,8 +17,8 @@ export interface AppSnapshot {
   release?: string | null;
   cpuPct?: number | null;
   memMb?: number | null;
-  /** When the current process started (epoch ms), for the panel's uptime. */
-  startedAt?: number | null;
+  /** Seconds the current process has been running, for the panel. */
+  uptimeS?: number | null;
   /** Health-check verdict, for the panel. */
   health?: 'healthy' | 'unhealthy' | 'starting' | 'none' | null;
 }

@@ -228,7 +228,7 @@ export class TelemetryService {
         status: a.status,
         health: a.health ?? null,
         uptime_seconds:
-          a.status === 'running' && a.startedAt ? Math.max(0, Math.round((now - a.startedAt) / 1000)) : null,
+          a.status === 'running' && a.uptimeS != null ? Math.max(0, Math.round(a.uptimeS)) : null,
         cpu_percent: a.cpuPct ?? figures.get(a.name)?.cpuPct ?? null,
         memory_mb: a.memMb ?? figures.get(a.name)?.memMb ?? null,
       })),

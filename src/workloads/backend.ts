@@ -1,0 +1,82 @@
+/**
+ * The contract between the workload manager and what runs processes: the embedded `process`
+ * supervisor or `systemd`. Both pass the shared contract suite in test/unit/workloads-backend-contract.
+ */
+import type { EventEmitter } from 'node:events';
+import type { RestartPolicy } from './spec.ts';
+
+/** Everything a backend needs to run one app. Built fresh for each (re)start. */
+export interface LaunchSpec {
+  app: string;
+  release: string;
+  /** The release folder (not `current`, so a later switch does not move a running process). */
+  cwd: string;
+  /** Shell command, run as `/bin/sh -c "exec CMD"`. */
+  cmd: string;
+  /** The child's full environment, secrets included: never log this object. */
+  env: Record<string, string>;
+  restart: RestartPolicy;
+  /** Where stdout and stderr go (process backend). */
+  logFile: string;
+  /** The app's own folder: the only place a hardened unit may write. */
+  appDir: string;
+}
+
+/** What a backend reports about an app's process. */
+export interface RunState {
+  status: 'running' | 'stopped' | 'failed' | 'crashloop';
+  pid: number | null;
+  /** Start time of `pid` from /proc, to recognise it after an agent restart. */
+  pidStart: string | null;
+  startedAt: number | null;
+  /** Restarts by the supervisor since the last deploy or manual start. */
+  restarts: number;
+}
+
+/** Why the state changed. */
+export type RunChange = 'start' | 'exit' | 'crash' | 'restart' | 'failed' | 'stop' | 'adopt';
+
+/** Events of a backend. */
+export interface BackendEvents {
+  /** An app's process state changed; `detail` is a short human note (exit code, signal). */
+  change: [app: string, state: RunState, why: RunChange, detail: string | undefined];
+}
+
+/** What the manager remembers about an app, to take it back over after an agent restart. */
+export interface AdoptInfo {
+  spec: LaunchSpec;
+  pid: number | null;
+  pidStart: string | null;
+  startedAt: number | null;
+  restarts: number;
+  /** Whether the app should be running. */
+  wanted: boolean;
+}
+
+/** A way to run app processes. */
+export interface Backend extends EventEmitter<BackendEvents> {
+  readonly kind: 'process' | 'systemd';
+  /** Starts the app (stopping a previous process of it first). Resolves once it has a pid. */
+  launch(spec: LaunchSpec): Promise<RunState>;
+  /** Stops the app: SIGTERM to its process group, SIGKILL after `graceMs`. */
+  halt(app: string, graceMs?: number): Promise<void>;
+  /** After an agent restart: re-adopt a live process, or start one that should run but is gone. */
+  adopt(app: string, info: AdoptInfo): Promise<RunChange>;
+  /** The current state, if the backend knows the app. */
+  state(app: string): RunState | undefined;
+  /** Forgets an app (after halt, on rm). */
+  forget(app: string): Promise<void>;
+  /** The last `n` log lines. */
+  tail(app: string, logFile: string, n: number): Promise<string[]>;
+  /** Streams new log lines until `signal` aborts. */
+  follow(
+    app: string,
+    logFile: string,
+    onLines: (lines: string[]) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void>;
+  /** Periodic housekeeping (log rotation); called by the manager. */
+  tick?(): Promise<void>;
+  /** Stops supervising; running apps are left running so they survive an agent restart. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,58 @@
+/** Defaults of the workload manager, each with why it was chosen. */
+
+/** Releases kept per app: enough to roll back a few steps without filling the disk (DESIGN.md). */
+export const KEEP_RELEASES = 5;
+
+/** Health check deadline of a deploy (issue 3: "within a timeout (default 30 s)"). */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;
+/** Pause between health probes: quick enough that a healthy app is seen within a few tens of ms. */
+export const HEALTH_PROBE_INTERVAL_MS = 50;
+/** One health probe may take this long before it counts as a failure. */
+export const HEALTH_PROBE_TIMEOUT_MS = 2_000;
+
+/** Largest download or upload: a bundle bigger than this is almost certainly a mistake. */
+export const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
+/** Largest total size once extracted (zip bombs expand by 1000x; we stop at this). */
+export const MAX_EXTRACTED_BYTES = 2 * 1024 * 1024 * 1024;
+/** Most entries in one archive: node_modules trees reach tens of thousands, bombs millions. */
+export const MAX_ARCHIVE_ENTRIES = 100_000;
+/** A download that sends nothing for this long has stalled. */
+export const DOWNLOAD_IDLE_TIMEOUT_MS = 30_000;
+/** Largest plexus.yaml manifest. */
+export const MAX_MANIFEST_BYTES = 64 * 1024;
+/** One upload chunk (base64 in an NDJSON frame, which is limited to 1 MiB). */
+export const UPLOAD_CHUNK_BYTES = 512 * 1024;
+
+/** First restart delay after a crash (issue 3: "about 100 ms doubling to 15 s"). */
+export const RESTART_BACKOFF_MIN_MS = 100;
+/** Longest restart delay. */
+export const RESTART_BACKOFF_MAX_MS = 15_000;
+/** An app that stayed up this long is healthy again: its backoff and crash count reset. */
+export const RESTART_RESET_AFTER_MS = 30_000;
+/** Consecutive quick crashes after which the app shows `crashloop` while still retrying. */
+export const CRASHLOOP_AFTER = 3;
+/** Consecutive quick crashes after which the app is `failed` and no longer restarted. */
+export const CRASHLOOP_LIMIT = 10;
+/** Grace period between SIGTERM and SIGKILL: long enough for an HTTP server to drain. */
+export const STOP_GRACE_MS = 10_000;
+/** How often adopted processes (not our children, so no exit event) are checked for life. */
+export const ADOPTED_POLL_MS = 250;
+
+/** App log files rotate past this size. */
+export const APP_LOG_MAX_BYTES = 10 * 1024 * 1024;
+/** Rotated app log files kept (`app.log.1` …). */
+export const APP_LOG_KEEP = 3;
+/** How often log sizes are checked: bounds the overshoot to what an app writes in that time. */
+export const APP_LOG_CHECK_MS = 5_000;
+/** Most lines `logs -n` returns. */
+export const MAX_LOG_LINES = 10_000;
+/** Poll interval of `logs -f` (fs.watch is unreliable across rotation and on some filesystems). */
+export const LOG_FOLLOW_POLL_MS = 200;
+
+/** Accepted clock skew of a webhook timestamp (issue 3: ±5 min). */
+export const WEBHOOK_WINDOW_S = 300;
+/** Largest webhook body: `{url, sha256}` fits in far less. */
+export const MAX_WEBHOOK_BODY_BYTES = 16 * 1024;
+
+/** Events kept per app in the events log. */
+export const KEEP_EVENTS_PER_APP = 500;

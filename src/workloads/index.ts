@@ -1,0 +1,80 @@
+/**
+ * The workload manager: apps, releases, artifacts, the `process` and `systemd` backends, logs,
+ * secrets and webhook deploys (DESIGN.md, Workloads; issue 3).
+ *
+ * What other subsystems use (plain typed methods and one event):
+ *
+ * - `workloads.list(): AppInfo[]` — every app as `{name, status, pid, release, restarts,
+ *   uptimeS, cpuPct, memMb, port}`, with status `deploying|running|stopped|failed|crashloop`.
+ *   CPU% is measured between two calls, so call it on a steady interval (telemetry does) and
+ *   the figure is the average since the previous call; the first call gives the process's
+ *   lifetime average. Cheap: one small /proc read per app.
+ * - `workloads.on('change', (c: AppChange) => …)` — fired at once on every state change of an
+ *   app: deploy, deploy-failed, rollback, start, stop, crash, restart, failed, adopt, env,
+ *   remove. `c.info` is the app's `AppInfo` after the change (undefined once removed). Telemetry
+ *   publishes a fresh record on it; never does it carry secret values.
+ * - `workloads.ports(): {name, port}[]` — apps that declare a `port`, by app name: the tunnels
+ *   subsystem exposes each under its name (`api.web-2`).
+ *
+ * The composition root builds it with `createWorkloads`, registers `workloadsActions`, mounts
+ * the webhook route (src/api/hook-routes.ts) and calls `start()` after the mesh and `stop()`
+ * before it. `stop()` leaves apps running: they survive an agent restart or upgrade and are
+ * re-adopted by pid and process start time on the next `start()`.
+ */
+import type { Logger } from '../logging/index.ts';
+import type { Db } from '../store/index.ts';
+import type { Backend } from './backend.ts';
+import { createProcessBackend, type ProcessBackendInit } from './process-backend.ts';
+import { loadMasterKey } from './secrets.ts';
+import { createSystemdBackend } from './systemd-backend.ts';
+import { Workloads, type WorkloadsInit } from './workloads.ts';
+
+export { workloadsActions } from './actions.ts';
+export type { AppStatus } from './app-repo.ts';
+export type { AdoptInfo, Backend, LaunchSpec, RunChange, RunState } from './backend.ts';
+export { UPLOAD_CHUNK_BYTES } from './constants.ts';
+export type { BundleSource, DeployProgress } from './deploy-source.ts';
+export * from './errors.ts';
+export type { AppEvent, AppEventKind } from './event-repo.ts';
+export { workloadsMigrations } from './migrations.ts';
+export { createProcessBackend } from './process-backend.ts';
+export { parseEnvPairs, parseHealth, type RestartPolicy, type RunSpec } from './spec.ts';
+export { createSystemdBackend, systemdUnavailableReason } from './systemd-backend.ts';
+export { renderUnit } from './systemd-unit.ts';
+export { signWebhook } from './webhook.ts';
+export {
+  type AppChange,
+  type AppInfo,
+  type DeployRequest,
+  type DeployResult,
+  Workloads,
+  type WorkloadsEvents,
+} from './workloads.ts';
+
+/** Options of `createWorkloads`. */
+export interface CreateWorkloadsInit extends WorkloadsInit {
+  /** `process` (default) or `systemd`. */
+  backend: 'process' | 'systemd';
+  /** DATA/keys/master.key. */
+  masterKeyPath: string;
+  /** Supervisor tunables for the process backend. */
+  processBackend?: ProcessBackendInit;
+}
+
+/** Builds the workload manager with the configured backend. Call `start()` to take apps over. */
+export function createWorkloads(
+  init: CreateWorkloadsInit,
+  components: { db: Db; logger: Logger },
+): Workloads {
+  const logger = components.logger;
+  const backend: Backend =
+    init.backend === 'systemd'
+      ? createSystemdBackend({}, { logger })
+      : createProcessBackend(init.processBackend ?? {}, { logger });
+  return new Workloads(init, {
+    db: components.db,
+    logger,
+    backend,
+    masterKey: loadMasterKey(init.masterKeyPath),
+  });
+}

@@ -1,0 +1,217 @@
+/**
+ * The `systemd` backend (config `workloads.backend: systemd`): each app is a hardened unit
+ * (systemd-unit.ts); systemd does the supervising and restarting, we read status from
+ * `systemctl show` and logs from `journalctl`. Needs a running systemd and root.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { Logger } from '../logging/index.ts';
+import type { AdoptInfo, Backend, BackendEvents, LaunchSpec, RunChange, RunState } from './backend.ts';
+import { STOP_GRACE_MS } from './constants.ts';
+import { BackendUnavailableError } from './errors.ts';
+import { readProcStat } from './proc.ts';
+import {
+  envFilePath,
+  renderEnvFile,
+  renderUnit,
+  SYSTEMD_RUN_DIR,
+  SYSTEMD_UNIT_DIR,
+  unitName,
+} from './systemd-unit.ts';
+
+const execFileP = promisify(execFile);
+
+/** Why systemd cannot be used here, or undefined when it can. */
+export function systemdUnavailableReason(): string | undefined {
+  if (!existsSync('/run/systemd/system'))
+    return 'systemd is not running on this host (/run/systemd/system is missing)';
+  if (process.getuid?.() !== 0) return 'the systemd backend needs root to write units';
+  return undefined;
+}
+
+/** Options of the systemd backend. */
+export interface SystemdBackendInit {
+  unitDir?: string;
+  runDir?: string;
+  /** How often unit state is polled for changes. */
+  pollMs?: number;
+}
+
+/** Builds the systemd backend; throws BackendUnavailableError where systemd cannot run. */
+export function createSystemdBackend(init: SystemdBackendInit, components: { logger: Logger }): Backend {
+  const why = systemdUnavailableReason();
+  if (why) throw new BackendUnavailableError(`${why}; set workloads.backend: process`);
+  return new SystemdBackend(init, components.logger);
+}
+
+class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
+  readonly kind = 'systemd' as const;
+  readonly #unitDir: string;
+  readonly #runDir: string;
+  readonly #logger: Logger;
+  readonly #known = new Map<string, RunState>();
+  readonly #timer: NodeJS.Timeout;
+  #version = 0;
+
+  constructor(init: SystemdBackendInit, logger: Logger) {
+    super();
+    this.#unitDir = init.unitDir ?? SYSTEMD_UNIT_DIR;
+    this.#runDir = init.runDir ?? SYSTEMD_RUN_DIR;
+    this.#logger = logger;
+    this.#timer = setInterval(() => void this.#poll(), init.pollMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  async #systemctl(...args: string[]): Promise<string> {
+    try {
+      return (await execFileP('systemctl', args, { timeout: 30_000 })).stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new BackendUnavailableError(
+        `systemctl ${args[0]} failed: ${(e.stderr || e.message).trim().split('\n')[0]}`,
+      );
+    }
+  }
+
+  async launch(spec: LaunchSpec): Promise<RunState> {
+    if (!this.#version) {
+      const out = (await execFileP('systemctl', ['--version'])).stdout;
+      this.#version = Number(/systemd (\d+)/.exec(out)?.[1] ?? 0);
+    }
+    await mkdir(this.#runDir, { recursive: true, mode: 0o700 });
+    const envFile = envFilePath(spec.app, this.#runDir);
+    await writeFile(envFile, renderEnvFile(spec.env), { mode: 0o600 });
+    await chmod(envFile, 0o600);
+    const unit = `${this.#unitDir}/${unitName(spec.app)}`;
+    await writeFile(
+      unit,
+      renderUnit(spec, { envFile, systemdVersion: this.#version, stopGraceS: STOP_GRACE_MS / 1000 }),
+    );
+    await this.#systemctl('daemon-reload');
+    await this.#systemctl('reset-failed', unitName(spec.app)).catch(() => '');
+    await this.#systemctl('restart', unitName(spec.app));
+    const state = await this.#read(spec.app);
+    this.#known.set(spec.app, state);
+    this.emit('change', spec.app, state, 'start', undefined);
+    return state;
+  }
+
+  async halt(app: string): Promise<void> {
+    await this.#systemctl('stop', unitName(app)).catch(() => '');
+    const state = await this.#read(app);
+    this.#known.set(app, state);
+    this.emit('change', app, state, 'stop', undefined);
+  }
+
+  async adopt(app: string, info: AdoptInfo): Promise<RunChange> {
+    const state = await this.#read(app);
+    this.#known.set(app, state);
+    if (state.status === 'running') return 'adopt';
+    if (!info.wanted) return 'stop';
+    await this.launch(info.spec);
+    return 'restart';
+  }
+
+  state(app: string): RunState | undefined {
+    return this.#known.get(app);
+  }
+
+  async forget(app: string): Promise<void> {
+    await this.#systemctl('disable', '--now', unitName(app)).catch(() => '');
+    await rm(`${this.#unitDir}/${unitName(app)}`, { force: true });
+    await rm(envFilePath(app, this.#runDir), { force: true });
+    await this.#systemctl('daemon-reload').catch(() => '');
+    this.#known.delete(app);
+  }
+
+  async tail(app: string, _logFile: string, n: number): Promise<string[]> {
+    const { stdout } = await execFileP(
+      'journalctl',
+      ['-u', unitName(app), '-n', String(n), '-o', 'cat', '--no-pager'],
+      {
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    return stdout.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1);
+  }
+
+  async follow(
+    app: string,
+    _logFile: string,
+    onLines: (lines: string[]) => Promise<void>,
+    signal: AbortSignal,
+  ) {
+    const child = spawn('journalctl', ['-u', unitName(app), '-f', '-n', '0', '-o', 'cat'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    signal.addEventListener('abort', () => child.kill(), { once: true });
+    let partial = '';
+    for await (const chunk of child.stdout) {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      if (lines.length) await onLines(lines);
+    }
+  }
+
+  /** Reads a unit's state with `systemctl show`. */
+  async #read(app: string): Promise<RunState> {
+    const out = await this.#systemctl(
+      'show',
+      unitName(app),
+      '-p',
+      'MainPID,ActiveState,SubState,NRestarts,ExecMainStartTimestamp,Result',
+    );
+    return parseShow(out);
+  }
+
+  async #poll(): Promise<void> {
+    for (const [app, prev] of this.#known) {
+      try {
+        const next = await this.#read(app);
+        if (next.status !== prev.status || next.pid !== prev.pid || next.restarts !== prev.restarts) {
+          this.#known.set(app, next);
+          const why: RunChange =
+            next.status === 'failed' ? 'failed' : next.restarts > prev.restarts ? 'restart' : 'exit';
+          this.emit('change', app, next, why, undefined);
+        }
+      } catch (err) {
+        this.#logger.debug({ app, err: (err as Error).message }, 'systemctl show failed');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+  }
+}
+
+/** Parses `systemctl show -p …` output into a RunState. Exported for tests. */
+export function parseShow(out: string): RunState {
+  const kv = Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  const pid = Number(kv.MainPID ?? 0) || null;
+  const active = kv.ActiveState ?? 'inactive';
+  const status: RunState['status'] =
+    active === 'active' || active === 'activating' || active === 'reloading'
+      ? kv.SubState === 'auto-restart'
+        ? 'crashloop'
+        : 'running'
+      : active === 'failed'
+        ? 'failed'
+        : 'stopped';
+  const started = Date.parse(kv.ExecMainStartTimestamp ?? '');
+  return {
+    status,
+    pid,
+    pidStart: pid ? (readProcStat(pid)?.startTime ?? null) : null,
+    startedAt: Number.isFinite(started) ? started : null,
+    restarts: Number(kv.NRestarts ?? 0) || 0,
+  };
+}
