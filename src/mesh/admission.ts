@@ -26,11 +26,13 @@ export interface AdmitterComponents {
   logger: Logger;
   /** Spreads a fresh admission to the mesh. */
   publishAdmission(adm: Admission): void;
+  /** This node's dialable addresses, handed to the joiner with the others' as hints. */
+  selfAddrs(): string[];
 }
 
 /** Admission reply. */
 export type AdmitReply =
-  | { ok: true; admission: Admission; snapshot: MembershipSnapshot }
+  | { ok: true; admission: Admission; snapshot: MembershipSnapshot; addrs?: Record<string, string[]> }
   | { ok: false; error: { code: string; message: string } };
 
 /** Checks a request and returns the countersigned admission. Throws AdmissionError. */
@@ -118,7 +120,12 @@ export function admitHandler(components: AdmitterComponents) {
     try {
       const request = await ch.read(signal);
       const admission = admit(components, remote, request);
-      reply = { ok: true, admission, snapshot: components.membership.snapshot() };
+      reply = {
+        ok: true,
+        admission,
+        snapshot: components.membership.snapshot(),
+        addrs: addressHints(components),
+      };
       components.logger.info(
         { peer: remote, name: openMember(admission.member).name },
         'admitted a new node',
@@ -137,12 +144,24 @@ export function admitHandler(components: AdmitterComponents) {
   };
 }
 
+/**
+ * Where each member listens, so the joiner's agent can dial every member at once instead of
+ * discovering them one by one. Unsigned hints: a wrong address only costs a failed dial.
+ */
+function addressHints(components: AdmitterComponents): Record<string, string[]> {
+  const hints: Record<string, string[]> = { [components.self.peerId]: components.selfAddrs().slice(0, 16) };
+  for (const m of components.membership.list()) {
+    if (m.addrs.length && m.peerId !== components.self.peerId) hints[m.peerId] = m.addrs.slice(0, 16);
+  }
+  return hints;
+}
+
 /** Joining side: runs admission on an open stream. Throws AdmissionError with the admitter's reason. */
 export async function requestAdmission(
   stream: Stream,
   token: string,
   member: Admission['member'],
-): Promise<{ admission: Admission; snapshot: MembershipSnapshot }> {
+): Promise<{ admission: Admission; snapshot: MembershipSnapshot; addrs: Record<string, string[]> }> {
   const ch = jsonChannel(stream, 16 * 1024 * 1024);
   const signal = AbortSignal.timeout(PROTOCOL_TIMEOUT_MS);
   await ch.write({ token, member }, signal);
@@ -158,10 +177,12 @@ export async function requestAdmission(
       'denied',
     );
   }
-  return { admission: reply.admission, snapshot: reply.snapshot };
-}
-
-/** True when an error is an expected admission failure (for CLI messages). */
-export function isAdmissionFailure(err: unknown): err is PlexusError {
-  return isPlexusError(err);
+  const addrs: Record<string, string[]> = {};
+  if (typeof reply.addrs === 'object' && reply.addrs !== null) {
+    for (const [peer, list] of Object.entries(reply.addrs).slice(0, 10_000)) {
+      if (Array.isArray(list))
+        addrs[peer] = list.filter((a) => typeof a === 'string' && a.length <= 512).slice(0, 16);
+    }
+  }
+  return { admission: reply.admission, snapshot: reply.snapshot, addrs };
 }

@@ -199,6 +199,7 @@ export async function joinNetwork(opts: SetupOptions & { token: string }): Promi
     const membership = new Membership(db, adminPublicKey);
     membership.merge(result.snapshot);
     membership.accept(result.admission);
+    for (const [peer, addrs] of Object.entries(result.addrs)) membership.touch(peer, { addrs });
     return {
       name: opts.name,
       peerId,
@@ -218,7 +219,9 @@ function tcpReachable(addr: string): Promise<boolean> {
   let port: number;
   try {
     const parts = multiaddr(addr).getComponents();
-    const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns4' || c.name === 'dns6');
+    const ip = parts.find(
+      (c) => c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns4' || c.name === 'dns6',
+    );
     const tcp = parts.find((c) => c.name === 'tcp');
     if (!ip?.value || !tcp?.value) return Promise.resolve(false);
     host = ip.value;
