@@ -82,6 +82,7 @@ export class Mesh {
   readonly #startedAt = Date.now();
   #node: PlexusLibp2p | undefined;
   #stopping = false;
+  #publishTimer: NodeJS.Timeout | undefined;
 
   constructor(init: MeshInit, components: MeshComponents) {
     this.#init = init;
@@ -143,6 +144,7 @@ export class Mesh {
         logger: this.#logger,
         publishAdmission: (adm) => this.#publishMembers({ type: 'admission', admission: adm }),
         selfAddrs: () => node.getMultiaddrs().map((a) => a.toString()),
+        selfAddrs: () => node.getMultiaddrs().map((a) => a.toString()),
       }),
       { runOnLimitedConnection: true },
     );
@@ -192,6 +194,13 @@ export class Mesh {
     pubsub.topicValidators.set(TELEMETRY_TOPIC, (peer, msg) => this.#validateTelemetry(peer, msg));
     pubsub.subscribe(MEMBERS_TOPIC);
     pubsub.subscribe(TELEMETRY_TOPIC);
+    // When a member (new or restarted) subscribes, send it our record at once instead of making
+    // it wait up to an interval: this is what makes a joining node 'online' everywhere fast.
+    pubsub.addEventListener('subscription-change', (evt) => {
+      const { peerId, subscriptions } = evt.detail;
+      if (!this.membership.isMember(peerId.toString())) return;
+      if (subscriptions.some((s) => s.topic === TELEMETRY_TOPIC && s.subscribe)) this.#publishSoon();
+    });
 
     this.#every(CONNECT_INTERVAL_MS, () => this.#connectAll());
     this.#every(this.intervalMs, () => this.publishTelemetry());
@@ -430,7 +439,30 @@ export class Mesh {
     }
     if (!this.telemetry.accept(record)) return TopicValidatorResult.Ignore;
     this.#lastSeen.set(from, Date.now());
+    if (record.addrs?.length && this.connectionTo(from) === 'none') void this.#learnAddrs(from, record.addrs);
     return TopicValidatorResult.Accept;
+  }
+
+  /** A member we are not connected to told us where it listens: remember, and dial it. */
+  async #learnAddrs(peerId: string, addrs: string[]): Promise<void> {
+    try {
+      const peer = peerIdFromString(peerId);
+      await this.libp2p.peerStore.merge(peer, { multiaddrs: addrs.map((a) => multiaddr(a)) });
+      this.membership.touch(peerId, { addrs });
+      await this.libp2p.dial(peer, { signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      this.#logger.debug({ err, peer: peerId }, 'could not use advertised addresses');
+    }
+  }
+
+  /** Publishes our record shortly, coalescing bursts (several peers subscribing at once). */
+  #publishSoon(): void {
+    if (this.#publishTimer) return;
+    this.#publishTimer = setTimeout(() => {
+      this.#publishTimer = undefined;
+      void this.publishTelemetry().catch(() => {});
+    }, 100);
+    this.#publishTimer.unref();
   }
 
   // ---- queries -------------------------------------------------------------------------------
