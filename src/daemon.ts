@@ -8,6 +8,7 @@ import { createControlSocket } from './api/control-socket.ts';
 import { mountHealthRoutes } from './api/health-routes.ts';
 import { mountHookRoutes } from './api/hook-routes.ts';
 import { HttpApi } from './api/http.ts';
+import { apiMigrations, createCommandApi } from './api/index.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
@@ -50,7 +51,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
   };
   try {
     // --- store: every subsystem's migrations, in one file -------------------------------------
-    const db: Db = openStore(paths.db, [...meshMigrations, ...workloadsMigrations]);
+    const db: Db = openStore(paths.db, [...meshMigrations, ...apiMigrations, ...workloadsMigrations]);
     stops.push(() => {
       db.close();
     });
@@ -80,12 +81,18 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     stops.push(() => workloads.stop());
     actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));
 
+    // --- commands: operator keys, signed envelopes, /plexus/cmd/1.0.0, audit (issue 5) --------
+    const commands = await createCommandApi({ mesh, db, actions, keys, logger: logger.child({ module: 'commands' }) });
+    stops.push(() => commands.stop());
+
     // --- api: control socket and HTTP ---------------------------------------------------------
-    const control = createControlSocket(paths.socket, { actions, logger: logger.child({ module: 'control' }) });
+    const control = createControlSocket(paths.socket, {
+      commands: commands.service, actions, logger: logger.child({ module: 'control' }) });
     await control.start();
     stops.push(() => control.stop());
     if (http) {
       mountHealthRoutes(http, { version: VERSION, startedAt });
+      commands.mount(http);
       mountHookRoutes(http, { workloads });
 
       await http.start();

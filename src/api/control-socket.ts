@@ -9,6 +9,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { PlexusError, toErrorBody } from '../errors.ts';
 import type { Logger } from '../logging/index.ts';
 import type { ActionRegistry, Caller } from './actions.ts';
+import type { CommandService } from './commands.ts';
 import { type ActionRequest, MAX_LINE_BYTES } from './frames.ts';
 import { parseJsonLine, readLines, writeJsonLine } from './ndjson.ts';
 
@@ -16,6 +17,8 @@ import { parseJsonLine, readLines, writeJsonLine } from './ndjson.ts';
 export interface ControlSocketComponents {
   actions: ActionRegistry;
   logger: Logger;
+  /** Signed commands (`{"envelope": …}` as the first line) go here, as over HTTP. */
+  commands?: Pick<CommandService, 'handle'>;
 }
 
 /** A started control socket. */
@@ -40,7 +43,17 @@ export function createControlSocket(path: string, components: ControlSocketCompo
     try {
       const first = await lines.next();
       if (first.done) return;
-      const req = parseJsonLine(first.value) as ActionRequest;
+      const req = parseJsonLine(first.value) as ActionRequest & { envelope?: unknown };
+      if (components.commands && typeof req === 'object' && req !== null && 'envelope' in req) {
+        const input = (async function* () {
+          for await (const line of lines) yield parseJsonLine(line);
+        })();
+        await components.commands.handle(req.envelope, input, (frame) => writeJsonLine(socket, frame), {
+          via: 'socket',
+          signal: abort.signal,
+        });
+        return;
+      }
       if (typeof req !== 'object' || req === null || typeof req.action !== 'string') {
         throw new PlexusError('BAD_REQUEST', 'expected {"action": "...", "args": {...}}', 'invalid');
       }

@@ -9,10 +9,26 @@ import { registerAgent } from './agent.ts';
 import { registerAppEnv } from './app-env.ts';
 import { registerApps } from './apps.ts';
 import { CliError } from './errors.ts';
+import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
 import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
+import { registerOperator } from './operator.ts';
 import { registerToken } from './token.ts';
+
+// `plexus --api URL VERB`: a global --api before the verb selects a remote agent. It is taken
+// out here because init/join own a different --api (their HTTP listen address).
+for (let i = 2; i < process.argv.length; i++) {
+  const arg = process.argv[i];
+  if (!arg.startsWith('-')) break;
+  if (arg === '--api' && i + 1 < process.argv.length) {
+    process.env.PLEXUS_API = process.argv[i + 1];
+    process.argv.splice(i--, 2);
+  } else if (arg.startsWith('--api=')) {
+    process.env.PLEXUS_API = arg.slice('--api='.length);
+    process.argv.splice(i--, 1);
+  } else if (arg === '--data-dir' || arg === '--key') i++;
+}
 
 // Everything the agent writes (database, logs, releases) is private to its user by default.
 process.umask(0o077);
@@ -20,6 +36,12 @@ process.umask(0o077);
 const program = new Command('plexus')
   .description('one agent per server: a private mesh that runs apps, tunnels traffic and gossips telemetry')
   .option('--data-dir <dir>', 'agent data directory (default: $PLEXUS_DATA_DIR, /var/lib/plexus as root)')
+  .option('--key <file>', 'operator key that signs commands (default: $PLEXUS_KEY, else DATA/keys/admin.key)')
+  .addHelpText(
+    'after',
+    '\nRemote operation: plexus --api http://HOST:7071 --key op.key VERB … (or PLEXUS_API, PLEXUS_KEY)\n' +
+      'sends every verb as a signed command through that agent; --node NAME on a verb relays it there.',
+  )
   .showHelpAfterError('(run plexus --help for usage)')
   .exitOverride();
 
@@ -36,6 +58,8 @@ registerInit(program);
 registerJoin(program);
 registerAgent(program);
 registerMesh(program);
+registerOperator(program);
+registerExec(program);
 registerApps(program);
 registerAppEnv(program);
 

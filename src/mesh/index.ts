@@ -6,6 +6,15 @@ export { loadNodeKeys, type NodeKeys } from './keys.ts';
 export { type Member, Membership } from './membership.ts';
 export { Mesh, type MeshComponents, type MeshInit, type PeerView } from './mesh.ts';
 export { meshMigrations } from './migrations.ts';
+export {
+  type GrantPayload,
+  OPERATOR_ROLES,
+  OperatorGrants,
+  type OperatorKey,
+  type OperatorRole,
+  signGrant,
+} from './operators.ts';
+export { signRevocation } from './records.ts';
 export { initNetwork, joinNetwork, type SetupResult } from './setup.ts';
 export {
   type PeerState,

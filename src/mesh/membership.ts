@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { SignedBlob } from '../crypto/signed.ts';
 import { isPlexusError } from '../errors.ts';
 import type { Db } from '../store/index.ts';
+import { OperatorGrants } from './operators.ts';
 import { publicKeyOfPeerId } from './peer-ids.ts';
 import {
   type Admission,
@@ -37,6 +38,8 @@ export interface Member {
 export interface MembershipSnapshot {
   members: Admission[];
   revocations: SignedBlob[];
+  /** Admin-signed operator grants (issue 5); absent from older peers. */
+  grants?: SignedBlob[];
 }
 
 /** Outcome of merging one admission. */
@@ -86,11 +89,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
   readonly #live = new Set<string>();
   readonly #revokedPeers = new Set<string>();
   readonly #pending = new Map<string, Admission>();
+  /** Operator keys granted by the admin; they travel with the membership records. */
+  readonly operators: OperatorGrants;
 
   constructor(db: Db, adminPublicKey: Uint8Array) {
     super();
     this.#db = db;
     this.#adminKey = adminPublicKey;
+    this.operators = new OperatorGrants(db, adminPublicKey, (kid) => this.isOperatorRevoked(kid));
     for (const r of db.prepare('SELECT peer_id FROM members WHERE revoked_at IS NULL').all() as Row[]) {
       this.#live.add(r.peer_id);
     }
@@ -115,6 +121,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   isTokenRevoked(tokenId: string): boolean {
     return Boolean(
       this.#db.prepare("SELECT 1 FROM revocations WHERE kind = 'token' AND subject = ?").get(tokenId),
+    );
+  }
+
+  /** True if an operator key was revoked. */
+  isOperatorRevoked(kid: string): boolean {
+    return Boolean(
+      this.#db.prepare("SELECT 1 FROM revocations WHERE kind = 'operator' AND subject = ?").get(kid),
     );
   }
 
@@ -284,7 +297,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const revocations = (this.#db.prepare('SELECT blob FROM revocations').all() as { blob: string }[]).map(
       (r) => JSON.parse(r.blob) as SignedBlob,
     );
-    return { members, revocations };
+    return { members, revocations, grants: this.operators.snapshot() };
   }
 
   /** Merges a peer's snapshot (revocations first). Returns how many records were new. */
@@ -295,6 +308,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     let added = 0;
     for (const r of s.revocations) if (this.revoke(r)) added++;
     for (const m of s.members) if (this.accept(m) === 'added') added++;
+    for (const g of Array.isArray(s.grants) ? s.grants : []) if (this.operators.accept(g)) added++;
     return added;
   }
 

@@ -258,7 +258,10 @@ export class Mesh {
   // ---- membership gossip and anti-entropy -------------------------------------------------
 
   #publishMembers(
-    msg: { type: 'admission'; admission: Admission } | { type: 'revocation'; blob: unknown },
+    msg:
+      | { type: 'admission'; admission: Admission }
+      | { type: 'revocation'; blob: unknown }
+      | { type: 'grant'; blob: unknown },
   ): void {
     const data = Buffer.from(JSON.stringify(msg));
     this.#node?.services.pubsub.publish(MEMBERS_TOPIC, data).catch((err) => {
@@ -284,6 +287,11 @@ export class Mesh {
     }
     if (msg?.type === 'revocation') {
       return this.membership.revoke(msg.blob) ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+    }
+    if (msg?.type === 'grant') {
+      return this.membership.operators.accept(msg.blob)
+        ? TopicValidatorResult.Accept
+        : TopicValidatorResult.Ignore;
     }
     return TopicValidatorResult.Reject;
   }
@@ -579,5 +587,10 @@ export class Mesh {
   /** Spreads a signed revocation (already merged locally). */
   publishRevocation(blob: unknown): void {
     this.#publishMembers({ type: 'revocation', blob });
+  }
+
+  /** Spreads an admin-signed operator grant (already merged locally). */
+  publishGrant(blob: unknown): void {
+    this.#publishMembers({ type: 'grant', blob });
   }
 }

@@ -40,4 +40,20 @@ export const meshMigrations: Migration[] = [
       );
     `,
   },
+  {
+    // Operator keys granted by the admin (issue 5); revocations live in `revocations` (kind 'operator').
+    id: 'mesh-002',
+    sql: `
+      CREATE TABLE operator_grants (
+        kid    TEXT PRIMARY KEY,
+        pubkey TEXT NOT NULL,
+        role   TEXT NOT NULL,
+        tenant TEXT,
+        exec   INTEGER NOT NULL DEFAULT 0,
+        exp    INTEGER,
+        at     INTEGER NOT NULL,
+        blob   TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -51,10 +51,10 @@ export interface Admission {
   bs: string;
 }
 
-/** An admin-signed revocation of a node or a token. */
+/** An admin-signed revocation of a node, a token or an operator key. */
 export const revocationPayloadSchema = z.strictObject({
-  kind: z.enum(['node', 'token']),
-  /** Peer ID for a node, token id for a token. */
+  kind: z.enum(['node', 'token', 'operator']),
+  /** Peer ID for a node, token id for a token, key id for an operator key. */
   subject: z.string().min(1).max(128),
   at: z.number().int().positive(),
   reason: z.string().max(256).optional(),

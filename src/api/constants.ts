@@ -1,0 +1,26 @@
+/** Defaults of the command API (issue 5), each with why it was chosen. */
+
+/** The mesh protocol that carries a signed command to its target (DESIGN.md, Commands). */
+export const COMMAND_PROTOCOL = '/plexus/cmd/1.0.0';
+/** One envelope line: args are small (uploads stream as input frames), so 256 KiB is plenty. */
+export const MAX_ENVELOPE_BYTES = 256 * 1024;
+/** The envelope must arrive within this time, so a client that never finishes its body is cut off. */
+export const ENVELOPE_TIMEOUT_MS = 10_000;
+/** One input frame (an upload chunk of 256 KiB is ~350 KiB as base64 in JSON). */
+export const MAX_INPUT_FRAME_BYTES = 1024 * 1024;
+/** All input of one command (deploy --dir uploads): large enough for a real app, bounded. */
+export const MAX_INPUT_BYTES = 512 * 1024 * 1024;
+/** A stalled upload is abandoned after this much silence. */
+export const INPUT_IDLE_TIMEOUT_MS = 30_000;
+/** One reply frame over the mesh (a log line batch, an exec chunk). */
+export const MAX_REPLY_FRAME_BYTES = 4 * 1024 * 1024;
+/** Opening a stream to the target (direct or via a relay). */
+export const RELAY_DIAL_TIMEOUT_MS = 15_000;
+/** Audit rows kept on a node; older ones are pruned so the table cannot grow without bound. */
+export const MAX_AUDIT_ROWS = 100_000;
+/** `plexus exec` default timeout and ceiling. */
+export const EXEC_DEFAULT_TIMEOUT_S = 60;
+export const EXEC_MAX_TIMEOUT_S = 3600;
+/** `plexus exec` default output limit (stdout + stderr) and ceiling. */
+export const EXEC_DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+export const EXEC_MAX_OUTPUT_BYTES = 1024 * 1024 * 1024;
