@@ -144,7 +144,6 @@ export class Mesh {
         logger: this.#logger,
         publishAdmission: (adm) => this.#publishMembers({ type: 'admission', admission: adm }),
         selfAddrs: () => node.getMultiaddrs().map((a) => a.toString()),
-        selfAddrs: () => node.getMultiaddrs().map((a) => a.toString()),
       }),
       { runOnLimitedConnection: true },
     );
