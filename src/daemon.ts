@@ -8,11 +8,13 @@ import { createControlSocket } from './api/control-socket.ts';
 import { mountHealthRoutes } from './api/health-routes.ts';
 import { mountHookRoutes } from './api/hook-routes.ts';
 import { HttpApi } from './api/http.ts';
+import { mountTelemetryRoutes } from './api/telemetry-routes.ts';
 import { apiMigrations, createCommandApi } from './api/index.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
 import { type Db, openStore } from './store/index.ts';
+import { createMetricsRegistry, TelemetryService, telemetryActions } from './telemetry/index.ts';
 import { VERSION } from './version.ts';
 import { createWorkloads, workloadsActions, workloadsMigrations } from './workloads/index.ts';
 
@@ -65,7 +67,13 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
           );
 
     // --- mesh ---------------------------------------------------------------------------------
-    const mesh = new Mesh({ keys, config, version: VERSION }, { db, logger: logger.child({ module: 'mesh' }) });
+    // The metrics registry comes first: libp2p reports into it from the moment it is created.
+    let telemetry: TelemetryService | undefined;
+    const metrics = createMetricsRegistry(() => telemetry?.metricsSource());
+    const mesh = new Mesh(
+      { keys, config, version: VERSION, libp2pMetrics: metrics.libp2pMetrics },
+      { db, logger: logger.child({ module: 'mesh' }) },
+    );
     await mesh.start();
     stops.push(() => mesh.stop());
     actions.register(...meshActions(mesh, keys));
@@ -81,6 +89,26 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     stops.push(() => workloads.stop());
     actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));
 
+    // --- telemetry: host and app figures, history, metrics, panel push ------------------------
+    telemetry = new TelemetryService(
+      { version: VERSION, panel: config.panel },
+      {
+        mesh,
+        logger: logger.child({ module: 'telemetry' }),
+        apps: {
+          list: () => workloads.list(),
+          onChange: (listener) => {
+            workloads.on('change', listener);
+            return () => workloads.off('change', listener);
+          },
+        },
+        metrics,
+      },
+    );
+    telemetry.start();
+    stops.push(() => telemetry?.stop());
+    actions.register(...telemetryActions(telemetry));
+
     // --- commands: operator keys, signed envelopes, /plexus/cmd/1.0.0, audit (issue 5) --------
     const commands = await createCommandApi({ mesh, db, actions, keys, logger: logger.child({ module: 'commands' }) });
     stops.push(() => commands.stop());
@@ -94,6 +122,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
       mountHealthRoutes(http, { version: VERSION, startedAt });
       commands.mount(http);
       mountHookRoutes(http, { workloads });
+      mountTelemetryRoutes(http, { actions, metrics: () => metrics.render() });
 
       await http.start();
       stops.push(() => http.stop());
