@@ -113,7 +113,7 @@ export class PanelPusher {
 
   async #tick(): Promise<void> {
     try {
-      this.#enqueue(await this.#c.beat());
+      this.enqueue(await this.#c.beat());
       await this.flush();
     } catch (err) {
       this.#c.logger.warn({ err }, 'panel heartbeat failed unexpectedly');
@@ -122,7 +122,8 @@ export class PanelPusher {
     }
   }
 
-  #enqueue(beat: PanelBeat): void {
+  /** Adds a beat to the queue, dropping the oldest beyond the cap. */
+  enqueue(beat: PanelBeat): void {
     this.#queue.push(beat);
     const max = this.#init.queueMax ?? PANEL_QUEUE_MAX;
     while (this.#queue.length > max) {
