@@ -1,0 +1,198 @@
+/**
+ * The shared contract of the workload backends, run against each with real processes: the
+ * process backend everywhere, systemd only where it runs (skipped with the reason otherwise).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { silentLogger } from '../../src/logging/index.ts';
+import type { Backend, LaunchSpec, RunChange } from '../../src/workloads/backend.ts';
+import { isSameProcess } from '../../src/workloads/proc.ts';
+import { createProcessBackend, type ProcessBackendInit } from '../../src/workloads/process-backend.ts';
+import { createSystemdBackend, systemdUnavailableReason } from '../../src/workloads/systemd-backend.ts';
+import { freePort, waitFor } from '../helpers/cluster.ts';
+
+const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
+const root = mkdtempSync(join(tmpdir(), 'plexus-backends-'));
+const started = new Set<number>();
+after(() => {
+  for (const pid of started) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {}
+  }
+  rmSync(root, { recursive: true, force: true });
+});
+
+function fetchText(port: number, path: string): Promise<string> {
+  return new Promise((res, rej) => {
+    get({ host: '127.0.0.1', port, path, agent: false }, (r) => {
+      let body = '';
+      r.on('data', (c) => (body += c));
+      r.on('end', () => res(body));
+    }).on('error', rej);
+  });
+}
+
+async function spec(app: string, over: Partial<LaunchSpec> = {}): Promise<LaunchSpec & { port: number }> {
+  const port = await freePort();
+  return {
+    app,
+    release: 'r1',
+    cwd: FIXTURE,
+    cmd: `${process.execPath} server.cjs`,
+    env: { PORT: String(port), PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    restart: 'always',
+    logFile: join(root, `${app}.log`),
+    appDir: root,
+    port,
+    ...over,
+  };
+}
+
+function track(b: Backend) {
+  const seen: { app: string; why: RunChange; pid: number | null }[] = [];
+  b.on('change', (app, s, why) => {
+    seen.push({ app, why, pid: s.pid });
+    if (s.pid) started.add(s.pid);
+  });
+  return seen;
+}
+
+const FAST: ProcessBackendInit = { backoffMinMs: 20, crashloopLimit: 4, stopGraceMs: 400, adoptedPollMs: 50 };
+
+/** The contract, parameterised by how to make a backend. */
+function contract(name: string, make: () => Backend, skip?: string) {
+  describe(`backend contract: ${name}`, { skip }, () => {
+    it('runs an app that accepts TCP, with its output in the log', async () => {
+      const b = make();
+      const s = await spec(`${name}-run`);
+      const state = await b.launch(s);
+      assert.equal(state.status, 'running');
+      assert.ok(state.pid && state.pid > 0);
+      const info = JSON.parse(await waitFor(() => fetchText(s.port, '/info'), 10_000, 'app to answer'));
+      assert.equal(info.pid, state.pid);
+      await waitFor(
+        async () => (await b.tail(s.app, s.logFile, 10)).some((l) => l.includes('listening')),
+        5_000,
+        'log line',
+      );
+      await b.halt(s.app);
+      await b.close();
+    });
+
+    it('restarts an app that crashes, with a new pid and a restart count', async () => {
+      const b = make();
+      const seen = track(b);
+      const s = await spec(`${name}-crash`);
+      const first = await b.launch(s);
+      await waitFor(() => fetchText(s.port, '/health'), 10_000, 'app up');
+      await fetchText(s.port, '/crash').catch(() => '');
+      const info = JSON.parse(
+        await waitFor(
+          async () => {
+            const t = await fetchText(s.port, '/info');
+            return JSON.parse(t).pid !== first.pid ? t : undefined;
+          },
+          10_000,
+          'a new process',
+        ),
+      );
+      assert.notEqual(info.pid, first.pid);
+      assert.equal(b.state(s.app)?.restarts, 1);
+      assert.equal(b.state(s.app)?.status, 'running');
+      assert.ok(seen.some((e) => e.why === 'crash'));
+      await b.halt(s.app);
+      await b.close();
+    });
+
+    it('stops with SIGTERM, and SIGKILLs a process group that ignores it', async () => {
+      const b = make();
+      const s = await spec(`${name}-stubborn`, {
+        cmd: `sh -c 'trap "" TERM; while :; do sleep 0.05; done'`,
+      });
+      const state = await b.launch(s);
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      await b.halt(s.app, 400);
+      assert.equal(b.state(s.app)?.status, 'stopped');
+      assert.ok(!isSameProcess(state.pid!, state.pidStart), 'process is gone');
+      assert.ok(Date.now() - t0 >= 350, 'waited for the grace period first');
+      await b.close();
+    });
+
+    it('gives up on a crash loop and reports failed', async () => {
+      const b = make();
+      const seen = track(b);
+      const s = await spec(`${name}-loop`, { env: { CRASH_AT_START: '1', PATH: process.env.PATH ?? '' } });
+      await b.launch(s);
+      await waitFor(() => b.state(s.app)?.status === 'failed', 15_000, 'status failed');
+      assert.ok(seen.some((e) => e.why === 'failed'));
+      assert.ok((b.state(s.app)?.restarts ?? 0) >= 2);
+      await b.close();
+    });
+
+    it('honours on-failure and never', async () => {
+      const b = make();
+      const clean = await spec(`${name}-clean`, { cmd: 'true', restart: 'on-failure' });
+      await b.launch(clean);
+      await waitFor(() => b.state(clean.app)?.status === 'stopped', 5_000, 'clean exit stays stopped');
+      const never = await spec(`${name}-never`, { cmd: 'false', restart: 'never' });
+      await b.launch(never);
+      await waitFor(() => b.state(never.app)?.status === 'failed', 5_000, 'failed exit is failed');
+      assert.equal(b.state(never.app)?.restarts, 0);
+      await b.close();
+    });
+
+    it('a new supervisor re-adopts a live app (no duplicate) and restarts one that vanished', async () => {
+      const a = make();
+      const s = await spec(`${name}-adopt`);
+      const st = await a.launch(s);
+      await waitFor(() => fetchText(s.port, '/health'), 10_000, 'app up');
+      await a.close(); // the agent goes away; the app must not
+      const b = make();
+      const seen = track(b);
+      const how = await b.adopt(s.app, {
+        spec: s,
+        pid: st.pid,
+        pidStart: st.pidStart,
+        startedAt: st.startedAt,
+        restarts: 0,
+        wanted: true,
+      });
+      assert.equal(how, 'adopt');
+      assert.equal(JSON.parse(await fetchText(s.port, '/info')).pid, st.pid, 'same process, no duplicate');
+      // It dies while adopted: noticed by polling and restarted.
+      process.kill(st.pid!, 'SIGKILL');
+      await waitFor(
+        async () => JSON.parse(await fetchText(s.port, '/info')).pid !== st.pid,
+        10_000,
+        'restart after adoption',
+      );
+      assert.ok(seen.some((e) => e.why === 'crash'));
+      await b.halt(s.app);
+      // A pid that is gone, or reused by another process (start time differs), is not adopted.
+      const c = make();
+      const how2 = await c.adopt(s.app, {
+        spec: s,
+        pid: process.pid,
+        pidStart: '1',
+        startedAt: null,
+        restarts: 0,
+        wanted: true,
+      });
+      assert.equal(how2, 'restart');
+      await waitFor(() => fetchText(s.port, '/health'), 10_000, 'restarted app up');
+      await c.halt(s.app);
+      await Promise.all([b.close(), c.close()]);
+    });
+  });
+}
+
+contract('process', () => createProcessBackend(FAST, { logger: silentLogger() }));
+const why = systemdUnavailableReason();
+if (why) console.log(`# systemd backend contract skipped: ${why}`);
+contract('systemd', () => createSystemdBackend({}, { logger: silentLogger() }), why);
