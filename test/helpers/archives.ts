@@ -81,7 +81,7 @@ export async function makeTarGz(entries: TestEntry[]): Promise<Buffer> {
     const pack = new tar.Pack({ gzip: true, portable: true, preservePaths: true });
     const chunks: Buffer[] = [];
     pack.on('data', (c: Buffer) => chunks.push(c));
-    const done = new Promise((r) => pack.on('end', r));
+    const done = new Promise<void>((r) => pack.on('end', () => r()));
     for (const e of entries) {
       const type = e.type ?? (e.name.endsWith('/') ? 'dir' : 'file');
       const data = Buffer.from(type === 'file' ? (e.data ?? '') : '');

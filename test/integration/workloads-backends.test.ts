@@ -95,7 +95,7 @@ function contract(name: string, make: () => Backend, skip?: string) {
         await waitFor(
           async () => {
             const t = await fetchText(s.port, '/info');
-            return JSON.parse(t).pid !== first.pid ? t : undefined;
+            return JSON.parse(t).pid !== first.pid ? t : '';
           },
           10_000,
           'a new process',
