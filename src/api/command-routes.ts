@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http';
 import { PlexusError } from '../errors.ts';
 import type { CommandService } from './commands.ts';
 import {
+  DRAIN_AFTER_REFUSAL_MS,
   ENVELOPE_TIMEOUT_MS,
   INPUT_IDLE_TIMEOUT_MS,
   MAX_ENVELOPE_BYTES,
@@ -122,13 +123,23 @@ async function handleCommand(req: ApiRequest, res: ServerResponse, commands: Com
     await writeJsonLine(res, frame);
   };
   await commands.handle(envelope, input, sink, { via: 'http', signal: abort.signal });
+  // Whatever input the action did not read is not wanted any more: drop the connection after
+  // the reply, and say so, so that no client reuses it.
+  if (!raw.readableEnded) dropAfterReply(res);
   res.end();
-  // Whatever input the action did not read is not wanted any more.
-  if (!raw.readableEnded) raw.destroy();
 }
 
-/** Answers first, then drops the connection: the rest of a refused body is never read. */
+/**
+ * Answers first, then drops the connection: the rest of a refused body is not wanted. It is
+ * drained for a moment so a client still sending can read the answer instead of a reset.
+ */
 function dropAfterReply(res: ServerResponse): void {
-  res.shouldKeepAlive = false;
-  res.once('finish', () => res.req.destroy());
+  if (!res.headersSent) res.shouldKeepAlive = false;
+  res.once('finish', () => {
+    const req = res.req;
+    req.resume();
+    const t = setTimeout(() => req.destroy(), DRAIN_AFTER_REFUSAL_MS);
+    t.unref();
+    req.once('end', () => clearTimeout(t));
+  });
 }

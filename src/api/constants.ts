@@ -24,3 +24,5 @@ export const EXEC_MAX_TIMEOUT_S = 3600;
 /** `plexus exec` default output limit (stdout + stderr) and ceiling. */
 export const EXEC_DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 export const EXEC_MAX_OUTPUT_BYTES = 1024 * 1024 * 1024;
+/** After refusing a body, read and discard the rest this long so the client sees the answer. */
+export const DRAIN_AFTER_REFUSAL_MS = 2_000;

@@ -37,6 +37,7 @@ const program = new Command('plexus')
   .description('one agent per server: a private mesh that runs apps, tunnels traffic and gossips telemetry')
   .option('--data-dir <dir>', 'agent data directory (default: $PLEXUS_DATA_DIR, /var/lib/plexus as root)')
   .option('--key <file>', 'operator key that signs commands (default: $PLEXUS_KEY, else DATA/keys/admin.key)')
+  .option('--node <name>', 'run the verb on that node as a signed command, relayed over the mesh')
   .addHelpText(
     'after',
     '\nRemote operation: plexus --api http://HOST:7071 --key op.key VERB … (or PLEXUS_API, PLEXUS_KEY)\n' +
