@@ -45,6 +45,7 @@ export interface StagedBundle {
 /** Options of staging. */
 export interface StageOptions {
   maxBundleBytes?: number;
+  idleTimeoutMs?: number;
   limits?: ExtractLimits;
   signal?: AbortSignal;
   onProgress?(p: DeployProgress): void;
@@ -69,7 +70,7 @@ export async function stageBundle(
     };
     const transfer =
       source.kind === 'url'
-        ? await download(source.url, file, common)
+        ? await download(source.url, file, { ...common, idleTimeoutMs: opts.idleTimeoutMs })
         : await receiveUpload(source.input, file, { ...common, total: source.bytes });
     opts.onProgress?.({ phase: 'extract' });
     await mkdir(dir, { mode: 0o700 });

@@ -111,6 +111,8 @@ export interface WorkloadsInit {
   /** Archive limits (tests lower them). */
   extractLimits?: ExtractLimits;
   maxBundleBytes?: number;
+  /** A download that sends nothing for this long fails (default 30 s). */
+  downloadIdleTimeoutMs?: number;
   /** Variables copied from the agent's environment into every app's. */
   inheritEnv?: string[];
 }
@@ -289,6 +291,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       try {
         staged = await stageBundle(p, req.source, {
           maxBundleBytes: this.#init.maxBundleBytes,
+          idleTimeoutMs: this.#init.downloadIdleTimeoutMs,
           limits: this.#init.extractLimits,
           signal: req.signal,
           onProgress: req.onProgress,
@@ -434,6 +437,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       } else back = `release ${prev.id} is current again (stopped)`;
       this.#record(app, 'rollback', prev.id, `after ${next.id} failed`);
     } else {
+      // Nothing to go back to: the app stays, failed and without a release, so its logs can be read.
+      await this.#backend.forget(app);
       await unlink(p.current).catch(() => {});
       this.apps.update(app, {
         status: 'failed',
