@@ -135,9 +135,14 @@ export async function receiveUpload(
 ): Promise<TransferResult> {
   const maxBytes = opts.maxBytes ?? MAX_BUNDLE_BYTES;
   let ended = false;
+  // Iterated by hand: leaving a for-await early would call return() on the input, and on the
+  // control socket that destroys the connection before the result is sent.
+  const frames = input[Symbol.asyncIterator]();
   const chunks = (async function* () {
-    for await (const frame of input) {
-      const f = frame as { chunk?: unknown; end?: unknown };
+    for (;;) {
+      const next = await frames.next();
+      if (next.done) return;
+      const f = next.value as { chunk?: unknown; end?: unknown };
       if (f && f.end === true) {
         ended = true;
         return;
