@@ -8,6 +8,7 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PeerState, TelemetryCounts, TelemetryRecord } from '../mesh/index.ts';
 import { DELIVERY_DELAY_BUCKETS } from './constants.ts';
+import type { PanelStats } from './panel.ts';
 
 /** What the metrics read when scraped. */
 export interface MetricsSource {
@@ -21,6 +22,8 @@ export interface MetricsSource {
   counts(): TelemetryCounts;
   /** Gossip messages delivered to us, per topic. */
   gossipReceived(): ReadonlyMap<string, number>;
+  /** Panel push counters, when panel push is on. */
+  panel(): PanelStats | undefined;
 }
 
 /** A registry plus the libp2p metrics implementation that writes into it. */
@@ -170,6 +173,28 @@ export function createMetricsRegistry(source: () => MetricsSource | undefined): 
       this.inc({ result: 'ignored' }, c.ignored);
       for (const [reason, n] of Object.entries(c.rejected))
         this.inc({ result: `dropped_${reason.replace('-', '_')}` }, n);
+    },
+  });
+  new Counter({
+    name: 'plexus_panel_heartbeats_total',
+    help: 'Panel heartbeats by outcome: sent, failed (attempts) and dropped (queue full or refused).',
+    labelNames: ['result'],
+    registers,
+    collect() {
+      this.reset();
+      const p = source()?.panel();
+      if (!p) return;
+      this.inc({ result: 'sent' }, p.sent);
+      this.inc({ result: 'failed' }, p.failed);
+      this.inc({ result: 'dropped' }, p.dropped);
+    },
+  });
+  new Gauge({
+    name: 'plexus_panel_queue_length',
+    help: 'Panel heartbeats waiting for the panel to answer (at most 10).',
+    registers,
+    collect() {
+      this.set(source()?.panel()?.queued ?? 0);
     },
   });
   const delay = new Histogram({

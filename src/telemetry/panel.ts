@@ -113,8 +113,13 @@ export class PanelPusher {
 
   async #tick(): Promise<void> {
     try {
-      this.enqueue(await this.#c.beat());
-      await this.flush();
+      const beat = await this.#c.beat();
+      // The backlog goes first, oldest first; only if the panel took all of it is it worth
+      // sending the fresh beat now (one failed attempt per tick while the panel is down).
+      if (this.#queue.length > 0) await this.flush();
+      const reachable = this.#queue.length === 0;
+      this.enqueue(beat);
+      if (reachable) await this.flush();
     } catch (err) {
       this.#c.logger.warn({ err }, 'panel heartbeat failed unexpectedly');
     } finally {

@@ -192,6 +192,7 @@ export class TelemetryService {
       peers: () => mesh.peers(),
       counts: (): TelemetryCounts => mesh.telemetry.counts,
       gossipReceived: () => this.#gossip,
+      panel: () => this.#panel?.stats(),
     };
   }
 
