@@ -5,6 +5,7 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import {
   displayUrl,
   download,
@@ -12,7 +13,7 @@ import {
   type TransferProgress,
   type TransferResult,
 } from './download.ts';
-import { type ExtractLimits, extractBundle } from './extract.ts';
+import { type ExtractLimits, extractBundle, extractTarStream } from './extract.ts';
 import { readManifest } from './manifest.ts';
 import { type AppPaths, stagingDir } from './releases.ts';
 import type { RunSpecInput } from './spec.ts';
@@ -58,25 +59,38 @@ export async function stageBundle(
   opts: StageOptions = {},
 ): Promise<StagedBundle> {
   const staging = await stagingDir(paths, 'deploy');
+  // A tar.gz is extracted while it arrives (as `curl | tar xz` would); a zip needs the whole
+  // file first. Either way the checksum is verified before the release is committed.
+  let streamed: Promise<unknown> | undefined;
   try {
     const file = join(staging, 'bundle');
     const dir = join(staging, 'release');
+    await mkdir(dir, { mode: 0o700 });
     const phase = source.kind === 'url' ? 'download' : 'upload';
     const common = {
       maxBytes: opts.maxBundleBytes,
       sha256: source.sha256,
       signal: opts.signal,
       onProgress: (p: TransferProgress) => opts.onProgress?.({ phase, ...p }),
+      sinkFor: (first: Uint8Array) => {
+        if (first.length < 2 || first[0] !== 0x1f || first[1] !== 0x8b) return undefined;
+        const pass = new PassThrough({ highWaterMark: 1024 * 1024 });
+        streamed = extractTarStream(pass, dir, opts.limits);
+        streamed.catch(() => {}); // awaited below; a refusal also stops the transfer
+        return pass;
+      },
     };
     const transfer =
       source.kind === 'url'
         ? await download(source.url, file, { ...common, idleTimeoutMs: opts.idleTimeoutMs })
         : await receiveUpload(source.input, file, { ...common, total: source.bytes });
     opts.onProgress?.({ phase: 'extract' });
-    await mkdir(dir, { mode: 0o700 });
-    await extractBundle(file, dir, opts.limits);
-    // The bundle file is not part of the release; free the space before the app starts.
-    await rm(file, { force: true });
+    if (streamed) await streamed;
+    else {
+      await extractBundle(file, dir, opts.limits);
+      // The bundle file is not part of the release; free the space before the app starts.
+      await rm(file, { force: true });
+    }
     const manifest = await readManifest(dir);
     return {
       staging,
@@ -86,6 +100,7 @@ export async function stageBundle(
       manifest,
     };
   } catch (err) {
+    await streamed?.catch(() => {});
     await rm(staging, { recursive: true, force: true });
     throw err;
   }

@@ -4,8 +4,11 @@
  * 500 MB bundle never sits in memory.
  */
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { DOWNLOAD_IDLE_TIMEOUT_MS, MAX_BUNDLE_BYTES } from './constants.ts';
 import { ChecksumMismatchError, DownloadError } from './errors.ts';
 
@@ -23,12 +26,54 @@ export interface TransferOptions {
   sha256?: string;
   signal?: AbortSignal;
   onProgress?(p: TransferProgress): void;
+  /**
+   * Called with the first chunk: return a stream to send the bytes to instead of the file
+   * (used to extract a tar.gz while it downloads). Its errors end the transfer.
+   */
+  sinkFor?(first: Uint8Array): Writable | undefined;
 }
 
 /** What was written. */
 export interface TransferResult {
   bytes: number;
   sha256: string;
+}
+
+/** Redirects followed before giving up (artifact stores redirect once or twice to a CDN). */
+const MAX_REDIRECTS = 5;
+
+/**
+ * GET with node:http(s), following redirects: it streams faster than fetch and lets us see
+ * the raw socket errors. Resolves with the final response, unread.
+ */
+function openGet(url: URL, signal: AbortSignal, redirects: number): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? httpsGet : httpGet)(url, { signal, agent: false }, (res) => {
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if (status >= 300 && status < 400 && location) {
+        res.resume();
+        if (redirects <= 0)
+          return reject(
+            new DownloadError('DOWNLOAD_HTTP', `GET ${displayUrl(url.href)}: too many redirects`),
+          );
+        let next: URL;
+        try {
+          next = new URL(location, url);
+        } catch {
+          return reject(new DownloadError('DOWNLOAD_HTTP', `GET ${displayUrl(url.href)}: bad redirect`));
+        }
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+          return reject(
+            new DownloadError('DOWNLOAD_HTTP', `GET ${displayUrl(url.href)}: redirect to ${next.protocol}`),
+          );
+        }
+        return openGet(next, signal, redirects - 1).then(resolve, reject);
+      }
+      resolve(res);
+    });
+    req.once('error', reject);
+  });
 }
 
 /** The URL with credentials and query removed: safe to log, store and show. */
@@ -81,35 +126,38 @@ export async function download(
     idle = setTimeout(expire, idleMs);
   };
   try {
-    let res: Response;
+    let res: IncomingMessage;
     try {
-      res = await fetch(parsed, { signal: ctrl.signal, redirect: 'follow' });
+      res = await openGet(parsed, ctrl.signal, MAX_REDIRECTS);
     } catch (err) {
       throw fetchFailure(err, shown, timedOut, idleMs);
     }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel().catch(() => {});
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      res.destroy();
       throw new DownloadError(
-        res.status === 404 ? 'DOWNLOAD_NOT_FOUND' : 'DOWNLOAD_HTTP',
-        `GET ${shown} answered ${res.status} ${res.statusText}; check the URL`,
-        res.status >= 400 && res.status < 500 ? 'invalid' : 'unavailable',
+        status === 404 ? 'DOWNLOAD_NOT_FOUND' : 'DOWNLOAD_HTTP',
+        `GET ${shown} answered ${status} ${res.statusMessage ?? ''}; check the URL`.replace(' ;', ';'),
+        status >= 400 && status < 500 ? 'invalid' : 'unavailable',
       );
     }
-    const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+    const declared = Number(res.headers['content-length'] ?? Number.NaN);
     if (declared > maxBytes) {
-      await res.body.cancel().catch(() => {});
+      res.destroy();
       throw tooLarge(maxBytes);
     }
     touch();
     const chunks = (async function* () {
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
           touch();
           yield chunk;
         }
       } catch (err) {
         throw fetchFailure(err, shown, timedOut, idleMs);
       }
+      // A body cut short of its content-length is a failed download, not a smaller bundle.
+      if (!res.complete) throw fetchFailure(new Error('connection closed early'), shown, timedOut, idleMs);
     })();
     return await writeStreamed(
       chunks,
@@ -170,26 +218,31 @@ async function writeStreamed(
   total: number | undefined,
 ): Promise<TransferResult> {
   const hash = createHash('sha256');
-  const out: WriteStream = createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+  let out: Writable | undefined;
   let bytes = 0;
   let lastReport = 0;
   try {
-    await once(out, 'open');
     for await (const chunk of chunks) {
+      if (!out) {
+        // The first bytes decide where the rest goes: straight into an extractor (tar.gz,
+        // extracted while it downloads, as `curl | tar` does), or into the file (zip).
+        out = opts.sinkFor?.(chunk) ?? createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+      }
       bytes += chunk.length;
       if (bytes > opts.maxBytes) throw tooLarge(opts.maxBytes);
       hash.update(chunk);
-      if (!out.write(chunk)) await once(out, 'drain');
+      if (!out.write(chunk)) await drained(out);
       const now = Date.now();
       if (opts.onProgress && now - lastReport >= 200) {
         lastReport = now;
         opts.onProgress({ bytes, total });
       }
     }
+    out ??= createWriteStream(dest, { flags: 'wx', mode: 0o600 });
     out.end();
-    await once(out, 'finish');
+    await finished(out);
   } catch (err) {
-    out.destroy();
+    out?.destroy();
     throw err;
   }
   opts.onProgress?.({ bytes, total });
@@ -197,6 +250,22 @@ async function writeStreamed(
   if (opts.sha256 && opts.sha256.toLowerCase() !== sha256)
     throw new ChecksumMismatchError(opts.sha256.toLowerCase(), sha256);
   return { bytes, sha256 };
+}
+
+/** Waits for room in `w`; a sink that was destroyed (the extractor refused the archive) stops the transfer. */
+async function drained(w: Writable): Promise<void> {
+  if (w.destroyed)
+    throw w.errored ?? new DownloadError('SINK_CLOSED', 'the bundle could not be written', 'invalid');
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+  });
+  if (w.destroyed && w.errored) throw w.errored;
 }
 
 function tooLarge(maxBytes: number): DownloadError {
@@ -215,7 +284,8 @@ function fetchFailure(err: unknown, shown: string, timedOut: boolean, idleMs: nu
       `GET ${shown} sent nothing for ${idleMs / 1000} s; check the server and try again`,
     );
   }
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
+  const e = err as { code?: string; cause?: { code?: string; message?: string } };
+  const cause = e?.code ? { code: e.code, message: (err as Error).message } : e?.cause;
   const why =
     cause?.code === 'ECONNREFUSED'
       ? 'connection refused'

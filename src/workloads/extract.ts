@@ -8,7 +8,9 @@
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, realpath, rename, rmdir, symlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import * as tar from 'tar';
 import yauzl from 'yauzl';
 import { MAX_ARCHIVE_ENTRIES, MAX_EXTRACTED_BYTES } from './constants.ts';
@@ -97,17 +99,44 @@ export async function extractBundle(
   const counts =
     format === 'zip'
       ? await extractZip(file, root, maxEntries, maxBytes)
-      : await extractTar(file, root, maxEntries, maxBytes);
+      : await extractTar(createReadStream(file), format === 'tar.gz', root, maxEntries, maxBytes);
   await verifyLinks(root);
   await hoistSingleDirectory(root);
   return { format, ...counts };
 }
 
-async function extractTar(file: string, root: string, maxEntries: number, maxBytes: number) {
+/**
+ * Extracts a tar or tar.gz arriving as a stream (a download in progress) into the existing
+ * empty directory `dest`, with the same checks as `extractBundle`.
+ */
+export async function extractTarStream(
+  input: Readable,
+  dest: string,
+  limits: ExtractLimits = {},
+): Promise<ExtractResult> {
+  const root = await realpath(dest);
+  const counts = await extractTar(
+    input,
+    true,
+    root,
+    limits.maxEntries ?? MAX_ARCHIVE_ENTRIES,
+    limits.maxBytes ?? MAX_EXTRACTED_BYTES,
+  );
+  await verifyLinks(root);
+  await hoistSingleDirectory(root);
+  return { format: 'tar.gz', ...counts };
+}
+
+async function extractTar(
+  input: Readable,
+  gzipped: boolean,
+  root: string,
+  maxEntries: number,
+  maxBytes: number,
+) {
   let entries = 0;
   let bytes = 0;
   let refused: Error | undefined;
-  const input = createReadStream(file);
   const fail = (err: Error) => {
     refused ??= err;
     input.destroy(err);
@@ -158,7 +187,10 @@ async function extractTar(file: string, root: string, maxEntries: number, maxByt
     },
   });
   try {
-    await pipeline(input, unpack);
+    // Node's own gunzip runs on the thread pool, in parallel with parsing and writing; node-tar's
+    // built-in one would run on the main thread.
+    if (gzipped) await pipeline(input, createGunzip({ chunkSize: 256 * 1024 }), unpack);
+    else await pipeline(input, unpack);
   } catch (err) {
     if (refused) throw refused;
     throw new UnsafeArchiveError('BAD_ARCHIVE', `the tar.gz bundle is corrupt: ${oneLine(err)}`);
