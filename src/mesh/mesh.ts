@@ -31,6 +31,7 @@ import { jsonChannel } from './json-stream.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
 import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
+import { keepReservations } from './reservations.ts';
 import type { Admission } from './records.ts';
 import { decodeTelemetry, type PeerState, stateOf, TelemetryBus, type TelemetryRecord } from './telemetry.ts';
 
@@ -126,7 +127,9 @@ export class Mesh {
       listen: config.mesh.listen,
       announce: config.mesh.announce,
       relayServer: config.mesh.relay,
-      reservations: config.mesh.reservations,
+      // Reservations are held by keepReservations (reservations.ts), not by '/p2p-circuit'
+      // listen addresses, whose relay discovery freezes the agent while the DHT is empty.
+      reservations: 0,
       gater: createGater(this.membership, this.#expulsions),
       agentVersion: `plexus/${version}`,
       metrics: this.#init.libp2pMetrics,
@@ -205,6 +208,11 @@ export class Mesh {
     this.#every(this.intervalMs, () => this.publishTelemetry());
     this.#every(SYNC_INTERVAL_MS, () => this.#syncRandom());
     this.#every(PING_INTERVAL_MS, () => this.#pingAll());
+    if (config.mesh.reservations > 0) {
+      this.#every(CONNECT_INTERVAL_MS, () =>
+        keepReservations(node, this.membership, config.mesh.reservations, this.#logger),
+      );
+    }
     void this.#connectAll();
     this.#logger.info(
       { peerId: self, addrs: node.getMultiaddrs().map((a) => a.toString()), network: keys.network.networkId },
