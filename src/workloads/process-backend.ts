@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import type { Logger } from '../logging/index.ts';
 import type { AdoptInfo, Backend, BackendEvents, LaunchSpec, RunChange, RunState } from './backend.ts';
 import {
@@ -94,7 +94,7 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     const fd = openLogFd(spec.logFile);
     let child: ChildProcess;
     try {
-      writeSync(fd, `[plexus] ${new Date().toISOString()} starting release ${spec.release}\n`);
+      writeSync(fd, marker(`starting release ${spec.release}`));
       child = spawn('/bin/sh', ['-c', `exec ${spec.cmd}`], {
         cwd: spec.cwd,
         env: spec.env,
@@ -142,6 +142,8 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     sup.markExited?.();
     const app = sup.spec.app;
     const detail = signal ? `killed by ${signal}` : code === null ? 'exited' : `exit code ${code}`;
+    // Say so in the app's own log, where an operator reading `plexus logs` looks first.
+    appendMarker(sup.spec.logFile, `process ${sup.state.pid ?? '?'} ${detail}`);
     const upMs = sup.state.startedAt ? Date.now() - sup.state.startedAt : 0;
     sup.state = { ...sup.state, pid: null, pidStart: null };
     if (!sup.wanted || this.#closed) {
@@ -293,6 +295,18 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
       if (sup.backoff) clearTimeout(sup.backoff);
       if (sup.poll) clearInterval(sup.poll);
     }
+  }
+}
+
+function marker(text: string): string {
+  return `[plexus] ${new Date().toISOString()} ${text}\n`;
+}
+
+function appendMarker(logFile: string, text: string): void {
+  try {
+    appendFileSync(logFile, marker(text));
+  } catch {
+    // The log folder may be gone (app removed); the marker is only a courtesy.
   }
 }
 

@@ -517,6 +517,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       const rel = this.#currentRow(row);
       const state = this.#backend.state(app);
       if (state?.pid && (state.status === 'running' || state.status === 'crashloop')) return this.get(app);
+      if (rel.spec.port) await this.#checkPort(app, rel.spec, undefined);
       this.apps.update(app, { desired: 'running' });
       await this.#backend.launch(this.#launchSpec(app, rel));
       this.#record(app, 'start', rel.id);
