@@ -5,8 +5,10 @@ export const KEEP_RELEASES = 5;
 
 /** Health check deadline of a deploy (issue 3: "within a timeout (default 30 s)"). */
 export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;
-/** Pause between health probes: a refused connect costs microseconds, and a deploy is done as soon as the app is up. */
-export const HEALTH_PROBE_INTERVAL_MS = 15;
+/** Pause between health probes in the first second: a refused connect costs microseconds, and a deploy is done as soon as the app is up. */
+export const HEALTH_PROBE_FAST_MS = 5;
+/** Pause between health probes after the first second. */
+export const HEALTH_PROBE_INTERVAL_MS = 25;
 /** One health probe may take this long before it counts as a failure. */
 export const HEALTH_PROBE_TIMEOUT_MS = 2_000;
 

@@ -2,7 +2,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createConnection } from 'node:net';
-import { HEALTH_PROBE_INTERVAL_MS, HEALTH_PROBE_TIMEOUT_MS } from './constants.ts';
+import { HEALTH_PROBE_FAST_MS, HEALTH_PROBE_INTERVAL_MS, HEALTH_PROBE_TIMEOUT_MS } from './constants.ts';
 import type { HealthCheck } from './spec.ts';
 
 /** Runs one probe; resolves true when healthy. Never rejects. */
@@ -63,6 +63,10 @@ export async function waitHealthy(
     if (left <= 0) return 'timeout';
     if (await probe(check, Math.min(HEALTH_PROBE_TIMEOUT_MS, left))) return 'healthy';
     opts.onWait?.(Date.now() - started);
-    await new Promise((r) => setTimeout(r, HEALTH_PROBE_INTERVAL_MS));
+    // Most apps come up within a second: probe tightly then, gently after.
+    const elapsed = Date.now() - started;
+    await new Promise((r) =>
+      setTimeout(r, elapsed < 1_000 ? HEALTH_PROBE_FAST_MS : HEALTH_PROBE_INTERVAL_MS),
+    );
   }
 }
