@@ -69,6 +69,7 @@ export class TelemetryService {
   #lastApps: AppSnapshot[] = [];
   #lastHost: HostSample | undefined;
   #debounce: NodeJS.Timeout | undefined;
+  #scrapeCache: { at: number; nodes: NodeView[] } | undefined;
 
   constructor(init: TelemetryServiceInit, components: TelemetryServiceComponents) {
     this.#init = init;
@@ -186,10 +187,18 @@ export class TelemetryService {
   /** What /metrics reads at scrape time. */
   metricsSource(): MetricsSource {
     const { mesh } = this.#c;
+    // One scrape reads the node list from a dozen gauges: compute it once per scrape, not per gauge.
+    const nodes = () => {
+      const now = Date.now();
+      if (!this.#scrapeCache || now - this.#scrapeCache.at > 250)
+        this.#scrapeCache = { at: now, nodes: this.nodes() };
+      return this.#scrapeCache.nodes;
+    };
     return {
       self: () => mesh.name,
-      records: () => this.nodes().flatMap((n) => (n.telemetry ? [n.telemetry] : [])),
-      peers: () => mesh.peers(),
+      records: () => nodes().flatMap((n) => (n.telemetry ? [n.telemetry] : [])),
+      peers: () =>
+        nodes().filter((n) => !n.self) as (NodeView & { connection: 'direct' | 'relayed' | 'none' })[],
       counts: (): TelemetryCounts => mesh.telemetry.counts,
       gossipReceived: () => this.#gossip,
       panel: () => this.#panel?.stats(),
