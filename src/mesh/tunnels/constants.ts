@@ -1,0 +1,43 @@
+/** Defaults of the tunnels, each with why it was chosen. */
+
+/** The tunnel protocol (DESIGN.md, Traffic between servers). */
+export const TCP_PROTOCOL = '/plexus/tcp/1.0.0';
+
+/** A request header is `{service}` or `{port}`; 1 KiB leaves room and bounds what a peer can send. */
+export const MAX_HEADER_BYTES = 1024;
+/** A reply header is `{ok}` or `{ok, code, message}` with a one-line message. */
+export const MAX_REPLY_BYTES = 1024;
+
+/**
+ * Concurrent tunnels to or from one peer. Yamux refuses more than 1000 inbound streams per
+ * connection across every protocol, so tunnels keep well under that and leave room for the
+ * mesh's own streams (gossip, sync, commands).
+ */
+export const MAX_TUNNELS_PER_PEER = 512;
+/** Concurrent tunnels in total: each holds two sockets (fds) and up to a yamux window of memory. */
+export const MAX_TUNNELS_TOTAL = 2048;
+
+/** Opening a stream to a peer (dial + protocol negotiation + reply) must not hang a client. */
+export const OPEN_TIMEOUT_MS = 10_000;
+/** Connecting to the exposed local port: loopback answers at once or never. */
+export const TARGET_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * Socket reads are coalesced up to this many bytes before one `stream.send()`: yamux and Noise
+ * cost per frame, so fewer, larger frames go faster (measured in bench/tunnel.ts).
+ */
+export const COALESCE_BYTES = 256 * 1024;
+
+/** A SOCKS5 client must finish its handshake within this time, or is dropped. */
+export const SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Largest SOCKS5 handshake message (greeting: 2 + 255 methods; request: 4 + 1 + 255 + 2). */
+export const SOCKS_MAX_HANDSHAKE_BYTES = 600;
+/** Suffix that mesh names may carry in SOCKS requests (`db.web-2.plexus`). */
+export const MESH_DOMAIN = 'plexus';
+
+/** Loopback address that exposed ports are reached on, and forwards listen on by default. */
+export const LOOPBACK = '127.0.0.1';
+/** Most forwards a node keeps: each is a listening socket. */
+export const MAX_FORWARDS = 256;
+/** Most services a node exposes by hand (apps add their own). */
+export const MAX_SERVICES = 256;

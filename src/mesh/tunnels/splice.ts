@@ -1,0 +1,176 @@
+/**
+ * Joins a TCP socket and a libp2p stream, both ways, at close to raw TCP speed:
+ * - socket reads that arrive in one event-loop turn are coalesced (up to `coalesceBytes`) into
+ *   one `stream.send()`, since yamux and Noise cost per frame;
+ * - backpressure end to end: the socket is paused while `send()` says the stream is full and
+ *   resumed on its drain; the stream is paused (yamux stops granting window) while the socket's
+ *   write buffer is full and resumed on the socket's drain;
+ * - half-close: the socket's FIN closes the stream's write side and the stream's end ends the
+ *   socket's write side; the other direction keeps flowing;
+ * - an error or reset on either side resets the other (RST to the TCP peer, RST frame to yamux).
+ */
+import type { Socket } from 'node:net';
+import type { Stream } from '@libp2p/interface';
+import { Uint8ArrayList } from 'uint8arraylist';
+
+/** Bytes that went each way. */
+export interface SpliceResult {
+  /** Socket → stream. */
+  sent: number;
+  /** Stream → socket. */
+  received: number;
+  /** True when both sides ended cleanly. */
+  clean: boolean;
+}
+
+/** Options of one splice. */
+export interface SpliceOptions {
+  /** Coalesce socket reads up to this many bytes per `stream.send()`. */
+  coalesceBytes: number;
+  /** Bytes already read from the stream (after the handshake) to write to the socket first. */
+  initial?: Uint8ArrayList;
+  /** Bytes already read from the socket (e.g. pipelined after a SOCKS request) to send first. */
+  firstBytes?: Uint8Array;
+  /** Read buffer allowed on the stream while it is paused: at least one yamux window. */
+  maxReadBufferBytes: number;
+}
+
+/** Pumps bytes between `socket` and `stream` until both are closed. Never rejects. */
+export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Promise<SpliceResult> {
+  return new Promise((resolve) => {
+    let sent = 0;
+    let received = 0;
+    let clean = true;
+    let done = false;
+    let socketClosed = false;
+    let streamClosed = false;
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    let flushScheduled = false;
+    let socketEnded = false;
+    let streamPaused = false;
+
+    // While paused, yamux may still deliver what the remote had in flight (up to a window).
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, opts.maxReadBufferBytes);
+    socket.setNoDelay(true);
+
+    const finish = () => {
+      if (done || !socketClosed || !streamClosed) return;
+      done = true;
+      resolve({ sent, received, clean });
+    };
+    const failBoth = (err: Error) => {
+      clean = false;
+      if (!socket.destroyed) socket.resetAndDestroy();
+      stream.abort(err);
+    };
+
+    // ---- socket → stream ------------------------------------------------------------------
+    const flush = () => {
+      flushScheduled = false;
+      if (pendingBytes === 0 || stream.writeStatus !== 'writable') {
+        pending = [];
+        pendingBytes = 0;
+        return;
+      }
+      const data = pending.length === 1 ? pending[0] : new Uint8ArrayList(...pending);
+      sent += pendingBytes;
+      pending = [];
+      pendingBytes = 0;
+      let more: boolean;
+      try {
+        more = stream.send(data);
+      } catch (err) {
+        failBoth(err as Error);
+        return;
+      }
+      if (!more) {
+        socket.pause();
+        stream.onDrain().then(
+          () => {
+            if (!socket.destroyed && !socketEnded) socket.resume();
+          },
+          () => {}, // the stream closed: its close listener cleans up
+        );
+      }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= opts.coalesceBytes) flush();
+      else if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+    });
+    const onSocketEnd = () => {
+      if (socketEnded) return;
+      socketEnded = true;
+      flush();
+      if (stream.writeStatus === 'writable') stream.close().catch(() => {});
+    };
+    if (opts.firstBytes && opts.firstBytes.length > 0) {
+      pending.push(opts.firstBytes);
+      pendingBytes += opts.firstBytes.length;
+      flush();
+    }
+    socket.on('end', onSocketEnd);
+    // The FIN may have come while someone else was reading the socket (a SOCKS handshake).
+    if (socket.readableEnded) queueMicrotask(onSocketEnd);
+    socket.on('error', (err) => failBoth(err));
+    socket.on('close', (hadError) => {
+      socketClosed = true;
+      // Closed without its FIN (an error, or destroyed while the agent stops): reset the stream
+      // so the far end sees a failure, never a clean but truncated end.
+      if (hadError || !socketEnded) failBoth(new Error('the local socket closed abruptly'));
+      finish();
+    });
+
+    // ---- stream → socket ------------------------------------------------------------------
+    const write = (d: Uint8Array | Uint8ArrayList) => {
+      if (socket.destroyed || socket.writableEnded) return;
+      received += d.byteLength;
+      let ok: boolean;
+      if (d instanceof Uint8Array) ok = socket.write(d);
+      else {
+        socket.cork();
+        ok = true;
+        for (const b of d) ok = socket.write(b);
+        socket.uncork();
+      }
+      if (!ok && !streamPaused && stream.readStatus === 'readable') {
+        streamPaused = true;
+        stream.pause();
+        socket.once('drain', () => {
+          streamPaused = false;
+          if (stream.readStatus === 'paused') stream.resume();
+        });
+      }
+    };
+    if (opts.initial && opts.initial.byteLength > 0) write(opts.initial);
+    stream.addEventListener('message', (evt) => write(evt.data));
+    let streamEnded = false;
+    const endSocket = () => {
+      streamEnded = true;
+      if (!socket.destroyed && !socket.writableEnded) socket.end();
+    };
+    stream.addEventListener('end', endSocket);
+    if (stream.readableEnded) endSocket();
+    stream.addEventListener('close', (evt) => {
+      streamClosed = true;
+      // A clean close needs both FINs; anything else (a reset, the connection going away) is
+      // passed on as a reset so the client never mistakes a cut for a complete transfer.
+      // Both FINs seen while we were paused: the buffered rest still arrives, then 'end'.
+      const drainingRest = !evt.error && !streamEnded && socketEnded && stream.readBufferLength > 0;
+      if (!drainingRest && (evt.error || !streamEnded || !socketEnded)) {
+        clean = false;
+        if (!socket.destroyed) socket.resetAndDestroy();
+      }
+      finish();
+    });
+    if (stream.status !== 'open') {
+      streamClosed = true;
+      if (!socket.destroyed) socket.resetAndDestroy();
+    }
+  });
+}

@@ -1,0 +1,365 @@
+/**
+ * The tunnel service: serves `/plexus/tcp/1.0.0` to members (only exposed ports are reachable)
+ * and opens tunnels to other nodes' services for forwards and the SOCKS proxy. It holds the
+ * limits on concurrent tunnels per peer and in total, and counts what is open so that leaks
+ * show up in `plexus status`.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Connection, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { PlexusError } from '../../errors.ts';
+import type { Logger } from '../../logging/index.ts';
+import type { Member } from '../membership.ts';
+import type { PlexusLibp2p } from '../node.ts';
+import {
+  COALESCE_BYTES,
+  LOOPBACK,
+  MAX_HEADER_BYTES,
+  MAX_REPLY_BYTES,
+  MAX_TUNNELS_PER_PEER,
+  MAX_TUNNELS_TOTAL,
+  OPEN_TIMEOUT_MS,
+  TARGET_CONNECT_TIMEOUT_MS,
+  TCP_PROTOCOL,
+} from './constants.ts';
+import { PortNotExposedError, TargetRefusedError, TunnelLimitError, UnknownServiceError } from './errors.ts';
+import { encodeFrame, parseReply, parseRequest, readFrame, type TunnelRequest } from './header.ts';
+import type { ServiceDirectory } from './services.ts';
+import { splice } from './splice.ts';
+import type { Target } from './target.ts';
+
+/** Options of the tunnel service. */
+export interface TunnelsInit {
+  /** Concurrent tunnels to or from one peer; default MAX_TUNNELS_PER_PEER. */
+  maxPerPeer?: number;
+  /** Concurrent tunnels in total; default MAX_TUNNELS_TOTAL. */
+  maxTotal?: number;
+  /** Coalesce socket reads up to this many bytes per stream write; default COALESCE_BYTES. */
+  coalesceBytes?: number;
+}
+
+/** What the tunnels use from the mesh. */
+export interface TunnelsComponents {
+  libp2p: PlexusLibp2p;
+  /** Name → live member; throws UnknownNodeError. */
+  resolve(name: string): Member;
+  isMember(peerId: string): boolean;
+  selfPeerId: string;
+  selfName: string;
+  services: ServiceDirectory;
+  logger: Logger;
+}
+
+/** An opened tunnel, not yet joined to a client socket. */
+export interface OpenedTunnel {
+  /** `direct`, `relayed` or `local` (the target is this node). */
+  path: 'direct' | 'relayed' | 'local';
+  /**
+   * Joins the client socket to the tunnel; resolves when both are closed. `firstBytes` were
+   * already read from the socket (pipelined after a SOCKS request) and go out first.
+   */
+  attach(socket: Socket, firstBytes?: Uint8Array): Promise<void>;
+  /** Gives the tunnel up without a client (e.g. the SOCKS client went away). */
+  abort(): void;
+}
+
+/** Counters for status and leak checks. */
+export interface TunnelCounters {
+  active: number;
+  inbound: number;
+  outbound: number;
+  opened: number;
+  refused: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+const MAX_READ_BUFFER = 64 * 1024 * 1024;
+
+/** The tunnel service. */
+export class Tunnels {
+  readonly #c: TunnelsComponents;
+  readonly #maxPerPeer: number;
+  readonly #maxTotal: number;
+  readonly #coalesce: number;
+  readonly #perPeer = new Map<string, number>();
+  readonly #live = new Set<{ close(): void }>();
+  readonly #counters = { inbound: 0, outbound: 0, opened: 0, refused: 0, bytesSent: 0, bytesReceived: 0 };
+  #started = false;
+
+  constructor(init: TunnelsInit, components: TunnelsComponents) {
+    this.#c = components;
+    this.#maxPerPeer = init.maxPerPeer ?? MAX_TUNNELS_PER_PEER;
+    this.#maxTotal = init.maxTotal ?? MAX_TUNNELS_TOTAL;
+    this.#coalesce = init.coalesceBytes ?? COALESCE_BYTES;
+  }
+
+  /** Registers the protocol handler. */
+  async start(): Promise<void> {
+    await this.#c.libp2p.handle(TCP_PROTOCOL, (stream, conn) => this.#serve(stream, conn), {
+      runOnLimitedConnection: true,
+      // libp2p's per-protocol defaults (32 in, 64 out) are far below a busy forward; our own
+      // limits apply on top, with a small margin so that we answer with a clear refusal.
+      maxInboundStreams: this.#maxPerPeer + 16,
+      maxOutboundStreams: this.#maxPerPeer + 16,
+    });
+    this.#started = true;
+  }
+
+  /** Unregisters the handler and resets every open tunnel. */
+  async stop(): Promise<void> {
+    if (this.#started) await this.#c.libp2p.unhandle(TCP_PROTOCOL).catch(() => {});
+    this.#started = false;
+    for (const t of [...this.#live]) t.close();
+  }
+
+  /** Open tunnels and lifetime totals. */
+  counters(): TunnelCounters {
+    const c = this.#counters;
+    return { active: c.inbound + c.outbound, ...c };
+  }
+
+  #acquire(peer: string): () => void {
+    const total = this.#counters.inbound + this.#counters.outbound;
+    if (total >= this.#maxTotal) throw new TunnelLimitError(`${this.#maxTotal} open in total`);
+    const n = this.#perPeer.get(peer) ?? 0;
+    if (n >= this.#maxPerPeer) throw new TunnelLimitError(`${this.#maxPerPeer} open with one peer`);
+    this.#perPeer.set(peer, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#perPeer.get(peer) ?? 1) - 1;
+      if (left <= 0) this.#perPeer.delete(peer);
+      else this.#perPeer.set(peer, left);
+    };
+  }
+
+  #track(socket: Socket, stream: Stream | undefined): () => void {
+    const entry = {
+      close: () => {
+        if (!socket.destroyed) socket.resetAndDestroy();
+        stream?.abort(new Error('agent stopping'));
+      },
+    };
+    this.#live.add(entry);
+    return () => this.#live.delete(entry);
+  }
+
+  // ---- server side -------------------------------------------------------------------------
+
+  async #serve(stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString();
+    const log = this.#c.logger;
+    if (!this.#c.isMember(peer)) {
+      stream.abort(new Error('not a member'));
+      return;
+    }
+    let release: () => void;
+    try {
+      release = this.#acquire(peer);
+    } catch (err) {
+      this.#counters.refused++;
+      await this.#refuse(stream, err as PlexusError);
+      return;
+    }
+    this.#counters.inbound++;
+    let socket: Socket | undefined;
+    try {
+      const signal = AbortSignal.timeout(OPEN_TIMEOUT_MS);
+      const { value, rest } = await readFrame(stream, MAX_HEADER_BYTES, signal);
+      const req = parseRequest(value);
+      const port = this.#portFor(req);
+      socket = await connectLocal(port);
+      stream.send(encodeFrame({ ok: true }));
+      this.#counters.opened++;
+      const untrack = this.#track(socket, stream);
+      const r = await splice(socket, stream, {
+        coalesceBytes: this.#coalesce,
+        initial: rest,
+        maxReadBufferBytes: MAX_READ_BUFFER,
+      });
+      untrack();
+      this.#counters.bytesSent += r.sent;
+      this.#counters.bytesReceived += r.received;
+    } catch (err) {
+      socket?.destroy();
+      this.#counters.refused++;
+      if (!(err instanceof PlexusError)) log.warn({ err, peer }, 'tunnel failed');
+      await this.#refuse(stream, err as Error);
+    } finally {
+      this.#counters.inbound--;
+      release();
+    }
+  }
+
+  async #refuse(stream: Stream, err: Error): Promise<void> {
+    const body =
+      err instanceof PlexusError
+        ? { ok: false, code: err.code, message: err.message }
+        : { ok: false, code: 'TUNNEL_FAILED', message: 'the tunnel failed on the far side' };
+    try {
+      if (stream.writeStatus === 'writable') {
+        stream.send(encodeFrame(body));
+        await stream.close({ signal: AbortSignal.timeout(2000) });
+      }
+      // Anything the opener already sent after its header is dropped with the stream.
+      stream.abort(new Error('refused'));
+    } catch {
+      stream.abort(new Error('refused'));
+    }
+  }
+
+  #portFor(req: TunnelRequest): number {
+    const services = this.#c.services;
+    if ('service' in req) {
+      const port = services.portOf(req.service);
+      if (port === undefined) throw new UnknownServiceError(req.service, this.#c.selfName);
+      return port;
+    }
+    if (!services.isExposedPort(req.port)) throw new PortNotExposedError(req.port, this.#c.selfName);
+    return req.port;
+  }
+
+  // ---- client side -------------------------------------------------------------------------
+
+  /**
+   * Opens a tunnel to `target`: checks the node and the far side's answer, so a refusal
+   * (unknown service, unexposed port, nothing listening, node down) is thrown here, at once.
+   */
+  async open(target: Target, signal?: AbortSignal): Promise<OpenedTunnel> {
+    const member = this.#c.resolve(target.node);
+    const req: TunnelRequest = 'service' in target ? { service: target.service } : { port: target.port };
+    if (member.peerId === this.#c.selfPeerId) return this.#openLocal(req);
+    const release = this.#acquire(member.peerId);
+    this.#counters.outbound++;
+    let released = false;
+    const done = () => {
+      if (released) return;
+      released = true;
+      this.#counters.outbound--;
+      release();
+    };
+    let stream: Stream | undefined;
+    try {
+      const sig = AbortSignal.any([AbortSignal.timeout(OPEN_TIMEOUT_MS), ...(signal ? [signal] : [])]);
+      const conn = await this.#connectionTo(member, sig);
+      stream = await conn.newStream(TCP_PROTOCOL, {
+        signal: sig,
+        runOnLimitedConnection: true,
+        maxOutboundStreams: this.#maxPerPeer + 16,
+      });
+      stream.send(encodeFrame(req));
+      const { value, rest } = await readFrame(stream, MAX_REPLY_BYTES, sig);
+      const reply = parseReply(value);
+      if (!reply.ok) {
+        stream.abort(new Error('refused'));
+        throw new PlexusError(
+          reply.code,
+          reply.message,
+          reply.code === 'UNKNOWN_SERVICE' ? 'not_found' : 'unavailable',
+        );
+      }
+      this.#counters.opened++;
+      const path = conn.remoteAddr.toString().includes('/p2p-circuit') ? 'relayed' : 'direct';
+      const s = stream;
+      return {
+        path,
+        attach: async (socket, firstBytes) => {
+          const untrack = this.#track(socket, s);
+          try {
+            const r = await splice(socket, s, {
+              coalesceBytes: this.#coalesce,
+              initial: rest,
+              firstBytes,
+              maxReadBufferBytes: MAX_READ_BUFFER,
+            });
+            this.#counters.bytesSent += r.sent;
+            this.#counters.bytesReceived += r.received;
+          } finally {
+            untrack();
+            done();
+          }
+        },
+        abort: () => {
+          s.abort(new Error('client went away'));
+          done();
+        },
+      };
+    } catch (err) {
+      stream?.abort(err as Error);
+      done();
+      this.#counters.refused++;
+      if (err instanceof PlexusError) throw err;
+      throw new PlexusError(
+        'PEER_UNREACHABLE',
+        `cannot open a tunnel to '${member.name}': ${(err as Error).message}`,
+        'unavailable',
+      );
+    }
+  }
+
+  /** The best connection to a member: a direct one if any, else a relayed one, else a dial. */
+  async #connectionTo(member: Member, signal: AbortSignal): Promise<Connection> {
+    const peer = peerIdFromString(member.peerId);
+    const conns = this.#c.libp2p.getConnections(peer).filter((c) => c.status === 'open');
+    const direct = conns.find((c) => !c.remoteAddr.toString().includes('/p2p-circuit'));
+    if (direct) return direct;
+    if (conns[0]) return conns[0];
+    return this.#c.libp2p.dial(peer, { signal });
+  }
+
+  async #openLocal(req: TunnelRequest): Promise<OpenedTunnel> {
+    const port = this.#portFor(req);
+    const target = await connectLocal(port);
+    return {
+      path: 'local',
+      attach: (socket, firstBytes) =>
+        new Promise<void>((resolve) => {
+          if (firstBytes?.length) target.write(firstBytes);
+          const untrack = this.#track(socket, undefined);
+          const untrack2 = this.#track(target, undefined);
+          let closed = 0;
+          const onClose = () => {
+            if (++closed < 2) return;
+            untrack();
+            untrack2();
+            resolve();
+          };
+          for (const [a, b] of [
+            [socket, target],
+            [target, socket],
+          ] as const) {
+            a.pipe(b);
+            a.on('error', () => b.resetAndDestroy());
+            a.on('close', onClose);
+          }
+        }),
+      abort: () => target.destroy(),
+    };
+  }
+}
+
+/** Connects to an exposed port on loopback; refusal and timeout become TargetRefusedError. */
+function connectLocal(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: LOOPBACK, port, allowHalfOpen: true, noDelay: true });
+    const t = setTimeout(() => {
+      socket.destroy();
+      reject(new TargetRefusedError(`port ${port}`, 'timed out'));
+    }, TARGET_CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(t);
+      socket.removeAllListeners('error');
+      // Errors are handled by whoever joins the socket; this keeps one in between from crashing.
+      socket.on('error', () => {});
+      socket.setKeepAlive(true, 60_000);
+      resolve(socket);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      socket.destroy();
+      reject(new TargetRefusedError(`port ${port}`, err.code));
+    });
+  });
+}
