@@ -13,6 +13,7 @@ import { apiMigrations, createCommandApi } from './api/index.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
+import { createTunnelSubsystem, tunnelMigrations } from './mesh/tunnels/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, TelemetryService, telemetryActions } from './telemetry/index.ts';
 import { VERSION } from './version.ts';
@@ -53,7 +54,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
   };
   try {
     // --- store: every subsystem's migrations, in one file -------------------------------------
-    const db: Db = openStore(paths.db, [...meshMigrations, ...apiMigrations, ...workloadsMigrations]);
+    const db: Db = openStore(paths.db, [...meshMigrations, ...apiMigrations, ...workloadsMigrations, ...tunnelMigrations]);
     stops.push(() => {
       db.close();
     });
@@ -77,6 +78,14 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     await mesh.start();
     stops.push(() => mesh.stop());
     actions.register(...meshActions(mesh, keys));
+
+    // --- tunnels: exposed services, /plexus/tcp/1.0.0, forwards, SOCKS5 -----------------------
+    const tunnels = await createTunnelSubsystem(
+      { socksListen: config.socks.listen },
+      { mesh, db, logger: logger.child({ module: 'tunnels' }) },
+    );
+    stops.push(() => tunnels.stop());
+    actions.register(...tunnels.actions);
 
     // --- workloads: apps, releases, supervisor, secrets (issue 3) -----------------------------
     // After the mesh, so apps only start once the node is reachable; stopped before it. Stopping

@@ -15,6 +15,7 @@ import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
 import { registerToken } from './token.ts';
+import { registerTunnels } from './tunnels.ts';
 
 // `plexus --api URL VERB`: a global --api before the verb selects a remote agent. It is taken
 // out here because init/join own a different --api (their HTTP listen address).
@@ -65,6 +66,7 @@ registerApps(program);
 registerAppEnv(program);
 
 registerToken(program);
+registerTunnels(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);

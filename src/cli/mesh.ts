@@ -16,6 +16,13 @@ interface Status {
   peers: { total: number; online: number; suspect: number; down: number };
 }
 
+interface TunnelStatus {
+  services: { name: string; port: number; source: string }[];
+  socks: string | null;
+  forwards: number;
+  tunnels: { active: number; inbound: number; outbound: number };
+}
+
 interface Peer {
   name: string;
   peerId: string;
@@ -34,8 +41,11 @@ export function registerMesh(program: Command): void {
     .description("this node's identity, addresses and peer counts")
     .option('--json', 'print JSON')
     .action(async (_opts, cmd: Command) => {
-      const s = (await agentOf(cmd).call('node.status')) as Status;
-      if (wantsJson(cmd)) return printJson(s);
+      const agent = agentOf(cmd);
+      const s = (await agent.call('node.status')) as Status;
+      // Exposed services, SOCKS and tunnel counters (issue 6); absent on an agent without tunnels.
+      const t = (await agent.call('tunnels.status').catch(() => undefined)) as TunnelStatus | undefined;
+      if (wantsJson(cmd)) return printJson(t ? { ...s, tunnels: t } : s);
       process.stdout.write(
         `node     ${s.name} (${s.peerId})\n` +
           `network  ${s.networkId}${s.admin ? ' (admin key on this node)' : ''}\n` +
@@ -43,6 +53,16 @@ export function registerMesh(program: Command): void {
           `peers    ${s.peers.online} online, ${s.peers.suspect} suspect, ${s.peers.down} down\n` +
           `listen   ${s.addrs.join('\n         ') || '-'}\n`,
       );
+      if (t) {
+        const svc = t.services.map(
+          (x) => `${x.name}:${x.port}${x.source === 'manual' ? '' : ` (${x.source})`}`,
+        );
+        process.stdout.write(
+          `services ${svc.join(', ') || "none; expose one with 'plexus expose NAME PORT'"}\n` +
+            `socks    ${t.socks ?? 'off'}\n` +
+            `tunnels  ${t.tunnels.active} open (${t.tunnels.inbound} in, ${t.tunnels.outbound} out), ${t.forwards} forwards\n`,
+        );
+      }
     });
 
   program
