@@ -88,3 +88,25 @@ function lifetimeCpu(st: ProcStat): number | null {
     return null;
   }
 }
+
+/** SIGTERM to the process group of `pid`, then SIGKILL after `graceMs`; resolves once it is gone. */
+export async function killGroup(pid: number, graceMs: number): Promise<void> {
+  const start = readProcStat(pid)?.startTime ?? null;
+  signalGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && isSameProcess(pid, start)) await new Promise((r) => setTimeout(r, 20));
+  if (isSameProcess(pid, start)) signalGroup(pid, 'SIGKILL');
+}
+
+/** Signals the process group led by `pid` (so workers the app forked get it too), else the pid. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}

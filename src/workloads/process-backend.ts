@@ -22,7 +22,7 @@ import {
   STOP_GRACE_MS,
 } from './constants.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
-import { isSameProcess, readProcStat } from './proc.ts';
+import { isSameProcess, readProcStat, signalGroup } from './proc.ts';
 
 /** Tunables of the supervisor; defaults in constants.ts. */
 export interface ProcessBackendInit {
@@ -307,18 +307,5 @@ function appendMarker(logFile: string, text: string): void {
     appendFileSync(logFile, marker(text));
   } catch {
     // The log folder may be gone (app removed); the marker is only a courtesy.
-  }
-}
-
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    // Negative pid: the whole process group, so workers the app forked stop too.
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
   }
 }

@@ -28,7 +28,7 @@ import type { ExtractLimits } from './extract.ts';
 import { type HealthOutcome, waitHealthy } from './health.ts';
 import { HookRepo } from './hook-repo.ts';
 import { checkCommand, checkPortFree } from './preflight.ts';
-import { ProcSampler } from './proc.ts';
+import { isSameProcess, killGroup, ProcSampler } from './proc.ts';
 import { ReleaseRepo, type ReleaseRow } from './release-repo.ts';
 import {
   type AppPaths,
@@ -196,7 +196,10 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     if (!rel) return;
     let pid = row.pid;
     if ((await currentRelease(p)) !== row.release) {
-      // The agent died in the middle of a switch: the database is the truth.
+      // The agent died in the middle of a switch: the database is the truth. The process it
+      // recorded last may be the unconfirmed new release: stop it so the port is free.
+      if (pid && isSameProcess(pid, row.pidStart))
+        await killGroup(pid, this.#init.stopGraceMs ?? STOP_GRACE_MS);
       await switchCurrent(p, row.release);
       pid = null;
     }
@@ -326,6 +329,9 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
         });
       } catch (err) {
         if (!prev && !this.apps.get(app)) await removeAppDir(p).catch(() => {});
+        // A first deploy that broke after its row was written: never leave it 'deploying'.
+        else if (!prev && !this.apps.get(app)?.release)
+          this.apps.update(app, { status: 'failed', desired: 'stopped' });
         throw err;
       } finally {
         if (staged) await rm(staged.staging, { recursive: true, force: true }).catch(() => {});
@@ -385,8 +391,15 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     this.#emitChange(app, o.kind, `release ${next.id}`);
     await switchCurrent(p, next.id);
     o.onProgress?.({ phase: 'start', release: next.id });
-    await this.#backend.launch(this.#launchSpec(app, next, envOverride));
-    const outcome = await this.#awaitHealth(app, next.spec, o.onProgress);
+    let outcome: HealthOutcome;
+    try {
+      await this.#backend.launch(this.#launchSpec(app, next, envOverride));
+      outcome = await this.#awaitHealth(app, next.spec, o.onProgress);
+    } catch (err) {
+      // Could not even start (cwd gone, fork failed): handled like a release that exited.
+      this.#logger.warn({ app, err: (err as Error).message }, 'cannot start release');
+      outcome = 'exited';
+    }
     if (outcome === 'healthy') {
       const state = this.#backend.state(app);
       this.releases.activate(app, next.id);

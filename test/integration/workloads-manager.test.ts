@@ -47,6 +47,7 @@ let w: Workloads;
 let closeLog: () => void;
 const logFile = join(root, 'agent.log');
 const dbFile = join(root, 'plexus.db');
+const masterKey = randomBytes(32);
 
 /** A copy of the fixture app with some files changed. */
 function variant(name: string, files: Record<string, string>): string {
@@ -112,7 +113,7 @@ before(async () => {
       stopGraceMs: 1_000,
       extractLimits: { maxBytes: 1_000_000 },
     },
-    { db, logger, backend, masterKey: randomBytes(32) },
+    { db, logger, backend, masterKey },
   );
   await w.start();
 });
@@ -436,5 +437,28 @@ describe('workload manager', () => {
         401,
       );
     });
+  });
+  it('after an agent death in the middle of a switch, the recorded release wins and nothing is left behind', async () => {
+    const row = w.apps.get('web')!;
+    const older = w.releases.list('web').find((r) => r.status === 'ready')!;
+    const pid = (await info(port)).pid;
+    await w.stop(); // the agent dies; the app keeps running
+    // As if it died right after pointing `current` at an unconfirmed release.
+    const { switchCurrent, appPaths } = await import('../../src/workloads/releases.ts');
+    await switchCurrent(appPaths(join(root, 'apps'), 'web'), older.id);
+    const logger = createLogger({ stdout: false }).logger;
+    const backend = createProcessBackend(
+      { backoffMinMs: 20, stopGraceMs: 1000, adoptedPollMs: 50 },
+      { logger },
+    );
+    w = new WorkloadsClass(
+      { appsDir: join(root, 'apps'), stopGraceMs: 1_000 },
+      { db, logger, backend, masterKey },
+    );
+    await w.start();
+    assert.equal(readlinkSync(join(root, 'apps', 'web', 'current')), `releases/${row.release}`);
+    const now = await waitFor(() => info(port).catch(() => undefined), 10_000, 'app back');
+    assert.notEqual(now?.pid, pid, 'the unconfirmed process was replaced');
+    assert.equal(w.get('web').release, row.release);
   });
 });
