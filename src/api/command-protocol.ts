@@ -34,7 +34,7 @@ export interface CommandMesh {
     dialProtocol(
       peer: ReturnType<typeof peerIdFromString>,
       proto: string,
-      opts: { signal: AbortSignal; runOnLimitedConnection: boolean; negotiateFully?: boolean },
+      opts: { signal: AbortSignal; runOnLimitedConnection: boolean },
     ): Promise<Stream>;
   };
   membership: { isMember(peerId: string): boolean };
@@ -120,8 +120,6 @@ export function meshRelay(mesh: CommandMesh): RelayFn {
       stream = await mesh.libp2p.dialProtocol(peerIdFromString(target), COMMAND_PROTOCOL, {
         signal: AbortSignal.any([signal, AbortSignal.timeout(RELAY_DIAL_TIMEOUT_MS)]),
         runOnLimitedConnection: true,
-        // Send the protocol name with the envelope in one message: one round trip fewer.
-        negotiateFully: false,
       });
     } catch (err) {
       throw new PlexusError(
