@@ -31,8 +31,8 @@ import { jsonChannel } from './json-stream.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
 import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
-import { keepReservations } from './reservations.ts';
 import type { Admission } from './records.ts';
+import { keepReservations } from './reservations.ts';
 import { decodeTelemetry, type PeerState, stateOf, TelemetryBus, type TelemetryRecord } from './telemetry.ts';
 
 /** Options of the mesh. */
