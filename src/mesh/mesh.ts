@@ -574,6 +574,12 @@ export class Mesh {
       addrs: this.libp2p.getMultiaddrs().map((a) => a.toString()),
       admin: Boolean(this.#init.keys.admin),
       peers: { total: peers.length, ...counts },
+      // The agent's own footprint, so operators can see what it costs them.
+      agent: {
+        pid: process.pid,
+        rssMb: Math.round(process.memoryUsage.rss() / 1048576),
+        heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1048576),
+      },
     };
   }
 
