@@ -292,7 +292,13 @@ function extractZip(file: string, root: string, maxEntries: number, maxBytes: nu
 
 function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.ReadableStream> {
   return new Promise((res, rej) =>
-    zip.openReadStream(entry, (err, stream) => (err || !stream ? rej(err) : res(stream))),
+    zip.openReadStream(entry, (err, stream) => {
+      if (err || !stream) return rej(err);
+      // The reader sees the first error; a size-check stream may emit another after it stopped
+      // reading, which must not become an uncaught exception.
+      stream.on('error', () => {});
+      res(stream);
+    }),
   );
 }
 

@@ -5,13 +5,13 @@
  */
 import { EventEmitter } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
-import { rm, unlink } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { z } from 'zod';
 import type { Logger } from '../logging/index.ts';
 import type { Db } from '../store/index.ts';
 import { AppRepo, type AppRow, type AppStatus } from './app-repo.ts';
 import type { Backend, LaunchSpec, RunChange, RunState } from './backend.ts';
-import { APP_LOG_CHECK_MS, DEFAULT_HEALTH_TIMEOUT_MS, KEEP_RELEASES, STOP_GRACE_MS } from './constants.ts';
+import { APP_LOG_CHECK_MS, STOP_GRACE_MS } from './constants.ts';
 import { type BundleSource, type DeployProgress, stageBundle } from './deploy-source.ts';
 import { EnvRepo } from './env-repo.ts';
 import {
@@ -25,11 +25,12 @@ import {
 } from './errors.ts';
 import { type AppEvent, type AppEventKind, EventRepo } from './event-repo.ts';
 import type { ExtractLimits } from './extract.ts';
-import { type HealthOutcome, waitHealthy } from './health.ts';
 import { HookRepo } from './hook-repo.ts';
+import { buildLaunchSpec } from './launch-spec.ts';
 import { checkCommand, checkPortFree } from './preflight.ts';
 import { isSameProcess, killGroup, ProcSampler } from './proc.ts';
 import { ReleaseRepo, type ReleaseRow } from './release-repo.ts';
+import { ReleaseSwitch } from './release-switch.ts';
 import {
   type AppPaths,
   appPaths,
@@ -44,7 +45,7 @@ import {
   switchCurrent,
 } from './releases.ts';
 import { SecretBox } from './secrets.ts';
-import { appNameSchema, parseHealth, type RunSpec, type RunSpecInput, resolveSpec } from './spec.ts';
+import { appNameSchema, type RunSpec, type RunSpecInput, resolveSpec } from './spec.ts';
 import { verifyWebhook, webhookBodySchema } from './webhook.ts';
 
 /** One app as `plexus apps --json` shows it and telemetry publishes it (issue 3, State). */
@@ -126,8 +127,6 @@ export interface WorkloadsComponents {
   masterKey: Buffer;
 }
 
-const INHERITED = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR'];
-
 /** The workload manager. */
 export class Workloads extends EventEmitter<WorkloadsEvents> {
   readonly apps: AppRepo;
@@ -140,6 +139,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
   readonly #init: WorkloadsInit;
   readonly #busy = new Map<string, string>();
   readonly #sampler = new ProcSampler();
+  readonly #switch: ReleaseSwitch;
   #tick: NodeJS.Timeout | undefined;
   #stopping = false;
 
@@ -155,6 +155,20 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     this.hooks = new HookRepo(components.db, box);
     this.events = new EventRepo(components.db);
     this.#backend.on('change', (app, state, why, detail) => this.#onBackendChange(app, state, why, detail));
+    this.#switch = new ReleaseSwitch({
+      apps: this.apps,
+      releases: this.releases,
+      env: this.env,
+      backend: this.#backend,
+      logger: this.#logger,
+      healthTimeoutMs: init.healthTimeoutMs,
+      paths: (app) => this.paths(app),
+      launchSpec: (app, rel, extra) => this.#launchSpec(app, rel, extra),
+      record: (app, kind, release, detail) => this.#record(app, kind, release, detail),
+      emitChange: (app, kind, detail) => this.#emitChange(app, kind, detail),
+      settled: (app) => this.#busy.delete(app),
+      info: (app) => this.get(app),
+    });
   }
 
   /** The backend in use. */
@@ -212,8 +226,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       restarts: row.restarts,
       wanted: row.desired === 'running',
     });
-    if (how === 'restart')
-      this.#record(row.name, 'restart', row.release, 'was not running when the agent started');
+    // A restart is recorded by the backend's own change event; an adoption is only logged.
     if (how === 'adopt') this.#logger.info({ app: row.name, pid: row.pid }, 're-adopted app');
   }
 
@@ -321,7 +334,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
         if (!prev)
           this.apps.insert({ name: app, spec, desired: 'running', status: 'deploying', tenant: req.tenant });
         this.releases.insert(row);
-        return await this.#switchTo(app, row, prevRelease, {
+        return await this.#switch.switchTo(app, row, prevRelease, {
           kind: 'deploy',
           env: req.env,
           onProgress: req.onProgress,
@@ -365,140 +378,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
         );
       }
       if (!existsSync(releaseDir(this.paths(app), target.id))) throw new UnknownReleaseError(app, target.id);
-      return this.#switchTo(app, target, current, { kind: 'rollback', onProgress, started });
+      return this.#switch.switchTo(app, target, current, { kind: 'rollback', onProgress, started });
     });
-  }
-
-  /**
-   * Stops the old release, starts `next`, waits for health; on failure puts `prev` back. The
-   * database only records `next` as current once it is healthy.
-   */
-  async #switchTo(
-    app: string,
-    next: ReleaseRow,
-    prev: ReleaseRow | undefined,
-    o: {
-      kind: 'deploy' | 'rollback';
-      env?: Record<string, string>;
-      onProgress?: (p: DeployProgress) => void;
-      started: number;
-    },
-  ): Promise<DeployResult> {
-    const p = this.paths(app);
-    const wasRunning =
-      this.#backend.state(app)?.status === 'running' || this.#backend.state(app)?.status === 'crashloop';
-    const envOverride = o.env ?? {};
-    this.#emitChange(app, o.kind, `release ${next.id}`);
-    await switchCurrent(p, next.id);
-    o.onProgress?.({ phase: 'start', release: next.id });
-    let outcome: HealthOutcome;
-    try {
-      await this.#backend.launch(this.#launchSpec(app, next, envOverride));
-      outcome = await this.#awaitHealth(app, next.spec, o.onProgress);
-    } catch (err) {
-      // Could not even start (cwd gone, fork failed): handled like a release that exited.
-      this.#logger.warn({ app, err: (err as Error).message }, 'cannot start release');
-      outcome = 'exited';
-    }
-    if (outcome === 'healthy') {
-      const state = this.#backend.state(app);
-      this.releases.activate(app, next.id);
-      if (o.env && Object.keys(o.env).length) this.env.set(app, o.env);
-      this.apps.update(app, {
-        spec: next.spec,
-        release: next.id,
-        desired: 'running',
-        status: state?.status ?? 'running',
-        pid: state?.pid ?? null,
-        pidStart: state?.pidStart ?? null,
-        startedAt: state?.startedAt ?? null,
-        restarts: 0,
-      });
-      this.#busy.delete(app);
-      this.#record(app, o.kind, next.id, prev ? `from ${prev.id}` : 'first release');
-      if (o.kind === 'deploy') await this.#prune(app);
-      const info = this.get(app);
-      return {
-        app,
-        release: next.id,
-        previous: prev?.id ?? null,
-        status: info.status,
-        pid: info.pid,
-        healthy: true,
-        tookMs: Date.now() - o.started,
-      };
-    }
-    // Unhealthy: put the previous release back exactly as it was.
-    const why = describeOutcome(outcome, next.spec, this.#init.healthTimeoutMs);
-    const tail = (await this.#backend.tail(app, p.log, 3).catch(() => []))
-      .filter((l) => !l.startsWith('[plexus]'))
-      .pop();
-    await this.#backend.halt(app, 2_000);
-    if (o.kind === 'deploy') {
-      this.releases.setStatus(app, next.id, 'failed');
-      await removeReleases(p, [next.id]);
-    }
-    this.#record(app, 'deploy-failed', next.id, why);
-    o.onProgress?.({ phase: 'rollback', to: prev?.id ?? null });
-    let back = 'there was no earlier release, so the app is stopped';
-    if (prev) {
-      await switchCurrent(p, prev.id);
-      if (wasRunning || o.kind === 'deploy') {
-        await this.#backend.launch(this.#launchSpec(app, prev));
-        const ok = (await this.#awaitHealth(app, prev.spec)) === 'healthy';
-        back = `rolled back to release ${prev.id}${ok ? ', which is running' : ', which is not healthy either'}`;
-      } else back = `release ${prev.id} is current again (stopped)`;
-      this.#record(app, 'rollback', prev.id, `after ${next.id} failed`);
-    } else {
-      // Nothing to go back to: the app stays, failed and without a release, so its logs can be read.
-      await this.#backend.forget(app);
-      await unlink(p.current).catch(() => {});
-      this.apps.update(app, {
-        status: 'failed',
-        desired: 'stopped',
-        release: null,
-        pid: null,
-        pidStart: null,
-      });
-    }
-    this.#busy.delete(app);
-    this.#emitChange(app, 'deploy-failed', why);
-    const hint = tail ? ` (last log line: ${tail.slice(0, 160)})` : '';
-    throw new DeployFailedError(
-      'HEALTH_CHECK_FAILED',
-      `release ${next.id} ${why}; ${back}${hint}; see 'plexus logs ${app}'`,
-    );
-  }
-
-  async #awaitHealth(
-    app: string,
-    spec: RunSpec,
-    onProgress?: (p: DeployProgress) => void,
-  ): Promise<HealthOutcome> {
-    const health = spec.health ?? (spec.port ? `tcp:${spec.port}` : undefined);
-    let exited = false;
-    const onChange = (a: string, _s: RunState, why: RunChange) => {
-      if (a === app && (why === 'crash' || why === 'exit' || why === 'failed' || why === 'stop'))
-        exited = true;
-    };
-    this.#backend.on('change', onChange);
-    try {
-      if (!health) {
-        // No check to run: the release must at least stay up for a moment.
-        await new Promise((r) => setTimeout(r, 1_000));
-        return exited ? 'exited' : 'healthy';
-      }
-      const timeoutMs = spec.healthTimeoutS
-        ? spec.healthTimeoutS * 1000
-        : (this.#init.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS);
-      return await waitHealthy(parseHealth(health), {
-        timeoutMs,
-        stillRunning: () => !exited,
-        onWait: (elapsedMs) => onProgress?.({ phase: 'health', elapsedMs, check: health }),
-      });
-    } finally {
-      this.#backend.off('change', onChange);
-    }
   }
 
   async #checkPort(app: string, spec: RunSpec, prev: AppRow | undefined): Promise<void> {
@@ -507,18 +388,6 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     if (other) throw new PortInUseError(spec.port, other.name);
     const ours = prev?.spec.port === spec.port && this.#backend.state(app)?.pid;
     if (!ours) await checkPortFree(spec.port);
-  }
-
-  async #prune(app: string): Promise<void> {
-    const p = this.paths(app);
-    const current = this.apps.get(app)?.release;
-    const live = this.releases.list(app).filter((r) => r.status === 'ready' || r.status === 'active');
-    const old = live.filter((r) => r.id !== current).slice(KEEP_RELEASES - 1);
-    await removeReleases(
-      p,
-      old.map((r) => r.id),
-    );
-    for (const r of old) this.releases.setStatus(app, r.id, 'pruned');
   }
 
   // --- start, stop, remove -----------------------------------------------------------------------
@@ -620,36 +489,14 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     return exists ? this.env.reveal(app) : {};
   }
 
-  /** The full environment of a child: inherited basics, bundle env, PORT, then secrets on top. */
-  #childEnv(
-    spec: RunSpec,
-    secrets: Record<string, string>,
-    app: string,
-    release: string,
-  ): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const k of this.#init.inheritEnv ?? INHERITED)
-      if (process.env[k] !== undefined) env[k] = process.env[k]!;
-    Object.assign(env, spec.env);
-    if (spec.port) env.PORT = String(spec.port);
-    env.PLEXUS_APP = app;
-    env.PLEXUS_RELEASE = release;
-    return Object.assign(env, secrets);
-  }
-
   #launchSpec(app: string, rel: ReleaseRow, extraEnv: Record<string, string> = {}): LaunchSpec {
-    const p = this.paths(app);
-    const secrets = { ...this.env.reveal(app), ...extraEnv };
-    return {
+    return buildLaunchSpec(
       app,
-      release: rel.id,
-      cwd: releaseDir(p, rel.id),
-      cmd: rel.spec.cmd,
-      env: this.#childEnv(rel.spec, secrets, app, rel.id),
-      restart: rel.spec.restart,
-      logFile: p.log,
-      appDir: p.root,
-    };
+      rel,
+      this.paths(app),
+      { ...this.env.reveal(app), ...extraEnv },
+      this.#init.inheritEnv,
+    );
   }
 
   // --- webhooks --------------------------------------------------------------------------------
@@ -727,7 +574,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
   }
 
   #onBackendChange(app: string, state: RunState, why: RunChange, detail: string | undefined): void {
-    if (this.#stopping || !this.apps.get(app)) return;
+    const row = this.#stopping ? undefined : this.apps.get(app);
+    if (!row) return;
     this.apps.update(app, {
       status: state.status,
       pid: state.pid,
@@ -738,12 +586,12 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
         ? { desired: 'stopped' as const }
         : {}),
     });
-    const release = this.apps.get(app)?.release ?? null;
+    const release = row.release;
     // Operator-driven starts and stops are recorded by their verbs; the supervisor's own by kind.
     if (why === 'crash' || why === 'failed') this.#record(app, why, release, detail);
     else if (why === 'restart' || why === 'exit')
       this.#record(app, why === 'exit' ? 'stop' : 'restart', release, detail);
-    else this.#emitChange(app, why === 'adopt' ? 'adopt' : why, detail ?? null);
+    else this.#emitChange(app, why, detail ?? null);
   }
 
   #record(app: string, kind: AppEventKind, release: string | null, detail?: string): AppEvent {
@@ -758,16 +606,4 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     const info = row ? this.#info(row) : undefined;
     this.emit('change', { app, kind: kind as AppEventKind, detail, info });
   }
-}
-
-function describeOutcome(
-  outcome: HealthOutcome,
-  spec: RunSpec,
-  defaultMs = DEFAULT_HEALTH_TIMEOUT_MS,
-): string {
-  const check = spec.health ?? (spec.port ? `tcp:${spec.port}` : 'staying up');
-  if (outcome === 'exited') return `exited during its health check (${check})`;
-  if (outcome === 'aborted') return 'deploy was interrupted';
-  const s = spec.healthTimeoutS ?? defaultMs / 1000;
-  return `failed its health check (${check} not healthy within ${s} s)`;
 }

@@ -1,0 +1,40 @@
+/**
+ * What a process of a release is started with. The environment is built from scratch on every
+ * start, so a variable removed with `env unset` is really gone after the next restart.
+ */
+import type { LaunchSpec } from './backend.ts';
+import type { ReleaseRow } from './release-repo.ts';
+import { type AppPaths, releaseDir } from './releases.ts';
+
+/** Variables copied from the agent's environment: what a program needs to find itself, no more. */
+export const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR'];
+
+/**
+ * The launch spec of `rel`: inherited basics, then the bundle's env, `PORT`, `PLEXUS_APP` and
+ * `PLEXUS_RELEASE`, then the app's (decrypted) env vars on top.
+ */
+export function buildLaunchSpec(
+  app: string,
+  rel: ReleaseRow,
+  paths: AppPaths,
+  secrets: Record<string, string>,
+  inherit: string[] = INHERITED_ENV,
+): LaunchSpec {
+  const env: Record<string, string> = {};
+  for (const k of inherit) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  Object.assign(env, rel.spec.env);
+  if (rel.spec.port) env.PORT = String(rel.spec.port);
+  env.PLEXUS_APP = app;
+  env.PLEXUS_RELEASE = rel.id;
+  Object.assign(env, secrets);
+  return {
+    app,
+    release: rel.id,
+    cwd: releaseDir(paths, rel.id),
+    cmd: rel.spec.cmd,
+    env,
+    restart: rel.spec.restart,
+    logFile: paths.log,
+    appDir: paths.root,
+  };
+}
