@@ -1,5 +1,5 @@
 /**
- * App verbs: `deploy`, `rollback`, `releases`, `apps`, `start|stop|restart|rm`, `logs`.
+ * App verbs: `deploy`, `rollback`, `releases`, `apps`, `start|stop|restart|rm`, `events`, `logs`.
  * Light at the top; `tar` (for `deploy --dir`) is loaded only when used.
  */
 import type { Command } from 'commander';
@@ -195,6 +195,28 @@ export function registerApps(program: Command): void {
       const r = await agentOf(cmd).call('apps.remove', { app });
       if (wantsJson(cmd)) return printJson(r);
       process.stdout.write(`removed ${app}\n`);
+    });
+
+  program
+    .command('events')
+    .description('what happened to apps and when: deploys, rollbacks, crashes, restarts')
+    .argument('[app]', 'app name (default: every app)')
+    .option('-n, --lines <n>', 'how many recent events', '50')
+    .option('--json', 'print JSON')
+    .action(async (app: string | undefined, opts, cmd: Command) => {
+      const limit = intOption('-n', opts.lines, 1, 500);
+      const rows = (await agentOf(cmd).call('apps.events', { app, limit })) as {
+        at: number;
+        app: string;
+        kind: string;
+        release: string | null;
+        detail: string | null;
+      }[];
+      if (wantsJson(cmd)) return printJson(rows);
+      printTable(
+        ['time', 'app', 'event', 'release', 'detail'],
+        rows.map((e) => [new Date(e.at).toISOString(), e.app, e.kind, e.release, e.detail]),
+      );
     });
 
   program

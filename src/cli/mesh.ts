@@ -14,6 +14,7 @@ interface Status {
   addrs: string[];
   admin: boolean;
   peers: { total: number; online: number; suspect: number; down: number };
+  agent?: { pid: number; rssMb: number; heapUsedMb: number };
 }
 
 interface TunnelStatus {
@@ -49,7 +50,8 @@ export function registerMesh(program: Command): void {
       process.stdout.write(
         `node     ${s.name} (${s.peerId})\n` +
           `network  ${s.networkId}${s.admin ? ' (admin key on this node)' : ''}\n` +
-          `version  ${s.version}, up ${formatDuration(s.uptimeS)}\n` +
+          `version  ${s.version}, up ${formatDuration(s.uptimeS)}` +
+          (s.agent ? `, pid ${s.agent.pid}, ${s.agent.rssMb} MB RSS\n` : '\n') +
           `peers    ${s.peers.online} online, ${s.peers.suspect} suspect, ${s.peers.down} down\n` +
           `listen   ${s.addrs.join('\n         ') || '-'}\n`,
       );

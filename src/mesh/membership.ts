@@ -117,6 +117,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.#revokedPeers.has(peerId);
   }
 
+  #revokedAt(peerId: string): number {
+    const r = this.#db
+      .prepare("SELECT at FROM revocations WHERE kind = 'node' AND subject = ?")
+      .get(peerId) as { at: number } | undefined;
+    return r?.at ?? 0;
+  }
+
   /** True if the token was revoked. */
   isTokenRevoked(tokenId: string): boolean {
     return Boolean(
@@ -198,8 +205,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (existing) return 'known';
     let admitterKey: Uint8Array | undefined;
     if (adm.by === 'admin') admitterKey = this.#adminKey;
-    else if (this.#live.has(adm.by) || this.#revokedPeers.has(adm.by)) {
-      // An admission made by a node that was later revoked stays valid: it was honest when made.
+    else if (this.#live.has(adm.by)) admitterKey = publicKeyOfPeerId(adm.by);
+    else if (this.#revokedPeers.has(adm.by)) {
+      // An admission made before its admitter was revoked stays valid (it was honest then); one
+      // dated after the revocation is exactly what a stolen node key would produce.
+      if (payload.at >= this.#revokedAt(adm.by)) return 'rejected';
       admitterKey = publicKeyOfPeerId(adm.by);
     }
     if (!admitterKey) {

@@ -31,8 +31,8 @@ import { jsonChannel } from './json-stream.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
 import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
-import { keepReservations } from './reservations.ts';
 import type { Admission } from './records.ts';
+import { keepReservations } from './reservations.ts';
 import { decodeTelemetry, type PeerState, stateOf, TelemetryBus, type TelemetryRecord } from './telemetry.ts';
 
 /** Options of the mesh. */
@@ -574,6 +574,12 @@ export class Mesh {
       addrs: this.libp2p.getMultiaddrs().map((a) => a.toString()),
       admin: Boolean(this.#init.keys.admin),
       peers: { total: peers.length, ...counts },
+      // The agent's own footprint, so operators can see what it costs them.
+      agent: {
+        pid: process.pid,
+        rssMb: Math.round(process.memoryUsage.rss() / 1048576),
+        heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1048576),
+      },
     };
   }
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { multiaddr } from '@multiformats/multiaddr';
 import { lpStream } from '@libp2p/utils';
+import { multiaddr } from '@multiformats/multiaddr';
 import { readKeyFile } from '../../src/crypto/ed25519.ts';
 import { ADMIT_PROTOCOL } from '../../src/mesh/constants.ts';
 import { generateNodeIdentity } from '../../src/mesh/keys.ts';
@@ -39,7 +39,20 @@ describe('admission refuses bad input', () => {
   };
   const join_ = async (token: string, name: string) => {
     const dir = join(cluster.root, `j-${name}-${Math.random().toString(36).slice(2, 8)}`);
-    const r = await plexus(['join', token, '--name', name, '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', 'off', '--socks', 'off']);
+    const r = await plexus([
+      'join',
+      token,
+      '--name',
+      name,
+      '--data-dir',
+      dir,
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--api',
+      'off',
+      '--socks',
+      'off',
+    ]);
     return { ...r, dir };
   };
   const stillRunning = async () => assert.equal((await cluster.nodes[0].run(['status'])).code, 0);
@@ -60,7 +73,10 @@ describe('admission refuses bad input', () => {
     const [pre, payload, sig] = token.split('.');
     const p = JSON.parse(Buffer.from(payload, 'base64url').toString());
     p.uses = 100;
-    for (const bad of [`${pre}.${Buffer.from(JSON.stringify(p)).toString('base64url')}.${sig}`, token.slice(0, -4)]) {
+    for (const bad of [
+      `${pre}.${Buffer.from(JSON.stringify(p)).toString('base64url')}.${sig}`,
+      token.slice(0, -4),
+    ]) {
       const r = await join_(bad, 'evil');
       assert.equal(r.code, 1);
       assert.match(r.stderr, /does not verify/);
@@ -130,7 +146,9 @@ describe('admission refuses bad input', () => {
         const lp = lpStream(stream, { maxDataLength: 1 << 20 });
         await lp.write(payload);
         try {
-          return JSON.parse(Buffer.from((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray()).toString());
+          return JSON.parse(
+            Buffer.from((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray()).toString(),
+          );
         } catch (err) {
           return { reset: (err as Error).name };
         }
@@ -145,7 +163,16 @@ describe('admission refuses bad input', () => {
       const other = generateNodeIdentity();
       const { signMember } = await import('../../src/mesh/records.ts');
       const { peerIdOf } = await import('../../src/mesh/peer-ids.ts');
-      const member = signMember({ peerId: peerIdOf(other.publicKey), name: 'ghost', tags: [], tokenId: decodeToken(token).id, at: Date.now() }, other.signer);
+      const member = signMember(
+        {
+          peerId: peerIdOf(other.publicKey),
+          name: 'ghost',
+          tags: [],
+          tokenId: decodeToken(token).id,
+          at: Date.now(),
+        },
+        other.signer,
+      );
       const forged = await ask(Buffer.from(JSON.stringify({ token, member })));
       assert.equal(forged.error.code, 'PEER_MISMATCH');
       // 100 KiB frame: over the 64 KiB limit, the admitter resets or refuses.
@@ -153,17 +180,28 @@ describe('admission refuses bad input', () => {
       assert.ok(big.reset || big.error?.code === 'FRAME_TOO_LARGE', JSON.stringify(big));
       await stillRunning();
       const peers = await cluster.nodes[0].json<{ name: string }[]>(['peers']);
-      assert.equal(peers.some((p) => p.name === 'ghost'), false);
+      assert.equal(
+        peers.some((p) => p.name === 'ghost'),
+        false,
+      );
       assert.match(cluster.nodes[0].output(), /"msg":"refused admission"/);
       assert.match(cluster.nodes[0].output(), new RegExp(stranger.peerId.toString()));
 
       // Never admitted: expelled after the grace period, then refused for a while.
-      const n1Peer = multiaddr(n1Addr).getComponents().find((c) => c.name === 'p2p')!.value!;
-      await waitFor(() => stranger.getConnections().every((c) => c.remotePeer.toString() !== n1Peer), 20_000, 'expulsion');
+      const n1Peer = multiaddr(n1Addr)
+        .getComponents()
+        .find((c) => c.name === 'p2p')!.value!;
+      await waitFor(
+        () => stranger.getConnections().every((c) => c.remotePeer.toString() !== n1Peer),
+        20_000,
+        'expulsion',
+      );
       // The TCP+pnet+Noise handshake may complete, but the gater then drops the connection
       // before any protocol can run on it.
       await assert.rejects(async () => {
-        const s = await stranger.dialProtocol(multiaddr(n1Addr), ADMIT_PROTOCOL, { signal: AbortSignal.timeout(5000) });
+        const s = await stranger.dialProtocol(multiaddr(n1Addr), ADMIT_PROTOCOL, {
+          signal: AbortSignal.timeout(5000),
+        });
         const lp = lpStream(s);
         await lp.write(Buffer.from('{}'));
         await lp.read({ signal: AbortSignal.timeout(5000) });
@@ -176,7 +214,20 @@ describe('admission refuses bad input', () => {
 
   it('a malformed config file stops the agent with a one-line reason', async () => {
     const node = await makeNode(cluster.root, 'broken');
-    const r = await plexus(['join', await newToken(), '--name', 'broken', '--data-dir', node.dataDir, '--listen', `/ip4/127.0.0.1/tcp/${node.meshPort}`, '--api', 'off', '--socks', 'off']);
+    const r = await plexus([
+      'join',
+      await newToken(),
+      '--name',
+      'broken',
+      '--data-dir',
+      node.dataDir,
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${node.meshPort}`,
+      '--api',
+      'off',
+      '--socks',
+      'off',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     writeFileSync(join(node.dataDir, 'config.yaml'), 'node:\n  name: broken\nmesh:\n  listen: 7070\n');
     const a = await plexus(['agent', '--data-dir', node.dataDir]);

@@ -253,6 +253,11 @@ describe('apps end to end', () => {
     const rb = await n1.run(['rollback', 'web']);
     assert.equal(rb.code, 0, rb.stderr);
     assert.equal(JSON.parse((await httpText(port, '/info')).body).version, 'v2-from-dir');
+    const events = await n1.json<{ kind: string; at: number }[]>(['events', 'web', '-n', '200']);
+    const kinds = new Set(events.map((e) => e.kind));
+    for (const k of ['deploy', 'crash', 'restart', 'stop', 'start', 'rollback'])
+      assert.ok(kinds.has(k), `no ${k} event`);
+    assert.ok(!JSON.stringify(events).includes(SECRET));
     assert.equal((await n1.run(['rm', 'web'])).code, 0);
     await assert.rejects(httpText(port, '/health'));
     assert.deepEqual(await n1.json(['apps']), []);
