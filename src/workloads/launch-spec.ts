@@ -38,3 +38,15 @@ export function buildLaunchSpec(
     appDir: paths.root,
   };
 }
+
+/**
+ * The script `/bin/sh -c` runs for `cmd`. A simple command is `exec`-ed, so the app itself is the
+ * supervised pid and gets signals directly; a compound one (`cd web && node x`, pipes, `;`) runs
+ * under the shell, which is still the process-group leader every signal goes to.
+ */
+export function shellScript(cmd: string): string {
+  if (/[;&|\n`()<>]|\$\(/.test(cmd)) return cmd;
+  const m = /^((?:[A-Za-z_][A-Za-z0-9_]*=[^\s'"]*\s+)*)(.*)$/s.exec(cmd.trim())!;
+  if (/^(cd|exec|if|for|while|case|\.|source|eval)\b/.test(m[2])) return cmd;
+  return `${m[1]}exec ${m[2]}`;
+}

@@ -21,6 +21,7 @@ import {
   RESTART_RESET_AFTER_MS,
   STOP_GRACE_MS,
 } from './constants.ts';
+import { shellScript } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
 import { isSameProcess, readProcStat, signalGroup } from './proc.ts';
 
@@ -95,7 +96,7 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     let child: ChildProcess;
     try {
       writeSync(fd, marker(`starting release ${spec.release}`));
-      child = spawn('/bin/sh', ['-c', `exec ${spec.cmd}`], {
+      child = spawn('/bin/sh', ['-c', shellScript(spec.cmd)], {
         cwd: spec.cwd,
         env: spec.env,
         detached: true,

@@ -4,6 +4,7 @@
  * under /run, which is a tmpfs, so plaintext never touches the disk.
  */
 import type { LaunchSpec } from './backend.ts';
+import { shellScript } from './launch-spec.ts';
 
 /** Where the runtime env files live (tmpfs). */
 export const SYSTEMD_RUN_DIR = '/run/plexus';
@@ -46,7 +47,7 @@ export function renderUnit(spec: LaunchSpec, opts: UnitOptions = {}): string {
     '[Service]',
     'Type=simple',
     `WorkingDirectory=${quotePath(spec.cwd)}`,
-    `ExecStart=/bin/sh -c ${quoteArg(`exec ${spec.cmd}`)}`,
+    `ExecStart=/bin/sh -c ${quoteArg(shellScript(spec.cmd))}`,
     `EnvironmentFile=${quotePath(opts.envFile ?? envFilePath(spec.app))}`,
     `Restart=${restart}`,
     'RestartSec=100ms',
