@@ -4,11 +4,12 @@
  * of bad input refused with an error frame and an audit entry while nothing runs.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Cluster, freePort, plexus, startCluster, waitFor } from '../helpers/cluster.ts';
+import { type Cluster, freePort, PLEXUS, plexus, startCluster, waitFor } from '../helpers/cluster.ts';
 import { last, post, type RawReply, sign } from '../helpers/commands.ts';
 
 interface AuditRow {
@@ -143,6 +144,63 @@ describe('signed commands', () => {
     assert.ok(
       rows.some((r) => r.kid === kid.blue && r.code === 'FORBIDDEN_TENANT' && r.verdict === 'refused'),
     );
+  });
+
+  it('app verbs through signed commands: deploy --dir upload, logs -f, env, stop, rm on n2', async () => {
+    const dir = join(cluster.root, 'app-src');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'run.sh'), 'while true; do echo "tick $GREETING"; sleep 0.2; done\n');
+    const admin = join(cluster.nodes[0].dataDir, 'keys', 'admin.key');
+    const as = (args: string[], timeoutMs = 120_000) =>
+      plexus(['--api', api1, '--key', admin, '--data-dir', laptop, ...args, '--node', 'n2'], { timeoutMs });
+    const d = await as(['deploy', 'ticker', '--dir', dir, '--cmd', 'sh run.sh', '--restart', 'never']);
+    assert.equal(d.code, 0, d.stderr);
+    // The value is stored encrypted on n2 and applies from the next restart.
+    const env = await as(['env', 'set', 'ticker', 'GREETING=remote']);
+    assert.equal(env.code, 0, env.stderr);
+    const restart = await as(['restart', 'ticker']);
+    assert.equal(restart.code, 0, restart.stderr);
+    const apps = JSON.parse((await as(['apps', '--json'])).stdout) as { name: string; status: string }[];
+    assert.equal(apps.find((a) => a.name === 'ticker')?.status, 'running');
+    // The app really runs on n2, not on n1.
+    assert.equal((await cluster.nodes[1].json<{ name: string }[]>(['apps'])).length, 1);
+    assert.equal((await cluster.nodes[0].json<{ name: string }[]>(['apps'])).length, 0);
+    const follow = spawn(PLEXUS, [
+      '--api',
+      api1,
+      '--key',
+      admin,
+      '--data-dir',
+      laptop,
+      'logs',
+      'ticker',
+      '-f',
+      '--node',
+      'n2',
+    ]);
+    let seen = '';
+    follow.stdout.on('data', (c) => {
+      seen += c;
+    });
+    try {
+      await waitFor(() => (seen.match(/tick remote/g) ?? []).length >= 3, 20_000, 'streamed log lines');
+    } finally {
+      follow.kill();
+    }
+    // A second release, then back to the first.
+    assert.equal(
+      (await as(['deploy', 'ticker', '--dir', dir, '--cmd', 'sh run.sh', '--restart', 'never'])).code,
+      0,
+    );
+    const rb = await as(['rollback', 'ticker']);
+    assert.equal(rb.code, 0, rb.stderr);
+    const rels = JSON.parse((await as(['releases', 'ticker', '--json'])).stdout) as { status: string }[];
+    assert.equal(rels.length, 2);
+    assert.equal((await as(['stop', 'ticker'])).code, 0);
+    assert.equal((await as(['start', 'ticker'])).code, 0);
+    assert.equal((await as(['stop', 'ticker'])).code, 0);
+    assert.equal((await as(['rm', 'ticker'])).code, 0);
+    assert.equal((await cluster.nodes[1].json<unknown[]>(['apps'])).length, 0);
   });
 
   describe('bad input: refused with an error frame and an audit entry; nothing runs', () => {
