@@ -75,8 +75,8 @@ try {
       'off',
     ]);
     if (r.code !== 0) throw new Error(`join ${node.name}: ${r.stderr}`);
-    await node.start();
-    nodes.push(node);
+    nodes.push(node); // before start, so that `finally` kills it whatever happens
+    await startPatiently(node);
     if (i % 10 === 0) log(`${i} agents up`);
   }
   log(`all ${N} agents started in ${((Date.now() - t0) / 1000).toFixed(0)} s; waiting for full convergence`);
@@ -132,6 +132,21 @@ try {
   if (process.env.BENCH_PROFILE_DIR) await nodes.at(-1)?.stop('SIGTERM');
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
   rmSync(root, { recursive: true, force: true });
+}
+
+/** The helper gives an agent 20 s to answer; a loaded 2-core host may need longer. */
+async function startPatiently(node: TestNode): Promise<void> {
+  try {
+    await node.start();
+  } catch (err) {
+    if (node.proc?.exitCode !== null) throw err;
+    await waitFor(
+      async () => (await node.run(['status'])).code === 0,
+      120_000,
+      `${node.name} to answer`,
+      1000,
+    );
+  }
 }
 
 interface Snapshot {

@@ -105,6 +105,13 @@ export class TelemetryService {
 
     this.#unsubscribe.push(this.#c.apps.onChange(() => this.appsChanged()));
 
+    // A revoked node's history goes with it.
+    const onRevoked = (r: { kind: string; subject: string }) => {
+      if (r.kind === 'node') this.history.forget(r.subject);
+    };
+    mesh.membership.on('revoked', onRevoked);
+    this.#unsubscribe.push(() => mesh.membership.off('revoked', onRevoked));
+
     const panel = this.#init.panel;
     if (panel?.url && panel.token) {
       this.#panel = new PanelPusher(
