@@ -2,7 +2,7 @@
  * Reading processes from /proc: the start time that tells a live app from a reused pid, and CPU
  * and memory figures. Linux only, like the agent; elsewhere the figures are null.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Fields of /proc/PID/stat we use. */
 export interface ProcStat {
@@ -94,8 +94,9 @@ export async function killGroup(pid: number, graceMs: number): Promise<void> {
   const start = readProcStat(pid)?.startTime ?? null;
   signalGroup(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && isSameProcess(pid, start)) await new Promise((r) => setTimeout(r, 20));
-  if (isSameProcess(pid, start)) signalGroup(pid, 'SIGKILL');
+  const alive = () => isSameProcess(pid, start) || groupMembers(pid).length > 0;
+  while (Date.now() < deadline && alive()) await new Promise((r) => setTimeout(r, 20));
+  if (alive()) signalGroup(pid, 'SIGKILL');
 }
 
 /** Signals the process group led by `pid` (so workers the app forked get it too), else the pid. */
@@ -109,4 +110,21 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): void {
       // already gone
     }
   }
+}
+
+/** Live (not zombie) processes whose process group is `pgid`. Scans /proc; used only when stopping. */
+export function groupMembers(pgid: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const e of entries) {
+    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
+    const st = readProcStat(Number(e));
+    if (st && st.pgid === pgid && st.state !== 'Z' && st.state !== 'X') out.push(Number(e));
+  }
+  return out;
 }

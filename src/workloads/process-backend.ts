@@ -23,7 +23,7 @@ import {
 } from './constants.ts';
 import { shellScript } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
-import { isSameProcess, readProcStat, signalGroup } from './proc.ts';
+import { groupMembers, isSameProcess, readProcStat, signalGroup } from './proc.ts';
 
 /** Tunables of the supervisor; defaults in constants.ts. */
 export interface ProcessBackendInit {
@@ -196,12 +196,12 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     sup.wanted = false;
     if (sup.backoff) clearTimeout(sup.backoff);
     sup.backoff = undefined;
-    const pid = sup.state.pid;
-    if (pid && isSameProcess(pid, sup.state.pidStart)) {
+    const { pid, pidStart } = sup.state;
+    if (pid && (isSameProcess(pid, pidStart) || groupMembers(pid).length > 0)) {
       signalGroup(pid, 'SIGTERM');
-      if (!(await this.#waitGone(sup, pid, graceMs))) {
+      if (!(await this.#waitGone(pid, pidStart, graceMs))) {
         signalGroup(pid, 'SIGKILL');
-        await this.#waitGone(sup, pid, 5_000);
+        await this.#waitGone(pid, pidStart, 5_000);
       }
     }
     // An adopted process has no exit event: settle its state here.
@@ -214,21 +214,17 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     }
   }
 
-  async #waitGone(sup: Supervised, pid: number, ms: number): Promise<boolean> {
+  /**
+   * Waits until the process and every other member of its group are gone: a shell running a
+   * compound command may exit on SIGTERM while its children ignore it.
+   */
+  async #waitGone(pid: number, pidStart: string | null, ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (sup.child) {
-        const gone = await Promise.race([
-          sup.exited!.then(() => true),
-          new Promise<boolean>((r) => setTimeout(() => r(false), Math.min(50, deadline - Date.now()))),
-        ]);
-        if (gone) return true;
-      } else {
-        if (!isSameProcess(pid, sup.state.pidStart)) return true;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    for (;;) {
+      if (!isSameProcess(pid, pidStart) && groupMembers(pid).length === 0) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
     }
-    return !isSameProcess(pid, sup.state.pidStart);
   }
 
   async adopt(app: string, info: AdoptInfo): Promise<RunChange> {

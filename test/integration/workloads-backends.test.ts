@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { silentLogger } from '../../src/logging/index.ts';
 import type { Backend, LaunchSpec, RunChange } from '../../src/workloads/backend.ts';
-import { isSameProcess } from '../../src/workloads/proc.ts';
+import { groupMembers, isSameProcess } from '../../src/workloads/proc.ts';
 import { createProcessBackend, type ProcessBackendInit } from '../../src/workloads/process-backend.ts';
 import { createSystemdBackend, systemdUnavailableReason } from '../../src/workloads/systemd-backend.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
@@ -120,6 +120,7 @@ function contract(name: string, make: () => Backend, skip?: string) {
       await b.halt(s.app, 400);
       assert.equal(b.state(s.app)?.status, 'stopped');
       assert.ok(!isSameProcess(state.pid!, state.pidStart), 'process is gone');
+      assert.deepEqual(groupMembers(state.pid!), [], 'and so is every process of its group');
       assert.ok(Date.now() - t0 >= 350, 'waited for the grace period first');
       await b.close();
     });
