@@ -146,6 +146,10 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     // Say so in the app's own log, where an operator reading `plexus logs` looks first.
     appendMarker(sup.spec.logFile, `process ${sup.state.pid ?? '?'} ${detail}`);
     const upMs = sup.state.startedAt ? Date.now() - sup.state.startedAt : 0;
+    // Children the app left behind (its shell died, they did not) would hold its port and
+    // outlive every restart: the group goes with its leader.
+    const leader = sup.state.pid;
+    if (leader && sup.wanted && groupMembers(leader).length > 0) signalGroup(leader, 'SIGKILL');
     sup.state = { ...sup.state, pid: null, pidStart: null };
     if (!sup.wanted || this.#closed) {
       sup.state.status = 'stopped';
