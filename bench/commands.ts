@@ -100,8 +100,8 @@ async function latency(): Promise<void> {
       await n.start();
     }
     topo.allowEgress([7101, 7102]);
-    await setup(natted, ['join', tok]);
-    await natted.start({ PLEXUS_MESH__RESERVATIONS: '2' });
+    await setup(natted, ['join', tok, '--behind-nat']);
+    await natted.start();
     const key = join(root, 'op.key');
     await r1.run(['operator', 'keygen', '--out', key]);
     await r1.run(['operator', 'add', '--pub', `${key}.pub`, '--role', 'viewer']);

@@ -30,6 +30,8 @@ export interface SetupOptions {
   listen?: string[];
   api?: string;
   socks?: string;
+  /** Relay reservations to hold (`join --behind-nat` sets 2). */
+  reservations?: number;
   tags?: string[];
 }
 
@@ -48,6 +50,7 @@ function buildConfig(opts: SetupOptions, tags: string[]): ConfigInput {
   if (opts.listen?.length) config.mesh = { listen: opts.listen };
   if (opts.api) config.api = { listen: opts.api };
   if (opts.socks) config.socks = { listen: opts.socks };
+  if (opts.reservations) config.mesh = { ...config.mesh, reservations: opts.reservations };
   for (const addr of opts.listen ?? []) {
     try {
       multiaddr(addr);

@@ -67,9 +67,9 @@ describe('NAT: a node behind a masquerading gateway', { skip }, () => {
     }
     // The NAT'd node may open connections to the two relays and nowhere else.
     topo.allowEgress([7101, 7102]);
-    await setup(natted, ['join', tok.stdout.trim()]);
-    // A node behind NAT holds two reservations (mesh.reservations, here set by environment).
-    await natted.start({ PLEXUS_MESH__RESERVATIONS: '2' });
+    // `--behind-nat` writes mesh.reservations: 2 into its config.
+    await setup(natted, ['join', tok.stdout.trim(), '--behind-nat']);
+    await natted.start();
     for (const n of nodes) peerIds[n.name] = (await n.json<{ peerId: string }>(['status'])).peerId;
     opKey = join(root, 'op.key');
     assert.equal((await r1.run(['operator', 'keygen', '--out', opKey])).code, 0);
