@@ -56,13 +56,18 @@ export async function waitHealthy(
   },
 ): Promise<HealthOutcome> {
   const started = Date.now();
+  let lastWait = 0;
   for (;;) {
     if (opts.signal?.aborted) return 'aborted';
     if (!opts.stillRunning()) return 'exited';
     const left = opts.timeoutMs - (Date.now() - started);
     if (left <= 0) return 'timeout';
     if (await probe(check, Math.min(HEALTH_PROBE_TIMEOUT_MS, left))) return 'healthy';
-    opts.onWait?.(Date.now() - started);
+    // Progress for a TTY: a few updates a second are plenty, whatever the probe rate.
+    if (opts.onWait && Date.now() - lastWait >= 250) {
+      lastWait = Date.now();
+      opts.onWait(lastWait - started);
+    }
     // Most apps come up within a second: probe tightly then, gently after.
     const elapsed = Date.now() - started;
     await new Promise((r) =>
