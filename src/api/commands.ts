@@ -10,6 +10,7 @@ import type { Logger } from '../logging/index.ts';
 import type { OperatorKey } from '../mesh/index.ts';
 import type { ActionDef, ActionRegistry, Caller } from './actions.ts';
 import type { AuditLog, SeenIds } from './audit.ts';
+import { MAX_COMMANDS_IN_FLIGHT } from './constants.ts';
 import {
   type CommandPayload,
   CommandRefusedError,
@@ -86,6 +87,7 @@ export function authorize(key: OperatorKey, def: ActionDef, args: unknown): void
 /** Runs and relays signed commands. */
 export class CommandService {
   readonly #c: CommandServiceComponents;
+  #inFlight = 0;
 
   constructor(components: CommandServiceComponents) {
     this.#c = components;
@@ -122,8 +124,15 @@ export class CommandService {
     let envelope: Envelope | undefined;
     let payload: CommandPayload | undefined;
     const self = this.#c.self.peerId;
+    this.#inFlight++;
     try {
       ({ envelope, payload } = decodeEnvelope(raw));
+      if (this.#inFlight > MAX_COMMANDS_IN_FLIGHT)
+        throw refuse(
+          'BUSY',
+          `over ${MAX_COMMANDS_IN_FLIGHT} commands in flight on this node; retry shortly`,
+          'unavailable',
+        );
       const key = this.#authenticate(envelope, payload, now);
       if (payload.target !== self) {
         if (opts.via === 'mesh') {
@@ -151,6 +160,8 @@ export class CommandService {
       await sink(
         payload?.target === self ? signFrame(this.#c.self.signer, self, payload.id, 0, frame) : frame,
       ).catch(() => {});
+    } finally {
+      this.#inFlight--;
     }
   }
 

@@ -26,3 +26,5 @@ export const EXEC_DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 export const EXEC_MAX_OUTPUT_BYTES = 1024 * 1024 * 1024;
 /** After refusing a body, read and discard the rest this long so the client sees the answer. */
 export const DRAIN_AFTER_REFUSAL_MS = 2_000;
+/** Commands a node runs or relays at once (streams like logs -f hold a slot); beyond it, BUSY. */
+export const MAX_COMMANDS_IN_FLIGHT = 256;
