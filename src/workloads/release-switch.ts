@@ -124,7 +124,7 @@ export class ReleaseSwitch {
     let back = 'there was no earlier release, so the app is stopped';
     if (prev) {
       await switchCurrent(p, prev.id);
-      if (wasRunning || o.kind === 'deploy') {
+      if (wasRunning) {
         await this.#d.backend.launch(this.#d.launchSpec(app, prev));
         const ok = (await this.#awaitHealth(app, prev.spec)) === 'healthy';
         back = `rolled back to release ${prev.id}${ok ? ', which is running' : ', which is not healthy either'}`;
@@ -144,7 +144,9 @@ export class ReleaseSwitch {
     }
     this.#d.settled(app);
     this.#d.emitChange(app, 'deploy-failed', why);
-    const hint = tail ? ` (last log line: ${tail.slice(0, 160)})` : '';
+    const hint = tail
+      ? ` (last log line: ${redact(tail, { ...this.#d.env.reveal(app), ...o.env }).slice(0, 160)})`
+      : '';
     throw new DeployFailedError(
       'HEALTH_CHECK_FAILED',
       `release ${next.id} ${why}; ${back}${hint}; see 'plexus logs ${app}'`,
@@ -193,6 +195,13 @@ export class ReleaseSwitch {
     );
     for (const r of old) this.#d.releases.setStatus(app, r.id, 'pruned');
   }
+}
+
+/** Masks env values in app output before it goes into an error message (the app may print them). */
+function redact(line: string, env: Record<string, string>): string {
+  let out = line;
+  for (const v of Object.values(env)) if (v.length >= 4) out = out.split(v).join('***');
+  return out;
 }
 
 function describeOutcome(

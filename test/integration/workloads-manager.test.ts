@@ -349,8 +349,14 @@ describe('workload manager', () => {
         app: 'loop',
         source: { kind: 'url', url: `${base}/crash.tgz` },
         flags: { cmd: `${process.execPath} server.cjs`, port: p2 },
+        env: { LEAK: 'API_TOKEN', API_TOKEN: SECRET },
       }),
-      { code: 'HEALTH_CHECK_FAILED' },
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'HEALTH_CHECK_FAILED');
+        assert.match(err.message, /last log line: config: \*\*\*=\*\*\*/);
+        assert.ok(!err.message.includes(SECRET), 'the secret the app printed is masked');
+        return true;
+      },
     );
     assert.equal(w.get('loop').status, 'failed');
     await w.removeApp('loop');
