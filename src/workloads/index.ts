@@ -38,7 +38,7 @@ export * from './errors.ts';
 export type { AppEvent, AppEventKind } from './event-repo.ts';
 export { workloadsMigrations } from './migrations.ts';
 export { createProcessBackend } from './process-backend.ts';
-export { parseEnvPairs, parseHealth, type RestartPolicy, type RunSpec } from './spec.ts';
+export { parseHealth, type RestartPolicy, type RunSpec } from './spec.ts';
 export { createSystemdBackend, systemdUnavailableReason } from './systemd-backend.ts';
 export { renderUnit } from './systemd-unit.ts';
 export { signWebhook } from './webhook.ts';

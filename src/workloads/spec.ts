@@ -112,20 +112,3 @@ export function resolveSpec(...sources: (RunSpecInput | undefined)[]): RunSpec {
   if (spec.health) parseHealth(spec.health);
   return spec;
 }
-
-/** Parses `K=V` pairs from the CLI, checking each name. */
-export function parseEnvPairs(pairs: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    const name = eq === -1 ? pair : pair.slice(0, eq);
-    if (eq === -1 || !envNameSchema.safeParse(name).success) {
-      throw new InvalidSpecError(
-        'BAD_ENV_NAME',
-        `bad env '${name.slice(0, 64)}': use NAME=value with letters, digits and _ (not starting with a digit)`,
-      );
-    }
-    out[name] = pair.slice(eq + 1);
-  }
-  return out;
-}
