@@ -16,6 +16,17 @@ interface ExecResult {
   truncated: boolean;
 }
 
+/** Runs the call; a command that does not exist exits 127, as a shell would. */
+async function run<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const code = (err as { body?: { code?: string } }).body?.code;
+    if (code === 'EXEC_NOT_FOUND') throw new CliError((err as Error).message, 127);
+    throw err;
+  }
+}
+
 /** Registers `exec`. */
 export function registerExec(program: Command): void {
   program
@@ -45,16 +56,18 @@ export function registerExec(program: Command): void {
         keyFile: g.key ?? process.env.PLEXUS_KEY ?? paths.adminKey,
         node,
       });
-      const r = (await client.call(
-        'node.exec',
-        { cmd: argv[0], args: argv.slice(1), timeoutS, maxOutputBytes },
-        {
-          onData: (d) => {
-            const { stream, data } = d as { stream: 'stdout' | 'stderr'; data: string };
-            const out = stream === 'stderr' ? process.stderr : process.stdout;
-            if (!out.write(data)) return new Promise((r) => out.once('drain', () => r()));
+      const r = (await run(() =>
+        client.call(
+          'node.exec',
+          { cmd: argv[0], args: argv.slice(1), timeoutS, maxOutputBytes },
+          {
+            onData: (d) => {
+              const { stream, data } = d as { stream: 'stdout' | 'stderr'; data: string };
+              const out = stream === 'stderr' ? process.stderr : process.stdout;
+              if (!out.write(data)) return new Promise((r) => out.once('drain', () => r()));
+            },
           },
-        },
+        ),
       )) as ExecResult;
       if (r.timedOut)
         process.stderr.write(`plexus: ${argv[0]} timed out after ${timeoutS}s and was killed\n`);

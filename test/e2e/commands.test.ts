@@ -116,6 +116,7 @@ describe('signed commands', () => {
     assert.match(r.stderr, /err/);
     const local = await execVia1(['n2', '--', 'true']);
     assert.equal(local.code, 0, local.stderr);
+    assert.equal((await execVia1(['n2', '--', 'no-such-command-plexus'])).code, 127);
   });
 
   it('exec has a timeout and an output limit', async () => {
