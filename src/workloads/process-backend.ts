@@ -203,9 +203,9 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     const { pid, pidStart } = sup.state;
     if (pid && (isSameProcess(pid, pidStart) || groupMembers(pid).length > 0)) {
       signalGroup(pid, 'SIGTERM');
-      if (!(await this.#waitGone(pid, pidStart, graceMs))) {
+      if (!(await this.#waitGone(sup, pid, pidStart, graceMs))) {
         signalGroup(pid, 'SIGKILL');
-        await this.#waitGone(pid, pidStart, 5_000);
+        await this.#waitGone(sup, pid, pidStart, 5_000);
       }
     }
     // An adopted process has no exit event: settle its state here.
@@ -220,14 +220,22 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
 
   /**
    * Waits until the process and every other member of its group are gone: a shell running a
-   * compound command may exit on SIGTERM while its children ignore it.
+   * compound command may exit on SIGTERM while its children ignore it. Our own child is awaited
+   * by its exit event; the group (a /proc scan) is checked once it is gone.
    */
-  async #waitGone(pid: number, pidStart: string | null, ms: number): Promise<boolean> {
+  async #waitGone(sup: Supervised, pid: number, pidStart: string | null, ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
-    for (;;) {
-      if (!isSameProcess(pid, pidStart) && groupMembers(pid).length === 0) return true;
+    const sleep = (t: number) =>
+      new Promise<void>((r) => setTimeout(r, Math.max(0, Math.min(t, deadline - Date.now()))));
+    if (sup.child && sup.exited) await Promise.race([sup.exited, sleep(ms)]);
+    while (isSameProcess(pid, pidStart)) {
       if (Date.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
+    }
+    for (;;) {
+      if (groupMembers(pid).length === 0) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(25);
     }
   }
 
