@@ -189,7 +189,7 @@ async function extractTar(
   try {
     // Node's own gunzip runs on the thread pool, in parallel with parsing and writing; node-tar's
     // built-in one would run on the main thread.
-    if (gzipped) await pipeline(input, createGunzip({ chunkSize: 256 * 1024 }), unpack);
+    if (gzipped) await pipeline(input, createGunzip({ chunkSize: 65536 }), unpack);
     else await pipeline(input, unpack);
   } catch (err) {
     if (refused) throw refused;
