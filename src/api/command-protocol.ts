@@ -31,10 +31,11 @@ export interface CommandMesh {
       opts: { runOnLimitedConnection: boolean },
     ): Promise<void>;
     unhandle(proto: string): Promise<void>;
+    getConnections(peer: ReturnType<typeof peerIdFromString>): Connection[];
     dialProtocol(
       peer: ReturnType<typeof peerIdFromString>,
       proto: string,
-      opts: { signal: AbortSignal; runOnLimitedConnection: boolean },
+      opts: { signal: AbortSignal; runOnLimitedConnection: boolean; negotiateFully?: boolean },
     ): Promise<Stream>;
   };
   membership: { isMember(peerId: string): boolean };
@@ -116,11 +117,21 @@ export async function serveCommands(
 export function meshRelay(mesh: CommandMesh): RelayFn {
   return async (target, envelope, input, sink, signal) => {
     let stream: Stream;
+    const opts = {
+      signal: AbortSignal.any([signal, AbortSignal.timeout(RELAY_DIAL_TIMEOUT_MS)]),
+      runOnLimitedConnection: true,
+      // Send the protocol name with the envelope in one message: one round trip fewer.
+      negotiateFully: false,
+    };
     try {
-      stream = await mesh.libp2p.dialProtocol(peerIdFromString(target), COMMAND_PROTOCOL, {
-        signal: AbortSignal.any([signal, AbortSignal.timeout(RELAY_DIAL_TIMEOUT_MS)]),
-        runOnLimitedConnection: true,
-      });
+      const peer = peerIdFromString(target);
+      // The mesh keeps a connection to every member: open the stream on it (a direct one if there
+      // is one) instead of going through the dialler, which costs a few ms per command.
+      const open = mesh.libp2p.getConnections(peer).filter((c) => c.status === 'open');
+      const conn = open.find((c) => !c.remoteAddr.toString().includes('/p2p-circuit')) ?? open[0];
+      stream = conn
+        ? await conn.newStream(COMMAND_PROTOCOL, opts)
+        : await mesh.libp2p.dialProtocol(peer, COMMAND_PROTOCOL, opts);
     } catch (err) {
       throw new PlexusError(
         'PEER_UNREACHABLE',
