@@ -5,7 +5,7 @@
  * down (started again).
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, get, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { signWebhook } from '../../src/workloads/webhook.ts';
 import { tarGzDir } from '../helpers/archives.ts';
 import { type Cluster, freePort, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { killProcessesUnder, processesUnder } from '../helpers/processes.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
 const SECRET = 'e2e_SECRET_VALUE_7f3a9c';
@@ -31,20 +32,8 @@ function httpText(port: number, path: string): Promise<{ status: number; body: s
 
 const appPid = async (port: number) => JSON.parse((await httpText(port, '/info')).body).pid as number;
 
-/** Processes whose environment says they are `app` of this data dir's agent. */
-function appProcesses(dataDir: string): number[] {
-  const pids: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cwd = readlinkSync(`/proc/${d}/cwd`);
-      if (cwd.startsWith(join(dataDir, 'apps', 'web'))) pids.push(Number(d));
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return pids;
-}
+/** The processes of app `web` of a data dir's agent. */
+const appProcesses = (dataDir: string) => processesUnder(join(dataDir, 'apps', 'web'));
 
 describe('apps end to end', () => {
   let cluster: Cluster;
@@ -76,11 +65,7 @@ describe('apps end to end', () => {
   after(async () => {
     if (n1) {
       await n1.run(['rm', 'web']).catch(() => {});
-      for (const pid of appProcesses(n1.dataDir)) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {}
-      }
+      killProcessesUnder(n1.dataDir);
     }
     await cluster?.stop();
     server?.close();

@@ -14,6 +14,7 @@ import { groupMembers, isSameProcess } from '../../src/workloads/proc.ts';
 import { createProcessBackend, type ProcessBackendInit } from '../../src/workloads/process-backend.ts';
 import { createSystemdBackend, systemdUnavailableReason } from '../../src/workloads/systemd-backend.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
+import { killProcessesUnder } from '../helpers/processes.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
 const root = mkdtempSync(join(tmpdir(), 'plexus-backends-'));
@@ -24,6 +25,7 @@ after(() => {
       process.kill(-pid, 'SIGKILL');
     } catch {}
   }
+  killProcessesUnder(FIXTURE); // apps run in the fixture folder itself
   rmSync(root, { recursive: true, force: true });
 });
 

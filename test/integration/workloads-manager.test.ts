@@ -35,6 +35,7 @@ import {
 } from '../../src/workloads/index.ts';
 import { makeZip, sha256, tarGzDir, zipDir } from '../helpers/archives.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
+import { killProcessesUnder } from '../helpers/processes.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
 const SECRET = `sk_live_${randomBytes(8).toString('hex')}_MARKER`;
@@ -121,6 +122,7 @@ before(async () => {
 after(async () => {
   for (const a of w?.list() ?? []) await w.stopApp(a.name).catch(() => {});
   await w?.stop();
+  killProcessesUnder(root); // whatever a failed test left running
   db?.close();
   closeLog?.();
   server?.close();
