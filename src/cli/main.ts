@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
 import { registerAgent } from './agent.ts';
+import { takeApiFlag } from './api-flag.ts';
 import { registerAppEnv } from './app-env.ts';
 import { registerApps } from './apps.ts';
 import { CliError } from './errors.ts';
@@ -17,19 +18,8 @@ import { registerOperator } from './operator.ts';
 import { registerToken } from './token.ts';
 import { registerTunnels } from './tunnels.ts';
 
-// `plexus --api URL VERB`: a global --api before the verb selects a remote agent. It is taken
-// out here because init/join own a different --api (their HTTP listen address).
-for (let i = 2; i < process.argv.length; i++) {
-  const arg = process.argv[i];
-  if (!arg.startsWith('-')) break;
-  if (arg === '--api' && i + 1 < process.argv.length) {
-    process.env.PLEXUS_API = process.argv[i + 1];
-    process.argv.splice(i--, 2);
-  } else if (arg.startsWith('--api=')) {
-    process.env.PLEXUS_API = arg.slice('--api='.length);
-    process.argv.splice(i--, 1);
-  } else if (arg === '--data-dir' || arg === '--key') i++;
-}
+// `plexus [--api URL] VERB …`: a remote agent for any verb but init/join (see api-flag.ts).
+takeApiFlag(process.argv, process.env);
 
 // Everything the agent writes (database, logs, releases) is private to its user by default.
 process.umask(0o077);
