@@ -56,9 +56,9 @@ async function spec(app: string, over: Partial<LaunchSpec> = {}): Promise<Launch
 }
 
 function track(b: Backend) {
-  const seen: { app: string; why: RunChange; pid: number | null }[] = [];
-  b.on('change', (app, s, why) => {
-    seen.push({ app, why, pid: s.pid });
+  const seen: { app: string; why: RunChange; pid: number | null; detail?: string }[] = [];
+  b.on('change', (app, s, why, detail) => {
+    seen.push({ app, why, pid: s.pid, detail });
     if (s.pid) started.add(s.pid);
   });
   return seen;
@@ -134,6 +134,14 @@ function contract(name: string, make: () => Backend, skip?: string) {
       await b.launch(s);
       await waitFor(() => b.state(s.app)?.status === 'failed', 15_000, 'status failed');
       assert.ok(seen.some((e) => e.why === 'failed'));
+      if (name === 'process') {
+        // Exponential backoff: each restart waits twice as long as the one before.
+        const delays = seen
+          .filter((e) => e.why === 'crash')
+          .map((e) => Number(/restarting in (\d+) ms/.exec(e.detail ?? '')?.[1]));
+        assert.deepEqual(delays, [20, 40, 80]);
+        assert.ok(seen.some((e) => e.why === 'restart'));
+      }
       assert.ok((b.state(s.app)?.restarts ?? 0) >= 2);
       await b.close();
     });

@@ -281,6 +281,15 @@ describe('workload manager', () => {
     });
   });
 
+  it('one operation per app at a time', async () => {
+    const slow = w.deploy({ app: 'web', source: { kind: 'url', url: `${base}/stall` } });
+    await new Promise((r) => setTimeout(r, 50));
+    await assert.rejects(w.restartApp('web'), { code: 'APP_BUSY' });
+    assert.equal(w.get('web').status, 'deploying');
+    await assert.rejects(slow, { code: 'DOWNLOAD_TIMEOUT' });
+    assert.equal(w.get('web').status, 'running');
+  });
+
   it('rolls back to the previous release, and --to a chosen one', async () => {
     const [v2, v1] = w.releases.list('web').filter((r) => r.status !== 'failed');
     const r = await w.rollback('web');
