@@ -21,6 +21,8 @@ export interface SpliceResult {
   received: number;
   /** True when both sides ended cleanly. */
   clean: boolean;
+  /** Why it did not end cleanly. */
+  error?: string;
 }
 
 /** Options of one splice. */
@@ -41,6 +43,7 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
     let sent = 0;
     let received = 0;
     let clean = true;
+    let error: string | undefined;
     let done = false;
     let socketClosed = false;
     let streamClosed = false;
@@ -57,10 +60,11 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
     const finish = () => {
       if (done || !socketClosed || !streamClosed) return;
       done = true;
-      resolve({ sent, received, clean });
+      resolve({ sent, received, clean, ...(error ? { error } : {}) });
     };
     const failBoth = (err: Error) => {
       clean = false;
+      error ??= `socket: ${err.message}`;
       if (!socket.destroyed) socket.resetAndDestroy();
       stream.abort(err);
     };
@@ -150,7 +154,14 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
     if (opts.initial && opts.initial.byteLength > 0) write(opts.initial);
     stream.addEventListener('message', (evt) => write(evt.data));
     let streamEnded = false;
+    // Only the far end's FIN may end the socket. 'end' also fires when the stream is aborted,
+    // reset, or its connection goes away, and a FIN then would pass a cut off as complete.
+    let remoteFin = stream.remoteWriteStatus === 'closed' && stream.status === 'open';
+    stream.addEventListener('remoteCloseWrite', () => {
+      remoteFin = true;
+    });
     const endSocket = () => {
+      if (!remoteFin) return;
       streamEnded = true;
       if (!socket.destroyed && !socket.writableEnded) socket.end();
     };
@@ -161,9 +172,11 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
       // A clean close needs both FINs; anything else (a reset, the connection going away) is
       // passed on as a reset so the client never mistakes a cut for a complete transfer.
       // Both FINs seen while we were paused: the buffered rest still arrives, then 'end'.
-      const drainingRest = !evt.error && !streamEnded && socketEnded && stream.readBufferLength > 0;
+      const drainingRest =
+        !evt.error && remoteFin && !streamEnded && socketEnded && stream.readBufferLength > 0;
       if (!drainingRest && (evt.error || !streamEnded || !socketEnded)) {
         clean = false;
+        error ??= `stream: ${evt.error?.message ?? 'closed before both ends finished'}`;
         if (!socket.destroyed) socket.resetAndDestroy();
       }
       finish();

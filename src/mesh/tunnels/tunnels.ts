@@ -182,6 +182,8 @@ export class Tunnels {
       untrack();
       this.#counters.bytesSent += r.sent;
       this.#counters.bytesReceived += r.received;
+      if (!r.clean)
+        log.debug({ peer, port, error: r.error, sent: r.sent, received: r.received }, 'tunnel reset');
     } catch (err) {
       socket?.destroy();
       this.#counters.refused++;
@@ -276,6 +278,11 @@ export class Tunnels {
             });
             this.#counters.bytesSent += r.sent;
             this.#counters.bytesReceived += r.received;
+            if (!r.clean)
+              this.#c.logger.debug(
+                { node: member.name, error: r.error, sent: r.sent, received: r.received },
+                'tunnel reset',
+              );
           } finally {
             untrack();
             done();

@@ -1,0 +1,320 @@
+/**
+ * Tunnels (issue 6): throughput and latency of a plexus forward against raw TCP and `ssh -L`.
+ *
+ *   node bench/tunnel.ts [--mib 512] [--runs 3] [--latency-runs 500] [--no-relay]
+ *
+ * 1. Throughput, one run: the same `--mib` transfer (a source process writes it, a sink process
+ *    reads it and times connect → FIN) over raw loopback TCP, through `ssh -L` (Debian's
+ *    openssh-server on a loopback port with its own host key and key auth, config in a temp
+ *    dir; the system sshd is not touched), and through a forward between two agent processes
+ *    (`plexus expose src PORT` on n2, `plexus forward add src.n2` on n1). Median of `--runs`,
+ *    with the ratio to `ssh -L`.
+ * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs`, raw against the forward (and ssh).
+ * 3. The relayed path, beside a direct one in the same topology: network namespaces (root),
+ *    a dialable relay r1 and an entry node on a "public" LAN, and a node behind a NAT that
+ *    drops every inbound connection (it reaches only r1, and holds a reservation there). The
+ *    entry forwards to the NAT'd node's service, so the tunnel goes through r1's circuit relay;
+ *    the direct figure forwards to r1's own service. Skipped with the reason without root.
+ */
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
+import { createNatTopology, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
+
+const { values } = parseArgs({
+  options: {
+    mib: { type: 'string', default: '512' },
+    runs: { type: 'string', default: '3' },
+    'latency-runs': { type: 'string', default: '500' },
+    'no-relay': { type: 'boolean', default: false },
+  },
+});
+const BYTES = Number(values.mib) * 1024 * 1024;
+const RUNS = Number(values.runs);
+const LAT_RUNS = Number(values['latency-runs']);
+const PEER = join(ROOT, 'bench', 'tunnel-peer.ts');
+const NODE = process.execPath;
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const fmt = (n: number) => n.toFixed(0).padStart(6);
+
+/** Starts a long-running peer (source/echo), optionally in a namespace; resolves with its port. */
+async function startPeer(args: string[], ns?: string): Promise<{ port: number; stop(): void }> {
+  const cmd = ns ? ['ip', 'netns', 'exec', ns, NODE, PEER, ...args] : [NODE, PEER, ...args];
+  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout?.once('data', (d) => resolve(Number(String(d).trim())));
+    proc.once('exit', (code) => reject(new Error(`peer ${args[0]} exited ${code}`)));
+  });
+  return { port, stop: () => proc.kill() };
+}
+
+/** Runs a one-shot peer (sink/latency) and parses its JSON line. */
+function runPeer<T>(args: string[], ns?: string): Promise<T> {
+  const cmd = ns ? ['ip', 'netns', 'exec', ns, NODE, PEER, ...args] : [NODE, PEER, ...args];
+  return new Promise((resolve, reject) => {
+    execFile(cmd[0], cmd.slice(1), { timeout: 600_000 }, (err, stdout) => {
+      try {
+        const r = JSON.parse(stdout.trim().split('\n').pop() ?? '');
+        if (err) {
+          if (process.env.BENCH_DEBUG) console.error(execFileSync('ss', ['-tnpa']).toString());
+          reject(new Error(`${args[0]} failed: ${stdout.trim()}`));
+        } else resolve(r as T);
+      } catch {
+        reject(err ?? new Error(`bad output: ${stdout}`));
+      }
+    });
+  });
+}
+
+async function throughput(
+  port: number,
+  ns?: string,
+  host = '127.0.0.1',
+): Promise<{ median: number; best: number }> {
+  const xs: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const r = await runPeer<{ mbps: number; ok: boolean }>(['sink', host, String(port), String(BYTES)], ns);
+    xs.push(r.mbps);
+  }
+  return { median: median(xs), best: Math.max(...xs) };
+}
+
+function latency(port: number, ns?: string) {
+  return runPeer<{ p50: number; p99: number; mean: number }>(
+    ['latency', '127.0.0.1', String(port), String(LAT_RUNS)],
+    ns,
+  );
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+// ---- ssh -L ---------------------------------------------------------------------------------
+
+async function privateSshd(dir: string): Promise<{ port: number; key: string; stop(): void }> {
+  if (spawnSync('test', ['-x', '/usr/sbin/sshd']).status !== 0) {
+    spawnSync(
+      'sh',
+      ['-c', 'flock /tmp/plexus-apt.lock apt-get install -y -qq openssh-server openssh-client'],
+      {
+        stdio: 'ignore',
+      },
+    );
+  }
+  const port = await freePort();
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
+  writeFileSync(join(dir, 'authorized_keys'), execFileSync('cat', [join(dir, 'client_key.pub')]), {
+    mode: 0o600,
+  });
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host_key')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'PermitRootLogin prohibit-password',
+      'AllowTcpForwarding yes',
+      'UsePAM no',
+      'StrictModes no',
+      '',
+    ].join('\n'),
+  );
+  // Privilege separation needs this directory; Debian's service unit normally creates it.
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+  await waitFor(() => tcpOpen(port), 10_000, 'private sshd');
+  return { port, key: join(dir, 'client_key'), stop: () => proc.kill() };
+}
+
+async function sshForward(
+  sshPort: number,
+  key: string,
+  target: number,
+): Promise<{ port: number; stop(): void }> {
+  const port = await freePort();
+  const proc = spawn(
+    'ssh',
+    [
+      '-N',
+      '-L',
+      `127.0.0.1:${port}:127.0.0.1:${target}`,
+      '-p',
+      String(sshPort),
+      '-i',
+      key,
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'LogLevel=ERROR',
+      '-o',
+      'BatchMode=yes',
+      'root@127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
+  await waitFor(() => tcpOpen(port), 10_000, 'ssh -L');
+  return { port, stop: () => proc.kill() };
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+async function loopback(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'plexus-bench-tunnel-'));
+  const stops: (() => void | Promise<void>)[] = [];
+  try {
+    const src = await startPeer(['source', '0', String(BYTES)]);
+    stops.push(src.stop);
+    const echo = await startPeer(['echo', '0']);
+    stops.push(echo.stop);
+    const [srcPort, echoPort] = [src.port, echo.port];
+
+    const sshd = await privateSshd(dir);
+    stops.push(() => sshd.stop());
+    const ssh = await sshForward(sshd.port, sshd.key, srcPort);
+    stops.push(() => ssh.stop());
+    const sshEcho = await sshForward(sshd.port, sshd.key, echoPort);
+    stops.push(() => sshEcho.stop());
+
+    const cluster = await startCluster(2);
+    stops.push(() => cluster.stop());
+    const [n1, n2] = cluster.nodes;
+    for (const [name, port] of [
+      ['src', srcPort],
+      ['echo', echoPort],
+    ] as const) {
+      const r = await n2.run(['expose', name, String(port)]);
+      if (r.code !== 0) throw new Error(r.stderr);
+    }
+    const fwd = async (target: string) => {
+      const f = await n1.json<{ listen: string }>(['forward', 'add', target]);
+      return Number(f.listen.split(':').pop());
+    };
+    const fwdSrc = await fwd('src.n2');
+    const fwdEcho = await fwd('echo.n2');
+
+    console.log(`== throughput: ${values.mib} MiB, median of ${RUNS} (best) ==`);
+    const raw = await throughput(srcPort);
+    const viaSsh = await throughput(ssh.port);
+    const viaPlexus = await throughput(fwdSrc);
+    const row = (label: string, r: { median: number; best: number }) =>
+      console.log(
+        `${label.padEnd(30)} ${fmt(r.median)} MB/s (${fmt(r.best).trim()})   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L`,
+      );
+    row('raw loopback TCP', raw);
+    row('ssh -L', viaSsh);
+    row('plexus forward (2 agents)', viaPlexus);
+
+    console.log(`\n== connect + 1-byte echo, ${LAT_RUNS} runs ==`);
+    const lr = await latency(echoPort);
+    const ls = await latency(sshEcho.port);
+    const lp = await latency(fwdEcho);
+    const lrow = (label: string, r: { p50: number; p99: number }) =>
+      console.log(
+        `${label.padEnd(30)} p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  (+${(r.p50 - lr.p50).toFixed(3)} ms p50 over raw)`,
+      );
+    lrow('raw loopback TCP', lr);
+    lrow('ssh -L', ls);
+    lrow('plexus forward', lp);
+  } finally {
+    for (const s of stops.reverse()) await s();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function relayed(): Promise<void> {
+  console.log(`\n== relayed path (network namespaces), ${values.mib} MiB, median of ${RUNS} ==`);
+  const skip = values['no-relay'] ? '--no-relay' : natUnavailable();
+  if (skip) {
+    console.log(`skipped: ${skip}`);
+    return;
+  }
+  const topo = createNatTopology();
+  const root = mkdtempSync(join(tmpdir(), 'plexus-bench-tunnel-ns-'));
+  const nodes: NsNode[] = [];
+  const stops: (() => void)[] = [];
+  try {
+    const r1 = await nsNode(topo.pub, root, 'r1', topo.pubIp, 7201, 7211);
+    const entry = await nsNode(topo.pub, root, 'entry', topo.pubIp, 7203, 7213);
+    const natted = await nsNode(topo.nat, root, 'natted', topo.natIp, 7204, 7214);
+    nodes.push(r1, entry, natted);
+    const setup = async (n: NsNode, args: string[]) => {
+      const r = await n.run([
+        ...args,
+        '--name',
+        n.name,
+        '--listen',
+        n.meshAddr,
+        '--api',
+        n.api,
+        '--socks',
+        'off',
+      ]);
+      if (r.code !== 0) throw new Error(`${n.name}: ${r.stderr}`);
+    };
+    await setup(r1, ['init']);
+    await r1.start();
+    const tok = (await r1.run(['token', 'create', '--ttl', '10m', '--uses', '2'])).stdout.trim();
+    await setup(entry, ['join', tok]);
+    await entry.start();
+    topo.allowEgress([7201]);
+    await setup(natted, ['join', tok]);
+    await natted.start({ PLEXUS_MESH__RESERVATIONS: '1' });
+    const srcNat = await startPeer(['source', '0', String(BYTES)], topo.nat);
+    stops.push(srcNat.stop);
+    const srcPub = await startPeer(['source', '0', String(BYTES)], topo.pub);
+    stops.push(srcPub.stop);
+    await natted.run(['expose', 'src', String(srcNat.port)]);
+    await r1.run(['expose', 'src', String(srcPub.port)]);
+    await waitFor(
+      async () => {
+        const peers = await entry.json<{ name: string; connection: string }[]>(['peers']);
+        return peers.find((p) => p.name === 'natted')?.connection === 'relayed';
+      },
+      60_000,
+      'entry to reach natted through the relay',
+      500,
+    );
+    const fwd = async (target: string) => {
+      const f = await entry.json<{ listen: string }>(['forward', 'add', target]);
+      return Number(f.listen.split(':').pop());
+    };
+    const direct = await throughput(await fwd('src.r1'), topo.pub);
+    const viaRelay = await throughput(await fwd('src.natted'), topo.pub);
+    const peers = await entry.json<{ name: string; connection: string }[]>(['peers']);
+    console.log(
+      `direct  (entry → r1)                 ${fmt(direct.median)} MB/s (${fmt(direct.best).trim()})`,
+    );
+    console.log(
+      `relayed (entry → r1 → natted, ${peers.find((p) => p.name === 'natted')?.connection}) ${fmt(viaRelay.median)} MB/s (${fmt(viaRelay.best).trim()})   ${(viaRelay.median / direct.median).toFixed(2)}x direct`,
+    );
+  } finally {
+    for (const s of stops) s();
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    topo.destroy();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await loopback();
+await relayed();
+process.exit(0);
