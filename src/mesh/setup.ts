@@ -50,7 +50,8 @@ function buildConfig(opts: SetupOptions, tags: string[]): ConfigInput {
   if (opts.listen?.length) config.mesh = { listen: opts.listen };
   if (opts.api) config.api = { listen: opts.api };
   if (opts.socks) config.socks = { listen: opts.socks };
-  if (opts.reservations) config.mesh = { ...config.mesh, reservations: opts.reservations };
+  // A node behind NAT holds reservations and serves no relay: nobody could dial it to use one.
+  if (opts.reservations) config.mesh = { ...config.mesh, reservations: opts.reservations, relay: false };
   for (const addr of opts.listen ?? []) {
     try {
       multiaddr(addr);
