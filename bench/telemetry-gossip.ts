@@ -23,6 +23,8 @@ import { makeNode, plexus, type TestNode, waitFor } from '../test/helpers/cluste
 const N = Number(process.argv[2] ?? 10);
 const WINDOW_S = Number(process.argv[3] ?? 30);
 const INTERVAL_S = 5;
+/** How long to wait for every agent to see every other online before measuring anyway. */
+const CONVERGE_S = Number(process.env.BENCH_CONVERGE_S ?? 180);
 const CLK_TCK = 100;
 const env = { PLEXUS_TELEMETRY__INTERVAL_S: String(INTERVAL_S), PLEXUS_LOG__LEVEL: 'warn' };
 
@@ -80,16 +82,20 @@ try {
     if (i % 10 === 0) log(`${i} agents up`);
   }
   log(`all ${N} agents started in ${((Date.now() - t0) / 1000).toFixed(0)} s; waiting for full convergence`);
-  await waitFor(
-    async () => {
-      for (const n of nodes) if ((await scrape(n)).online < N - 1) return false;
-      return true;
-    },
-    300_000,
-    'every agent to see every other online',
-    2000,
+  // Bounded: a mesh that does not converge is itself the finding, measured and reported as is.
+  const convergeBy = Date.now() + CONVERGE_S * 1000;
+  let online: number[] = [];
+  for (;;) {
+    online = await Promise.all(nodes.map(async (n) => (await scrape(n).catch(() => ({ online: 0 }))).online));
+    if (Math.min(...online) >= N - 1 || Date.now() > convergeBy) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  const converged = Math.min(...online) >= N - 1;
+  log(
+    converged
+      ? `converged after ${((Date.now() - t0) / 1000).toFixed(0)} s; settling ${2 * INTERVAL_S} s`
+      : `NOT converged after ${CONVERGE_S} s: peers online per agent min ${Math.min(...online)} mean ${mean(online).toFixed(1)} of ${N - 1}; measuring anyway`,
   );
-  log(`converged after ${((Date.now() - t0) / 1000).toFixed(0)} s; settling ${2 * INTERVAL_S} s`);
   await new Promise((r) => setTimeout(r, 2 * INTERVAL_S * 1000));
 
   const before = await Promise.all(nodes.map(snapshot));
@@ -122,6 +128,12 @@ try {
   );
   console.log(
     `gossip bytes/s  per agent: sent mean ${mean(gossipTx).toFixed(0)}  received mean ${mean(gossipRx).toFixed(0)}  (/meshsub); all libp2p sent mean ${mean(allTx).toFixed(0)}`,
+  );
+  const onlineNow = await Promise.all(
+    nodes.map(async (n) => (await scrape(n).catch(() => ({ online: 0 }))).online),
+  );
+  console.log(
+    `peers online    per agent at the end: min ${Math.min(...onlineNow)} mean ${mean(onlineNow).toFixed(1)} of ${N - 1}`,
   );
   console.log(`agent RSS       mean ${mean(rss).toFixed(0)} MB  max ${Math.max(...rss).toFixed(0)} MB`);
   console.log(
@@ -160,7 +172,8 @@ interface Snapshot {
 }
 
 async function scrape(n: TestNode) {
-  const text = await (await fetch(`http://127.0.0.1:${n.apiPort}/metrics`)).text();
+  const res = await fetch(`http://127.0.0.1:${n.apiPort}/metrics`, { signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
   return { text, online: Number(/^plexus_mesh_peers\{state="online"\} (\d+)/m.exec(text)?.[1] ?? 0) };
 }
 
