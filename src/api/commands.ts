@@ -17,6 +17,7 @@ import {
   checkValidity,
   decodeEnvelope,
   type Envelope,
+  type InputDigest,
   inputHasher,
   signFrame,
   verifyEnvelopeSignature,
@@ -228,28 +229,34 @@ export class CommandService {
 }
 
 /**
- * Passes input frames through, hashing them; if the signed payload names a digest, the stream
- * fails at its end unless the digests match, so an action never completes on swapped input.
+ * Passes input frames through, hashing them. When the signed payload names its input (count and
+ * digest), each frame is handed on only once the next one has arrived, and the last one only
+ * once the digest matches: an action never sees the end of its input (its own end marker, or
+ * the end of the stream) unless the input is exactly what the operator signed, with nothing
+ * swapped, dropped or appended. A command signed without input gets none: any frame is an
+ * injection.
  */
-async function* checkedInput(input: AsyncIterable<unknown>, expected: string | undefined) {
+async function* checkedInput(input: AsyncIterable<unknown>, expected: InputDigest | undefined) {
+  const tampered = (why: string) => new CommandRefusedError('INPUT_TAMPERED', why, 'unauthenticated');
+  if (expected === undefined) {
+    for await (const _ of input) throw tampered('this command was signed without input');
+    return;
+  }
   const h = inputHasher();
+  let n = 0;
+  let held: { frame: unknown } | undefined;
   for await (const frame of input) {
-    if (expected === undefined) {
-      // Signed without input: any input frame was injected on the way.
-      throw new CommandRefusedError(
-        'INPUT_TAMPERED',
-        'this command was signed without input',
-        'unauthenticated',
-      );
-    }
+    n++;
     h.update(frame);
-    yield frame;
+    if (held) yield held.frame;
+    if (n === expected.frames) {
+      if (h.digest().sha256 !== expected.sha256)
+        throw tampered('the uploaded input does not match the digest the operator signed');
+      yield frame;
+      // Anything after the signed frames is not the operator's: it is never read.
+      return;
+    }
+    held = { frame };
   }
-  if (expected !== undefined && h.digest() !== expected) {
-    throw new CommandRefusedError(
-      'INPUT_TAMPERED',
-      'the uploaded input does not match the digest the operator signed',
-      'unauthenticated',
-    );
-  }
+  throw tampered(`the input ended after ${n} of ${expected.frames} signed frames`);
 }

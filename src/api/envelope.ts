@@ -47,8 +47,11 @@ export interface CommandPayload {
   iat: number;
   /** Expires at, unix seconds. */
   exp: number;
-  /** sha256 (hex) of the input frames (uploads), so a relay cannot swap uploaded bytes. */
-  input?: string;
+  /**
+   * The input frames (uploads) the operator sends after the envelope: how many, and the sha256
+   * (hex) over them, so a relay can neither swap, drop nor append uploaded bytes.
+   */
+  input?: InputDigest;
 }
 
 /** A reply frame with the target's signature. */
@@ -62,7 +65,7 @@ export class CommandRefusedError extends PlexusError {
 /** Signs a command for `target`. */
 export function signCommand(
   signer: Signer,
-  cmd: { target: string; action: string; args?: Record<string, unknown>; ttlS?: number; input?: string },
+  cmd: { target: string; action: string; args?: Record<string, unknown>; ttlS?: number; input?: InputDigest },
   now = Date.now(),
 ): { envelope: Envelope; payload: CommandPayload } {
   const iat = Math.floor(now / 1000);
@@ -124,7 +127,7 @@ export function decodeEnvelope(value: unknown): { envelope: Envelope; payload: C
     Array.isArray(p.args) ||
     !isInt(p.iat) ||
     !isInt(p.exp) ||
-    (p.input !== undefined && (typeof p.input !== 'string' || !/^[0-9a-f]{64}$/.test(p.input)))
+    (p.input !== undefined && !isInputDigest(p.input))
   ) {
     throw refuse('BAD_ENVELOPE', 'envelope payload lacks id, target, action, args, iat or exp');
   }
@@ -137,7 +140,7 @@ export function decodeEnvelope(value: unknown): { envelope: Envelope; payload: C
       args: p.args,
       iat: p.iat,
       exp: p.exp,
-      ...(p.input ? { input: p.input } : {}),
+      ...(p.input ? { input: { frames: p.input.frames, sha256: p.input.sha256 } } : {}),
     },
   };
 }
@@ -217,14 +220,37 @@ export function verifyFrame(
   return frame as Frame;
 }
 
-/** Running sha256 over input frames, as the signer and the target both compute it. */
+/** What a command's signature says about its input frames. */
+export interface InputDigest {
+  /** Number of input frames. */
+  frames: number;
+  /** sha256 (hex) over `JSON.stringify(frame) + "\n"` of each frame, in order. */
+  sha256: string;
+}
+
+function isInputDigest(v: unknown): v is InputDigest {
+  const d = v as InputDigest;
+  return (
+    typeof d === 'object' &&
+    d !== null &&
+    Number.isSafeInteger(d.frames) &&
+    d.frames > 0 &&
+    typeof d.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(d.sha256)
+  );
+}
+
+/** Running digest over input frames, as the signer and the target both compute it. */
 export function inputHasher() {
   const h = createHash('sha256');
+  let frames = 0;
   return {
     update(frame: unknown) {
+      frames++;
       h.update(JSON.stringify(frame));
       h.update('\n');
     },
-    digest: () => h.digest('hex'),
+    /** The digest so far; call once. */
+    digest: (): InputDigest => ({ frames, sha256: h.digest('hex') }),
   };
 }

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import {
   type CommandPayload,
   DEFAULT_TTL_S,
+  type InputDigest,
   inputHasher,
   signCommand,
   verifyFrame,
@@ -74,7 +75,7 @@ export function remoteClient(init: RemoteInit): AgentClient {
     opts: CallOptions,
   ): Promise<unknown> {
     const input: unknown[] = [];
-    let digest: string | undefined;
+    let digest: InputDigest | undefined;
     if (opts.input) {
       const h = inputHasher();
       let size = 0;
@@ -84,7 +85,7 @@ export function remoteClient(init: RemoteInit): AgentClient {
         h.update(frame);
         input.push(frame);
       }
-      digest = h.digest();
+      if (input.length > 0) digest = h.digest();
     }
     const { envelope, payload } = signCommand(key(), {
       target: peerId,

@@ -400,5 +400,56 @@ describe('signed commands', () => {
         proxy.close();
       }
     });
+
+    it('a relaying node that swaps uploaded bytes cannot get them deployed', async () => {
+      const port = await freePort();
+      const proxy: Server = createServer(async (req, res) => {
+        let body = '';
+        for await (const c of req) body += c;
+        const lines = body.split('\n');
+        // The first input frame is an upload chunk: flip its first base64 character.
+        if (lines.length > 2 && lines[1].includes('"chunk"')) {
+          const f = JSON.parse(lines[1]) as { chunk: string };
+          f.chunk = (f.chunk[0] === 'A' ? 'B' : 'A') + f.chunk.slice(1);
+          lines[1] = JSON.stringify(f);
+        }
+        const headers = { ...req.headers };
+        delete headers['content-length'];
+        const up = request(`${api1}${req.url}`, { method: req.method, headers }, (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          upRes.pipe(res);
+        });
+        up.end(lines.join('\n'));
+      });
+      await new Promise<void>((r) => proxy.listen(port, '127.0.0.1', r));
+      try {
+        const dir = join(cluster.root, 'swap-src');
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'run.sh'), 'sleep 600\n');
+        const admin = join(cluster.nodes[0].dataDir, 'keys', 'admin.key');
+        const r = await plexus(
+          [
+            '--api',
+            `http://127.0.0.1:${port}`,
+            '--key',
+            admin,
+            '--data-dir',
+            laptop,
+            'deploy',
+            'swapped',
+          ].concat(['--dir', dir, '--cmd', 'sh run.sh', '--node', 'n2']),
+          { timeoutMs: 120_000 },
+        );
+        assert.equal(r.code, 1, r.stdout);
+        assert.match(r.stderr, /digest/);
+        assert.ok(
+          !(await cluster.nodes[1].json<{ name: string }[]>(['apps'])).some((a) => a.name === 'swapped'),
+        );
+        const rows = await audit(1);
+        assert.ok(rows.some((row) => row.action === 'apps.deploy' && row.outcome === 'INPUT_TAMPERED'));
+      } finally {
+        proxy.close();
+      }
+    });
   });
 });
