@@ -3,32 +3,11 @@
  * Light at the top; `tar` (for `deploy --dir`) is loaded only when used.
  */
 import type { Command } from 'commander';
+// Types only (erased at run time): the CLI stays free of the agent's modules.
+import type { AppInfo, DeployResult } from '../workloads/index.ts';
 import { agentOf, collect, wantsJson } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
-
-/** One app as `apps --json` prints it (stable field names). */
-interface AppInfo {
-  name: string;
-  status: string;
-  pid: number | null;
-  release: string | null;
-  restarts: number;
-  uptimeS: number | null;
-  cpuPct: number | null;
-  memMb: number | null;
-  port: number | null;
-}
-
-interface DeployResult {
-  app: string;
-  release: string;
-  previous: string | null;
-  status: string;
-  pid: number | null;
-  healthy: boolean;
-  tookMs: number;
-}
 
 /** Bundle upload chunk: the socket's line limit is 1 MiB and base64 adds a third. */
 const UPLOAD_CHUNK_BYTES = 512 * 1024;

@@ -10,7 +10,7 @@ import { PlexusError } from '../errors.ts';
 import { MAX_LOG_LINES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
 import { followFile, tailLines } from './log-files.ts';
-import { appNameSchema, envNameSchema, healthSchema, portSchema, restartPolicySchema } from './spec.ts';
+import { appNameSchema, envNameSchema, runSpecFields } from './spec.ts';
 import type { Workloads } from './workloads.ts';
 
 const appArgs = z.object({ app: appNameSchema });
@@ -26,38 +26,27 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: 'deploy a bundle (URL or upload) as a new release, health gated with automatic rollback',
       access: 'write',
       tenantOf,
-      args: z
-        .strictObject({
+      // The run-spec fields are the deploy flags; `env` here is the app's (secret) env to set.
+      args: runSpecFields
+        .extend({
           app: appNameSchema,
           url: z.string().min(1).max(4096).optional(),
           /** Set when the bundle follows as input frames. */
           upload: z.strictObject({ bytes: z.number().int().nonnegative().optional() }).optional(),
           sha256: sha256Schema.optional(),
-          cmd: z.string().min(1).max(4096).optional(),
-          port: portSchema.optional(),
-          health: healthSchema.optional(),
-          restart: restartPolicySchema.optional(),
-          healthTimeoutS: z.number().min(1).max(3600).optional(),
-          env: z.record(envNameSchema, z.string().max(64 * 1024)).optional(),
         })
         .refine(
           (a) => (a.url === undefined) !== (a.upload === undefined),
           'give exactly one of url or upload',
         ),
-      handler: (args, ctx) =>
+      handler: ({ app, url, upload, sha256, env, ...flags }, ctx) =>
         w.deploy({
-          app: args.app,
-          source: args.url
-            ? { kind: 'url', url: args.url, sha256: args.sha256 }
-            : { kind: 'upload', input: ctx.input, sha256: args.sha256, bytes: args.upload?.bytes },
-          flags: {
-            cmd: args.cmd,
-            port: args.port,
-            health: args.health,
-            restart: args.restart,
-            healthTimeoutS: args.healthTimeoutS,
-          },
-          env: args.env,
+          app,
+          source: url
+            ? { kind: 'url', url, sha256 }
+            : { kind: 'upload', input: ctx.input, sha256, bytes: upload?.bytes },
+          flags,
+          env,
           tenant: ctx.caller.tenant,
           signal: ctx.signal,
           onProgress: progress(ctx),

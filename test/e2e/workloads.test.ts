@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, get, request, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,21 +14,12 @@ import { after, before, describe, it } from 'node:test';
 import { signWebhook } from '../../src/workloads/webhook.ts';
 import { tarGzDir } from '../helpers/archives.ts';
 import { type Cluster, freePort, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { httpText } from '../helpers/http.ts';
 import { killProcessesUnder, processesUnder } from '../helpers/processes.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
 const SECRET = 'e2e_SECRET_VALUE_7f3a9c';
 const scratch = mkdtempSync(join(tmpdir(), 'plexus-e2e-apps-'));
-
-function httpText(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((res, rej) => {
-    get({ host: '127.0.0.1', port, path, agent: false, timeout: 2000 }, (r) => {
-      let body = '';
-      r.on('data', (c) => (body += c));
-      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
-    }).on('error', rej);
-  });
-}
 
 const appPid = async (port: number) => JSON.parse((await httpText(port, '/info')).body).pid as number;
 

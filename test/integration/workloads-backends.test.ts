@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -14,6 +13,7 @@ import { groupMembers, isSameProcess } from '../../src/workloads/proc.ts';
 import { createProcessBackend, type ProcessBackendInit } from '../../src/workloads/process-backend.ts';
 import { createSystemdBackend, systemdUnavailableReason } from '../../src/workloads/systemd-backend.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
+import { httpText } from '../helpers/http.ts';
 import { killProcessesUnder } from '../helpers/processes.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
@@ -29,15 +29,7 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function fetchText(port: number, path: string): Promise<string> {
-  return new Promise((res, rej) => {
-    get({ host: '127.0.0.1', port, path, agent: false }, (r) => {
-      let body = '';
-      r.on('data', (c) => (body += c));
-      r.on('end', () => res(body));
-    }).on('error', rej);
-  });
-}
+const fetchText = async (port: number, path: string) => (await httpText(port, path)).body;
 
 async function spec(app: string, over: Partial<LaunchSpec> = {}): Promise<LaunchSpec & { port: number }> {
   const port = await freePort();

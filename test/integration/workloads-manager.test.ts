@@ -15,7 +15,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, get, request, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -35,6 +35,7 @@ import {
 } from '../../src/workloads/index.ts';
 import { makeZip, sha256, tarGzDir, zipDir } from '../helpers/archives.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
+import { httpText } from '../helpers/http.ts';
 import { killProcessesUnder } from '../helpers/processes.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
@@ -56,16 +57,6 @@ function variant(name: string, files: Record<string, string>): string {
   cpSync(FIXTURE, dir, { recursive: true });
   for (const [f, c] of Object.entries(files)) writeFileSync(join(dir, f), c);
   return dir;
-}
-
-function httpText(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((res, rej) => {
-    get({ host: '127.0.0.1', port, path, agent: false }, (r) => {
-      let body = '';
-      r.on('data', (c) => (body += c));
-      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
-    }).on('error', rej);
-  });
 }
 
 const info = async (port: number) =>
