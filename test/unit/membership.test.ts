@@ -128,6 +128,10 @@ describe('membership', () => {
     // The name is free again for a new node.
     const c = node();
     assert.equal(again.accept(admission(c, 'b', a, admin)), 'added');
+    // A revoked node's key cannot admit anyone after its revocation.
+    const d = node();
+    assert.equal(again.accept(admission(d, 'd', b, admin, Date.now() + 1000)), 'rejected');
+    assert.equal(again.isMember(d.peerId), false);
   });
 
   it('snapshot/merge carries members, revocations and token use counts', () => {
