@@ -29,6 +29,7 @@ export function registerApps(program: Command): void {
     .option('--health-timeout <s>', 'seconds the health check may take (default 30)')
     .option('--env <K=V>', 'env var, stored encrypted (repeatable)', collect, [])
     .option('--restart <policy>', 'always, on-failure or never')
+    .option('--tenant <name>', 'tenant of a new app (operators limited to a tenant must give theirs)')
     .option('--json', 'print JSON')
     .action(async (app: string, opts, cmd: Command) => {
       if (!opts.url === !opts.dir) throw new UsageError('give exactly one of --url URL or --dir PATH');
@@ -38,6 +39,7 @@ export function registerApps(program: Command): void {
         cmd: opts.cmd,
         health: opts.health,
         restart: opts.restart,
+        tenant: opts.tenant,
       };
       if (opts.port !== undefined) args.port = intOption('--port', opts.port, 1, 65535);
       if (opts.healthTimeout !== undefined)

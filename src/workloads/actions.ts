@@ -25,7 +25,11 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       name: 'apps.deploy',
       describe: 'deploy a bundle (URL or upload) as a new release, health gated with automatic rollback',
       access: 'write',
-      tenantOf,
+      // An existing app keeps its tenant; a new one gets the tenant the deploy names.
+      tenantOf: (args) => {
+        const row = w.apps.get(args.app);
+        return row ? (row.tenant ?? undefined) : args.tenant;
+      },
       // The run-spec fields are the deploy flags; `env` here is the app's (secret) env to set.
       args: runSpecFields
         .extend({
@@ -34,12 +38,14 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
           /** Set when the bundle follows as input frames. */
           upload: z.strictObject({ bytes: z.number().int().nonnegative().optional() }).optional(),
           sha256: sha256Schema.optional(),
+          /** Tenant of a new app (a tenant-limited operator must name its own). */
+          tenant: z.string().min(1).max(64).optional(),
         })
         .refine(
           (a) => (a.url === undefined) !== (a.upload === undefined),
           'give exactly one of url or upload',
         ),
-      handler: ({ app, url, upload, sha256, env, ...flags }, ctx) =>
+      handler: ({ app, url, upload, sha256, env, tenant, ...flags }, ctx) =>
         w.deploy({
           app,
           source: url
@@ -47,7 +53,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
             : { kind: 'upload', input: ctx.input, sha256, bytes: upload?.bytes },
           flags,
           env,
-          tenant: ctx.caller.tenant,
+          tenant: ctx.caller.tenant ?? tenant,
           signal: ctx.signal,
           onProgress: progress(ctx),
         }),
@@ -91,8 +97,14 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       name: 'apps.events',
       describe: 'what happened to apps: deploys, rollbacks, crashes, restarts',
       access: 'read',
+      tenantOf: (a: { app?: string }) => (a.app ? (w.apps.get(a.app)?.tenant ?? undefined) : undefined),
       args: z.object({ app: appNameSchema.optional(), limit: z.number().int().min(1).max(500).default(50) }),
-      handler: async (args) => w.events.list(args.app, args.limit),
+      handler: async (args, ctx) => {
+        const events = w.events.list(args.app, args.limit);
+        const tenant = ctx.caller.tenant;
+        // A tenant-limited key sees only its own apps' history.
+        return tenant ? events.filter((e) => w.apps.get(e.app)?.tenant === tenant) : events;
+      },
     }),
     defineAction({
       name: 'apps.start',

@@ -281,6 +281,27 @@ describe('workload manager', () => {
     assert.equal(w.get('web').status, 'running');
   });
 
+  it('names the tenant each action touches, for tenant-limited operator keys', async () => {
+    const actions = new ActionRegistry();
+    actions.register(...workloadsActions(w, { agentLog: logFile }));
+    const deploy = actions.get('apps.deploy')!;
+    // A new app takes the tenant the deploy names; an existing one keeps its own (none here).
+    assert.equal(deploy.tenantOf?.({ app: 'fresh', url: 'http://x/y.tgz', tenant: 'acme' }), 'acme');
+    assert.equal(deploy.tenantOf?.({ app: 'web', url: 'http://x/y.tgz', tenant: 'acme' }), undefined);
+    assert.equal(actions.get('apps.restart')!.tenantOf?.({ app: 'web' }), undefined);
+    const caller = { kind: 'operator' as const, kid: 'k1', role: 'operator' as const, tenant: 'acme' };
+    const ctx = {
+      caller,
+      signal: new AbortController().signal,
+      emit: async () => {},
+      input: (async function* () {})(),
+    };
+    const list = await actions.run('apps.list', {}, ctx);
+    assert.deepEqual(list.type === 'result' && list.result, [], "another tenant's apps are not listed");
+    const events = await actions.run('apps.events', {}, ctx);
+    assert.deepEqual(events.type === 'result' && events.result, []);
+  });
+
   it('rolls back to the previous release, and --to a chosen one', async () => {
     const [v2, v1] = w.releases.list('web').filter((r) => r.status !== 'failed');
     const r = await w.rollback('web');
