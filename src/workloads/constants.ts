@@ -22,8 +22,6 @@ export const MAX_ARCHIVE_ENTRIES = 100_000;
 export const DOWNLOAD_IDLE_TIMEOUT_MS = 30_000;
 /** Largest plexus.yaml manifest. */
 export const MAX_MANIFEST_BYTES = 64 * 1024;
-/** One upload chunk (base64 in an NDJSON frame, which is limited to 1 MiB). */
-export const UPLOAD_CHUNK_BYTES = 512 * 1024;
 
 /** First restart delay after a crash (issue 3: "about 100 ms doubling to 15 s"). */
 export const RESTART_BACKOFF_MIN_MS = 100;

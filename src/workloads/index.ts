@@ -32,7 +32,6 @@ import { Workloads, type WorkloadsInit } from './workloads.ts';
 export { workloadsActions } from './actions.ts';
 export type { AppStatus } from './app-repo.ts';
 export type { AdoptInfo, Backend, LaunchSpec, RunChange, RunState } from './backend.ts';
-export { UPLOAD_CHUNK_BYTES } from './constants.ts';
 export type { BundleSource, DeployProgress } from './deploy-source.ts';
 export * from './errors.ts';
 export type { AppEvent, AppEventKind } from './event-repo.ts';
