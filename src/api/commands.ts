@@ -72,13 +72,20 @@ export function authorize(key: OperatorKey, def: ActionDef, args: unknown): void
       'denied',
     );
   }
-  if (key.tenant && role !== 'admin' && def.access !== 'read') {
+  if (key.tenant && role !== 'admin') {
     const parsed = def.args.safeParse(args ?? {});
     const tenant = parsed.success ? def.tenantOf?.(parsed.data) : undefined;
-    if (tenant !== key.tenant) {
+    // Reads: of the node (no tenant) or of this tenant's apps. Changes: only through actions that
+    // are about an app (they have tenantOf), to an app of this tenant or to one that does not exist
+    // yet (a deploy creates it in the caller's tenant); node-level changes are not for tenants.
+    const allowed =
+      def.access === 'read'
+        ? tenant === undefined || tenant === key.tenant
+        : def.tenantOf !== undefined && (tenant === undefined || tenant === key.tenant);
+    if (!allowed) {
       throw refuse(
         'FORBIDDEN_TENANT',
-        `this key is limited to tenant '${key.tenant}'; ${def.name} touches ${tenant ? `tenant '${tenant}'` : 'no app of it'}`,
+        `this key is limited to tenant '${key.tenant}'; ${def.name} touches ${tenant ? `tenant '${tenant}'` : 'the node itself'}`,
         'denied',
       );
     }

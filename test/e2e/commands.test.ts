@@ -45,7 +45,7 @@ describe('signed commands', () => {
     api1 = `http://127.0.0.1:${cluster.nodes[0].apiPort}`;
     for (const n of cluster.nodes) peer[n.name] = (await n.json<{ peerId: string }>(['status'])).peerId;
     // keygen needs no agent: run it against the empty laptop data dir.
-    for (const k of ['viewer', 'blue', 'execer', 'revoked', 'stranger']) {
+    for (const k of ['viewer', 'blue', 'red', 'execer', 'revoked', 'stranger']) {
       const r = await plexus(['operator', 'keygen', '--out', key(k), '--json', '--data-dir', laptop]);
       assert.equal(r.code, 0, r.stderr);
       kid[k] = JSON.parse(r.stdout).kid;
@@ -57,6 +57,7 @@ describe('signed commands', () => {
     };
     await grant('viewer', ['--role', 'viewer']);
     await grant('blue', ['--role', 'operator', '--tenant', 'blue']);
+    await grant('red', ['--role', 'operator', '--tenant', 'red']);
     await grant('execer', ['--role', 'operator', '--exec', '--expires', '1d']);
     await grant('revoked', ['--role', 'admin']);
     assert.equal((await n1.run(['operator', 'revoke', kid.revoked])).code, 0);
@@ -134,16 +135,41 @@ describe('signed commands', () => {
     const v = await remote('viewer', ['exec', 'n2', '--', 'touch', marker]);
     assert.equal(v.code, 1);
     assert.ok(!existsSync(marker));
-    const stop = await remote('blue', ['stop', 'web', '--node', 'n2']);
+    // Each tenant operator deploys an app: it belongs to the deployer's tenant.
+    const src = join(cluster.root, 'tenant-src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'run.sh'), 'sleep 600\n');
+    for (const t of ['red', 'blue']) {
+      const d = await remote(
+        t,
+        ['deploy', `${t}app`, '--dir', src, '--cmd', 'sh run.sh', '--restart', 'never', '--node', 'n2'],
+        120_000,
+      );
+      assert.equal(d.code, 0, d.stderr);
+    }
+    const stop = await remote('blue', ['stop', 'redapp', '--node', 'n2']);
     assert.equal(stop.code, 1);
-    const list = await remote('blue', ['apps', '--node', 'n2']);
-    assert.equal(list.code, 0, list.stderr);
+    const logs = await remote('blue', ['logs', 'redapp', '--node', 'n2']);
+    assert.equal(logs.code, 1);
+    const mine = await remote('blue', ['apps', '--node', 'n2', '--json']);
+    assert.equal(mine.code, 0, mine.stderr);
+    assert.deepEqual(
+      (JSON.parse(mine.stdout) as { name: string }[]).map((a) => a.name),
+      ['blueapp'],
+    );
+    const all = await cluster.nodes[1].json<{ name: string; status: string }[]>(['apps']);
+    assert.deepEqual(all.map((a) => [a.name, a.status]).sort(), [
+      ['blueapp', 'running'],
+      ['redapp', 'running'],
+    ]);
     const rows = await audit(1);
     assert.ok(
       rows.some((r) => r.kid === kid.viewer && r.code === 'FORBIDDEN_ROLE' && r.verdict === 'refused'),
     );
-    assert.ok(
-      rows.some((r) => r.kid === kid.blue && r.code === 'FORBIDDEN_TENANT' && r.verdict === 'refused'),
+    assert.equal(
+      rows.filter((r) => r.kid === kid.blue && r.code === 'FORBIDDEN_TENANT' && r.verdict === 'refused')
+        .length,
+      2,
     );
   });
 
@@ -164,8 +190,10 @@ describe('signed commands', () => {
     const apps = JSON.parse((await as(['apps', '--json'])).stdout) as { name: string; status: string }[];
     assert.equal(apps.find((a) => a.name === 'ticker')?.status, 'running');
     // The app really runs on n2, not on n1.
-    assert.equal((await cluster.nodes[1].json<{ name: string }[]>(['apps'])).length, 1);
-    assert.equal((await cluster.nodes[0].json<{ name: string }[]>(['apps'])).length, 0);
+    const names = async (i: number) =>
+      (await cluster.nodes[i].json<{ name: string }[]>(['apps'])).map((x) => x.name);
+    assert.ok((await names(1)).includes('ticker'));
+    assert.ok(!(await names(0)).includes('ticker'));
     const follow = spawn(PLEXUS, [
       '--api',
       api1,
@@ -201,7 +229,7 @@ describe('signed commands', () => {
     assert.equal((await as(['start', 'ticker'])).code, 0);
     assert.equal((await as(['stop', 'ticker'])).code, 0);
     assert.equal((await as(['rm', 'ticker'])).code, 0);
-    assert.equal((await cluster.nodes[1].json<unknown[]>(['apps'])).length, 0);
+    assert.ok(!(await names(1)).includes('ticker'));
   });
 
   describe('bad input: refused with an error frame and an audit entry; nothing runs', () => {
@@ -272,7 +300,7 @@ describe('signed commands', () => {
       await refused('role', env, { status: 403, code: 'FORBIDDEN_ROLE', auditOn: 1 });
       const r = await post(
         url(),
-        `${JSON.stringify(sign(key('blue'), { target: peer.n2, action: 'apps.stop', args: { app: 'red-app' } }).envelope)}\n`,
+        `${JSON.stringify(sign(key('blue'), { target: peer.n2, action: 'apps.stop', args: { app: 'redapp' } }).envelope)}\n`,
       );
       assert.equal(r.status, 403);
       assert.equal(last(r)?.error?.code, 'FORBIDDEN_TENANT');

@@ -41,11 +41,19 @@ function setup() {
       describe: 'write an app',
       access: 'write',
       args: app,
-      tenantOf: (a) => (a.app.startsWith('blue-') ? 'blue' : 'red'),
+      tenantOf: (a) => (a.app.startsWith('blue-') ? 'blue' : a.app.startsWith('red-') ? 'red' : undefined),
       handler: async (a) => {
         ran.push(`write ${a.app}`);
         return 'ok';
       },
+    }),
+    defineAction({
+      name: 'test.read-app',
+      describe: "read an app's logs",
+      access: 'read',
+      args: app,
+      tenantOf: (a) => (a.app.startsWith('blue-') ? 'blue' : 'red'),
+      handler: async () => 'logs',
     }),
     defineAction({
       name: 'test.exec',
@@ -179,6 +187,26 @@ describe('command service', () => {
     assert.equal(await send('blue-web'), 'result');
     assert.equal(await send('red-web'), 'FORBIDDEN_TENANT');
     assert.deepEqual(t.ran, ['write blue-web']);
+    // A new app (no tenant yet) may be created; node-level changes (no tenantOf) may not.
+    assert.equal(await send('new-app'), 'result');
+    const blueExec = t.grant('operator', { tenant: 'blue', exec: true });
+    assert.equal(
+      lastCode(await t.run(signCommand(blueExec, { target: t.self, action: 'test.exec' }).envelope)),
+      'FORBIDDEN_TENANT',
+    );
+    // Reads: the node's own (no tenant) and the tenant's apps, not another tenant's app.
+    const read = (k: Signer, app: string) =>
+      t
+        .run(signCommand(k, { target: t.self, action: 'test.read-app', args: { app } }).envelope)
+        .then(lastCode);
+    assert.equal(await read(blue, 'blue-web'), 'result');
+    assert.equal(await read(blue, 'red-web'), 'FORBIDDEN_TENANT');
+    assert.equal(await read(t.grant('viewer', { tenant: 'blue' }), 'red-web'), 'FORBIDDEN_TENANT');
+    assert.equal(await read(t.grant('viewer'), 'red-web'), 'result');
+    assert.equal(
+      lastCode(await t.run(signCommand(blue, { target: t.self, action: 'test.read' }).envelope)),
+      'result',
+    );
   });
 
   it('expired grants, unknown keys and replays are refused', async () => {
