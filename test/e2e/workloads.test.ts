@@ -5,6 +5,7 @@
  * down (started again).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { signWebhook } from '../../src/workloads/webhook.ts';
 import { tarGzDir } from '../helpers/archives.ts';
-import { type Cluster, freePort, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { type Cluster, freePort, PLEXUS, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
 import { httpText } from '../helpers/http.ts';
 import { killProcessesUnder, processesUnder } from '../helpers/processes.ts';
 
@@ -121,6 +122,27 @@ describe('apps end to end', () => {
     assert.match(sys.stdout, /app deploy/);
     assert.ok(!sys.stdout.includes(SECRET), 'no secret in the agent log');
     assert.ok(!readFileSync(join(n1.dataDir, 'logs', 'agent.log'), 'utf8').includes(SECRET));
+  });
+
+  it('follows an app log live: a crash and the restart show up as they happen', async () => {
+    const follow = spawn(PLEXUS, ['logs', 'web', '-f', '-n', '0', '--data-dir', n1.dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    follow.stdout.on('data', (d) => (out += d));
+    try {
+      await new Promise((r) => setTimeout(r, 1_000)); // let the follow start
+      await httpText(port, '/crash').catch(() => {});
+      await waitFor(
+        () => /exit code 3/.test(out) && /listening/.test(out),
+        10_000,
+        'crash and restart in the followed log',
+      );
+    } finally {
+      follow.kill('SIGINT');
+      await new Promise((r) => follow.once('exit', r));
+    }
+    assert.equal(out.match(/listening/g)?.length, 1, '-n 0 starts at the end: only the restarted process');
   });
 
   it('env: names by default, values only with --reveal, and says when a restart is needed', async () => {
