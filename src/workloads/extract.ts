@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, realpath, rename, rmdir, symlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar';
@@ -189,10 +189,14 @@ async function extractTar(
   try {
     // Node's own gunzip runs on the thread pool, in parallel with parsing and writing; node-tar's
     // built-in one would run on the main thread.
-    if (gzipped) await pipeline(input, createGunzip({ chunkSize: 65536 }), unpack);
-    else await pipeline(input, unpack);
+    // The decompressed stream is bounded too: trailing garbage or padding after the last entry
+    // would otherwise be inflated without limit (a gzip bomb that no entry size betrays).
+    const cap = byteCap(maxBytes + (maxEntries + 2) * 1024 + 1024 * 1024, maxBytes);
+    if (gzipped) await pipeline(input, createGunzip({ chunkSize: 65536 }), cap, unpack);
+    else await pipeline(input, cap, unpack);
   } catch (err) {
     if (refused) throw refused;
+    if (err instanceof UnsafeArchiveError) throw err;
     throw new UnsafeArchiveError('BAD_ARCHIVE', `the tar.gz bundle is corrupt: ${oneLine(err)}`);
   }
   if (refused) throw refused;
@@ -372,6 +376,18 @@ async function hoistSingleDirectory(root: string): Promise<void> {
   await rename(only, tmp);
   await rmdir(root);
   await rename(tmp, root);
+}
+
+/** Passes bytes through until `limit`, then fails with ARCHIVE_TOO_LARGE. */
+function byteCap(limit: number, shownLimit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length;
+      if (seen > limit) cb(tooBig(shownLimit));
+      else cb(null, chunk);
+    },
+  });
 }
 
 function within(root: string, p: string): boolean {

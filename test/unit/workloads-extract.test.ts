@@ -123,6 +123,18 @@ describe('bundle extraction', () => {
     );
   });
 
+  it('refuses a tar.gz whose padding after the last entry inflates past the limit', async () => {
+    const { gunzipSync, gzipSync } = await import('node:zlib');
+    const tarBytes = gunzipSync(await makeTarGz([{ name: 'small.txt', data: 'x' }]));
+    const file = join(root, 'padded.tgz');
+    writeFileSync(file, gzipSync(Buffer.concat([tarBytes, Buffer.alloc(5_000_000)])));
+    const dest = join(root, 'dest-padded');
+    mkdirSync(dest);
+    await assert.rejects(extractBundle(file, dest, { maxBytes: 100_000, maxEntries: 10 }), {
+      code: 'ARCHIVE_TOO_LARGE',
+    });
+  });
+
   it('refuses something that is not an archive', async () => {
     const file = join(root, 'not-an-archive');
     writeFileSync(file, 'hello, I am text');
