@@ -2,7 +2,9 @@
  * Relay reservations for a node behind NAT (issue 5; DESIGN.md, Mesh: relays). A node with
  * `mesh.reservations: N` (N ≤ 4, 2 recommended behind NAT) keeps reservations on N members that
  * serve circuit relay and that it reaches over a direct connection, and replaces a relay that
- * goes away on the next pass (every few seconds).
+ * goes away on the next pass (every few seconds). It also tries, now and then, to replace a
+ * relayed link to a member by a direct one that it dials out itself: what DCUtR does for an
+ * inbound relayed connection at the moment it opens, retried for when the path opens up later.
  *
  * Why not libp2p's `/p2p-circuit` listen addresses: those start relay discovery through a DHT
  * random walk, which spins without yielding while the routing table is empty (a fresh node, or
@@ -43,6 +45,51 @@ function transportManager(node: PlexusLibp2p): { listen(addrs: Multiaddr[]): Pro
 
 const isDirect = (c: Connection) => !c.remoteAddr.toString().includes('/p2p-circuit') && c.status === 'open';
 
+/** How long to wait before dialling a member directly again after that failed. */
+const DIRECT_RETRY_MS = 20_000;
+const directRetry = new WeakMap<PlexusLibp2p, Map<string, number>>();
+
+/** Dials members we only reach through a relay on their direct addresses (backing off on failure). */
+export async function upgradeRelayed(
+  node: PlexusLibp2p,
+  membership: Membership,
+  logger: Logger,
+): Promise<void> {
+  const retry = directRetry.get(node) ?? new Map<string, number>();
+  directRetry.set(node, retry);
+  const now = Date.now();
+  const direct = new Set<string>();
+  const relayed = new Map<string, Connection['remotePeer']>();
+  for (const conn of node.getConnections()) {
+    const id = conn.remotePeer.toString();
+    if (!membership.isMember(id) || conn.status !== 'open') continue;
+    if (isDirect(conn)) direct.add(id);
+    else relayed.set(id, conn.remotePeer);
+  }
+  await Promise.all(
+    [...relayed].map(async ([id, peer]) => {
+      if (direct.has(id) || (retry.get(id) ?? 0) > now) return;
+      const addrs = await node.peerStore
+        .get(peer)
+        .then((p) =>
+          p.addresses.map((a) => a.multiaddr).filter((a) => !a.toString().includes('/p2p-circuit')),
+        )
+        .catch(() => []);
+      if (addrs.length === 0) return;
+      try {
+        await node.dial(
+          addrs.map((a) => (a.toString().includes('/p2p/') ? a : a.encapsulate(`/p2p/${id}`))),
+          { signal: AbortSignal.timeout(5000), force: true },
+        );
+        retry.delete(id);
+        logger.info({ peer: id }, 'replaced a relayed link by a direct one');
+      } catch {
+        retry.set(id, Date.now() + DIRECT_RETRY_MS);
+      }
+    }),
+  );
+}
+
 /** One pass: tops reservations up to `wanted` with directly connected member relays. */
 export async function keepReservations(
   node: PlexusLibp2p,
@@ -50,6 +97,7 @@ export async function keepReservations(
   wanted: number,
   logger: Logger,
 ): Promise<void> {
+  await upgradeRelayed(node, membership, logger);
   const held = currentRelays(node);
   if (held.size >= wanted) return;
   const seen = new Set<string>(held);

@@ -149,4 +149,20 @@ describe('NAT: a node behind a masquerading gateway', { skip }, () => {
     console.log(`# natted reachable again ${took} ms after ${dying.name} died`);
     assert.ok(took < 30_000);
   });
+
+  it('goes direct once the gateway lets it reach the other node', async () => {
+    topo.allowEgress([7103]);
+    const t0 = Date.now();
+    await waitFor(
+      async () =>
+        (await entry.json<{ name: string; connection: string }[]>(['peers'])).find((p) => p.name === 'natted')
+          ?.connection === 'direct',
+      60_000,
+      'the entry node to see natted over a direct path',
+      500,
+    );
+    console.log(`# natted direct ${Date.now() - t0} ms after the gateway allowed it`);
+    const ex = await viaEntry(['exec', 'natted', '--', 'true']);
+    assert.equal(ex.code, 0, ex.stderr);
+  });
 });
