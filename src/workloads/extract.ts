@@ -159,6 +159,8 @@ async function extractTar(
           );
         }
         const rel = safeEntryPath(path);
+        // No setuid, setgid or sticky bits from a bundle.
+        if (typeof e.mode === 'number') e.mode &= 0o777;
         bytes += e.size ?? 0;
         if (bytes > maxBytes) throw tooBig(maxBytes);
         switch (e.type) {

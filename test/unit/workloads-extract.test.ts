@@ -6,6 +6,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +48,12 @@ describe('bundle extraction', () => {
         assert.equal(readFileSync(join(dest, 'bin/run.sh'), 'utf8'), '#!/bin/sh\necho hi\n');
         assert.equal(readFileSync(join(dest, 'data/big.txt'), 'utf8').length, 10_000);
         assert.equal(readlinkSync(join(dest, 'link-to-run')), 'bin/run.sh');
+      });
+
+      it('drops setuid and setgid bits', async () => {
+        const dest = await extract(kind, [{ name: 'suid', data: '#!/bin/sh\n', mode: 0o6755 }]);
+        assert.equal(statSync(join(dest, 'suid')).mode & 0o7000, 0);
+        assert.equal(statSync(join(dest, 'suid')).mode & 0o100, 0o100, 'still executable');
       });
 
       it('uses a single top-level folder as the release root', async () => {
