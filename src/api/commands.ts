@@ -198,7 +198,8 @@ export class CommandService {
       input: checkedInput(input, payload.input),
     });
     this.#c.audit.finish(seq0, final.type === 'error' ? final.error.code : 'ok');
-    await send(final);
+    // The caller may be gone by now; the command ran and its audit entry says how it ended.
+    await send(final).catch((err) => this.#c.logger.debug({ err }, 'caller left before the result'));
   }
 
   #audit(
