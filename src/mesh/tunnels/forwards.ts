@@ -96,6 +96,8 @@ export class Forwards {
   /** Adds a forward: binds first (so a busy port fails here), then stores it. */
   async add(listenText: string | undefined, targetText: string): Promise<ForwardView> {
     const target = parseTarget(targetText);
+    // An unknown node is a typo far more often than a node that will join later: say so now.
+    this.#c.tunnels.resolve(target.node);
     const { host, port } = parseListen(listenText);
     if (this.#live.size >= MAX_FORWARDS)
       throw new ServiceConflictError('TOO_MANY_FORWARDS', `at most ${MAX_FORWARDS} forwards`, 'too_large');

@@ -107,6 +107,9 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
         setImmediate(flush);
       }
     });
+    // Someone may have paused the socket explicitly (the SOCKS handshake reader); a 'data'
+    // listener does not undo that.
+    socket.resume();
     const onSocketEnd = () => {
       if (socketEnded) return;
       socketEnded = true;

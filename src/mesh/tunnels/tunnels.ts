@@ -25,7 +25,7 @@ import {
 import { PortNotExposedError, TargetRefusedError, TunnelLimitError, UnknownServiceError } from './errors.ts';
 import { encodeFrame, parseReply, parseRequest, readFrame, type TunnelRequest } from './header.ts';
 import type { ServiceDirectory } from './services.ts';
-import { splice } from './splice.ts';
+import { type SpliceResult, splice } from './splice.ts';
 import type { Target } from './target.ts';
 
 /** Options of the tunnel service. */
@@ -113,6 +113,11 @@ export class Tunnels {
     for (const t of [...this.#live]) t.close();
   }
 
+  /** Resolves a node name to a live member; throws UnknownNodeError. */
+  resolve(name: string): Member {
+    return this.#c.resolve(name);
+  }
+
   /** Open tunnels and lifetime totals. */
   counters(): TunnelCounters {
     const c = this.#counters;
@@ -144,6 +149,13 @@ export class Tunnels {
     };
     this.#live.add(entry);
     return () => this.#live.delete(entry);
+  }
+
+  /** A client going away is routine (debug); the mesh side failing is worth an info line. */
+  #logReset(r: SpliceResult, where: Record<string, unknown>): void {
+    const fields = { ...where, error: r.error, sent: r.sent, received: r.received };
+    if (r.error?.startsWith('stream')) this.#c.logger.info(fields, 'tunnel cut on the mesh side');
+    else this.#c.logger.debug(fields, 'tunnel reset by the local side');
   }
 
   // ---- server side -------------------------------------------------------------------------
@@ -182,8 +194,7 @@ export class Tunnels {
       untrack();
       this.#counters.bytesSent += r.sent;
       this.#counters.bytesReceived += r.received;
-      if (!r.clean)
-        log.debug({ peer, port, error: r.error, sent: r.sent, received: r.received }, 'tunnel reset');
+      if (!r.clean) this.#logReset(r, { peer, port });
     } catch (err) {
       socket?.destroy();
       this.#counters.refused++;
@@ -278,11 +289,7 @@ export class Tunnels {
             });
             this.#counters.bytesSent += r.sent;
             this.#counters.bytesReceived += r.received;
-            if (!r.clean)
-              this.#c.logger.debug(
-                { node: member.name, error: r.error, sent: r.sent, received: r.received },
-                'tunnel reset',
-              );
+            if (!r.clean) this.#logReset(r, { node: member.name });
           } finally {
             untrack();
             done();
