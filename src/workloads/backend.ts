@@ -22,6 +22,17 @@ export interface LaunchSpec {
   appDir: string;
 }
 
+/** How a new process takes over from the one running. */
+export interface LaunchOptions {
+  /**
+   * The port the running process listens on. The new process starts as soon as that port stops
+   * accepting (the old one got SIGTERM and closed its listener) instead of when the old process
+   * has exited: it may take its grace period to drain its requests meanwhile. Without a port the
+   * new process starts once the old one is gone.
+   */
+  handoffPort?: number;
+}
+
 /** What a backend reports about an app's process. */
 export interface RunState {
   status: 'running' | 'stopped' | 'failed' | 'crashloop';
@@ -57,7 +68,7 @@ export interface AdoptInfo {
 export interface Backend extends EventEmitter<BackendEvents> {
   readonly kind: 'process' | 'systemd';
   /** Starts the app (stopping a previous process of it first). Resolves once it has a pid. */
-  launch(spec: LaunchSpec): Promise<RunState>;
+  launch(spec: LaunchSpec, opts?: LaunchOptions): Promise<RunState>;
   /** Stops the app: SIGTERM to its process group, SIGKILL after `graceMs`. */
   halt(app: string, graceMs?: number): Promise<void>;
   /** After an agent restart: re-adopt a live process, or start one that should run but is gone. */

@@ -8,8 +8,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import type { Logger } from '../logging/index.ts';
-import type { AdoptInfo, Backend, BackendEvents, LaunchSpec, RunChange, RunState } from './backend.ts';
+import type {
+  AdoptInfo,
+  Backend,
+  BackendEvents,
+  LaunchOptions,
+  LaunchSpec,
+  RunChange,
+  RunState,
+} from './backend.ts';
 import {
   ADOPTED_POLL_MS,
   APP_LOG_KEEP,
@@ -76,9 +85,9 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     };
   }
 
-  async launch(spec: LaunchSpec): Promise<RunState> {
+  async launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promise<RunState> {
     const prev = this.#apps.get(spec.app);
-    if (prev) await this.halt(spec.app);
+    if (prev) await this.#handOff(prev, opts.handoffPort);
     const sup: Supervised = {
       spec,
       crashes: 0,
@@ -194,6 +203,28 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     }, delay);
   }
 
+  /**
+   * Ends the supervision of `prev` so a new process can start. With a port, it returns as soon as
+   * the old process stops accepting on it and lets it drain in the background (SIGKILL after the
+   * grace period); otherwise it waits for the old process to be gone.
+   */
+  async #handOff(prev: Supervised, port: number | undefined): Promise<void> {
+    const { pid, pidStart } = prev.state;
+    if (port === undefined || !pid || !isSameProcess(pid, pidStart)) return this.halt(prev.spec.app);
+    prev.wanted = false;
+    if (prev.backoff) clearTimeout(prev.backoff);
+    if (prev.poll) clearInterval(prev.poll);
+    prev.child = undefined; // its exit is no longer the app's business
+    signalGroup(pid, 'SIGTERM');
+    const deadline = Date.now() + this.#o.stopGraceMs;
+    while (Date.now() < deadline && isSameProcess(pid, pidStart) && (await accepts(port))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    void this.#waitGone(prev, pid, pidStart, Math.max(0, deadline - Date.now())).then((gone) => {
+      if (!gone) signalGroup(pid, 'SIGKILL');
+    });
+  }
+
   async halt(app: string, graceMs = this.#o.stopGraceMs): Promise<void> {
     const sup = this.#apps.get(app);
     if (!sup) return;
@@ -305,6 +336,22 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
       if (sup.poll) clearInterval(sup.poll);
     }
   }
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port });
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
 
 function marker(text: string): string {

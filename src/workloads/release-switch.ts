@@ -74,7 +74,9 @@ export class ReleaseSwitch {
     o.onProgress?.({ phase: 'start', release: next.id });
     let outcome: HealthOutcome;
     try {
-      await this.#d.backend.launch(this.#d.launchSpec(app, next, envOverride));
+      // The old release hands its port over as soon as it stops accepting; it drains meanwhile.
+      const handoffPort = wasRunning ? (this.#d.apps.get(app)?.spec.port ?? undefined) : undefined;
+      await this.#d.backend.launch(this.#d.launchSpec(app, next, envOverride), { handoffPort });
       outcome = await this.#awaitHealth(app, next.spec, o.onProgress);
     } catch (err) {
       // Could not even start (cwd gone, fork failed): handled like a release that exited.

@@ -33,6 +33,7 @@ import {
   workloadsActions,
   workloadsMigrations,
 } from '../../src/workloads/index.ts';
+import { isSameProcess } from '../../src/workloads/proc.ts';
 import { makeZip, sha256, tarGzDir, zipDir } from '../helpers/archives.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
 import { httpText } from '../helpers/http.ts';
@@ -331,6 +332,26 @@ describe('workload manager', () => {
       [['name', 'updatedAt']],
     );
     assert.equal(w.listEnv('web', true)[0].value, SECRET);
+  });
+
+  it('hands the port over as soon as the old release stops accepting, while it drains', async () => {
+    w.setEnv('web', { DRAIN_MS: '4000' });
+    await w.restartApp('web');
+    await waitFor(() => info(port).catch(() => undefined), 5_000, 'web up');
+    const old = (await info(port)).pid;
+    const current = w.get('web').release!;
+    const t0 = Date.now();
+    await w.rollback('web');
+    assert.ok(
+      Date.now() - t0 < 3_000,
+      `the new release started without waiting out the drain (${Date.now() - t0} ms)`,
+    );
+    assert.notEqual((await info(port)).pid, old);
+    assert.ok(isSameProcess(old, null), 'the old release is still draining');
+    await waitFor(() => !isSameProcess(old, null), 10_000, 'the old release to finish draining');
+    await w.rollback('web', current); // back to where the next tests expect it
+    w.unsetEnv('web', ['DRAIN_MS']);
+    await w.restartApp('web');
   });
 
   it('keeps secrets out of the database file, the logs, events and the app list', async () => {
