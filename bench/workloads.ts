@@ -158,7 +158,7 @@ async function deployVsCurl(): Promise<{
       app: 'big',
       source: { kind: 'url', url },
       flags: { cmd: `${process.execPath} server.cjs`, port: appPort, health: `http://:${appPort}/health` },
-      // 'start' comes once the bundle is downloaded, extracted and checked, and the old release stopped.
+      // 'start' comes once the bundle is downloaded, extracted and checked, before the old release stops.
       onProgress: (p) => {
         if (p.phase === 'start') startedAt = performance.now();
       },
@@ -193,8 +193,8 @@ try {
     `deploy ${d.mb.toFixed(1)} MB bundle from a local URL to healthy (median of ${DEPLOY_RUNS}): ${ms(d.deploy)} ` +
       `vs curl | tar xz ${ms(d.curl)}: ratio ${(d.deploy / d.curl).toFixed(2)}x ` +
       `target <= 1.5x: ${d.deploy / d.curl <= 1.5 ? 'PASS' : 'FAIL'}\n` +
-      `  of which: download + extract + checks + stop of the old release ${ms(d.staged)} ` +
-      `(${(d.staged / d.curl).toFixed(2)}x curl | tar), new release start to healthy ${ms(d.booted)}`,
+      `  of which: download + extract + checks ${ms(d.staged)} ` +
+      `(${(d.staged / d.curl).toFixed(2)}x curl | tar), port handover + new release start to healthy ${ms(d.booted)}`,
   );
 } finally {
   rmSync(root, { recursive: true, force: true });
