@@ -4,7 +4,7 @@
  * of bad input refused with an error frame and an audit entry while nothing runs.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -118,6 +118,32 @@ describe('signed commands', () => {
     const local = await execVia1(['n2', '--', 'true']);
     assert.equal(local.code, 0, local.stderr);
     assert.equal((await execVia1(['n2', '--', 'no-such-command-plexus'])).code, 127);
+  });
+
+  it('interrupting exec kills the remote command', async () => {
+    const sleeping = () =>
+      execFileSync('ps', ['-eo', 'comm=,args='], { encoding: 'utf8' })
+        .split('\n')
+        .some((l) => l.startsWith('sleep') && l.includes('987.25'));
+    const cli = spawn(PLEXUS, [
+      '--api',
+      api1,
+      '--key',
+      key('execer'),
+      '--data-dir',
+      laptop,
+      'exec',
+      'n2',
+      '--',
+      'sleep',
+      '987.25',
+    ]);
+    try {
+      await waitFor(sleeping, 20_000, 'the remote sleep to start');
+    } finally {
+      cli.kill('SIGINT');
+    }
+    await waitFor(() => !sleeping(), 10_000, 'the remote sleep to be killed');
   });
 
   it('exec has a timeout and an output limit', async () => {
