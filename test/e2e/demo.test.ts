@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { ROOT } from '../helpers/cluster.ts';
 
 describe('scripts/demo', () => {
-  it('starts a three-node mesh, shows it converged, and cleans up', async () => {
+  it('starts a three-node mesh, deploys the sample app and reaches it over the mesh', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'plexus-demo-'));
     try {
       const { stdout } = await promisify(execFile)(join(ROOT, 'scripts', 'demo'), ['--once'], {
@@ -19,6 +19,9 @@ describe('scripts/demo', () => {
       });
       assert.match(stdout, /online links: 6\/6/);
       assert.match(stdout, /3 sent, 3 received, 0 lost/);
+      // The sample app on n2, reached from n3 through a forward and through SOCKS5.
+      assert.equal(stdout.match(/hello from n2 \(pid \d+/g)?.length, 2);
+      assert.match(stdout, /hello\s+running/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
