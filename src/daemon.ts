@@ -119,7 +119,13 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     actions.register(...telemetryActions(telemetry));
 
     // --- commands: operator keys, signed envelopes, /plexus/cmd/1.0.0, audit (issue 5) --------
-    const commands = await createCommandApi({ mesh, db, actions, keys, logger: logger.child({ module: 'commands' }) });
+    const commands = await createCommandApi({
+      mesh,
+      db,
+      actions,
+      keys,
+      logger: logger.child({ module: 'commands' }),
+    });
     stops.push(() => commands.stop());
 
     // --- api: control socket and HTTP ---------------------------------------------------------
