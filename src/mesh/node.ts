@@ -99,6 +99,12 @@ export async function createNode(init: NodeInit) {
         // Publish our own messages to every subscribed peer, not just the mesh: with a full
         // mesh of members this makes telemetry arrive in one hop.
         floodPublish: true,
+        // Every peer here passed admission (the gater refuses others), so gossipsub's penalty for
+        // many peers behind one IP only hurts us: past 10 such peers their score drops below the
+        // graylist and every message they send is ignored. That silenced telemetry for all nodes
+        // of a 15-agent test on loopback, and would for nodes reached through one relay or
+        // sharing a NAT address (bench/telemetry-gossip.ts).
+        scoreParams: { IPColocationFactorWeight: 0 },
       }),
       autonat: autoNAT(),
       dcutr: dcutr(),
