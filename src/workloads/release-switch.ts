@@ -97,9 +97,12 @@ export class ReleaseSwitch {
         startedAt: state?.startedAt ?? null,
         restarts: 0,
       });
+      // Pruning belongs to the operation: nothing may roll back to a release being deleted.
+      if (o.kind === 'deploy') {
+        await this.#prune(app).catch((err) => this.#d.logger.warn({ app, err }, 'cannot prune old releases'));
+      }
       this.#d.settled(app);
       this.#d.record(app, o.kind, next.id, prev ? `from ${prev.id}` : 'first release');
-      if (o.kind === 'deploy') await this.#prune(app);
       const info = this.#d.info(app);
       return {
         app,

@@ -453,6 +453,7 @@ describe('workload manager', () => {
       const good = await call('web', body, headers);
       assert.equal(good.status, 202, good.body);
       await waitFor(async () => (await info(port)).version === 'v3', 15_000, 'webhook deploy');
+      await waitFor(() => w.get('web').status === 'running', 15_000, 'webhook deploy to finish');
       assert.equal((await call('web', body, headers)).status, 401, 'replay refused');
       const bad = await call('web', body, {
         ...headers,
