@@ -207,6 +207,11 @@ describe('apps end to end', () => {
       20_000,
       'webhook deploy',
     );
+    await waitFor(
+      async () => (await n1.json<{ status: string }[]>(['apps']))[0]?.status === 'running',
+      20_000,
+      'webhook deploy to finish',
+    );
     assert.equal(await post(body, ts, signWebhook(secret, ts, body)), 401, 'replay');
     assert.equal(await post(body, ts, signWebhook('nope', ts, body)), 401, 'bad signature');
   });
