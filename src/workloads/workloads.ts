@@ -171,11 +171,6 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     });
   }
 
-  /** The backend in use. */
-  get backendKind(): 'process' | 'systemd' {
-    return this.#backend.kind;
-  }
-
   /** Paths of an app. */
   paths(app: string): AppPaths {
     return appPaths(this.#init.appsDir, app);
