@@ -36,7 +36,7 @@ const { values } = parseArgs({
 const BYTES = Number(values.mib) * 1024 * 1024;
 const RUNS = Number(values.runs);
 const LAT_RUNS = Number(values['latency-runs']);
-const PEER = join(ROOT, 'bench', 'tunnel-peer.ts');
+const PEER = join(ROOT, 'test', 'fixtures', 'tcp-peer.ts');
 const NODE = process.execPath;
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const fmt = (n: number) => n.toFixed(0).padStart(6);
