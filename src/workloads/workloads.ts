@@ -364,7 +364,12 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
           (r) =>
             r.id !== row.release && r.status === 'ready' && (!current || r.createdAt <= current.createdAt),
         );
-        if (!target) throw new UnknownReleaseError(app, '(previous)');
+        if (!target) {
+          throw new InvalidSpecError(
+            'NO_PREVIOUS_RELEASE',
+            `app '${app}' has no earlier release to roll back to; see 'plexus releases ${app}'`,
+          );
+        }
       }
       if (target.id === row.release) {
         throw new InvalidSpecError(
