@@ -34,7 +34,7 @@ import {
   workloadsMigrations,
 } from '../../src/workloads/index.ts';
 import { isSameProcess } from '../../src/workloads/proc.ts';
-import { makeZip, sha256, tarGzDir, zipDir } from '../helpers/archives.ts';
+import { makeTarGz, makeZip, sha256, tarGzDir, zipDir } from '../helpers/archives.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
 import { httpText } from '../helpers/http.ts';
 import { killProcessesUnder } from '../helpers/processes.ts';
@@ -78,6 +78,16 @@ before(async () => {
     ]),
   );
   bundles.set('/bomb.zip', makeZip([{ name: 'zeros', data: Buffer.alloc(3_000_000) }]));
+  // The same attacks as tar.gz, which is extracted while it downloads.
+  bundles.set(
+    '/slip.tgz',
+    await makeTarGz([
+      { name: 'server.cjs', data: 'x' },
+      { name: '../../../evil.txt', data: 'pwned' },
+    ]),
+  );
+  bundles.set('/escape.tgz', await makeTarGz([{ name: 'etc', type: 'symlink', data: '/etc' }]));
+  bundles.set('/bomb.tgz', await makeTarGz([{ name: 'zeros', data: Buffer.alloc(3_000_000) }]));
   server = createServer((req, res) => {
     if (req.url === '/stall') return; // never answers: a timeout
     const b = bundles.get(req.url ?? '');
@@ -196,6 +206,9 @@ describe('workload manager', () => {
       ['a wrong checksum', 'CHECKSUM_MISMATCH', { url: '/v3.tgz', sha256: 'a'.repeat(64) }],
       ['a zip-slip archive', 'ZIP_SLIP', { url: '/slip.zip' }],
       ['a zip bomb', 'ARCHIVE_TOO_LARGE', { url: '/bomb.zip' }],
+      ['a zip-slip tar.gz', 'ZIP_SLIP', { url: '/slip.tgz' }],
+      ['a tar.gz with a link out of the release', 'LINK_ESCAPE', { url: '/escape.tgz' }],
+      ['a tar.gz bomb', 'ARCHIVE_TOO_LARGE', { url: '/bomb.tgz' }],
       ['a command that does not exist', 'COMMAND_NOT_FOUND', { url: '/nocmd.tgz' }],
     ];
     for (const [what, code, args] of cases) {
