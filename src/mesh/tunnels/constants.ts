@@ -19,6 +19,13 @@ export const MAX_TUNNELS_TOTAL = 2048;
 
 /** Opening a stream to a peer (dial + protocol negotiation + reply) must not hang a client. */
 export const OPEN_TIMEOUT_MS = 10_000;
+/**
+ * One negotiated stream is kept ready per recently used peer, so a new connection skips the
+ * protocol-negotiation round trip; it is given back after this long unused.
+ */
+export const POOL_IDLE_MS = 20_000;
+/** How long the server waits for a header: longer than a pooled stream may sit unused. */
+export const HEADER_WAIT_MS = 30_000;
 /** Connecting to the exposed local port: loopback answers at once or never. */
 export const TARGET_CONNECT_TIMEOUT_MS = 5_000;
 

@@ -185,18 +185,16 @@ export class Forwards {
     socket.once('close', () => live.sockets.delete(socket));
     const gone = new AbortController();
     socket.once('close', () => gone.abort());
-    this.#c.tunnels.open(live.target, gone.signal).then(
-      (tunnel) => {
-        if (socket.destroyed) return tunnel.abort();
-        tunnel.attach(socket).catch(() => socket.destroy());
-      },
-      (err: Error & { code?: string }) => {
-        live.refused++;
-        live.lastError = `${err.code ?? 'ERROR'}: ${err.message}`;
-        // A reset tells the client at once that the target is not there (like a closed port).
-        if (!socket.destroyed) socket.resetAndDestroy();
-      },
-    );
+    const refused = (err: Error & { code?: string }) => {
+      live.refused++;
+      live.lastError = `${err.code ?? 'ERROR'}: ${err.message}`;
+      // A reset tells the client at once that the target is not there (like a closed port).
+      if (!socket.destroyed) socket.resetAndDestroy();
+    };
+    this.#c.tunnels.open(live.target, gone.signal, { optimistic: true }).then((tunnel) => {
+      if (socket.destroyed) return tunnel.abort();
+      tunnel.attach(socket).catch(refused);
+    }, refused);
   }
 
   async #close(live: Live): Promise<void> {

@@ -7,18 +7,21 @@
 import { connect, type Socket } from 'node:net';
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
+import type { Uint8ArrayList } from 'uint8arraylist';
 import { PlexusError } from '../../errors.ts';
 import type { Logger } from '../../logging/index.ts';
 import type { Member } from '../membership.ts';
 import type { PlexusLibp2p } from '../node.ts';
 import {
   COALESCE_BYTES,
+  HEADER_WAIT_MS,
   LOOPBACK,
   MAX_HEADER_BYTES,
   MAX_REPLY_BYTES,
   MAX_TUNNELS_PER_PEER,
   MAX_TUNNELS_TOTAL,
   OPEN_TIMEOUT_MS,
+  POOL_IDLE_MS,
   TARGET_CONNECT_TIMEOUT_MS,
   TCP_PROTOCOL,
 } from './constants.ts';
@@ -76,6 +79,12 @@ export interface TunnelCounters {
 
 const MAX_READ_BUFFER = 64 * 1024 * 1024;
 
+interface PoolEntry {
+  conn: Connection;
+  stream?: Stream;
+  timer: NodeJS.Timeout | undefined;
+}
+
 /** The tunnel service. */
 export class Tunnels {
   readonly #c: TunnelsComponents;
@@ -86,6 +95,7 @@ export class Tunnels {
   readonly #live = new Set<{ close(): void }>();
   readonly #counters = { inbound: 0, outbound: 0, opened: 0, refused: 0, bytesSent: 0, bytesReceived: 0 };
   #started = false;
+  readonly #pool = new Map<string, PoolEntry>();
 
   constructor(init: TunnelsInit, components: TunnelsComponents) {
     this.#c = components;
@@ -110,6 +120,11 @@ export class Tunnels {
   async stop(): Promise<void> {
     if (this.#started) await this.#c.libp2p.unhandle(TCP_PROTOCOL).catch(() => {});
     this.#started = false;
+    for (const p of this.#pool.values()) {
+      clearTimeout(p.timer);
+      p.stream?.abort(new Error('agent stopping'));
+    }
+    this.#pool.clear();
     for (const t of [...this.#live]) t.close();
   }
 
@@ -167,6 +182,16 @@ export class Tunnels {
       stream.abort(new Error('not a member'));
       return;
     }
+    // The opener may hold this stream ready in its pool for a while before it sends a header:
+    // it only becomes a tunnel (counted, limited) once the header arrives.
+    let header: Awaited<ReturnType<typeof readFrame>>;
+    try {
+      header = await readFrame(stream, MAX_HEADER_BYTES, AbortSignal.timeout(HEADER_WAIT_MS));
+    } catch (err) {
+      if ((err as PlexusError).code === 'STREAM_CLOSED') stream.abort(err as Error);
+      else await this.#refuse(stream, err as Error);
+      return;
+    }
     let release: () => void;
     try {
       release = this.#acquire(peer);
@@ -178,9 +203,7 @@ export class Tunnels {
     this.#counters.inbound++;
     let socket: Socket | undefined;
     try {
-      const signal = AbortSignal.timeout(OPEN_TIMEOUT_MS);
-      const { value, rest } = await readFrame(stream, MAX_HEADER_BYTES, signal);
-      const req = parseRequest(value);
+      const req = parseRequest(header.value);
       const port = this.#portFor(req);
       socket = await connectLocal(port);
       stream.send(encodeFrame({ ok: true }));
@@ -188,7 +211,7 @@ export class Tunnels {
       const untrack = this.#track(socket, stream);
       const r = await splice(socket, stream, {
         coalesceBytes: this.#coalesce,
-        initial: rest,
+        initial: header.rest,
         maxReadBufferBytes: MAX_READ_BUFFER,
       });
       untrack();
@@ -237,10 +260,16 @@ export class Tunnels {
   // ---- client side -------------------------------------------------------------------------
 
   /**
-   * Opens a tunnel to `target`: checks the node and the far side's answer, so a refusal
-   * (unknown service, unexposed port, nothing listening, node down) is thrown here, at once.
+   * Opens a tunnel to `target`. By default it waits for the far side's answer, so a refusal
+   * (unknown service, unexposed port, nothing listening, node down) is thrown here. With
+   * `optimistic` (forwards), it returns once the header is sent: the client's first bytes
+   * travel while the far side connects, saving a round trip, and a refusal rejects `attach`.
    */
-  async open(target: Target, signal?: AbortSignal): Promise<OpenedTunnel> {
+  async open(
+    target: Target,
+    signal?: AbortSignal,
+    opts: { optimistic?: boolean } = {},
+  ): Promise<OpenedTunnel> {
     const member = this.#c.resolve(target.node);
     const req: TunnelRequest = 'service' in target ? { service: target.service } : { port: target.port };
     if (member.peerId === this.#c.selfPeerId) return this.#openLocal(req);
@@ -253,54 +282,7 @@ export class Tunnels {
       this.#counters.outbound--;
       release();
     };
-    let stream: Stream | undefined;
-    try {
-      const sig = AbortSignal.any([AbortSignal.timeout(OPEN_TIMEOUT_MS), ...(signal ? [signal] : [])]);
-      const conn = await this.#connectionTo(member, sig);
-      stream = await conn.newStream(TCP_PROTOCOL, {
-        signal: sig,
-        runOnLimitedConnection: true,
-        maxOutboundStreams: this.#maxPerPeer + 16,
-      });
-      stream.send(encodeFrame(req));
-      const { value, rest } = await readFrame(stream, MAX_REPLY_BYTES, sig);
-      const reply = parseReply(value);
-      if (!reply.ok) {
-        stream.abort(new Error('refused'));
-        throw new PlexusError(
-          reply.code,
-          reply.message,
-          reply.code === 'UNKNOWN_SERVICE' ? 'not_found' : 'unavailable',
-        );
-      }
-      this.#counters.opened++;
-      const path = conn.remoteAddr.toString().includes('/p2p-circuit') ? 'relayed' : 'direct';
-      const s = stream;
-      return {
-        path,
-        attach: async (socket, firstBytes) => {
-          const untrack = this.#track(socket, s);
-          try {
-            const r = await splice(socket, s, {
-              coalesceBytes: this.#coalesce,
-              initial: rest,
-              firstBytes,
-              maxReadBufferBytes: MAX_READ_BUFFER,
-            });
-            this.#counters.bytesSent += r.sent;
-            this.#counters.bytesReceived += r.received;
-            if (!r.clean) this.#logReset(r, { node: member.name });
-          } finally {
-            untrack();
-            done();
-          }
-        },
-        abort: () => {
-          s.abort(new Error('client went away'));
-          done();
-        },
-      };
-    } catch (err) {
+    const fail = (err: unknown, stream: Stream | undefined): never => {
       stream?.abort(err as Error);
       done();
       this.#counters.refused++;
@@ -310,7 +292,124 @@ export class Tunnels {
         `cannot open a tunnel to '${member.name}': ${(err as Error).message}`,
         'unavailable',
       );
+    };
+    const sig = AbortSignal.any([AbortSignal.timeout(OPEN_TIMEOUT_MS), ...(signal ? [signal] : [])]);
+    // Reads the far side's answer; after it, the stream carries raw bytes.
+    const answer = async (s: Stream) => {
+      const { value, rest } = await readFrame(s, MAX_REPLY_BYTES, sig);
+      const reply = parseReply(value);
+      if (!reply.ok)
+        throw new PlexusError(
+          reply.code,
+          reply.message,
+          reply.code === 'UNKNOWN_SERVICE' ? 'not_found' : 'unavailable',
+        );
+      this.#counters.opened++;
+      return rest;
+    };
+    let stream: Stream | undefined;
+    let conn: Connection;
+    let rest: Uint8ArrayList | undefined;
+    try {
+      conn = await this.#connectionTo(member, sig);
+      stream = this.#takePooled(member.peerId, conn) ?? (await this.#newStream(conn, sig));
+      this.#refill(member.peerId, conn);
+      stream.send(encodeFrame(req));
+      if (!opts.optimistic) rest = await answer(stream);
+    } catch (err) {
+      return fail(err, stream);
     }
+    const path = conn.remoteAddr.toString().includes('/p2p-circuit') ? 'relayed' : 'direct';
+    const s = stream;
+    return {
+      path,
+      attach: async (socket, firstBytes) => {
+        const untrack = this.#track(socket, s);
+        try {
+          if (rest === undefined) {
+            // Optimistic: send what the client says while the answer is on its way.
+            const early = (d: Buffer) => {
+              if (s.writeStatus === 'writable' && !s.send(d)) socket.pause();
+            };
+            socket.on('data', early);
+            try {
+              rest = await answer(s);
+            } catch (err) {
+              untrack();
+              return fail(err, s);
+            } finally {
+              socket.off('data', early);
+            }
+          }
+          const r = await splice(socket, s, {
+            coalesceBytes: this.#coalesce,
+            initial: rest,
+            firstBytes,
+            maxReadBufferBytes: MAX_READ_BUFFER,
+          });
+          this.#counters.bytesSent += r.sent;
+          this.#counters.bytesReceived += r.received;
+          if (!r.clean) this.#logReset(r, { node: member.name });
+        } finally {
+          untrack();
+          done();
+        }
+      },
+      abort: () => {
+        s.abort(new Error('client went away'));
+        done();
+      },
+    };
+  }
+
+  #newStream(conn: Connection, signal: AbortSignal): Promise<Stream> {
+    return conn.newStream(TCP_PROTOCOL, {
+      signal,
+      runOnLimitedConnection: true,
+      maxOutboundStreams: this.#maxPerPeer + 16,
+    });
+  }
+
+  /**
+   * A stream negotiated ahead of time on `conn`, if one is ready: opening a stream costs a
+   * protocol-negotiation round trip, which is most of a short connection's added latency.
+   */
+  #takePooled(peer: string, conn: Connection): Stream | undefined {
+    const p = this.#pool.get(peer);
+    if (!p?.stream) return undefined;
+    this.#pool.delete(peer);
+    clearTimeout(p.timer);
+    if (p.conn === conn && p.stream.status === 'open' && p.stream.writeStatus === 'writable') return p.stream;
+    p.stream.abort(new Error('stale pooled stream'));
+    return undefined;
+  }
+
+  /** Keeps one negotiated stream ready per peer that was used recently (not for idle peers). */
+  #refill(peer: string, conn: Connection): void {
+    if (!this.#started || this.#pool.has(peer)) return;
+    const entry: PoolEntry = { conn, timer: undefined };
+    this.#pool.set(peer, entry);
+    this.#newStream(conn, AbortSignal.timeout(OPEN_TIMEOUT_MS)).then(
+      (stream) => {
+        if (this.#pool.get(peer) !== entry) return stream.abort(new Error('pool entry replaced'));
+        entry.stream = stream;
+        // Unused for a while: give it back, so idle peers hold nothing open.
+        entry.timer = setTimeout(() => {
+          if (this.#pool.get(peer) === entry) this.#pool.delete(peer);
+          stream.abort(new Error('pooled stream idle'));
+        }, POOL_IDLE_MS);
+        entry.timer.unref();
+        stream.addEventListener('close', () => {
+          if (this.#pool.get(peer) === entry) {
+            this.#pool.delete(peer);
+            clearTimeout(entry.timer);
+          }
+        });
+      },
+      () => {
+        if (this.#pool.get(peer) === entry) this.#pool.delete(peer);
+      },
+    );
   }
 
   /** The best connection to a member: a direct one if any, else a relayed one, else a dial. */
