@@ -320,7 +320,7 @@ function intOption(flag: string, text: string, min: number, max: number): number
 }
 
 function mb(bytes: number): string {
-  return `${(bytes / 1048576).toFixed(1)} MB`;
+  return bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
 }
 
 /** Turns an agent JSON log line into `time level module message`; other lines pass through. */

@@ -2,6 +2,8 @@
 
 /** Releases kept per app: enough to roll back a few steps without filling the disk (DESIGN.md). */
 export const KEEP_RELEASES = 5;
+/** Rows of `releases` kept per app, pruned and failed ones included: a readable recent history. */
+export const KEEP_RELEASE_ROWS = 20;
 
 /** Health check deadline of a deploy (issue 3: "within a timeout (default 30 s)"). */
 export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;

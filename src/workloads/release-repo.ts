@@ -78,6 +78,16 @@ export class ReleaseRepo {
     this.#db.prepare('UPDATE releases SET status = ? WHERE app = ? AND id = ?').run(status, app, id);
   }
 
+  /** Forgets pruned and failed releases beyond the newest `keep` rows of an app (history stays bounded). */
+  forgetOld(app: string, keep: number): void {
+    this.#db
+      .prepare(
+        `DELETE FROM releases WHERE app = ? AND status IN ('pruned', 'failed') AND id NOT IN (
+           SELECT id FROM releases WHERE app = ? ORDER BY created_at DESC, id DESC LIMIT ?)`,
+      )
+      .run(app, app, keep);
+  }
+
   /** Marks `id` active and whatever was active before `ready`. */
   activate(app: string, id: string): void {
     this.#db.transaction(() => {

@@ -8,7 +8,7 @@ import { unlink } from 'node:fs/promises';
 import type { Logger } from '../logging/index.ts';
 import type { AppRepo } from './app-repo.ts';
 import type { Backend, LaunchSpec, RunChange, RunState } from './backend.ts';
-import { DEFAULT_HEALTH_TIMEOUT_MS, KEEP_RELEASES } from './constants.ts';
+import { DEFAULT_HEALTH_TIMEOUT_MS, KEEP_RELEASE_ROWS, KEEP_RELEASES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
 import type { EnvRepo } from './env-repo.ts';
 import { DeployFailedError } from './errors.ts';
@@ -199,6 +199,7 @@ export class ReleaseSwitch {
       old.map((r) => r.id),
     );
     for (const r of old) this.#d.releases.setStatus(app, r.id, 'pruned');
+    this.#d.releases.forgetOld(app, KEEP_RELEASE_ROWS);
   }
 }
 
