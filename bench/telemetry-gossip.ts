@@ -62,20 +62,29 @@ try {
       ? { ...env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof}` }
       : env;
     const node = await makeNode(root, `b${i}`, { env: nodeEnv });
-    const r = await plexus([
-      'join',
-      token,
-      '--name',
-      node.name,
-      '--data-dir',
-      node.dataDir,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${node.meshPort}`,
-      '--api',
-      `127.0.0.1:${node.apiPort}`,
-      '--socks',
-      'off',
-    ]);
+    // A join on a loaded 2-core host can time out in the handshake: it writes nothing until it
+    // is admitted, so trying again is safe.
+    const join = () =>
+      plexus([
+        'join',
+        token,
+        '--name',
+        node.name,
+        '--data-dir',
+        node.dataDir,
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${node.meshPort}`,
+        '--api',
+        `127.0.0.1:${node.apiPort}`,
+        '--socks',
+        'off',
+      ]);
+    let r = await join();
+    for (let attempt = 1; r.code !== 0 && attempt < 4; attempt++) {
+      log(`join ${node.name} failed (${r.stderr.trim().slice(0, 120)}); retrying`);
+      await new Promise((res) => setTimeout(res, 3000));
+      r = await join();
+    }
     if (r.code !== 0) throw new Error(`join ${node.name}: ${r.stderr}`);
     nodes.push(node); // before start, so that `finally` kills it whatever happens
     await startPatiently(node);
