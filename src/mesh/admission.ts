@@ -7,7 +7,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface';
 import type { Signer } from '../crypto/ed25519.ts';
-import { isPlexusError, type PlexusError, toErrorBody } from '../errors.ts';
+import { toErrorBody } from '../errors.ts';
 import type { Logger } from '../logging/index.ts';
 import { MAX_ADMIT_FRAME_BYTES, PROTOCOL_TIMEOUT_MS } from './constants.ts';
 import { AdmissionError } from './errors.ts';
