@@ -8,8 +8,8 @@ import { createControlSocket } from './api/control-socket.ts';
 import { mountHealthRoutes } from './api/health-routes.ts';
 import { mountHookRoutes } from './api/hook-routes.ts';
 import { HttpApi } from './api/http.ts';
-import { mountTelemetryRoutes } from './api/telemetry-routes.ts';
 import { apiMigrations, createCommandApi } from './api/index.ts';
+import { mountTelemetryRoutes } from './api/telemetry-routes.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
@@ -40,7 +40,11 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
   const paths = dataPaths(init.dataDir);
   const config = loadConfig(paths.config);
   const keys = loadNodeKeys(paths);
-  const root = createLogger({ level: config.log.level, file: paths.agentLog, stdout: init.stdoutLogs !== false });
+  const root = createLogger({
+    level: config.log.level,
+    file: paths.agentLog,
+    stdout: init.stdoutLogs !== false,
+  });
   const logger = root.logger.child({ node: config.node.name });
   const stops: (() => Promise<void> | void)[] = [() => root.close()];
   const stopAll = async () => {
@@ -54,7 +58,12 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
   };
   try {
     // --- store: every subsystem's migrations, in one file -------------------------------------
-    const db: Db = openStore(paths.db, [...meshMigrations, ...apiMigrations, ...workloadsMigrations, ...tunnelMigrations]);
+    const db: Db = openStore(paths.db, [
+      ...meshMigrations,
+      ...apiMigrations,
+      ...tunnelMigrations,
+      ...workloadsMigrations,
+    ]);
     stops.push(() => {
       db.close();
     });
@@ -97,6 +106,8 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     await workloads.start();
     stops.push(() => workloads.stop());
     actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));
+    // An app with a `port` is exposed in the mesh under its own name.
+    tunnels.services.addProvider('app', () => workloads.ports());
 
     // --- telemetry: host and app figures, history, metrics, panel push ------------------------
     telemetry = new TelemetryService(
@@ -111,6 +122,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
             return () => workloads.off('change', listener);
           },
         },
+        services: () => tunnels.services.list().map(({ name, port }) => ({ name, port })),
         metrics,
       },
     );
@@ -130,7 +142,10 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
 
     // --- api: control socket and HTTP ---------------------------------------------------------
     const control = createControlSocket(paths.socket, {
-      commands: commands.service, actions, logger: logger.child({ module: 'control' }) });
+      commands: commands.service,
+      actions,
+      logger: logger.child({ module: 'control' }),
+    });
     await control.start();
     stops.push(() => control.stop());
     if (http) {
@@ -138,7 +153,6 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
       commands.mount(http);
       mountHookRoutes(http, { workloads });
       mountTelemetryRoutes(http, { actions, metrics: () => metrics.render() });
-
       await http.start();
       stops.push(() => http.stop());
     }
