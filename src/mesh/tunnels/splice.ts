@@ -90,13 +90,24 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
       }
       if (!more) {
         socket.pause();
-        stream.onDrain().then(
-          () => {
-            if (!socket.destroyed && !socketEnded) socket.resume();
-          },
-          () => {}, // the stream closed: its close listener cleans up
-        );
+        if (!waitingForRoom) {
+          waitingForRoom = true;
+          stream.addEventListener('drain', onStreamDrain);
+        }
       }
+    };
+    // Not stream.onDrain(): its promise is never renewed, so after the first drain it resolves
+    // at once, and every drain of the connection (any stream's) would let one more chunk in
+    // until the stream's write buffer held the whole transfer (seen in the splice tests).
+    let waitingForRoom = false;
+    const onStreamDrain = () => {
+      // The stream resumes sending in a microtask queued before this one; look after it.
+      queueMicrotask(() => {
+        if (stream.writableNeedsDrain || stream.writeBufferLength >= opts.coalesceBytes) return;
+        waitingForRoom = false;
+        stream.removeEventListener('drain', onStreamDrain);
+        if (!socket.destroyed && !socketEnded) socket.resume();
+      });
     };
     socket.on('data', (chunk: Buffer) => {
       pending.push(chunk);

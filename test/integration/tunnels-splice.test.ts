@@ -1,0 +1,132 @@
+/**
+ * splice() joins a TCP socket to a libp2p stream (issue 6). A client socket and a target
+ * server are joined through a stream pair, in-process: client → splice → stream ⇄ stream →
+ * splice → target, over a real yamux session (its flow control is what backpressure relies
+ * on). Proves half-close, resets passed on as resets, and bounded buffering.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import type { Stream } from '@libp2p/interface';
+import { multiaddrConnectionPair } from '@libp2p/utils';
+import { type SpliceResult, splice } from '../../src/mesh/tunnels/splice.ts';
+
+const opts = { coalesceBytes: 256 * 1024, maxReadBufferBytes: 64 * 1024 * 1024 };
+
+/** A connected socket pair over loopback: [client end, server end]. */
+async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
+  const server = createServer({ allowHalfOpen: true });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const client = connect({
+    port: (server.address() as { port: number }).port,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+  });
+  await once(client, 'connect');
+  const [srv] = await accepted;
+  return [client, srv];
+}
+
+/** Two ends of one yamux stream, with the window sizes the mesh uses (src/mesh/node.ts). */
+const muxers: { abort(err: Error): void }[] = [];
+
+async function yamuxPair(): Promise<[Stream, Stream]> {
+  const [c1, c2] = multiaddrConnectionPair();
+  const init = {
+    streamOptions: { initialStreamWindowSize: 256 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 },
+  };
+  const m1 = yamux(init)().createStreamMuxer(c1);
+  const m2 = yamux(init)().createStreamMuxer(c2);
+  muxers.push(m1, m2, c1, c2);
+  const inbound = once(m2, 'stream') as Promise<[CustomEvent<Stream>]>;
+  const a = await m1.createStream();
+  a.send(new Uint8Array(0)); // opens the stream on the far side
+  const [evt] = await inbound;
+  return [a, evt.detail];
+}
+
+/** client ⇄ [near splice] ⇄ stream pair ⇄ [far splice] ⇄ target. */
+async function tunnel(servers: Server[]) {
+  const [client, near] = await socketPair(servers);
+  const [farSocket, target] = await socketPair(servers);
+  const [a, b] = await yamuxPair();
+  const results: Promise<SpliceResult>[] = [splice(near, a, opts), splice(farSocket, b, opts)];
+  for (const s of [client, target]) s.on('error', () => {});
+  return { client, target, results: Promise.all(results) };
+}
+
+function readAll(s: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (d: Buffer) => chunks.push(d));
+  return new Promise((resolve, reject) => {
+    s.once('end', () => resolve(Buffer.concat(chunks)));
+    s.once('error', reject);
+  });
+}
+
+describe('splice', () => {
+  const servers: Server[] = [];
+  after(() => {
+    for (const s of servers) s.close();
+    // The muxers' keep-alive timers would hold the process open.
+    for (const m of muxers) m.abort(new Error('test done'));
+  });
+
+  test('half-close: each FIN passes through while the other direction keeps flowing', async () => {
+    const { client, target, results } = await tunnel(servers);
+    const atTarget = readAll(target);
+    client.end('request');
+    assert.equal((await atTarget).toString(), 'request');
+    // The client has finished sending; the answer still flows back after that.
+    const atClient = readAll(client);
+    target.end('answer');
+    assert.equal((await atClient).toString(), 'answer');
+    const [near, far] = await results;
+    assert.equal(near.clean, true);
+    assert.equal(far.clean, true);
+    assert.equal(near.sent, 'request'.length);
+    assert.equal(near.received, 'answer'.length);
+  });
+
+  test('a reset on one side reaches the other as a reset, not as an end', async () => {
+    const { client, target, results } = await tunnel(servers);
+    const got = readAll(client);
+    target.write(Buffer.alloc(1024 * 1024));
+    await new Promise((r) => setTimeout(r, 50));
+    target.resetAndDestroy();
+    await assert.rejects(got, { code: 'ECONNRESET' });
+    const [near, far] = await results;
+    assert.equal(near.clean, false);
+    assert.equal(far.clean, false);
+  });
+
+  test('a slow reader holds back the writer instead of buffering everything', async () => {
+    const { client, target, results } = await tunnel(servers);
+    client.pause();
+    let written = 0;
+    const block = Buffer.alloc(1024 * 1024);
+    // Write until the target's socket says stop for half a second: the pipe is full.
+    for (let i = 0; i < 256; i++) {
+      written += block.length;
+      if (!target.write(block)) {
+        const drained = await Promise.race([
+          once(target, 'drain').then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 500)),
+        ]);
+        if (!drained) break;
+      }
+    }
+    assert.ok(written < 256 * block.length, `the writer was held back after ${written} bytes`);
+    const got = readAll(client);
+    client.resume();
+    target.end();
+    assert.equal((await got).length, written);
+    client.end();
+    const [near, far] = await results;
+    assert.equal(near.clean && far.clean, true);
+  });
+});
