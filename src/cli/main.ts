@@ -16,6 +16,7 @@ import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
 import { registerToken } from './token.ts';
+import { registerTop } from './top.ts';
 import { registerTunnels } from './tunnels.ts';
 
 // `plexus [--api URL] VERB …`: a remote agent for any verb but init/join (see api-flag.ts).
@@ -50,12 +51,12 @@ registerInit(program);
 registerJoin(program);
 registerAgent(program);
 registerMesh(program);
-registerOperator(program);
-registerExec(program);
 registerApps(program);
 registerAppEnv(program);
-
+registerOperator(program);
+registerExec(program);
 registerToken(program);
+registerTop(program);
 registerTunnels(program);
 
 function fail(err: unknown): never {
