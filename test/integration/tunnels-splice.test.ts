@@ -13,7 +13,11 @@ import type { Stream } from '@libp2p/interface';
 import { multiaddrConnectionPair } from '@libp2p/utils';
 import { type SpliceResult, splice } from '../../src/mesh/tunnels/splice.ts';
 
-const opts = { coalesceBytes: 256 * 1024, maxReadBufferBytes: 64 * 1024 * 1024 };
+const opts = {
+  coalesceBytes: 256 * 1024,
+  highWaterBytes: 4 * 1024 * 1024,
+  maxReadBufferBytes: 64 * 1024 * 1024,
+};
 
 /** A connected socket pair over loopback: [client end, server end]. */
 async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {

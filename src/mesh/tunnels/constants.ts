@@ -35,6 +35,13 @@ export const TARGET_CONNECT_TIMEOUT_MS = 5_000;
  */
 export const COALESCE_BYTES = 256 * 1024;
 
+/**
+ * Per tunnel, at most this much waits in the stream's write buffer before the socket is paused:
+ * enough to keep a fast connection busy while window updates travel, little enough that a
+ * thousand stalled tunnels cannot exhaust memory.
+ */
+export const STREAM_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
 /** A SOCKS5 client must finish its handshake within this time, or is dropped. */
 export const SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Largest SOCKS5 handshake message (greeting: 2 + 255 methods; request: 4 + 1 + 255 + 2). */

@@ -33,6 +33,11 @@ export interface SpliceOptions {
   initial?: Uint8ArrayList;
   /** Bytes already read from the socket (e.g. pipelined after a SOCKS request) to send first. */
   firstBytes?: Uint8Array;
+  /**
+   * The socket is paused while this much waits in the stream's write buffer (the far side has
+   * not granted window yet, or the connection is saturated) and resumed below half of it.
+   */
+  highWaterBytes: number;
   /** Read buffer allowed on the stream while it is paused: at least one yamux window. */
   maxReadBufferBytes: number;
 }
@@ -81,14 +86,16 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
       sent += pendingBytes;
       pending = [];
       pendingBytes = 0;
-      let more: boolean;
       try {
-        more = stream.send(data);
+        stream.send(data);
       } catch (err) {
         failBoth(err as Error);
         return;
       }
-      if (!more) {
+      // send() says false whenever the connection's socket has more than a few KiB queued,
+      // which is nearly always under load; stopping there would run the pipe in lock-step.
+      // What is bounded instead is what waits in this stream's own buffer.
+      if (stream.writeBufferLength >= opts.highWaterBytes) {
         socket.pause();
         if (!waitingForRoom) {
           waitingForRoom = true;
@@ -103,7 +110,7 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
     const onStreamDrain = () => {
       // The stream resumes sending in a microtask queued before this one; look after it.
       queueMicrotask(() => {
-        if (stream.writableNeedsDrain || stream.writeBufferLength >= opts.coalesceBytes) return;
+        if (stream.writeBufferLength >= opts.highWaterBytes / 2) return;
         waitingForRoom = false;
         stream.removeEventListener('drain', onStreamDrain);
         if (!socket.destroyed && !socketEnded) socket.resume();

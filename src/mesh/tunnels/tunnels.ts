@@ -22,6 +22,7 @@ import {
   MAX_TUNNELS_TOTAL,
   OPEN_TIMEOUT_MS,
   POOL_IDLE_MS,
+  STREAM_HIGH_WATER_BYTES,
   TARGET_CONNECT_TIMEOUT_MS,
   TCP_PROTOCOL,
 } from './constants.ts';
@@ -213,6 +214,7 @@ export class Tunnels {
         coalesceBytes: this.#coalesce,
         initial: header.rest,
         maxReadBufferBytes: MAX_READ_BUFFER,
+        highWaterBytes: STREAM_HIGH_WATER_BYTES,
       });
       untrack();
       this.#counters.bytesSent += r.sent;
@@ -346,6 +348,7 @@ export class Tunnels {
             initial: rest,
             firstBytes,
             maxReadBufferBytes: MAX_READ_BUFFER,
+            highWaterBytes: STREAM_HIGH_WATER_BYTES,
           });
           this.#counters.bytesSent += r.sent;
           this.#counters.bytesReceived += r.received;
