@@ -8,8 +8,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Cluster, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { type Cluster, freePort, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { killProcessesUnder } from '../helpers/processes.ts';
 
 const GiB = 1024 * 1024 * 1024;
 const BLOCK = randomBytes(1024 * 1024);
@@ -386,6 +388,37 @@ describe('tunnels between agents', { timeout: 900_000 }, () => {
       await new Promise((r) => s.once('close', r));
     }
     await assertNoLeaks([n1, n2], base);
+  });
+
+  test('an app with a port is exposed under its own name and reachable by SOCKS', async () => {
+    const appPort = await freePort();
+    const fixture = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
+    const r = await n2.run([
+      'deploy',
+      'shop',
+      '--dir',
+      fixture,
+      '--cmd',
+      `${process.execPath} server.cjs`,
+      '--port',
+      String(appPort),
+      '--health',
+      `http://:${appPort}/health`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    try {
+      const t = await tunnelsOf(n2);
+      assert.deepEqual(
+        t.services.find((x) => x.name === 'shop'),
+        { name: 'shop', port: appPort, source: 'app' },
+      );
+      const got = await curl(['--socks5-hostname', `127.0.0.1:${n1.socksPort}`, 'http://shop.n2/health']);
+      assert.equal(got.code, 0);
+      assert.equal((await n2.run(['unexpose', 'shop'])).code, 1); // owned by the app
+    } finally {
+      await n2.run(['rm', 'shop']);
+      killProcessesUnder(n2.dataDir);
+    }
   });
 
   test('a thousand connections at once: each echoes or is refused, nothing leaks', async () => {
