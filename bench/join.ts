@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { socketClient } from '../src/cli/client.ts';
-import { type Cluster, plexus, startCluster, type TestNode } from '../test/helpers/cluster.ts';
+import { startCluster, type TestNode } from '../test/helpers/cluster.ts';
 
 const { values } = parseArgs({
   options: {
@@ -51,7 +51,7 @@ async function joinLatency(size: number): Promise<number[]> {
       const name = `joiner${r}`;
       const others = [...cluster.nodes];
       // Join (token check + admission + key writing) is setup; the clock starts with the agent.
-      const node = await addJoined(cluster, name);
+      const node = await cluster.join(name);
       const t0 = performance.now();
       await node.start();
       for (;;) {
@@ -67,28 +67,6 @@ async function joinLatency(size: number): Promise<number[]> {
     await cluster.stop();
   }
   return results;
-}
-
-async function addJoined(cluster: Cluster, name: string): Promise<TestNode> {
-  const { makeNode } = await import('../test/helpers/cluster.ts');
-  const node = await makeNode(cluster.root, name);
-  const tok = await cluster.nodes[0].run(['token', 'create']);
-  const r = await plexus([
-    'join',
-    tok.stdout.trim(),
-    '--name',
-    name,
-    '--data-dir',
-    node.dataDir,
-    '--listen',
-    `/ip4/127.0.0.1/tcp/${node.meshPort}`,
-    '--api',
-    `127.0.0.1:${node.apiPort}`,
-    '--socks',
-    'off',
-  ]);
-  if (r.code !== 0) throw new Error(r.stderr);
-  return node;
 }
 
 function procStat(pid: number): { cpuTicks: number; rssMb: number } {

@@ -175,6 +175,8 @@ export interface Cluster {
   byName(name: string): TestNode;
   /** Creates a token on the first node and joins + starts a new node. */
   add(name: string, opts?: NodeOptions): Promise<TestNode>;
+  /** Like `add`, but leaves the agent stopped and the node out of `nodes` (for timing its start). */
+  join(name: string, opts?: NodeOptions): Promise<TestNode>;
   /** Waits until every running node sees every other as online. */
   waitConverged(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -196,6 +198,12 @@ export async function startCluster(
       return node;
     },
     async add(name, o = {}) {
+      const node = await cluster.join(name, o);
+      await node.start();
+      nodes.push(node);
+      return node;
+    },
+    async join(name, o = {}) {
       const node = await makeNode(root, name, { env: { ...opts.env, ...o.env } });
       const first = nodes[0];
       const tok = await first.run(['token', 'create', '--ttl', '10m']);
@@ -215,8 +223,6 @@ export async function startCluster(
         `127.0.0.1:${node.socksPort}`,
       ]);
       if (r.code !== 0) throw new Error(`join ${name} failed: ${r.stderr}`);
-      await node.start();
-      nodes.push(node);
       return node;
     },
     async waitConverged(timeoutMs = 30_000) {
