@@ -17,7 +17,7 @@
  *    the direct figure forwards to r1's own service. Skipped with the reason without root.
  */
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +90,29 @@ function latency(port: number, ns?: string) {
   );
 }
 
+/** CPU seconds (user + system) used so far by `roots` and all their descendants. */
+function treeCpu(roots: number[]): number {
+  const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const d of procs) {
+    try {
+      const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ');
+      parent.set(Number(d), Number(f[1]));
+      cpu.set(Number(d), (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, i = 0; p > 1 && i < 64; p = parent.get(p) ?? 0, i++) if (roots.includes(p)) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [pid, c] of cpu) if (inTree(pid)) total += c;
+  return total;
+}
+
 function tcpOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
@@ -103,7 +126,7 @@ function tcpOpen(port: number): Promise<boolean> {
 
 // ---- ssh -L ---------------------------------------------------------------------------------
 
-async function privateSshd(dir: string): Promise<{ port: number; key: string; stop(): void }> {
+async function privateSshd(dir: string): Promise<{ port: number; key: string; pid: number; stop(): void }> {
   if (spawnSync('test', ['-x', '/usr/sbin/sshd']).status !== 0) {
     spawnSync(
       'sh',
@@ -141,14 +164,14 @@ async function privateSshd(dir: string): Promise<{ port: number; key: string; st
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
   await waitFor(() => tcpOpen(port), 10_000, 'private sshd');
-  return { port, key: join(dir, 'client_key'), stop: () => proc.kill() };
+  return { port, key: join(dir, 'client_key'), pid: proc.pid ?? 0, stop: () => proc.kill() };
 }
 
 async function sshForward(
   sshPort: number,
   key: string,
   target: number,
-): Promise<{ port: number; stop(): void }> {
+): Promise<{ port: number; pid: number; stop(): void }> {
   const port = await freePort();
   const proc = spawn(
     'ssh',
@@ -173,7 +196,7 @@ async function sshForward(
     { stdio: 'ignore' },
   );
   await waitFor(() => tcpOpen(port), 10_000, 'ssh -L');
-  return { port, stop: () => proc.kill() };
+  return { port, pid: proc.pid ?? 0, stop: () => proc.kill() };
 }
 
 // ---- main -----------------------------------------------------------------------------------
@@ -213,9 +236,17 @@ async function loopback(): Promise<void> {
     const fwdEcho = await fwd('echo.n2');
 
     console.log(`== throughput: ${values.mib} MiB, median of ${RUNS} (best) ==`);
+    // CPU per GB of the tunnel's own processes: unlike MB/s, it hardly depends on what else
+    // runs on the host.
+    const gb = (RUNS * BYTES) / 1e9;
     const raw = await throughput(srcPort);
+    let c0 = treeCpu([sshd.pid, ssh.pid]);
     const viaSsh = await throughput(ssh.port);
+    const sshCpu = (treeCpu([sshd.pid, ssh.pid]) - c0) / gb;
+    const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
+    c0 = treeCpu(agents);
     const viaPlexus = await throughput(fwdSrc);
+    const plexusCpu = (treeCpu(agents) - c0) / gb;
     const row = (label: string, r: { median: number; best: number }) =>
       console.log(
         `${label.padEnd(30)} ${fmt(r.median)} MB/s (${fmt(r.best).trim()})   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L`,
@@ -223,6 +254,9 @@ async function loopback(): Promise<void> {
     row('raw loopback TCP', raw);
     row('ssh -L', viaSsh);
     row('plexus forward (2 agents)', viaPlexus);
+    console.log(
+      `CPU per GB: ssh -L (ssh + sshd) ${sshCpu.toFixed(2)} s, plexus (both agents) ${plexusCpu.toFixed(2)} s`,
+    );
 
     console.log(`\n== connect + 1-byte echo, ${LAT_RUNS} runs ==`);
     const lr = await latency(echoPort);
