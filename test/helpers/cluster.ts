@@ -149,7 +149,8 @@ export async function makeNode(root: string, name: string, opts: NodeOptions = {
             throw new Error(`agent ${name} exited ${proc.exitCode}: ${out.slice(-2000)}`);
           return (await node.run(['status'])).code === 0;
         },
-        20_000,
+        // Benches start many agents on 2 cores; they may allow more time.
+        Number(process.env.PLEXUS_TEST_START_TIMEOUT_MS ?? 20_000),
         `agent ${name} to start`,
         100,
       );
