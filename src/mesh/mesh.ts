@@ -305,15 +305,19 @@ export class Mesh {
 
   async #serveSync(stream: Stream, conn: Connection): Promise<void> {
     const id = conn.remotePeer.toString();
-    if (!this.membership.isMember(id)) {
-      stream.abort(new Error('not a member'));
-      return;
-    }
     const ch = jsonChannel(stream, MAX_SNAPSHOT_BYTES);
     const signal = AbortSignal.timeout(PROTOCOL_TIMEOUT_MS);
     try {
       // The caller sends its own snapshot first: sync is symmetric in one round trip.
       const theirs = await ch.read(signal);
+      // A peer we do not know yet may be a member whose admission has not reached us (it was
+      // admitted elsewhere a moment ago): its snapshot carries the signed admission, so merge
+      // first (every record is verified) and only then decide. Otherwise we would expel it.
+      if (!this.membership.isMember(id)) this.membership.merge(theirs);
+      if (!this.membership.isMember(id)) {
+        stream.abort(new Error('not a member'));
+        return;
+      }
       await ch.write(this.membership.snapshot(), signal);
       await stream.close({ signal });
       this.membership.merge(theirs);
@@ -322,6 +326,7 @@ export class Mesh {
       stream.abort(err as Error);
     }
   }
+
 
   async #syncWith(peer: PeerId): Promise<void> {
     const node = this.#node;
