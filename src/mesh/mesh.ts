@@ -327,7 +327,6 @@ export class Mesh {
     }
   }
 
-
   async #syncWith(peer: PeerId): Promise<void> {
     const node = this.#node;
     if (!node) return;
