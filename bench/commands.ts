@@ -78,29 +78,15 @@ async function latency(): Promise<void> {
     const entry = await nsNode(topo.pub, root, 'entry', topo.pubIp, 7103, 7113);
     const natted = await nsNode(topo.nat, root, 'natted', topo.natIp, 7104, 7114);
     nodes.push(r1, r2, entry, natted);
-    const setup = async (n: NsNode, args: string[]) => {
-      const r = await n.run([
-        ...args,
-        '--name',
-        n.name,
-        '--listen',
-        n.meshAddr,
-        '--api',
-        n.api,
-        '--socks',
-        'off',
-      ]);
-      if (r.code !== 0) throw new Error(`${n.name}: ${r.stderr}`);
-    };
-    await setup(r1, ['init']);
+    await r1.setup(['init']);
     await r1.start();
     const tok = (await r1.run(['token', 'create', '--ttl', '10m', '--uses', '3'])).stdout.trim();
     for (const n of [r2, entry]) {
-      await setup(n, ['join', tok]);
+      await n.setup(['join', tok]);
       await n.start();
     }
     topo.allowEgress([7101, 7102]);
-    await setup(natted, ['join', tok, '--behind-nat']);
+    await natted.setup(['join', tok, '--behind-nat']);
     await natted.start();
     const key = join(root, 'op.key');
     await r1.run(['operator', 'keygen', '--out', key]);

@@ -291,27 +291,13 @@ async function relayed(): Promise<void> {
     const entry = await nsNode(topo.pub, root, 'entry', topo.pubIp, 7203, 7213);
     const natted = await nsNode(topo.nat, root, 'natted', topo.natIp, 7204, 7214);
     nodes.push(r1, entry, natted);
-    const setup = async (n: NsNode, args: string[]) => {
-      const r = await n.run([
-        ...args,
-        '--name',
-        n.name,
-        '--listen',
-        n.meshAddr,
-        '--api',
-        n.api,
-        '--socks',
-        'off',
-      ]);
-      if (r.code !== 0) throw new Error(`${n.name}: ${r.stderr}`);
-    };
-    await setup(r1, ['init']);
+    await r1.setup(['init']);
     await r1.start();
     const tok = (await r1.run(['token', 'create', '--ttl', '10m', '--uses', '2'])).stdout.trim();
-    await setup(entry, ['join', tok]);
+    await entry.setup(['join', tok]);
     await entry.start();
     topo.allowEgress([7201]);
-    await setup(natted, ['join', tok]);
+    await natted.setup(['join', tok]);
     await natted.start({ PLEXUS_MESH__RESERVATIONS: '1' });
     const srcNat = await startPeer(['source', '0', String(BYTES)], topo.nat);
     stops.push(srcNat.stop);

@@ -43,32 +43,18 @@ describe('NAT: a node behind a masquerading gateway', { skip }, () => {
     entry = await nsNode(topo.pub, root, 'entry', topo.pubIp, 7103, 7113);
     natted = await nsNode(topo.nat, root, 'natted', topo.natIp, 7104, 7114);
     nodes.push(r1, r2, entry, natted);
-    const setup = async (n: NsNode, args: string[]) => {
-      const r = await n.run([
-        ...args,
-        '--name',
-        n.name,
-        '--listen',
-        n.meshAddr,
-        '--api',
-        n.api,
-        '--socks',
-        'off',
-      ]);
-      assert.equal(r.code, 0, `${n.name}: ${r.stderr}`);
-    };
-    await setup(r1, ['init']);
+    await r1.setup(['init']);
     await r1.start();
     const tok = await r1.run(['token', 'create', '--ttl', '10m', '--uses', '3']);
     assert.equal(tok.code, 0, tok.stderr);
     for (const n of [r2, entry]) {
-      await setup(n, ['join', tok.stdout.trim()]);
+      await n.setup(['join', tok.stdout.trim()]);
       await n.start();
     }
     // The NAT'd node may open connections to the two relays and nowhere else.
     topo.allowEgress([7101, 7102]);
     // `--behind-nat` writes mesh.reservations: 2 into its config.
-    await setup(natted, ['join', tok.stdout.trim(), '--behind-nat']);
+    await natted.setup(['join', tok.stdout.trim(), '--behind-nat']);
     await natted.start();
     for (const n of nodes) peerIds[n.name] = (await n.json<{ peerId: string }>(['status'])).peerId;
     opKey = join(root, 'op.key');

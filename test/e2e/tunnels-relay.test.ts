@@ -64,28 +64,14 @@ describe('tunnels through a circuit relay', { skip, timeout: 300_000 }, () => {
     entry = await nsNode(topo.pub, root, 'entry', topo.pubIp, 7403, 7413);
     natted = await nsNode(topo.nat, root, 'natted', topo.natIp, 7404, 7414);
     nodes.push(r1, entry, natted);
-    const setup = async (n: NsNode, args: string[], socks: string) => {
-      const r = await n.run([
-        ...args,
-        '--name',
-        n.name,
-        '--listen',
-        n.meshAddr,
-        '--api',
-        n.api,
-        '--socks',
-        socks,
-      ]);
-      if (r.code !== 0) throw new Error(`${n.name}: ${r.stderr}`);
-    };
-    await setup(r1, ['init'], 'off');
+    await r1.setup(['init'], 'off');
     await r1.start();
     const tok = (await r1.run(['token', 'create', '--ttl', '10m', '--uses', '2'])).stdout.trim();
-    await setup(entry, ['join', tok], '127.0.0.1:7472');
+    await entry.setup(['join', tok], '127.0.0.1:7472');
     await entry.start();
     // The NAT'd node may only reach the relay; nothing can dial it.
     topo.allowEgress([7401]);
-    await setup(natted, ['join', tok], 'off');
+    await natted.setup(['join', tok], 'off');
     await natted.start({ PLEXUS_MESH__RESERVATIONS: '1' });
     await waitFor(
       async () => {

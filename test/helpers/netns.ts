@@ -138,6 +138,8 @@ export interface NsNode {
     opts?: { timeoutMs?: number },
   ): Promise<{ code: number; stdout: string; stderr: string }>;
   json<T>(args: string[]): Promise<T>;
+  /** Runs `init` or `join TOKEN …` with this node's name, listen, API and SOCKS flags; throws on failure. */
+  setup(verb: string[], socks?: string): Promise<void>;
   start(env?: NodeJS.ProcessEnv): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<void>;
   output(): string;
@@ -181,6 +183,20 @@ export async function nsNode(
     meshAddr: `/ip4/${ip}/tcp/${meshPort}`,
     api: `${ip}:${apiPort}`,
     run: (args, o = {}) => exec(['--data-dir', dataDir, ...args], o.timeoutMs),
+    async setup(verb, socks = 'off') {
+      const r = await node.run([
+        ...verb,
+        '--name',
+        name,
+        '--listen',
+        node.meshAddr,
+        '--api',
+        node.api,
+        '--socks',
+        socks,
+      ]);
+      if (r.code !== 0) throw new Error(`${name}: plexus ${verb[0]}: ${r.stderr}`);
+    },
     async json<T>(args: string[]) {
       const r = await exec(['--data-dir', dataDir, ...args, '--json']);
       if (r.code !== 0) throw new Error(`${name}: plexus ${args.join(' ')}: ${r.stderr}`);
