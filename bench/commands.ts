@@ -13,13 +13,14 @@
  *    temp dir; the system sshd is not touched), alternating, `--exec-runs` each; prints medians
  *    and the ratio.
  */
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, PLEXUS, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
+import { PLEXUS, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
 import { createNatTopology, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
+import { privateSshd } from './private-sshd.ts';
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '200' }, 'exec-runs': { type: 'string', default: '20' } },
@@ -123,47 +124,6 @@ async function latency(): Promise<void> {
     topo.destroy();
     rmSync(root, { recursive: true, force: true });
   }
-}
-
-async function privateSshd(dir: string): Promise<{ port: number; key: string; stop(): void }> {
-  const sshd = ['/usr/sbin/sshd'].find((p) => spawnSync('test', ['-x', p]).status === 0);
-  if (!sshd) throw new Error('openssh-server is not installed (apt-get install openssh-server)');
-  const port = await freePort();
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
-  writeFileSync(join(dir, 'authorized_keys'), execFileSync('cat', [join(dir, 'client_key.pub')]), {
-    mode: 0o600,
-  });
-  writeFileSync(
-    join(dir, 'sshd_config'),
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${join(dir, 'host_key')}`,
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PubkeyAuthentication yes',
-      'PermitRootLogin prohibit-password',
-      'UsePAM no',
-      'StrictModes no',
-      '',
-    ].join('\n'),
-  );
-  // Privilege separation needs this directory; Debian's service unit normally creates it.
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const proc = spawn(sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
-  const key = join(dir, 'client_key');
-  await waitFor(
-    () =>
-      sshTrue(port, key)
-        .then((ms) => ms >= 0)
-        .catch(() => false),
-    10_000,
-    'private sshd',
-  );
-  return { port, key, stop: () => proc.kill() };
 }
 
 function timed(cmd: string, args: string[]): Promise<number> {

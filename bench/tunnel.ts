@@ -16,14 +16,14 @@
  *    entry forwards to the NAT'd node's service, so the tunnel goes through r1's circuit relay;
  *    the direct figure forwards to r1's own service. Skipped with the reason without root.
  */
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
 import { createNatTopology, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
+import { privateSshd, tcpOpen } from './private-sshd.ts';
 
 const { values } = parseArgs({
   options: {
@@ -113,59 +113,7 @@ function treeCpu(roots: number[]): number {
   return total;
 }
 
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 // ---- ssh -L ---------------------------------------------------------------------------------
-
-async function privateSshd(dir: string): Promise<{ port: number; key: string; pid: number; stop(): void }> {
-  if (spawnSync('test', ['-x', '/usr/sbin/sshd']).status !== 0) {
-    spawnSync(
-      'sh',
-      ['-c', 'flock /tmp/plexus-apt.lock apt-get install -y -qq openssh-server openssh-client'],
-      {
-        stdio: 'ignore',
-      },
-    );
-  }
-  const port = await freePort();
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
-  writeFileSync(join(dir, 'authorized_keys'), execFileSync('cat', [join(dir, 'client_key.pub')]), {
-    mode: 0o600,
-  });
-  writeFileSync(
-    join(dir, 'sshd_config'),
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${join(dir, 'host_key')}`,
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PubkeyAuthentication yes',
-      'PermitRootLogin prohibit-password',
-      'AllowTcpForwarding yes',
-      'UsePAM no',
-      'StrictModes no',
-      '',
-    ].join('\n'),
-  );
-  // Privilege separation needs this directory; Debian's service unit normally creates it.
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
-  await waitFor(() => tcpOpen(port), 10_000, 'private sshd');
-  return { port, key: join(dir, 'client_key'), pid: proc.pid ?? 0, stop: () => proc.kill() };
-}
 
 async function sshForward(
   sshPort: number,
