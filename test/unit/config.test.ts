@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/index.ts';
 import { migrate, openStore } from '../../src/store/index.ts';
+import { codeOf } from '../helpers/errors.ts';
 
 function withFile(text: string, fn: (path: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'plexus-cfg-'));
@@ -15,15 +16,6 @@ function withFile(text: string, fn: (path: string) => void): void {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
 }
 
 describe('config', () => {

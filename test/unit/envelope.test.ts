@@ -11,19 +11,11 @@ import {
 import { generateSigner } from '../../src/crypto/ed25519.ts';
 import { ed25519KeyOfPeerId } from '../../src/crypto/peer-key.ts';
 import { peerIdOf } from '../../src/mesh/peer-ids.ts';
+import { codeOf } from '../helpers/errors.ts';
 
 const op = generateSigner().signer;
 const node = generateSigner().signer;
 const target = peerIdOf(node.publicKey);
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-};
 
 describe('command envelopes', () => {
   it('round-trips: decode, verify and check a fresh envelope', () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { generateSigner } from '../../src/crypto/ed25519.ts';
 import { decodeToken, encodeToken, networkIdOf, parseTtl, type TokenPayload } from '../../src/mesh/token.ts';
+import { codeOf } from '../helpers/errors.ts';
 
 function payload(admin = generateSigner().signer, over: Partial<TokenPayload> = {}): TokenPayload {
   return {
@@ -15,15 +16,6 @@ function payload(admin = generateSigner().signer, over: Partial<TokenPayload> = 
     tags: ['edge'],
     ...over,
   };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
 }
 
 describe('join token codec', () => {
