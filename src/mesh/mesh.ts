@@ -27,6 +27,7 @@ import {
 } from './constants.ts';
 import { PeerUnreachableError, UnknownNodeError } from './errors.ts';
 import { createGater, Expulsions } from './gater.ts';
+import { repairGossipStreams } from './gossip-repair.ts';
 import { jsonChannel } from './json-stream.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
@@ -205,6 +206,8 @@ export class Mesh {
     });
 
     this.#every(CONNECT_INTERVAL_MS, () => this.#connectAll());
+    // gossipsub never revisits a peer's outbound stream; a dead one silences that peer for good.
+    this.#every(CONNECT_INTERVAL_MS, () => repairGossipStreams(node, this.#logger));
     this.#every(this.intervalMs, () => this.publishTelemetry());
     this.#every(SYNC_INTERVAL_MS, () => this.#syncRandom());
     this.#every(PING_INTERVAL_MS, () => this.#pingAll());

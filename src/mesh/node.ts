@@ -116,5 +116,29 @@ export async function createNode(init: NodeInit) {
   });
 }
 
+/**
+ * A node for `plexus join` to ask for admission: the same transports (TCP, pnet, Noise, Yamux)
+ * and identify, none of the mesh services. It shares the joining node's identity, and it
+ * must not look like that node to the admitting member: a gossipsub stream it opened while
+ * shutting down used to leave the member holding a dead outbound stream for the peer ID,
+ * which gossipsub then kept for the real agent's connection, so the member never sent it
+ * a message again (found by test/e2e/tunnels-relay.test.ts failing one run in three).
+ */
+export async function createJoinNode(init: Pick<NodeInit, 'nodeKey' | 'swarmKeyFile' | 'agentVersion'>) {
+  return createLibp2p({
+    start: false,
+    privateKey: privateKeyFromProtobuf(init.nodeKey),
+    addresses: { listen: [] },
+    // The circuit transport too: a token may name a member reachable only through a relay.
+    transports: [tcp(), circuitRelayTransport()],
+    connectionProtector: preSharedKey({ psk: init.swarmKeyFile }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: { denyDialMultiaddr: async () => false },
+    nodeInfo: { userAgent: init.agentVersion },
+    services: { identify: identify() },
+  });
+}
+
 /** The libp2p node type. */
 export type PlexusLibp2p = Awaited<ReturnType<typeof createNode>>;

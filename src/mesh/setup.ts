@@ -18,7 +18,7 @@ import { AdmissionError, NetworkSetupError } from './errors.ts';
 import { generateNodeIdentity, type NetworkFile, writeNodeKeys } from './keys.ts';
 import { Membership } from './membership.ts';
 import { meshMigrations } from './migrations.ts';
-import { createNode } from './node.ts';
+import { createJoinNode } from './node.ts';
 import { peerIdOf } from './peer-ids.ts';
 import { countersign, signMember } from './records.ts';
 import { decodeToken, networkIdOf } from './token.ts';
@@ -129,14 +129,9 @@ export async function joinNetwork(opts: SetupOptions & { token: string }): Promi
 
   const psk = Buffer.from(token.psk, 'hex');
   const swarmKeyFile = Buffer.from(`/key/swarm/psk/1.0.0/\n/base16/\n${token.psk}\n`);
-  const node = await createNode({
+  const node = await createJoinNode({
     nodeKey: identity.protobuf,
     swarmKeyFile,
-    listen: [],
-    announce: [],
-    relayServer: false,
-    reservations: 0,
-    gater: { denyDialMultiaddr: async () => false },
     agentVersion: 'plexus-join',
   });
   await node.start();
