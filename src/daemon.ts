@@ -13,7 +13,7 @@ import { mountTelemetryRoutes } from './api/telemetry-routes.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
-import { createTunnelSubsystem, tunnelMigrations } from './mesh/tunnels/index.ts';
+import { createTunnelSubsystem, dataListenOf, tunnelMigrations } from './mesh/tunnels/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, TelemetryService, telemetryActions } from './telemetry/index.ts';
 import { VERSION } from './version.ts';
@@ -90,7 +90,10 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
 
     // --- tunnels: exposed services, /plexus/tcp/1.0.0, forwards, SOCKS5 -----------------------
     const tunnels = await createTunnelSubsystem(
-      { socksListen: config.socks.listen },
+      {
+        socksListen: config.socks.listen,
+        dataListen: dataListenOf(config.tunnels.dataListen, config.mesh.listen),
+      },
       { mesh, db, logger: logger.child({ module: 'tunnels' }) },
     );
     stops.push(() => tunnels.stop());

@@ -51,6 +51,16 @@ export const configSchema = z.strictObject({
       listen: hostPortOrOff.default('127.0.0.1:7072'),
     })
     .prefault({}),
+  tunnels: z
+    .strictObject({
+      /**
+       * Where tunnels' data connections are accepted (docs/tunnels.md, data connections): `auto`
+       * (the first mesh listen address, any free port), `HOST:PORT` (a fixed port to open in a
+       * firewall), or `off` (every tunnel rides the mesh stream).
+       */
+      dataListen: z.union([z.literal('auto'), hostPortOrOff]).default('auto'),
+    })
+    .prefault({}),
   telemetry: z
     .strictObject({
       /** Seconds between telemetry records. */

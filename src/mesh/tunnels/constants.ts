@@ -42,6 +42,40 @@ export const COALESCE_BYTES = 256 * 1024;
  */
 export const STREAM_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
+// ---- data connections (docs/tunnels.md) --------------------------------------------------------
+
+/**
+ * Ready data connections kept per recently used peer: a burst of short connections takes them
+ * without any round trip over the mesh; four cost four idle sockets.
+ */
+export const DATA_POOL_SIZE = 4;
+/** A data listener answers a connect at once on a LAN or loopback; past this it is filtered. */
+export const DATA_CONNECT_TIMEOUT_MS = 2_000;
+/** A peer whose data port could not be reached is tried again after this long. */
+export const DATA_RETRY_MS = 5 * 60_000;
+/** Tickets asked for in one request: a thousand connections at once need 16 round trips. */
+export const MAX_TICKET_BATCH = 64;
+/**
+ * Tickets fetched per request at least: each later data connection within their lifetime costs
+ * a TCP connect instead of a round trip over the mesh (which was most of a short tunnel's
+ * added latency when every connection fetched its own: bench/tunnel.ts).
+ */
+export const TICKET_PREFETCH = 16;
+/** A cached ticket is used only this long before the server would expire it. */
+export const TICKET_MARGIN_MS = 2_000;
+/** A ticket reply: 64 tickets of about 70 bytes each, and the listener's address. */
+export const MAX_TICKET_REPLY_BYTES = 16 * 1024;
+/** An unused ticket expires: the client connects right after it gets one. */
+export const TICKET_TTL_MS = 10_000;
+/** Unused tickets one peer may hold: more than its tunnel limit plus its pool. */
+export const MAX_TICKETS_PER_PEER = 1024;
+/** Unused tickets in total. */
+export const MAX_TICKETS_TOTAL = 8192;
+/** A connection to the data port must send its 24-byte preamble within this time. */
+export const DATA_PREAMBLE_TIMEOUT_MS = 5_000;
+/** Connections that have not sent their preamble yet: bounds what a port scan can hold open. */
+export const MAX_DATA_PREAMBLES = 256;
+
 /** A SOCKS5 client must finish its handshake within this time, or is dropped. */
 export const SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Largest SOCKS5 handshake message (greeting: 2 + 255 methods; request: 4 + 1 + 255 + 2). */

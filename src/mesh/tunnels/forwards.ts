@@ -120,6 +120,8 @@ export class Forwards {
       throw new ListenError(`${host}:${row.listenPort}`, `already forwarded (${(err as Error).message})`);
     }
     this.#live.set(id, live);
+    // Its first client should not wait to learn whether the target's data port answers.
+    this.#c.tunnels.warm(target.node);
     this.#c.logger.info({ id, listen: `${host}:${row.listenPort}`, target: row.target }, 'forward added');
     return this.#view(live);
   }

@@ -3,9 +3,15 @@
  * JSON header `{service}` or `{port}`; the server answers with one length-prefixed JSON reply
  * `{ok: true}` or `{ok: false, code, message}`; after that both directions carry raw bytes.
  * The reply lets a forward refuse a client at once and a SOCKS client get the right reply code.
+ * The header may instead be `{tickets: N}`: a request for N data-connection tickets
+ * (docs/tunnels.md, data connections), answered `{ok: true, port, host?, tickets: [{id, key}]}`,
+ * then the stream ends.
  */
+import { isIP } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
+import { MAX_TICKET_BATCH } from './constants.ts';
+import type { TicketGrant } from './data-dialer.ts';
 import { TunnelProtocolError } from './errors.ts';
 import { isPort, SERVICE_NAME_RE } from './services.ts';
 
@@ -37,6 +43,51 @@ export function parseRequest(value: unknown): TunnelRequest {
     if (isPort(v.port) && !('service' in v)) return { port: v.port };
   }
   throw new TunnelProtocolError('BAD_HEADER', 'tunnel header must be {service} or {port}', 'invalid');
+}
+
+/** The ticket count of a `{tickets: N}` header, or undefined for any other header. */
+export function ticketRequestOf(value: unknown): number | undefined {
+  const v = value as Record<string, unknown> | null;
+  if (!v || typeof v !== 'object' || !('tickets' in v)) return undefined;
+  const n = v.tickets;
+  if (
+    typeof n === 'number' &&
+    Number.isInteger(n) &&
+    n >= 1 &&
+    n <= MAX_TICKET_BATCH &&
+    Object.keys(v).length === 1
+  )
+    return n;
+  throw new TunnelProtocolError(
+    'BAD_HEADER',
+    `a ticket request asks for 1 to ${MAX_TICKET_BATCH}`,
+    'invalid',
+  );
+}
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+/** Validates a ticket reply to a request for `count` tickets (a refusal becomes an error). */
+export function parseTicketGrant(value: unknown, count: number): TicketGrant {
+  const v = value as Record<string, unknown> | null;
+  const bad = () => new TunnelProtocolError('BAD_REPLY', 'malformed ticket reply', 'unavailable');
+  if (v && v.ok === false) {
+    const r = parseReply(v);
+    if (!r.ok) throw new TunnelProtocolError(r.code, r.message, 'unavailable');
+  }
+  if (v?.ok !== true || !isPort(v.port) || !Array.isArray(v.tickets)) throw bad();
+  if (v.tickets.length < 1 || v.tickets.length > count) throw bad();
+  const tickets = v.tickets.map((t: { id?: unknown; key?: unknown }) => {
+    if (typeof t?.id !== 'string' || typeof t.key !== 'string') throw bad();
+    if (t.id.length !== 22 || t.key.length !== 43 || !B64URL.test(t.id) || !B64URL.test(t.key)) throw bad();
+    return { id: t.id, key: t.key };
+  });
+  let host: string | undefined;
+  if (v.host !== undefined) {
+    if (typeof v.host !== 'string' || isIP(v.host) === 0) throw bad();
+    host = v.host;
+  }
+  return { port: v.port, tickets, ...(host ? { host } : {}) };
 }
 
 /** Validates a decoded reply header. */

@@ -31,6 +31,26 @@ export interface TunnelSubsystemInit extends TunnelsInit {
   socksListen: string;
 }
 
+/**
+ * Where the data listener binds, from config `tunnels.dataListen`: `auto` takes the host of the
+ * first IP mesh listen address with any free port; `off` (or no IP listen address) gives none.
+ */
+export function dataListenOf(
+  setting: string,
+  meshListen: string[],
+): { host: string; port: number } | undefined {
+  if (setting === 'off') return undefined;
+  if (setting !== 'auto') {
+    const at = setting.lastIndexOf(':');
+    return { host: setting.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(setting.slice(at + 1)) };
+  }
+  for (const addr of meshListen) {
+    const m = /^\/ip([46])\/([^/]+)\/tcp\//.exec(addr);
+    if (m) return { host: m[2], port: 0 };
+  }
+  return undefined;
+}
+
 /** The running tunnel subsystem. */
 export interface TunnelSubsystem {
   services: ServiceDirectory;
@@ -61,6 +81,11 @@ export async function createTunnelSubsystem(
     logger,
   });
   const forwards = new Forwards({ repo: new ForwardRepo(db), tunnels, logger });
+  // A revoked peer loses its tunnels and data tickets at once, like its mesh connections.
+  const onRevoked = (r: { kind: string; subject: string }) => {
+    if (r.kind === 'node') tunnels.dropPeer(r.subject);
+  };
+  mesh.membership.on('revoked', onRevoked);
   const socks =
     init.socksListen === 'off'
       ? undefined
@@ -69,6 +94,9 @@ export async function createTunnelSubsystem(
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => {});
   };
+  stops.push(async () => {
+    mesh.membership.off('revoked', onRevoked);
+  });
   try {
     await tunnels.start();
     stops.push(() => tunnels.stop());

@@ -1,0 +1,60 @@
+/**
+ * The local end of a tunnel: connecting to an exposed port on loopback, and joining two local
+ * sockets when a tunnel's target is this very node.
+ */
+import { connect, type Socket } from 'node:net';
+import { LOOPBACK, TARGET_CONNECT_TIMEOUT_MS } from './constants.ts';
+import { TargetRefusedError } from './errors.ts';
+import type { SharedBufferReader } from './socket-reader.ts';
+
+/**
+ * Connects to an exposed port on loopback; refusal and timeout become TargetRefusedError. With
+ * a `reader`, the socket reads into the shared buffer (socket-reader.ts) and emits no `data`.
+ */
+export function connectLocal(port: number, reader?: SharedBufferReader): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: LOOPBACK,
+      port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(reader ? { onread: reader.onread } : {}),
+    });
+    const t = setTimeout(() => {
+      socket.destroy();
+      reject(new TargetRefusedError(`port ${port}`, 'timed out'));
+    }, TARGET_CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(t);
+      socket.removeAllListeners('error');
+      // Errors are handled by whoever joins the socket; this keeps one in between from crashing.
+      socket.on('error', () => {});
+      socket.setKeepAlive(true, 60_000);
+      resolve(socket);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      socket.destroy();
+      reject(new TargetRefusedError(`port ${port}`, err.code));
+    });
+  });
+}
+
+/** Pipes two local sockets into each other (half-close and resets passed on); resolves when both closed. */
+export function pipeLocal(socket: Socket, target: Socket, firstBytes?: Uint8Array): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (firstBytes?.length) target.write(firstBytes);
+    let closed = 0;
+    const onClose = () => {
+      if (++closed === 2) resolve();
+    };
+    for (const [a, b] of [
+      [socket, target],
+      [target, socket],
+    ] as const) {
+      a.pipe(b);
+      a.on('error', () => b.resetAndDestroy());
+      a.on('close', onClose);
+    }
+  });
+}
