@@ -35,10 +35,16 @@ export const PROTOCOL_TIMEOUT_MS = 10_000;
 export const CONNECT_INTERVAL_MS = 3_000;
 /** Longest wait between redials of an unreachable member (exponential backoff cap). */
 export const MAX_REDIAL_BACKOFF_MS = 30_000;
+/**
+ * A member we know no address of is first looked up in the DHT this long after we noticed it
+ * (a newcomer dials us well before that), then at most once per LOOKUP_INTERVAL_MS.
+ */
+export const LOOKUP_DELAY_MS = 15_000;
+export const LOOKUP_INTERVAL_MS = 60_000;
+/** For this long after it starts, a node publishes its record whenever a member subscribes. */
+export const NEWCOMER_MS = 60_000;
 /** Periodic anti-entropy with one random peer, to heal anything gossip missed. */
 export const SYNC_INTERVAL_MS = 30_000;
-/** RTT probes of connected members. */
-export const PING_INTERVAL_MS = 10_000;
 /** A peer is online within this many telemetry intervals, suspect within SUSPECT_AFTER, else down. */
 export const ONLINE_INTERVALS = 3;
 export const DOWN_INTERVALS = 6;

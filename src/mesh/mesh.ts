@@ -16,11 +16,13 @@ import {
   ADMISSION_GRACE_MS,
   ADMIT_PROTOCOL,
   CONNECT_INTERVAL_MS,
+  LOOKUP_DELAY_MS,
+  LOOKUP_INTERVAL_MS,
   MAX_REDIAL_BACKOFF_MS,
   MAX_SNAPSHOT_BYTES,
   MEMBERS_PROTOCOL,
   MEMBERS_TOPIC,
-  PING_INTERVAL_MS,
+  NEWCOMER_MS,
   PROTOCOL_TIMEOUT_MS,
   SYNC_INTERVAL_MS,
   TELEMETRY_TOPIC,
@@ -79,6 +81,8 @@ export class Mesh {
   readonly #lastSeen = new Map<string, number>();
   readonly #rtt = new Map<string, number>();
   readonly #dials = new Map<string, DialState>();
+  /** When each member with no known address may next be looked up in the DHT. */
+  readonly #lookups = new Map<string, number>();
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #startedAt = Date.now();
@@ -197,11 +201,15 @@ export class Mesh {
     pubsub.topicValidators.set(TELEMETRY_TOPIC, (peer, msg) => this.#validateTelemetry(peer, msg));
     pubsub.subscribe(MEMBERS_TOPIC);
     pubsub.subscribe(TELEMETRY_TOPIC);
-    // When a member (new or restarted) subscribes, send it our record at once instead of making
-    // it wait up to an interval: this is what makes a joining node 'online' everywhere fast.
+    // A node that just started publishes its first record as soon as members subscribe, instead
+    // of making them wait up to an interval: that is what makes a joining or restarted node
+    // 'online' everywhere fast. Established nodes do not answer every subscription with a flood
+    // to the whole mesh (a join in a 20-node mesh cost ~400 gossip messages): the newcomer gets
+    // their latest records in the membership sync that runs on every new connection.
     pubsub.addEventListener('subscription-change', (evt) => {
       const { peerId, subscriptions } = evt.detail;
       if (!this.membership.isMember(peerId.toString())) return;
+      if (Date.now() - this.#startedAt > NEWCOMER_MS) return;
       if (subscriptions.some((s) => s.topic === TELEMETRY_TOPIC && s.subscribe)) this.#publishSoon();
     });
 
@@ -210,7 +218,9 @@ export class Mesh {
     this.#every(CONNECT_INTERVAL_MS, () => repairGossipStreams(node, this.#logger));
     this.#every(this.intervalMs, () => this.publishTelemetry());
     this.#every(SYNC_INTERVAL_MS, () => this.#syncRandom());
-    this.#every(PING_INTERVAL_MS, () => this.#pingAll());
+    // No ping loop of our own: libp2p's connection monitor already pings every connection every
+    // 10 s (and aborts one that stops answering), and keeps the RTT on the connection. A second
+    // loop doubled the ping streams, which are O(members) per agent (bench/join.ts at 20 nodes).
     if (config.mesh.reservations > 0) {
       this.#every(CONNECT_INTERVAL_MS, () =>
         keepReservations(node, this.membership, config.mesh.reservations, this.#logger),
@@ -249,6 +259,7 @@ export class Mesh {
     if (this.membership.isMember(id)) {
       this.#lastSeen.set(id, Date.now());
       this.#dials.delete(id);
+      this.#lookups.delete(id);
       void this.#syncWith(conn.remotePeer).catch(() => {});
       return;
     }
@@ -321,9 +332,10 @@ export class Mesh {
         stream.abort(new Error('not a member'));
         return;
       }
-      await ch.write(this.membership.snapshot(), signal);
+      await ch.write(this.#syncMessage(), signal);
       await stream.close({ signal });
       this.membership.merge(theirs);
+      this.#syncedTelemetry(id, theirs);
     } catch (err) {
       this.#logger.debug({ err, peer: id }, 'sync request failed');
       stream.abort(err as Error);
@@ -337,14 +349,29 @@ export class Mesh {
     const stream = await node.dialProtocol(peer, MEMBERS_PROTOCOL, { signal, runOnLimitedConnection: true });
     const ch = jsonChannel(stream, MAX_SNAPSHOT_BYTES);
     try {
-      await ch.write(this.membership.snapshot(), signal);
-      const added = this.membership.merge(await ch.read(signal));
+      await ch.write(this.#syncMessage(), signal);
+      const theirs = await ch.read(signal);
+      const added = this.membership.merge(theirs);
+      this.#syncedTelemetry(peer.toString(), theirs);
       if (added) this.#logger.debug({ peer: peer.toString(), added }, 'sync learnt records');
       await stream.close({ signal });
     } catch (err) {
       stream.abort(err as Error);
       throw err;
     }
+  }
+
+  /** Our membership snapshot, with our latest telemetry record for a peer that has none yet. */
+  #syncMessage(): object {
+    const self = this.telemetry.self();
+    return { ...this.membership.snapshot(), ...(self ? { telemetry: self } : {}) };
+  }
+
+  /** A telemetry record that came with a peer's sync message: checked like a gossiped one. */
+  #syncedTelemetry(from: string, message: unknown): void {
+    const record = (message as { telemetry?: unknown } | null)?.telemetry;
+    if (record === undefined) return;
+    this.#acceptTelemetry(from, Buffer.from(JSON.stringify(record)));
   }
 
   async #syncRandom(): Promise<void> {
@@ -383,8 +410,12 @@ export class Mesh {
         const st = this.#dials.get(id) ?? { failures: 0, nextAt: 0 };
         if (st.nextAt > now) return;
         const peer = peerIdFromString(id);
-        // With no stored address and nobody to ask (DHT), a dial cannot succeed: skip it.
-        if (!canRoute && !(await this.#hasAddrs(peer))) return;
+        // With no stored address, a dial is a DHT lookup. A member we know no address of is
+        // usually one that was just admitted and is not up yet: it will dial us (admission gave
+        // it everyone's addresses). Every node looking it up at once, and again on each pass,
+        // flooded a 20-node mesh with DHT walks that starved the joining agent of CPU
+        // (bench/join.ts: 8 s → 1.x s). So: look up late, and rarely.
+        if (!(await this.#hasAddrs(peer)) && !(canRoute && this.#lookupDue(id, now))) return;
         try {
           await node.dial(peer, { signal: AbortSignal.timeout(5000) });
           this.#dials.delete(id);
@@ -397,32 +428,24 @@ export class Mesh {
     );
   }
 
+  /** True when a DHT lookup of a member with no known address may run now (see #connectAll). */
+  #lookupDue(id: string, now: number): boolean {
+    const at = this.#lookups.get(id);
+    if (at === undefined) {
+      this.#lookups.set(id, now + LOOKUP_DELAY_MS);
+      return false;
+    }
+    if (at > now) return false;
+    this.#lookups.set(id, now + LOOKUP_INTERVAL_MS);
+    return true;
+  }
+
   async #hasAddrs(peer: PeerId): Promise<boolean> {
     try {
       return (await this.libp2p.peerStore.get(peer)).addresses.length > 0;
     } catch {
       return false;
     }
-  }
-
-  async #pingAll(): Promise<void> {
-    const node = this.#node;
-    if (!node) return;
-    await Promise.all(
-      node
-        .getPeers()
-        .filter((p) => this.membership.isMember(p.toString()))
-        .map(async (p) => {
-          try {
-            const ms = await node.services.ping.ping(p, { signal: AbortSignal.timeout(5000) });
-            this.#rtt.set(p.toString(), ms);
-            // An answered ping proves the peer's agent is alive, as a heartbeat does.
-            this.#lastSeen.set(p.toString(), Date.now());
-          } catch {
-            this.#rtt.delete(p.toString());
-          }
-        }),
-    );
   }
 
   // ---- telemetry / presence ------------------------------------------------------------------
@@ -448,12 +471,16 @@ export class Mesh {
     msg: { data: Uint8Array; type?: string; from?: PeerId },
   ): TopicValidatorResult {
     // `from` is the original publisher (signed by gossipsub's StrictSign); `peer` just forwarded.
-    const from = (msg.from ?? peer).toString();
+    return this.#acceptTelemetry((msg.from ?? peer).toString(), msg.data);
+  }
+
+  /** Checks and keeps a record published by `from` (a member, and the record's own peer). */
+  #acceptTelemetry(from: string, data: Uint8Array): TopicValidatorResult {
     if (!this.membership.isMember(from)) {
       this.telemetry.reject(from, 'not-member');
       return TopicValidatorResult.Reject;
     }
-    const record = decodeTelemetry(msg.data);
+    const record = decodeTelemetry(data);
     const member = this.membership.get(from);
     if (!record || record.peerId !== from || (member && member.name !== record.node)) {
       this.telemetry.reject(from, record ? 'forged' : 'malformed');
@@ -503,6 +530,14 @@ export class Mesh {
     return conns.some((c) => !c.remoteAddr.toString().includes('/p2p-circuit')) ? 'direct' : 'relayed';
   }
 
+  /** The last RTT to a peer: from libp2p's connection monitor, else from `plexus ping`. */
+  #rttOf(peerId: string): number | null {
+    const conns = this.#node?.getConnections(peerIdFromString(peerId)) ?? [];
+    const rtt = conns.find((c) => c.rtt !== undefined)?.rtt;
+    if (rtt !== undefined) return Math.round(rtt * 100) / 100;
+    return conns.length > 0 ? (this.#rtt.get(peerId) ?? null) : null;
+  }
+
   /** Every other live member with its state. */
   peers(): PeerView[] {
     const self = this.peerId;
@@ -522,7 +557,7 @@ export class Mesh {
           // else what identify told us. A connection's remote address may be an ephemeral port.
           addrs: telemetry?.addrs?.length ? telemetry.addrs : m.addrs,
           connection,
-          rttMs: this.#rtt.get(m.peerId) ?? null,
+          rttMs: this.#rttOf(m.peerId),
           lastSeen: lastSeen ?? m.lastSeen,
           tags: m.tags,
           telemetry,
