@@ -34,7 +34,7 @@ import { DataDialer, type DataPathState, type TicketGrant } from './data-dialer.
 import { DataListener, type RedeemedTicket } from './data-listener.ts';
 import { deriveRecordKeys, type OpenedRecord, RecordOpener, RecordSealer } from './data-records.ts';
 import { type DataConnection, readFirstRecord, spliceData, writeRecords } from './data-splice.ts';
-import { PortNotExposedError, TunnelLimitError, UnknownServiceError } from './errors.ts';
+import { PortNotExposedError, TunnelLimitError, TunnelProtocolError, UnknownServiceError } from './errors.ts';
 import {
   encodeFrame,
   parseReply,
@@ -112,6 +112,8 @@ export interface TunnelCounters {
 }
 
 const MAX_READ_BUFFER = 64 * 1024 * 1024;
+/** Client bytes kept while a data connection's answer is on its way, to resend over the stream. */
+const MAX_EARLY_KEPT_BYTES = 1024 * 1024;
 /** How long a name → member answer is reused (revocations clear it at once). */
 const RESOLVE_CACHE_MS = 2_000;
 const isRelayed = (conn: Connection) => conn.remoteAddr.toString().includes('/p2p-circuit');
@@ -496,7 +498,7 @@ export class Tunnels {
     const tunnel = { member, req, sig, optimistic: opts.optimistic === true, done, fail };
     if (!isRelayed(conn)) {
       const data = await this.#dialer.take(member.peerId, conn, sig);
-      if (data) return this.#openOverData(tunnel, data);
+      if (data) return this.#openOverData(tunnel, data, conn);
     }
     return this.#openOverStream(tunnel, conn);
   }
@@ -514,7 +516,7 @@ export class Tunnels {
   }
 
   /** A tunnel over a data connection of its own (a direct link whose data port answers). */
-  async #openOverData(t: OpeningTunnel, data: DataConnection): Promise<OpenedTunnel> {
+  async #openOverData(t: OpeningTunnel, data: DataConnection, conn: Connection): Promise<OpenedTunnel> {
     const { member, sig } = t;
     const answer = async () => {
       const { value, rest } = await readFirstRecord(data, sig, MAX_REPLY_BYTES);
@@ -522,12 +524,18 @@ export class Tunnels {
       this.#counters.openedData++;
       return rest;
     };
+    // A data connection that dies before the far side answers (its agent restarted, say, while
+    // the connection sat in the pool) is not the target refusing: the tunnel goes over the mesh
+    // stream instead, and the client never notices.
+    const fallsBack = (err: unknown) =>
+      !sig.aborted && !(err instanceof PlexusError && !(err instanceof TunnelProtocolError));
     let rest: OpenedRecord[] | undefined;
     try {
       writeRecords(data.socket, data.sealer.seal(Buffer.from(JSON.stringify(t.req))));
       if (!t.optimistic) rest = await answer();
     } catch (err) {
       data.socket.destroy();
+      if (fallsBack(err)) return this.#openOverStream(t, conn);
       return t.fail(err);
     }
     return {
@@ -537,8 +545,13 @@ export class Tunnels {
         const untrack = this.#track(socket, data.socket, member.peerId);
         try {
           if (rest === undefined) {
-            // Optimistic: send what the client says while the answer is on its way.
+            // Optimistic: send what the client says while the answer is on its way, and keep a
+            // copy (bounded) to send again over the stream if this connection turns out dead.
+            const kept: Buffer[] = [];
+            let keptBytes = 0;
             const early = (d: Buffer) => {
+              keptBytes += d.byteLength;
+              if (keptBytes <= MAX_EARLY_KEPT_BYTES) kept.push(d);
               if (!writeRecords(data.socket, data.sealer.seal(d))) socket.pause();
             };
             socket.on('data', early);
@@ -547,7 +560,9 @@ export class Tunnels {
             } catch (err) {
               untrack();
               data.socket.destroy();
-              return t.fail(err);
+              if (!fallsBack(err) || keptBytes > MAX_EARLY_KEPT_BYTES) return t.fail(err);
+              const again = await this.#openOverStream(t, conn);
+              return again.attach(socket, Buffer.concat([...(firstBytes ? [firstBytes] : []), ...kept]));
             } finally {
               socket.off('data', early);
             }
