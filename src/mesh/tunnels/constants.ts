@@ -74,7 +74,7 @@ export const MAX_TICKETS_TOTAL = 8192;
 /** A connection to the data port must send its 24-byte preamble within this time. */
 export const DATA_PREAMBLE_TIMEOUT_MS = 5_000;
 /** Connections that have not sent their preamble yet: bounds what a port scan can hold open. */
-export const MAX_DATA_PREAMBLES = 256;
+export const MAX_DATA_PREAMBLES = 1024;
 
 /** A SOCKS5 client must finish its handshake within this time, or is dropped. */
 export const SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
