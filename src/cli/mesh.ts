@@ -21,7 +21,7 @@ interface TunnelStatus {
   services: { name: string; port: number; source: string }[];
   socks: string | null;
   forwards: number;
-  tunnels: { active: number; inbound: number; outbound: number };
+  tunnels: { active: number; inbound: number; outbound: number; dataPort?: number | null };
 }
 
 interface Peer {
@@ -62,7 +62,9 @@ export function registerMesh(program: Command): void {
         process.stdout.write(
           `services ${svc.join(', ') || "none; expose one with 'plexus expose NAME PORT'"}\n` +
             `socks    ${t.socks ?? 'off'}\n` +
-            `tunnels  ${t.tunnels.active} open (${t.tunnels.inbound} in, ${t.tunnels.outbound} out), ${t.forwards} forwards\n`,
+            `tunnels  ${t.tunnels.active} open (${t.tunnels.inbound} in, ${t.tunnels.outbound} out), ${t.forwards} forwards` +
+            // The port to open in a firewall next to the mesh port (docs/tunnels.md).
+            `, data port ${t.tunnels.dataPort ?? 'off'}\n`,
         );
       }
     });
