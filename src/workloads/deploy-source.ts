@@ -6,6 +6,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { STREAM_CHUNK_BYTES } from './constants.ts';
 import {
   displayUrl,
   download,
@@ -74,7 +75,7 @@ export async function stageBundle(
       onProgress: (p: TransferProgress) => opts.onProgress?.({ phase, ...p }),
       sinkFor: (first: Uint8Array) => {
         if (first.length < 2 || first[0] !== 0x1f || first[1] !== 0x8b) return undefined;
-        const pass = new PassThrough({ highWaterMark: 1024 * 1024 });
+        const pass = new PassThrough({ highWaterMark: STREAM_CHUNK_BYTES });
         streamed = extractTarStream(pass, dir, opts.limits);
         streamed.catch(() => {}); // awaited below; a refusal also stops the transfer
         return pass;

@@ -25,6 +25,9 @@ import {
   APP_LOG_MAX_BYTES,
   CRASHLOOP_AFTER,
   CRASHLOOP_LIMIT,
+  HANDOFF_POLL_FAST_FOR_MS,
+  HANDOFF_POLL_FAST_MS,
+  HANDOFF_POLL_MS,
   RESTART_BACKOFF_MAX_MS,
   RESTART_BACKOFF_MIN_MS,
   RESTART_RESET_AFTER_MS,
@@ -216,9 +219,11 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     if (prev.poll) clearInterval(prev.poll);
     prev.child = undefined; // its exit is no longer the app's business
     signalGroup(pid, 'SIGTERM');
-    const deadline = Date.now() + this.#o.stopGraceMs;
+    const signalled = Date.now();
+    const deadline = signalled + this.#o.stopGraceMs;
     while (Date.now() < deadline && isSameProcess(pid, pidStart) && (await accepts(port))) {
-      await new Promise((r) => setTimeout(r, 5));
+      const fast = Date.now() - signalled < HANDOFF_POLL_FAST_FOR_MS;
+      await new Promise((r) => setTimeout(r, fast ? HANDOFF_POLL_FAST_MS : HANDOFF_POLL_MS));
     }
     void this.#waitGone(prev, pid, pidStart, Math.max(0, deadline - Date.now())).then((gone) => {
       if (!gone) signalGroup(pid, 'SIGKILL');
