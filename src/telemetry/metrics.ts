@@ -7,7 +7,7 @@
 import { prometheusMetrics } from '@libp2p/prometheus-metrics';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PeerState, TelemetryCounts, TelemetryRecord } from '../mesh/index.ts';
-import { DELIVERY_DELAY_BUCKETS } from './constants.ts';
+import { DELIVERY_DELAY_BUCKETS, EVENT_LOOP_SAMPLE_MS } from './constants.ts';
 import type { PanelStats } from './panel.ts';
 
 /** What the metrics read when scraped. */
@@ -41,7 +41,11 @@ export interface MetricsRegistry {
 export function createMetricsRegistry(source: () => MetricsSource | undefined): MetricsRegistry {
   const registry = new Registry();
   // Node's process metrics (cpu, heap, event loop lag) come with libp2p's default collection.
-  const libp2pMetrics = prometheusMetrics({ registry, collectDefaultMetrics: true });
+  const libp2pMetrics = prometheusMetrics({
+    registry,
+    collectDefaultMetrics: true,
+    defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS },
+  });
   const registers = [registry];
 
   const perNode = (name: string, help: string, pick: (r: TelemetryRecord) => number | null, scale = 1) =>
