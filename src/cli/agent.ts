@@ -10,9 +10,20 @@ import { dataDirOf } from './context.ts';
  *   mark-compact of the whole heap every ~30 ms, which cost the agent more CPU than the
  *   bytes themselves (bench/tunnel.ts: 300 → 500 MB/s, CPU per GB halved). Counted in the
  *   global limit instead, they are freed by the cheap young-generation scavenges.
+ * - `--semi-space-growth-factor=1`: the young generation stays at its initial 1 MB semi-space
+ *   instead of doubling up to 32 MB during start-up's allocation burst. V8 keeps those pages
+ *   once the young generation shrinks back: they were ~40 MB of an idle agent's RSS (5-agent
+ *   mesh idle 60 s: 167-179 → 129-132 MB). Tunnels do not need the larger young generation
+ *   (bench/tunnel.ts --no-relay, with MALLOC_ARENA_MAX=2: forward 561 → 692 MB/s, CPU per GB
+ *   2.42 → 2.51 s). `--max-semi-space-size` would say the same, but V8 reads it only when it
+ *   sets up the heap, before this code runs.
+ *   Not `--optimize-for-size` nor a smaller `--heap-growing-percent`: each saved ~10 MB more
+ *   when idle but, with Buffers counted in the global limit, turned a tunnel's traffic into full
+ *   collections (forward 561 → 248 and → 297 MB/s).
  */
 function tuneHeapForAgent(): void {
   setFlagsFromString('--external-memory-accounted-in-global-limit');
+  setFlagsFromString('--semi-space-growth-factor=1');
 }
 
 /** Registers `agent`. */
@@ -25,6 +36,7 @@ export function registerAgent(program: Command): void {
       tuneHeapForAgent();
       const { startDaemon } = await import('../daemon.ts');
       const daemon = await startDaemon({ dataDir: dataDirOf(cmd), stdoutLogs: !opts.quiet });
+      (await import('./idle-gc.ts')).startIdleGc();
       let signals = 0;
       const onSignal = (sig: NodeJS.Signals) => {
         signals++;
