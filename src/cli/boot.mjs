@@ -6,10 +6,24 @@
  * dir, is keyed by file contents, and is skipped silently when it cannot be written.
  */
 import { enableCompileCache } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cacheTypeStripping, verbOf } from './type-strip-cache.mjs';
 
-try {
-  enableCompileCache?.();
-} catch {
-  // No cache: just slower.
+// bin/plexus caps glibc's malloc arenas for this process (see there); not for what it starts.
+if (process.env.PLEXUS_MALLOC_ARENA_MAX_SET === '1') {
+  delete process.env.MALLOC_ARENA_MAX;
+  delete process.env.PLEXUS_MALLOC_ARENA_MAX_SET;
+}
+const cacheDir = process.env.PLEXUS_COMPILE_CACHE;
+if (verbOf(process.argv.slice(2)) === 'agent') {
+  // The agent keeps only the type stripping cached: see type-strip-cache.mjs for why.
+  cacheTypeStripping(join(cacheDir ?? join(tmpdir(), 'node-compile-cache'), 'plexus-ts'));
+} else {
+  try {
+    enableCompileCache?.(cacheDir);
+  } catch {
+    // No cache: just slower.
+  }
 }
 await import('./main.ts');
