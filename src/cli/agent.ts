@@ -36,7 +36,6 @@ export function registerAgent(program: Command): void {
       tuneHeapForAgent();
       const { startDaemon } = await import('../daemon.ts');
       const daemon = await startDaemon({ dataDir: dataDirOf(cmd), stdoutLogs: !opts.quiet });
-      (await import('./idle-gc.ts')).startIdleGc();
       let signals = 0;
       const onSignal = (sig: NodeJS.Signals) => {
         signals++;

@@ -1,7 +1,6 @@
 /**
- * The agent's process-level memory measures: its type-stripping cache (no amaro once warm,
- * same output and errors as Node's own stripping), the verb detection boot.mjs relies on, and
- * the idle-time collector (collects when the loop is idle, leaves a busy one alone).
+ * The agent's type-stripping cache (no amaro once warm, same output and errors as Node's own
+ * stripping) and the verb detection boot.mjs relies on.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -80,46 +79,5 @@ describe('cacheTypeStripping', () => {
       `try { await import(${JSON.stringify(pathToFileURL(bad).href)}); } catch (err) { console.log(JSON.stringify({ code: err.code })); }`,
     );
     assert.equal((plain.out as { code: string }).code, 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX');
-  });
-});
-
-describe('startIdleGc', () => {
-  /** Counts forced collections over 1.5 s of an idle or a busy event loop. */
-  const forcedGcs = (busy: boolean) =>
-    runModule(`
-      import { constants, PerformanceObserver } from 'node:perf_hooks';
-      const { startIdleGc } = await import(${JSON.stringify(pathToFileURL(join(CLI, 'idle-gc.ts')).href)});
-      let forced = 0;
-      new PerformanceObserver((list) => {
-        for (const e of list.getEntries()) if (e.detail.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) forced++;
-      }).observe({ entryTypes: ['gc'] });
-      const gc = startIdleGc({ intervalMs: 100, minGrowthBytes: 1024 * 1024 });
-      // Grow the heap past the collector's threshold and hold it for a while.
-      let junk = Array.from({ length: 200_000 }, (_, i) => ({ i, s: 'x'.repeat(20) + i }));
-      setTimeout(() => { junk = null; }, 1000);
-      const end = Date.now() + 1500;
-      await new Promise((res) => {
-        const tick = () => {
-          if (Date.now() > end) return res();
-          if (${busy}) { const t = Date.now() + 20; while (Date.now() < t); setImmediate(tick); }
-          else setTimeout(tick, 50);
-        };
-        tick();
-      });
-      gc.stop();
-      await new Promise((res) => setTimeout(res, 50));
-      console.log(JSON.stringify({ forced }));
-    `);
-
-  it('collects at start, then when the event loop is idle and the heap has grown', () => {
-    const r = forcedGcs(false);
-    assert.equal(r.status, 0, r.stderr);
-    assert.ok((r.out as { forced: number }).forced >= 2, JSON.stringify(r.out));
-  });
-
-  it('leaves a busy event loop alone after the start', () => {
-    const r = forcedGcs(true);
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal((r.out as { forced: number }).forced, 1);
   });
 });
