@@ -17,9 +17,10 @@ import { dataDirOf } from './context.ts';
  *   (bench/tunnel.ts --no-relay, with MALLOC_ARENA_MAX=2: forward 561 → 692 MB/s, CPU per GB
  *   2.42 → 2.51 s). `--max-semi-space-size` would say the same, but V8 reads it only when it
  *   sets up the heap, before this code runs.
- *   Not `--optimize-for-size` nor a smaller `--heap-growing-percent`: each saved ~10 MB more
- *   when idle but, with Buffers counted in the global limit, turned a tunnel's traffic into full
- *   collections (forward 561 → 248 and → 297 MB/s).
+ *   Not `--optimize-for-size`, a smaller `--heap-growing-percent`, nor a forced full
+ *   collection once start-up is over: each saved ~10 MB more when idle but left V8 with tight
+ *   heap limits, and with Buffers counted in the global limit a tunnel's traffic then ran into
+ *   full collections (forward 561 → 248, → 297 and 669 → 303 MB/s).
  */
 function tuneHeapForAgent(): void {
   setFlagsFromString('--external-memory-accounted-in-global-limit');
