@@ -3,8 +3,9 @@
  *
  *   node bench/tunnel.ts [--mib 512] [--runs 3] [--latency-runs 500] [--no-relay]
  *
- * 1. Throughput, one run: the same `--mib` transfer (a source process writes it, a sink process
- *    reads it and times connect → FIN) over raw loopback TCP, through `ssh -L` (Debian's
+ * 1. Throughput, one run: after one untimed warm-up transfer per path, the same `--mib`
+ *    transfer (a source process writes it, a sink process reads it and times connect → FIN)
+ *    over raw loopback TCP, through `ssh -L` (Debian's
  *    openssh-server on a loopback port with its own host key and key auth, config in a temp
  *    dir; the system sshd is not touched), and through a forward between two agent processes
  *    (`plexus expose src PORT` on n2, `plexus forward add src.n2` on n1). Median of `--runs`,
@@ -68,6 +69,15 @@ function runPeer<T>(args: string[], ns?: string): Promise<T> {
       }
     });
   });
+}
+
+/**
+ * One untimed transfer, before a path is measured: an agent carrying a tunnel has JIT-compiled
+ * hot paths and a young generation sized for traffic (src/cli/agent-heap.ts), unlike the first
+ * second of a cold process. Every path gets one, ssh included.
+ */
+async function warmUp(port: number, ns?: string, host = '127.0.0.1'): Promise<void> {
+  await runPeer(['sink', host, String(port), String(BYTES)], ns);
 }
 
 async function throughput(
@@ -187,11 +197,14 @@ async function loopback(): Promise<void> {
     // CPU per GB of the tunnel's own processes: unlike MB/s, it hardly depends on what else
     // runs on the host.
     const gb = (RUNS * BYTES) / 1e9;
+    await warmUp(srcPort);
     const raw = await throughput(srcPort);
+    await warmUp(ssh.port);
     let c0 = treeCpu([sshd.pid, ssh.pid]);
     const viaSsh = await throughput(ssh.port);
     const sshCpu = (treeCpu([sshd.pid, ssh.pid]) - c0) / gb;
     const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
+    await warmUp(fwdSrc);
     c0 = treeCpu(agents);
     const viaPlexus = await throughput(fwdSrc);
     const plexusCpu = (treeCpu(agents) - c0) / gb;
@@ -266,8 +279,11 @@ async function relayed(): Promise<void> {
       const f = await entry.json<{ listen: string }>(['forward', 'add', target]);
       return Number(f.listen.split(':').pop());
     };
-    const direct = await throughput(await fwd('src.r1'), topo.pub);
-    const viaRelay = await throughput(await fwd('src.natted'), topo.pub);
+    const [toR1, toNatted] = [await fwd('src.r1'), await fwd('src.natted')];
+    await warmUp(toR1, topo.pub);
+    const direct = await throughput(toR1, topo.pub);
+    await warmUp(toNatted, topo.pub);
+    const viaRelay = await throughput(toNatted, topo.pub);
     const peers = await entry.json<{ name: string; connection: string }[]>(['peers']);
     console.log(
       `direct  (entry → r1)                 ${fmt(direct.median)} MB/s (${fmt(direct.best).trim()})`,

@@ -15,6 +15,11 @@ if (process.env.PLEXUS_MALLOC_ARENA_MAX_SET === '1') {
   delete process.env.MALLOC_ARENA_MAX;
   delete process.env.PLEXUS_MALLOC_ARENA_MAX_SET;
 }
+if (process.env.PLEXUS_MALLOC_THRESHOLDS_SET === '1') {
+  delete process.env.MALLOC_MMAP_THRESHOLD_;
+  delete process.env.MALLOC_TRIM_THRESHOLD_;
+  delete process.env.PLEXUS_MALLOC_THRESHOLDS_SET;
+}
 const cacheDir = process.env.PLEXUS_COMPILE_CACHE;
 if (verbOf(process.argv.slice(2)) === 'agent') {
   // The agent keeps only the type stripping cached: see type-strip-cache.mjs for why.
