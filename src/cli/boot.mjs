@@ -16,19 +16,23 @@ if (process.env.PLEXUS_MALLOC_ARENA_MAX_SET === '1') {
   delete process.env.PLEXUS_MALLOC_ARENA_MAX_SET;
 }
 if (process.env.PLEXUS_MALLOC_THRESHOLDS_SET === '1') {
-  delete process.env.MALLOC_MMAP_THRESHOLD_;
   delete process.env.MALLOC_TRIM_THRESHOLD_;
   delete process.env.PLEXUS_MALLOC_THRESHOLDS_SET;
 }
 const cacheDir = process.env.PLEXUS_COMPILE_CACHE;
 if (verbOf(process.argv.slice(2)) === 'agent') {
-  // The agent keeps only the type stripping cached: see type-strip-cache.mjs for why.
-  cacheTypeStripping(join(cacheDir ?? join(tmpdir(), 'node-compile-cache'), 'plexus-ts'));
+  // The agent runs bundled (agent-bundle.mjs says why); from the sources when it cannot be.
+  const { runBundledAgent } = await import('./agent-bundle.mjs');
+  if (!(await runBundledAgent(join(import.meta.dirname, '..', '..'), cacheDir))) {
+    // The agent keeps only the type stripping cached: see type-strip-cache.mjs for why.
+    cacheTypeStripping(join(cacheDir ?? join(tmpdir(), 'node-compile-cache'), 'plexus-ts'));
+    await import('./main.ts');
+  }
 } else {
   try {
     enableCompileCache?.(cacheDir);
   } catch {
     // No cache: just slower.
   }
+  await import('./main.ts');
 }
-await import('./main.ts');

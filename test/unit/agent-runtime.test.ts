@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -79,5 +79,30 @@ describe('cacheTypeStripping', () => {
       `try { await import(${JSON.stringify(pathToFileURL(bad).href)}); } catch (err) { console.log(JSON.stringify({ code: err.code })); }`,
     );
     assert.equal((plain.out as { code: string }).code, 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX');
+  });
+});
+
+describe('agent bundle', () => {
+  const root = resolve(CLI, '..', '..');
+  // Inside the repository, as the real one is: its external packages resolve from node_modules.
+  const dir = mkdtempSync(join(root, '.tools', 'test-bundle-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('builds an ASCII-only bundle that runs the CLI', () => {
+    const out = join(dir, 'agent-test.mjs');
+    const b = spawnSync(process.execPath, [join(CLI, 'agent-bundle.mjs'), root, out], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(b.status, 0, b.stderr);
+    const bytes = readFileSync(out);
+    // One non-ASCII byte would make V8 keep the whole source as UTF-16 (twice the memory).
+    assert.equal(
+      bytes.findIndex((c) => c > 0x7f),
+      -1,
+    );
+    const r = spawnSync(process.execPath, [out, 'version'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^plexus \d+\.\d+\.\d+ /);
   });
 });
