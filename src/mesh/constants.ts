@@ -6,6 +6,11 @@ export const ADMIT_PROTOCOL = '/plexus/admit/1.0.0';
 export const MEMBERS_PROTOCOL = '/plexus/members/1.0.0';
 /** Kad-DHT under our own prefix so it never mixes with the public Amino DHT. */
 export const DHT_PROTOCOL = '/plexus/kad/1.0.0';
+/**
+ * How often libp2p's connection monitor pings each connection (RTT for `peers`, dead links
+ * dropped). 30 s rather than libp2p's 10 s: see node.ts for the cost of every ping.
+ */
+export const CONNECTION_PING_MS = 30_000;
 /** Gossip topic of admissions and revocations. */
 export const MEMBERS_TOPIC = 'plexus/members/1';
 /** Gossip topic of telemetry records (DESIGN.md, Mesh). */
