@@ -5,8 +5,7 @@
  * end, bounded buffering); the dialer falls back when a peer's data port cannot be reached.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Connection } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -17,37 +16,20 @@ import { deriveRecordKeys, RecordOpener, RecordSealer } from '../../src/mesh/tun
 import { type DataConnection, spliceData } from '../../src/mesh/tunnels/data-splice.ts';
 import { dataEventReader, SharedBufferReader } from '../../src/mesh/tunnels/socket-reader.ts';
 import type { SpliceResult } from '../../src/mesh/tunnels/splice.ts';
+import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 
 const logger = pino({ level: 'silent' });
 const PEER = '12D3KooWTestPeer';
 const sockets: Socket[] = [];
 
-function readAll(s: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  s.on('data', (d: Buffer) => chunks.push(d));
-  return new Promise((resolve, reject) => {
-    s.once('end', () => resolve(Buffer.concat(chunks)));
-    s.once('error', reject);
-  });
-}
-
-async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
-  const server = createServer({ allowHalfOpen: true });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const client = connect({
-    port: (server.address() as { port: number }).port,
-    host: '127.0.0.1',
-    allowHalfOpen: true,
-  });
-  await once(client, 'connect');
-  const [srv] = await accepted;
-  for (const s of [client, srv]) {
+/** A loopback socket pair whose ends are destroyed after the suite. */
+async function trackedPair(servers: Server[]): Promise<[Socket, Socket]> {
+  const pair = await socketPair(servers);
+  for (const s of pair) {
     s.on('error', () => {});
     sockets.push(s);
   }
-  return [client, srv];
+  return pair;
 }
 
 describe('tunnel data path', () => {
@@ -122,9 +104,9 @@ describe('tunnel data path', () => {
     results: Promise<SpliceResult[]>;
     wire: [Socket, Socket];
   }> {
-    const [client, near] = await socketPair(servers);
-    const [farLocal, target] = await socketPair(servers);
-    const [a, b] = await socketPair(servers);
+    const [client, near] = await trackedPair(servers);
+    const [farLocal, target] = await trackedPair(servers);
+    const [a, b] = await trackedPair(servers);
     const secret = Buffer.alloc(32, 9);
     const conn = (socket: Socket, role: 'client' | 'server'): DataConnection => {
       const k = deriveRecordKeys(secret, role);
@@ -199,19 +181,8 @@ describe('tunnel data path', () => {
   test('a slow reader holds back the writer instead of buffering everything', async () => {
     const { client, target, results } = await tunnel();
     client.pause();
-    let written = 0;
-    const block = Buffer.alloc(1024 * 1024);
-    for (let i = 0; i < 512; i++) {
-      written += block.length;
-      if (!target.write(block)) {
-        const drained = await Promise.race([
-          once(target, 'drain').then(() => true),
-          new Promise((r) => setTimeout(() => r(false), 500)),
-        ]);
-        if (!drained) break;
-      }
-    }
-    assert.ok(written < 512 * block.length, `the writer was held back after ${written} bytes`);
+    const written = await writeUntilHeldBack(target, 512);
+    assert.ok(written < 512 * 1024 * 1024, `the writer was held back after ${written} bytes`);
     const got = readAll(client);
     client.resume();
     target.end();

@@ -6,34 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import type { Stream } from '@libp2p/interface';
 import { multiaddrConnectionPair } from '@libp2p/utils';
 import { type SpliceResult, splice } from '../../src/mesh/tunnels/splice.ts';
+import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 
 const opts = {
   coalesceBytes: 256 * 1024,
   highWaterBytes: 4 * 1024 * 1024,
   maxReadBufferBytes: 64 * 1024 * 1024,
 };
-
-/** A connected socket pair over loopback: [client end, server end]. */
-async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
-  const server = createServer({ allowHalfOpen: true });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const client = connect({
-    port: (server.address() as { port: number }).port,
-    host: '127.0.0.1',
-    allowHalfOpen: true,
-  });
-  await once(client, 'connect');
-  const [srv] = await accepted;
-  return [client, srv];
-}
 
 /** Two ends of one yamux stream, with the window sizes the mesh uses (src/mesh/node.ts). */
 const muxers: { abort(err: Error): void }[] = [];
@@ -61,15 +46,6 @@ async function tunnel(servers: Server[]) {
   const results: Promise<SpliceResult>[] = [splice(near, a, opts), splice(farSocket, b, opts)];
   for (const s of [client, target]) s.on('error', () => {});
   return { client, target, results: Promise.all(results) };
-}
-
-function readAll(s: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  s.on('data', (d: Buffer) => chunks.push(d));
-  return new Promise((resolve, reject) => {
-    s.once('end', () => resolve(Buffer.concat(chunks)));
-    s.once('error', reject);
-  });
 }
 
 describe('splice', () => {
@@ -111,20 +87,8 @@ describe('splice', () => {
   test('a slow reader holds back the writer instead of buffering everything', async () => {
     const { client, target, results } = await tunnel(servers);
     client.pause();
-    let written = 0;
-    const block = Buffer.alloc(1024 * 1024);
-    // Write until the target's socket says stop for half a second: the pipe is full.
-    for (let i = 0; i < 256; i++) {
-      written += block.length;
-      if (!target.write(block)) {
-        const drained = await Promise.race([
-          once(target, 'drain').then(() => true),
-          new Promise((r) => setTimeout(() => r(false), 500)),
-        ]);
-        if (!drained) break;
-      }
-    }
-    assert.ok(written < 256 * block.length, `the writer was held back after ${written} bytes`);
+    const written = await writeUntilHeldBack(target, 256);
+    assert.ok(written < 256 * 1024 * 1024, `the writer was held back after ${written} bytes`);
     const got = readAll(client);
     client.resume();
     target.end();

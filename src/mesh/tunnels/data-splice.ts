@@ -189,22 +189,8 @@ export function readFirstRecord(
       cleanup();
       reject(err);
     };
-    const onAbort = () =>
-      fail(
-        new TunnelProtocolError(
-          'TIMEOUT',
-          'the peer did not answer the tunnel handshake in time',
-          'unavailable',
-        ),
-      );
-    const onClose = () =>
-      fail(
-        new TunnelProtocolError(
-          'STREAM_CLOSED',
-          'the peer closed the tunnel during the handshake',
-          'unavailable',
-        ),
-      );
+    const onAbort = () => fail(TunnelProtocolError.handshakeTimeout());
+    const onClose = () => fail(TunnelProtocolError.handshakeClosed());
     const onData = (chunk: Buffer) => {
       let records: OpenedRecord[];
       try {

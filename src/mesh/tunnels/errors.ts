@@ -68,6 +68,24 @@ export class ListenError extends PlexusError {
 /** The remote end spoke the tunnel protocol wrongly or went away during the handshake. */
 export class TunnelProtocolError extends PlexusError {
   override name = 'TunnelProtocolError';
+
+  /** The peer did not answer a tunnel handshake before the deadline. */
+  static handshakeTimeout(): TunnelProtocolError {
+    return new TunnelProtocolError(
+      'TIMEOUT',
+      'the peer did not answer the tunnel handshake in time',
+      'unavailable',
+    );
+  }
+
+  /** The peer closed the stream or connection in the middle of a tunnel handshake. */
+  static handshakeClosed(): TunnelProtocolError {
+    return new TunnelProtocolError(
+      'STREAM_CLOSED',
+      'the peer closed the tunnel during the handshake',
+      'unavailable',
+    );
+  }
 }
 
 /** A service name or port clashes with an existing one, or a limit on their number is hit. */

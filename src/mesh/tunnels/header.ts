@@ -120,22 +120,8 @@ export function readFrame(
       cleanup();
       reject(err);
     };
-    const onAbort = () =>
-      fail(
-        new TunnelProtocolError(
-          'TIMEOUT',
-          'the peer did not answer the tunnel handshake in time',
-          'unavailable',
-        ),
-      );
-    const onClose = () =>
-      fail(
-        new TunnelProtocolError(
-          'STREAM_CLOSED',
-          'the peer closed the tunnel during the handshake',
-          'unavailable',
-        ),
-      );
+    const onAbort = () => fail(TunnelProtocolError.handshakeTimeout());
+    const onClose = () => fail(TunnelProtocolError.handshakeClosed());
     const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }) => {
       buf.append(evt.data);
       let len = 0;

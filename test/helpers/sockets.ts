@@ -1,0 +1,50 @@
+/** Socket helpers shared by the tunnel tests. */
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+/** Everything a socket receives until its end. */
+export function readAll(s: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (d: Buffer) => chunks.push(d));
+  return new Promise((resolve, reject) => {
+    s.once('end', () => resolve(Buffer.concat(chunks)));
+    s.once('error', reject);
+  });
+}
+
+/**
+ * Writes 1 MiB blocks into `s` until it has said "stop" (no drain) for half a second, or
+ * `maxBlocks` were written; returns the bytes written. Below the maximum means something
+ * downstream held the writer back.
+ */
+export async function writeUntilHeldBack(s: Socket, maxBlocks: number): Promise<number> {
+  const block = Buffer.alloc(1024 * 1024);
+  let written = 0;
+  for (let i = 0; i < maxBlocks; i++) {
+    written += block.length;
+    if (!s.write(block)) {
+      const drained = await Promise.race([
+        once(s, 'drain').then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 500)),
+      ]);
+      if (!drained) break;
+    }
+  }
+  return written;
+}
+
+/** A connected socket pair over loopback, [client end, server end]; the server joins `servers`. */
+export async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
+  const server = createServer({ allowHalfOpen: true });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const client = connect({
+    port: (server.address() as { port: number }).port,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+  });
+  await once(client, 'connect');
+  const [srv] = await accepted;
+  return [client, srv];
+}
