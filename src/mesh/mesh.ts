@@ -261,6 +261,12 @@ export class Mesh {
       this.#dials.delete(id);
       this.#lookups.delete(id);
       void this.#syncWith(conn.remotePeer).catch(() => {});
+      // libp2p's connection monitor first measures a connection's RTT one ping interval
+      // (30 s) after it opens; one ping now lets `peers` show it at once.
+      void this.libp2p.services.ping
+        .ping(conn.remotePeer, { signal: AbortSignal.timeout(5000) })
+        .then((ms) => this.#rtt.set(id, ms))
+        .catch(() => {});
       return;
     }
     if (this.#graceTimers.has(id)) return;

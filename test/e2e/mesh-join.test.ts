@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Cluster, startCluster } from '../helpers/cluster.ts';
+import { type Cluster, startCluster, waitFor } from '../helpers/cluster.ts';
 
 describe('mesh: five nodes join with tokens', () => {
   let cluster: Cluster;
@@ -27,6 +27,18 @@ describe('mesh: five nodes join with tokens', () => {
         assert.match(p.peerId, /^12D3KooW/);
       }
     }
+  });
+
+  it('peers shows the round-trip time of every connection from the start', async () => {
+    // No `plexus ping` has run yet, and libp2p's own monitor waits 30 s before its first one.
+    await waitFor(
+      async () => {
+        const peers = await cluster.nodes[0].json<{ rttMs: number | null }[]>(['peers']);
+        return peers.every((p) => typeof p.rttMs === 'number' && p.rttMs >= 0 && p.rttMs < 1000);
+      },
+      10_000,
+      'an RTT for every peer',
+    );
   });
 
   it('ping reports round-trip times', async () => {
