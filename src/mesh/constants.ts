@@ -11,6 +11,8 @@ export const DHT_PROTOCOL = '/plexus/kad/1.0.0';
  * dropped). 30 s rather than libp2p's 10 s: see node.ts for the cost of every ping.
  */
 export const CONNECTION_PING_MS = 30_000;
+/** How often yamux pings a connection after its first ping: see node.ts. */
+export const YAMUX_KEEPALIVE_MS = 120_000;
 /** Gossip topic of admissions and revocations. */
 export const MEMBERS_TOPIC = 'plexus/members/1';
 /** Gossip topic of telemetry records (DESIGN.md, Mesh). */
