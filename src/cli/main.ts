@@ -84,6 +84,13 @@ try {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) {
       process.exit(0);
     }
+    // Key ids are base64url and 1 in 64 starts with '-', which reads as an option.
+    const id = /unknown option '(-[A-Za-z0-9_][A-Za-z0-9_-]{7,})'/.exec(err.message)?.[1];
+    if (err.code === 'commander.unknownOption' && id) {
+      process.stderr.write(
+        `plexus: if ${id} is an id, end the options with -- before it: … [options] -- ${id}\n`,
+      );
+    }
     process.exit(2);
   }
   fail(err);

@@ -47,9 +47,15 @@ export function networkIdOf(adminPublicKey: Uint8Array): string {
     .slice(-16)}`;
 }
 
-/** A fresh token id. */
+/**
+ * A fresh token id: 12 base64url characters, never starting with `-`, which a CLI would read
+ * as an option (`plexus token revoke -x…` failed for 1 id in 64).
+ */
 export function newTokenId(): string {
-  return randomBytes(9).toString('base64url');
+  for (;;) {
+    const id = randomBytes(9).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 /** Encodes and signs a token. */

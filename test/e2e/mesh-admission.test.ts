@@ -107,6 +107,17 @@ describe('admission refuses bad input', () => {
     assert.equal(ls.find((t) => t.id === id)?.state, 'revoked');
   });
 
+  it('an id that reads as an option gets a hint, and works after --', async () => {
+    const n1 = cluster.nodes[0];
+    const bad = await n1.run(['token', 'revoke', '-abcdefgh1234']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /end the options with -- before it/);
+    const r = await plexus(['token', 'revoke', '--data-dir', n1.dataDir, '--', '-abcdefgh1234']);
+    // Revoking an id is signed and gossiped whether or not a node has seen the token yet.
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /-abcdefgh1234/);
+  });
+
   it('a used-up token is refused, and token ls counts its uses', async () => {
     const token = await newToken(['--uses', '1']);
     const ok = await join_(token, 'first-use');

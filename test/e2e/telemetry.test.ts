@@ -68,7 +68,8 @@ describe('telemetry: gossip, CLI, HTTP', () => {
     const peers = await waitFor(
       async () => {
         const ps = await n1.json<Peer[]>(['peers']);
-        return ps.every((p) => p.telemetry?.mem.totalMb) ? ps : undefined;
+        // A node's first record has no CPU % yet (it needs two samples): wait for one that has.
+        return ps.every((p) => p.telemetry?.mem.totalMb && p.telemetry.cpu.pct != null) ? ps : undefined;
       },
       10_000,
       'records from every peer',

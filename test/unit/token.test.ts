@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { generateSigner } from '../../src/crypto/ed25519.ts';
-import { decodeToken, encodeToken, networkIdOf, parseTtl, type TokenPayload } from '../../src/mesh/token.ts';
+import {
+  decodeToken,
+  encodeToken,
+  networkIdOf,
+  newTokenId,
+  parseTtl,
+  type TokenPayload,
+} from '../../src/mesh/token.ts';
 import { codeOf } from '../helpers/errors.ts';
 
 function payload(admin = generateSigner().signer, over: Partial<TokenPayload> = {}): TokenPayload {
@@ -94,5 +101,13 @@ describe('join token codec', () => {
       codeOf(() => parseTtl('0s')),
       'BAD_TTL',
     );
+  });
+
+  it('makes token ids a CLI cannot mistake for options', () => {
+    // 1 base64url id in 64 starts with '-'; 2000 draws miss one with probability ~1e-14.
+    for (let i = 0; i < 2000; i++) {
+      const id = newTokenId();
+      assert.match(id, /^[A-Za-z0-9_][A-Za-z0-9_-]{11}$/);
+    }
   });
 });
