@@ -90,14 +90,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
   readonly #revokedPeers = new Set<string>();
   readonly #pending = new Map<string, Admission>();
   /**
-   * Signatures of the records already stored. Every connection and every 30 s sync exchanges
-   * whole snapshots; checking each known record's signatures again was thousands of Ed25519
-   * verifications per join in a 20-node mesh. A record that is byte-for-byte one we verified
-   * is skipped; anything else (a forgery included) is checked in full.
+   * The records already stored, by their signatures. Every connection and every 30 s sync
+   * exchanges whole snapshots; checking each known record's signatures again was thousands of
+   * Ed25519 verifications per join in a 20-node mesh. A record that is byte-for-byte one we
+   * verified is skipped; anything else (a forgery included) is checked in full.
+   * Admissions map to their peer ID; revocations are keyed by their signature.
    */
-  readonly #seen = new Set<string>();
-  /** Of those, the admissions: record identity → peer ID. */
   readonly #seenAdmissions = new Map<string, string>();
+  readonly #seenRevocations = new Set<string>();
   /** Operator keys granted by the admin; they travel with the membership records. */
   readonly operators: OperatorGrants;
 
@@ -113,7 +113,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.#seenAdmissions.set(admissionKey(JSON.parse(r.admission) as Admission), r.peer_id);
     }
     for (const r of db.prepare('SELECT blob FROM revocations').all() as { blob: string }[]) {
-      this.#seen.add(`r.${(JSON.parse(r.blob) as SignedBlob).s}`);
+      this.#seenRevocations.add((JSON.parse(r.blob) as SignedBlob).s);
     }
     for (const r of db.prepare("SELECT subject FROM revocations WHERE kind = 'node'").all() as {
       subject: string;
@@ -288,7 +288,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** Merges an admin-signed revocation. Returns true if it was new. */
   revoke(blob: unknown): boolean {
     let payload: RevocationPayload;
-    if (this.#seen.has(`r.${(blob as SignedBlob | null)?.s}`)) return false;
+    const sig = (blob as SignedBlob | null)?.s;
+    if (typeof sig === 'string' && this.#seenRevocations.has(sig)) return false;
     try {
       payload = openRevocation(blob, this.#adminKey);
     } catch (err) {
@@ -310,7 +311,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
           .run(payload.at, payload.subject);
       }
     })();
-    this.#seen.add(`r.${b.s}`);
+    this.#seenRevocations.add(b.s);
     if (payload.kind === 'node') {
       this.#live.delete(payload.subject);
       this.#revokedPeers.add(payload.subject);
@@ -389,5 +390,5 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
 /** The identity of an admission record: its two signatures. */
 function admissionKey(adm: Admission): string {
-  return `a.${adm.member.s}.${adm.bs}`;
+  return `${adm.member.s}.${adm.bs}`;
 }

@@ -218,9 +218,9 @@ export class Mesh {
     this.#every(CONNECT_INTERVAL_MS, () => repairGossipStreams(node, this.#logger));
     this.#every(this.intervalMs, () => this.publishTelemetry());
     this.#every(SYNC_INTERVAL_MS, () => this.#syncRandom());
-    // No ping loop of our own: libp2p's connection monitor already pings every connection every
-    // 10 s (and aborts one that stops answering), and keeps the RTT on the connection. A second
-    // loop doubled the ping streams, which are O(members) per agent (bench/join.ts at 20 nodes).
+    // No ping loop of our own: libp2p's connection monitor already pings every connection (every
+    // CONNECTION_PING_MS; it aborts one that stops answering) and keeps the RTT on the
+    // connection. A second loop doubled the ping streams, which are O(members) per agent.
     if (config.mesh.reservations > 0) {
       this.#every(CONNECT_INTERVAL_MS, () =>
         keepReservations(node, this.membership, config.mesh.reservations, this.#logger),
