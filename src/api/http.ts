@@ -3,9 +3,10 @@
  * handlers per resource; this file owns status codes, body limits, timeouts and the error
  * shape `{error: {code, message}}`. Domain errors map by `kind`; anything else is a logged 500.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ErrorKind, isPlexusError, PlexusError } from '../errors.ts';
+import { http } from '../http-modules.ts';
 import type { Logger } from '../logging/index.ts';
 
 /** HTTP status for each error kind (only src/api knows about HTTP). */
@@ -153,7 +154,7 @@ export class HttpApi {
   /** Starts listening. */
   async start(): Promise<void> {
     const { host, port } = parseHostPort(this.#init.listen);
-    const server = createServer((req, res) => {
+    const server = http.createServer((req, res) => {
       void this.handle(req, res);
     });
     // Bound header and idle times so slow or stuck clients cannot hold sockets forever.

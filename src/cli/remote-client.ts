@@ -5,8 +5,6 @@
  * reply frame must carry the target's signature, so a relaying node cannot alter results
  * unnoticed. Light on purpose (node:http, node:net, node:crypto): `plexus exec` starts fast.
  */
-import { request } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { createConnection } from 'node:net';
 import type { Readable } from 'node:stream';
 import {
@@ -22,6 +20,7 @@ import { MAX_LINE_BYTES } from '../api/frames.ts';
 import { parseJsonLine, readLines } from '../api/ndjson.ts';
 import { readKeyFile, type Signer } from '../crypto/ed25519.ts';
 import { ed25519KeyOfPeerId } from '../crypto/peer-key.ts';
+import { http, https } from '../http-modules.ts';
 import { type AgentClient, type CallOptions, RemoteError, socketClient } from './client.ts';
 import { CliError } from './errors.ts';
 
@@ -219,7 +218,7 @@ function sendHttp(
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const u = new URL('/v1/commands', url);
-    const req = (u.protocol === 'https:' ? httpsRequest : request)(u, {
+    const req = (u.protocol === 'https:' ? https().request : http.request)(u, {
       method: 'POST',
       headers: { 'content-type': 'application/x-ndjson' },
       signal,
@@ -249,7 +248,7 @@ function sendHttp(
 function getJson(url: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = (u.protocol === 'https:' ? httpsRequest : request)(u, { method: 'GET' }, (res) => {
+    const req = (u.protocol === 'https:' ? https().request : http.request)(u, { method: 'GET' }, (res) => {
       readAll(res).then((body) => {
         if (res.statusCode !== 200) return reject(httpError(res.statusCode ?? 0, body));
         try {

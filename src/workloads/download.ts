@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { get as httpGet, type IncomingMessage } from 'node:http';
-import { get as httpsGet } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { http, https } from '../http-modules.ts';
 import { DOWNLOAD_IDLE_TIMEOUT_MS, MAX_BUNDLE_BYTES, STREAM_CHUNK_BYTES } from './constants.ts';
 import { ChecksumMismatchError, DownloadError } from './errors.ts';
 
@@ -48,7 +48,7 @@ const MAX_REDIRECTS = 5;
  */
 function openGet(url: URL, signal: AbortSignal, redirects: number): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? httpsGet : httpGet)(url, { signal, agent: false }, (res) => {
+    const req = (url.protocol === 'https:' ? https().get : http.get)(url, { signal, agent: false }, (res) => {
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
       if (status >= 300 && status < 400 && location) {

@@ -1,7 +1,6 @@
 /** Health checks: an HTTP GET that answers 2xx/3xx, or a TCP connect, polled until a deadline. */
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { createConnection } from 'node:net';
+import { http, https } from '../http-modules.ts';
 import { HEALTH_PROBE_FAST_MS, HEALTH_PROBE_INTERVAL_MS, HEALTH_PROBE_TIMEOUT_MS } from './constants.ts';
 import type { HealthCheck } from './spec.ts';
 
@@ -19,7 +18,7 @@ export function probe(check: HealthCheck, timeoutMs = HEALTH_PROBE_TIMEOUT_MS): 
       s.once('error', () => done(false));
       return;
     }
-    const req = (check.tls ? httpsRequest : httpRequest)(
+    const req = (check.tls ? https().request : http.request)(
       {
         host: check.host,
         port: check.port,

@@ -89,7 +89,9 @@ export class ServiceDirectory {
           out.set(s.name, { name: s.name, port: s.port, source: p.source });
       }
     }
-    return [...out.values()].sort((a, b) => a.name.localeCompare(b.name));
+    // Names are [a-z0-9-]: code-unit order is their order, and it needs no ICU collation data
+    // (~3 MB of an idle agent's RSS; see agent-bundle.mjs).
+    return [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Exposes `name` on local `port`, replacing an earlier port of the same name. */
