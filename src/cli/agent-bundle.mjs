@@ -6,8 +6,8 @@
  * sources and bytecode, and 23 copies of uint8arrays, 11 of protons-runtime, each loaded
  * apart). As one minified file the same code made an idle agent ~20 MB smaller (a lone agent
  * after 40 s: 131 → 107 MB; 5-agent mesh idle 60 s: 121-124 → 104-108 MB), issue 2's idle
- * target being 100 MB. The sources stay
- * the truth: the short CLI verbs still run them directly, and `PLEXUS_NO_BUNDLE=1` (or a
+ * target being 100 MB. The bundle also changes a little of its dependencies' code (REWRITES
+ * below), for the same reason. The sources stay the truth: the short CLI verbs still run them directly, and `PLEXUS_NO_BUNDLE=1` (or a
  * missing esbuild, an unwritable cache, a failed build) runs the agent from them too.
  *
  * Native addons and the packages that load files next to themselves stay outside the bundle,
@@ -22,11 +22,63 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Packages left to Node's resolution at run time (see the file comment). */
-const EXTERNAL = ['better-sqlite3', 'node-pty', 'systeminformation', 'xsalsa20'];
+const EXTERNAL = ['better-sqlite3', 'node-pty', 'plexus-malloc-trim', 'systeminformation', 'xsalsa20'];
+/**
+ * Code of dependencies that the bundle changes, each for an idle agent's memory (issue 2:
+ * 100 MB in a 5-agent mesh). Both changes keep what the code does.
+ *
+ * - libp2p's peer store sorts addresses and protocol names with `localeCompare`, only to put
+ *   them in a canonical order. The first call loads ICU's collation tables and code: ~2.6 MB
+ *   of every agent's RSS (5-agent mesh idle 60 s: 104.4 → 101.8 MB mean). Code-unit order is
+ *   as canonical, and both sides of every comparison use it.
+ * - prom-client's index requires its Pushgateway, which the agent never constructs, and that
+ *   requires node:https, whose TLS set-up costs ~2 MB. Its `require('https')` becomes a
+ *   module that loads node:https on first use.
+ */
+const REWRITES = [
+  {
+    filter: /[\\/]node_modules[\\/]@libp2p[\\/](peer-store|peer-record)[\\/]dist[\\/].*\.js$/,
+    // `X.localeCompare(Y)` with X a name, a property chain or a call: every form these
+    // packages use. Another form is left in place and fails the build (see `gone`).
+    rewrite: (src) =>
+      src.includes('localeCompare(')
+        ? `${src.replace(/([\w$.]+(?:\(\))?)\.localeCompare\(/g, '__plexusCompareCodeUnits($1, ')}
+function __plexusCompareCodeUnits(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
+`
+        : src,
+    gone: /\.localeCompare\(/,
+  },
+  {
+    filter: /[\\/]node_modules[\\/]prom-client[\\/]lib[\\/]pushgateway\.js$/,
+    // It only calls `https.request`.
+    rewrite: (src) =>
+      `${src.replace("require('https')", '__plexusLazyHttps()')}
+function __plexusLazyHttps() {
+  return { request: (...args) => process.getBuiltinModule('node:https').request(...args) };
+}
+`,
+    gone: /require\(['"](node:)?https['"]\)/,
+  },
+];
+
+/**
+ * The bundle's text of the dependency file at `path` (REWRITES). Throws when a rewrite no
+ * longer finds what it replaces, as after an update of the package.
+ */
+export function rewriteDependency(path, src) {
+  const r = REWRITES.find((x) => x.filter.test(path));
+  if (!r) return src;
+  const contents = r.rewrite(src);
+  if (r.gone.test(contents))
+    throw new Error(`${path}: a form the bundle's rewrite does not know (${r.gone})`);
+  return contents;
+}
+
 /** Bundles kept: the current one and the one before (an agent may still be starting from it). */
 const KEEP = 2;
 /** A build takes ~1 s; past this the agent runs from the sources rather than wait. */
@@ -91,16 +143,21 @@ async function build(root, out) {
     format: 'esm',
     target: 'node22',
     external: EXTERNAL,
-    keepNames: true,
+    // Not keepNames: its __name() call for each of ~4400 functions and classes cost an idle
+    // agent 2.4 MB (98.2 → 95.8 MB mean, 5-agent mesh idle 60 s). Without it, the names stay as
+    // written, except that one esbuild renames for a clash between modules carries a digit
+    // (`fromRaw2`) in stack traces and `constructor.name`; error names are set explicitly.
+    keepNames: false,
     write: false,
     logLevel: 'silent',
     legalComments: 'none',
-    // Whitespace and comments out, names kept (stack traces stay readable). This also keeps
-    // the file ASCII: one non-ASCII character in a comment makes V8 hold the whole source as
+    // Whitespace and comments out, identifiers kept (stack traces stay readable; minified ones
+    // would save ~1.5 MB more). This also keeps the file ASCII: one non-ASCII character in a comment makes V8 hold the whole source as
     // UTF-16, twice its size (a 5.4 MB bundle cost 10.8 MB).
     minifyWhitespace: true,
     minifySyntax: true,
     charset: 'ascii',
+    plugins: [rewritePlugin()],
     // CommonJS dependencies call require(); an ES module has none of its own.
     banner: {
       js: "import { createRequire as __plexusRequire } from 'node:module';\nconst require = __plexusRequire(import.meta.url);",
@@ -116,6 +173,27 @@ async function build(root, out) {
     .sort((a, b) => b.t - a.t)
     .slice(KEEP);
   for (const { f } of old) rmSync(join(dir, f), { force: true });
+}
+
+/** The esbuild plugin that applies REWRITES; a rewrite that no longer applies fails the build. */
+function rewritePlugin() {
+  return {
+    name: 'plexus-rewrites',
+    setup(b) {
+      for (const { filter } of REWRITES) {
+        b.onLoad({ filter }, async (args) => {
+          try {
+            return {
+              contents: rewriteDependency(args.path, await readFile(args.path, 'utf8')),
+              loader: 'js',
+            };
+          } catch (err) {
+            return { errors: [{ text: String(err.message) }] };
+          }
+        });
+      }
+    },
+  };
 }
 
 /**

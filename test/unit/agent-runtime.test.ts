@@ -3,13 +3,15 @@
  * stripping) and the verb detection boot.mjs relies on.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { rewriteDependency } from '../../src/cli/agent-bundle.mjs';
 import { verbOf } from '../../src/cli/type-strip-cache.mjs';
+import { freePort, PLEXUS } from '../helpers/cluster.ts';
 
 const CLI = resolve(import.meta.dirname, '..', '..', 'src', 'cli');
 const tmp = mkdtempSync(join(tmpdir(), 'plexus-agent-runtime-'));
@@ -88,13 +90,16 @@ describe('agent bundle', () => {
   const dir = mkdtempSync(join(root, '.tools', 'test-bundle-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('builds an ASCII-only bundle that runs the CLI', () => {
-    const out = join(dir, 'agent-test.mjs');
+  const out = join(dir, 'agent-test.mjs');
+  before(() => {
     const b = spawnSync(process.execPath, [join(CLI, 'agent-bundle.mjs'), root, out], {
       encoding: 'utf8',
       timeout: 120_000,
     });
     assert.equal(b.status, 0, b.stderr);
+  });
+
+  it('builds an ASCII-only bundle that runs the CLI', () => {
     const bytes = readFileSync(out);
     // One non-ASCII byte would make V8 keep the whole source as UTF-16 (twice the memory).
     assert.equal(
@@ -104,5 +109,95 @@ describe('agent bundle', () => {
     const r = spawnSync(process.execPath, [out, 'version'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^plexus \d+\.\d+\.\d+ /);
+  });
+
+  it('runs an agent that loads neither undici nor TLS', async () => {
+    const data = join(dir, 'node');
+    const init = spawnSync(
+      PLEXUS,
+      [
+        'init',
+        '--name',
+        'solo',
+        '--data-dir',
+        data,
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${await freePort()}`,
+        '--api',
+        `127.0.0.1:${await freePort()}`,
+        '--socks',
+        `127.0.0.1:${await freePort()}`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(init.status, 0, init.stderr);
+    // Reports, as the agent exits, which of Node's own modules it has loaded.
+    const probe = `data:text/javascript,process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(process.moduleLoadList.filter((m) => /undici|NativeModule (tls|https)$/.test(m))) + '\\n'))`;
+    const agent = spawn(process.execPath, ['--import', probe, out, 'agent', '--quiet', '--data-dir', data], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    agent.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((r) => agent.once('exit', r));
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(join(data, 'plexus.sock')) && Date.now() < deadline && agent.exitCode === null)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.ok(existsSync(join(data, 'plexus.sock')), `agent did not start: ${stderr}`);
+    agent.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+    // node:http's WebSocket getters load undici when it is imported as an ES module
+    // (src/http-modules.ts); prom-client's Pushgateway loads TLS unless the bundle defers it.
+    assert.match(stderr, /LOADED \[\]/);
+  });
+});
+
+describe("rewriteDependency (the bundle's changes to dependencies)", () => {
+  const root = resolve(CLI, '..', '..');
+  const jsFiles = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true, recursive: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.js'))
+      .map((e) => join(e.parentPath, e.name));
+
+  it('leaves no localeCompare in the peer store and peer records', () => {
+    let changed = 0;
+    for (const pkg of ['@libp2p/peer-store', '@libp2p/peer-record']) {
+      for (const f of jsFiles(join(root, 'node_modules', pkg, 'dist'))) {
+        const src = readFileSync(f, 'utf8');
+        const out = rewriteDependency(f, src);
+        assert.doesNotMatch(out, /\.localeCompare\(/, f);
+        if (out !== src) changed++;
+      }
+    }
+    assert.ok(changed >= 2, `only ${changed} files rewritten`);
+  });
+
+  it("defers node:https in prom-client's Pushgateway", () => {
+    const f = join(root, 'node_modules', 'prom-client', 'lib', 'pushgateway.js');
+    const out = rewriteDependency(f, readFileSync(f, 'utf8'));
+    assert.doesNotMatch(out, /require\('https'\)/);
+    assert.match(out, /getBuiltinModule\('node:https'\)/);
+  });
+
+  it('sorts in code-unit order, and refuses a form it does not know', async () => {
+    const f = '/x/node_modules/@libp2p/peer-store/dist/src/sort.js';
+    const out = rewriteDependency(
+      f,
+      'export const sort = (xs) => xs.sort((a, b) => a.toString().localeCompare(b.toString()));',
+    );
+    const { sort } = await import(`data:text/javascript,${encodeURIComponent(out)}`);
+    assert.deepEqual(sort(['b', 'a', 'B', '/ip4/1', '/ip4/10', '/ip4/2']), [
+      '/ip4/1',
+      '/ip4/10',
+      '/ip4/2',
+      'B',
+      'a',
+      'b',
+    ]);
+    assert.throws(
+      () => rewriteDependency(f, 'xs.sort((a, b) => (a + "").localeCompare(b))'),
+      /does not know/,
+    );
   });
 });
