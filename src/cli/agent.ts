@@ -1,6 +1,7 @@
 /** `plexus agent`: run the daemon in the foreground. */
 import type { Command } from 'commander';
 import { relaxHeapWhenBusy, tuneHeapForIdle } from './agent-heap.ts';
+import { trimMallocWhenIdle } from './agent-malloc-trim.ts';
 import { dataDirOf } from './context.ts';
 
 /** Registers `agent`. */
@@ -15,6 +16,7 @@ export function registerAgent(program: Command): void {
       const { startDaemon } = await import('../daemon.ts');
       const daemon = await startDaemon({ dataDir: dataDirOf(cmd), stdoutLogs: !opts.quiet });
       relaxHeapWhenBusy();
+      trimMallocWhenIdle(daemon.logger);
       let signals = 0;
       const onSignal = (sig: NodeJS.Signals) => {
         signals++;
