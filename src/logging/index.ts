@@ -36,15 +36,18 @@ const REDACT = ['*.secret', '*.token', '*.psk', '*.password', 'env.*', '*.env.*'
 
 /** Creates the root logger. */
 export function createLogger(init: LoggerInit = {}): RootLogger {
+  const level = (init.level ?? 'info') as pino.Level;
+  // Each stream of a multistream has its own level, 'info' unless given: without this,
+  // `log.level: debug` printed no debug line.
   const streams: pino.StreamEntry[] = [];
-  if (init.stdout !== false) streams.push({ stream: pino.destination({ fd: 1, sync: false }) });
+  if (init.stdout !== false) streams.push({ level, stream: pino.destination({ fd: 1, sync: false }) });
   let timer: NodeJS.Timeout | undefined;
   let fileDest: ReturnType<typeof pino.destination> | undefined;
   if (init.file) {
     const file = init.file;
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     fileDest = pino.destination({ dest: file, sync: false, mkdir: true });
-    streams.push({ stream: fileDest });
+    streams.push({ level, stream: fileDest });
     const maxBytes = init.maxFileBytes ?? 10 * 1024 * 1024;
     const keep = init.keepFiles ?? 3;
     const dest = fileDest;
@@ -55,7 +58,7 @@ export function createLogger(init: LoggerInit = {}): RootLogger {
   }
   const logger = pino(
     {
-      level: init.level ?? 'info',
+      level,
       redact: { paths: REDACT, censor: '[redacted]' },
       base: { pid: process.pid },
     },
