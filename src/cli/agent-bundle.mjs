@@ -7,8 +7,9 @@
  * apart). As one minified file the same code made an idle agent ~20 MB smaller (a lone agent
  * after 40 s: 131 → 107 MB; 5-agent mesh idle 60 s: 121-124 → 104-108 MB), issue 2's idle
  * target being 100 MB. The bundle also changes a little of its dependencies' code (REWRITES
- * below), for the same reason. The sources stay the truth: the short CLI verbs still run them directly, and `PLEXUS_NO_BUNDLE=1` (or a
- * missing esbuild, an unwritable cache, a failed build) runs the agent from them too.
+ * below), for the same reason. The sources stay the truth: the short CLI verbs still run them
+ * directly, and `PLEXUS_NO_BUNDLE=1` (or a missing esbuild, an unwritable cache, a failed
+ * build) runs the agent from them too.
  *
  * Native addons and the packages that load files next to themselves stay outside the bundle,
  * and so does xsalsa20: src/mesh/xsalsa20-fix.ts patches the copy that @libp2p/pnet uses, so
@@ -30,15 +31,15 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const EXTERNAL = ['better-sqlite3', 'node-pty', 'plexus-malloc-trim', 'systeminformation', 'xsalsa20'];
 /**
  * Code of dependencies that the bundle changes, each for an idle agent's memory (issue 2:
- * 100 MB in a 5-agent mesh). Both changes keep what the code does.
+ * 100 MB in a 5-agent mesh). Neither changes what the code is for.
  *
  * - libp2p's peer store sorts addresses and protocol names with `localeCompare`, only to put
  *   them in a canonical order. The first call loads ICU's collation tables and code: ~2.6 MB
  *   of every agent's RSS (5-agent mesh idle 60 s: 104.4 → 101.8 MB mean). Code-unit order is
  *   as canonical, and both sides of every comparison use it.
  * - prom-client's index requires its Pushgateway, which the agent never constructs, and that
- *   requires node:https, whose TLS set-up costs ~2 MB. Its `require('https')` becomes a
- *   module that loads node:https on first use.
+ *   requires node:https and so TLS (~0.4 MB of an agent, 2.9 MB of a bare process). Its
+ *   `require('https')` becomes an object that loads node:https on first use.
  */
 const REWRITES = [
   {
@@ -152,8 +153,9 @@ async function build(root, out) {
     logLevel: 'silent',
     legalComments: 'none',
     // Whitespace and comments out, identifiers kept (stack traces stay readable; minified ones
-    // would save ~1.5 MB more). This also keeps the file ASCII: one non-ASCII character in a comment makes V8 hold the whole source as
-    // UTF-16, twice its size (a 5.4 MB bundle cost 10.8 MB).
+    // would save ~1.5 MB more). This also keeps the file ASCII: one non-ASCII character in a
+    // comment makes V8 hold the whole source as UTF-16, twice its size (a 5.4 MB bundle cost
+    // 10.8 MB).
     minifyWhitespace: true,
     minifySyntax: true,
     charset: 'ascii',

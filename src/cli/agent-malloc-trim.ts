@@ -4,7 +4,7 @@
  * glibc gives freed memory back only from the top of its heap. Everything the agent frees
  * below a chunk still in use stays resident for the life of the process: the buffers of
  * start-up (compiling the bundle, dialling and syncing every member), later the ones of a
- * tunnel's burst. In an idle agent of a 5-agent mesh that was ~5 MB of its ~100 MB, and it
+ * tunnel's burst. In an idle agent of a 5-agent mesh that was ~4 MB of its ~100 MB, and it
  * grows back by ~0.5 MB a minute. `malloc_trim(0)` releases the free pages inside the heap too.
  *
  * It runs when the event loop has been mostly idle since the last look, never while the agent
@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 
 /** Start-up's burst of work is over by then (the agent is `online` everywhere within ~2 s). */
 const FIRST_TRIM_MS = 15_000;
-/** How often the agent looks. A trim of a ~12 MB heap takes ~1 ms. */
+/** How often the agent looks. A trim of its ~12 MB heap takes under 1 ms. */
 const TRIM_EVERY_MS = 30_000;
 /** The event loop's share of busy time above which the agent does not trim. */
 const IDLE_UTILIZATION = 0.1;
