@@ -22,7 +22,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -123,15 +123,6 @@ function bundlePath(root, cacheDir) {
   return join(dir, `agent-${sourceKey(root)}.mjs`);
 }
 
-function exists(file) {
-  try {
-    statSync(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Builds the bundle into `out` (in the process that runs `node agent-bundle.mjs`). */
 async function build(root, out) {
   const esbuild = await import('esbuild');
@@ -205,12 +196,12 @@ function rewritePlugin() {
  */
 function ensureBundle(root, cacheDir) {
   const out = bundlePath(root, cacheDir);
-  if (!out || exists(out)) return out;
+  if (!out || existsSync(out)) return out;
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), root, out], {
     stdio: ['ignore', 'ignore', 'pipe'],
     timeout: BUILD_TIMEOUT_MS,
   });
-  if (r.status !== 0 || !exists(out)) {
+  if (r.status !== 0 || !existsSync(out)) {
     if (process.env.PLEXUS_DEBUG === '1') {
       process.stderr.write(`plexus: agent bundle not built: ${r.error ?? r.stderr}\n`);
     }
@@ -247,6 +238,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   } else {
     const repo = join(import.meta.dirname, '..', '..');
     const path = bundlePath(repo, process.env.PLEXUS_COMPILE_CACHE ?? join(repo, '.tools', 'compile-cache'));
-    if (path && !exists(path)) await build(repo, path);
+    if (path && !existsSync(path)) await build(repo, path);
   }
 }

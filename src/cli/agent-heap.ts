@@ -23,8 +23,8 @@
  *   and with Buffers counted in the global limit a tunnel then ran into full collections
  *   (forward 561 → 248, → 297 and 669 → 303 MB/s).
  */
-import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
+import { loopBusyMeter } from './loop-busy.ts';
 
 /** How often the event loop's load is looked at. */
 const CHECK_MS = 500;
@@ -46,19 +46,17 @@ export function tuneHeapForIdle(): void {
  */
 export function relaxHeapWhenBusy(): { stop(): void } {
   let timer: NodeJS.Timeout | undefined;
-  let last = performance.eventLoopUtilization();
+  // Made when the grace period ends, so that start-up's work is not counted.
+  let busy: () => number;
   let busyChecks = 0;
   const check = () => {
-    const now = performance.eventLoopUtilization();
-    const busy = performance.eventLoopUtilization(now, last).utilization;
-    last = now;
-    busyChecks = busy >= BUSY_UTILIZATION ? busyChecks + 1 : 0;
+    busyChecks = busy() >= BUSY_UTILIZATION ? busyChecks + 1 : 0;
     if (busyChecks < 2) return;
     setFlagsFromString('--semi-space-growth-factor=2');
     clearInterval(timer);
   };
   const grace = setTimeout(() => {
-    last = performance.eventLoopUtilization();
+    busy = loopBusyMeter();
     timer = setInterval(check, CHECK_MS);
     timer.unref();
   }, START_GRACE_MS);

@@ -14,6 +14,7 @@
  */
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
+import { loopBusyMeter } from './loop-busy.ts';
 
 /** Start-up's burst of work is over by then (the agent is `online` everywhere within ~2 s). */
 const FIRST_TRIM_MS = 15_000;
@@ -56,13 +57,10 @@ export function trimMallocWhenIdle(
     );
     return { stop() {} };
   }
-  let last = performance.eventLoopUtilization();
+  const busy = loopBusyMeter();
   let logged = false;
   const look = () => {
-    const now = performance.eventLoopUtilization();
-    const busy = performance.eventLoopUtilization(now, last).utilization;
-    last = now;
-    if (busy >= IDLE_UTILIZATION) return;
+    if (busy() >= IDLE_UTILIZATION) return;
     const t0 = performance.now();
     addon.trim();
     if (!logged) {

@@ -4,14 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { rewriteDependency } from '../../src/cli/agent-bundle.mjs';
 import { verbOf } from '../../src/cli/type-strip-cache.mjs';
-import { freePort, PLEXUS } from '../helpers/cluster.ts';
+import { freePort, PLEXUS, waitFor } from '../helpers/cluster.ts';
 
 const CLI = resolve(import.meta.dirname, '..', '..', 'src', 'cli');
 const tmp = mkdtempSync(join(tmpdir(), 'plexus-agent-runtime-'));
@@ -133,18 +133,29 @@ describe('agent bundle', () => {
     assert.equal(init.status, 0, init.stderr);
     // Reports, as the agent exits, which of Node's own modules it has loaded.
     const probe = `data:text/javascript,process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(process.moduleLoadList.filter((m) => /undici|NativeModule (tls|https)$/.test(m))) + '\\n'))`;
-    const agent = spawn(process.execPath, ['--import', probe, out, 'agent', '--quiet', '--data-dir', data], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+    const agent = spawn(process.execPath, ['--import', probe, out, 'agent', '--data-dir', data], {
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stdout = '';
     let stderr = '';
+    agent.stdout.on('data', (d) => {
+      stdout += d;
+    });
     agent.stderr.on('data', (d) => {
       stderr += d;
     });
     const exited = new Promise<number | null>((r) => agent.once('exit', r));
-    const deadline = Date.now() + 20_000;
-    while (!existsSync(join(data, 'plexus.sock')) && Date.now() < deadline && agent.exitCode === null)
-      await new Promise((r) => setTimeout(r, 50));
-    assert.ok(existsSync(join(data, 'plexus.sock')), `agent did not start: ${stderr}`);
+    // Its log line, not its control socket: the socket listens before the agent has set up its
+    // SIGTERM handler, and a signal in between would kill it outright.
+    await waitFor(
+      () => {
+        if (agent.exitCode !== null) throw new Error(`exited ${agent.exitCode}: ${stderr}`);
+        return stdout.includes('"msg":"agent started"');
+      },
+      20_000,
+      'the bundled agent to start',
+      50,
+    );
     agent.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
     // node:http's WebSocket getters load undici when it is imported as an ES module
