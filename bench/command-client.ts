@@ -6,7 +6,7 @@
  * (run inside a network namespace by bench/commands.ts to reach an agent there).
  */
 import { Agent, request } from 'node:http';
-import { signCommand, verifyFrame } from '../src/api/envelope.ts';
+import { signCommand, verifyFrame } from '../src/commands/envelope.ts';
 import { readKeyFile } from '../src/crypto/ed25519.ts';
 import { ed25519KeyOfPeerId } from '../src/crypto/peer-key.ts';
 

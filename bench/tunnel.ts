@@ -73,7 +73,7 @@ function runPeer<T>(args: string[], ns?: string): Promise<T> {
 
 /**
  * One untimed transfer, before a path is measured: an agent carrying a tunnel has JIT-compiled
- * hot paths and a young generation sized for traffic (src/cli/agent-heap.ts), unlike the first
+ * hot paths and a young generation sized for traffic (src/runtime/heap.ts), unlike the first
  * second of a cold process. Every path gets one, ssh included.
  */
 async function warmUp(port: number, ns?: string, host = '127.0.0.1'): Promise<void> {

@@ -3,20 +3,20 @@
  * order and stopped in reverse. It is the only place that wires subsystems together.
  */
 import { writeFileSync } from 'node:fs';
-import { ActionRegistry } from './api/actions.ts';
 import { createControlSocket } from './api/control-socket.ts';
-import { mountHealthRoutes } from './api/health-routes.ts';
-import { mountHookRoutes } from './api/hook-routes.ts';
 import { HttpApi } from './api/http.ts';
 import { apiMigrations, createCommandApi } from './api/index.ts';
-import { mountTelemetryRoutes } from './api/telemetry-routes.ts';
+import { mountHealthRoutes } from './api/routes/health.ts';
+import { mountHookRoutes } from './api/routes/hooks.ts';
+import { mountTelemetryRoutes } from './api/routes/telemetry.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
+import { ActionRegistry } from './core/actions.ts';
+import { VERSION } from './core/version.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
-import { createTunnelSubsystem, dataListenOf, tunnelMigrations } from './mesh/tunnels/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, TelemetryService, telemetryActions } from './telemetry/index.ts';
-import { VERSION } from './version.ts';
+import { createTunnelSubsystem, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
 import { createWorkloads, workloadsActions, workloadsMigrations } from './workloads/index.ts';
 
 /** Options for the daemon. */

@@ -6,12 +6,12 @@
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { PlexusError, toErrorBody } from '../errors.ts';
+import type { CommandService } from '../commands/service.ts';
+import type { ActionRegistry, Caller } from '../core/actions.ts';
+import { PlexusError, toErrorBody } from '../core/errors.ts';
+import { type ActionRequest, MAX_LINE_BYTES } from '../core/frames.ts';
+import { parseJsonLine, readLines, writeJsonLine } from '../core/ndjson.ts';
 import type { Logger } from '../logging/index.ts';
-import type { ActionRegistry, Caller } from './actions.ts';
-import type { CommandService } from './commands.ts';
-import { type ActionRequest, MAX_LINE_BYTES } from './frames.ts';
-import { parseJsonLine, readLines, writeJsonLine } from './ndjson.ts';
 
 /** Dependencies of the control socket. */
 export interface ControlSocketComponents {

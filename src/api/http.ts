@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ErrorKind, isPlexusError, PlexusError } from '../errors.ts';
-import { http } from '../http-modules.ts';
+import { type ErrorKind, isPlexusError, PlexusError } from '../core/errors.ts';
+import { http } from '../core/http-modules.ts';
 import type { Logger } from '../logging/index.ts';
 
 /** HTTP status for each error kind (only src/api knows about HTTP). */

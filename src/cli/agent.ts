@@ -1,7 +1,7 @@
 /** `plexus agent`: run the daemon in the foreground. */
 import type { Command } from 'commander';
-import { relaxHeapWhenBusy, tuneHeapForIdle } from './agent-heap.ts';
-import { trimMallocWhenIdle } from './agent-malloc-trim.ts';
+import { relaxHeapWhenBusy, tuneHeapForIdle } from '../runtime/heap.ts';
+import { trimMallocWhenIdle } from '../runtime/malloc-trim.ts';
 import { dataDirOf } from './context.ts';
 
 /** Registers `agent`. */

@@ -24,7 +24,7 @@ if (process.env.PLEXUS_MALLOC_THRESHOLDS_SET === '1') {
 const cacheDir = process.env.PLEXUS_COMPILE_CACHE;
 if (verbOf(process.argv.slice(2)) === 'agent') {
   // The agent runs bundled (agent-bundle.mjs says why); from the sources when it cannot be.
-  const { runBundledAgent } = await import('./agent-bundle.mjs');
+  const { runBundledAgent } = await import('../runtime/agent-bundle.mjs');
   if (!(await runBundledAgent(join(import.meta.dirname, '..', '..'), cacheDir))) {
     // The agent keeps only the type stripping cached: see type-strip-cache.mjs for why.
     cacheTypeStripping(join(cacheDir ?? join(tmpdir(), 'node-compile-cache'), 'plexus-ts'));

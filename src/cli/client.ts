@@ -3,10 +3,10 @@
  * verbs that only ask the agent start in tens of milliseconds.
  */
 import { createConnection } from 'node:net';
-import type { Frame } from '../api/frames.ts';
-import { MAX_LINE_BYTES } from '../api/frames.ts';
-import { parseJsonLine, readLines } from '../api/ndjson.ts';
-import type { ErrorBody } from '../errors.ts';
+import type { ErrorBody } from '../core/errors.ts';
+import type { Frame } from '../core/frames.ts';
+import { MAX_LINE_BYTES } from '../core/frames.ts';
+import { parseJsonLine, readLines } from '../core/ndjson.ts';
 import { CliError } from './errors.ts';
 
 /** Options for one call. */

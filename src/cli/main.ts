@@ -4,7 +4,7 @@
  * their handlers, so that verbs which only talk to the agent start fast.
  */
 import { Command, CommanderError } from 'commander';
-import { VERSION } from '../version.ts';
+import { VERSION } from '../core/version.ts';
 import { registerAgent } from './agent.ts';
 import { takeApiFlag } from './api-flag.ts';
 import { registerAppEnv } from './app-env.ts';

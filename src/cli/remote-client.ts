@@ -14,13 +14,13 @@ import {
   inputHasher,
   signCommand,
   verifyFrame,
-} from '../api/envelope.ts';
-import type { Frame } from '../api/frames.ts';
-import { MAX_LINE_BYTES } from '../api/frames.ts';
-import { parseJsonLine, readLines } from '../api/ndjson.ts';
+} from '../commands/envelope.ts';
+import type { Frame } from '../core/frames.ts';
+import { MAX_LINE_BYTES } from '../core/frames.ts';
+import { http, https } from '../core/http-modules.ts';
+import { parseJsonLine, readLines } from '../core/ndjson.ts';
 import { readKeyFile, type Signer } from '../crypto/ed25519.ts';
 import { ed25519KeyOfPeerId } from '../crypto/peer-key.ts';
-import { http, https } from '../http-modules.ts';
 import { type AgentClient, type CallOptions, RemoteError, socketClient } from './client.ts';
 import { CliError } from './errors.ts';
 

@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { PlexusError } from '../errors.ts';
+import { PlexusError } from '../core/errors.ts';
 import { type Config, type ConfigInput, configSchema } from './schema.ts';
 
 export { type DataPaths, dataPaths, resolveDataDir } from './paths.ts';

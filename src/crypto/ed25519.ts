@@ -13,7 +13,7 @@ import {
   verify as nodeVerify,
 } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { PlexusError } from '../errors.ts';
+import { PlexusError } from '../core/errors.ts';
 
 /** Encodes bytes as unpadded base64url. */
 export function b64u(bytes: Uint8Array | string): string {

@@ -4,7 +4,7 @@
  * canonicalisation to get wrong, and the domain string keeps a signature for one purpose from
  * being replayed as another (a token signature is never a valid command signature).
  */
-import { PlexusError } from '../errors.ts';
+import { PlexusError } from '../core/errors.ts';
 import { b64u, fromB64u, type Signer, verifyEd25519 } from './ed25519.ts';
 
 /** A signed payload as it travels and is stored. */

@@ -1,7 +1,7 @@
 /** The mesh's actions: status, peers, ping, tokens and revocation. */
 import { z } from 'zod';
-import { defineAction } from '../api/actions.ts';
-import { PlexusError } from '../errors.ts';
+import { defineAction } from '../core/actions.ts';
+import { PlexusError } from '../core/errors.ts';
 import { DEFAULT_TOKEN_TTL_S } from './constants.ts';
 import { NotAdminError } from './errors.ts';
 import type { NodeKeys } from './keys.ts';

@@ -6,8 +6,8 @@
  * the admission and answers with it plus a membership snapshot.
  */
 import type { Connection, Stream } from '@libp2p/interface';
+import { toErrorBody } from '../core/errors.ts';
 import type { Signer } from '../crypto/ed25519.ts';
-import { toErrorBody } from '../errors.ts';
 import type { Logger } from '../logging/index.ts';
 import { MAX_ADMIT_FRAME_BYTES, PROTOCOL_TIMEOUT_MS } from './constants.ts';
 import { AdmissionError } from './errors.ts';

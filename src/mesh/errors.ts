@@ -1,5 +1,5 @@
 /** Errors of the mesh subsystem. Tests assert on `name` or `code`, never on the message. */
-import { PlexusError } from '../errors.ts';
+import { PlexusError } from '../core/errors.ts';
 
 /** A join token is malformed, tampered, expired, revoked or used up. */
 export class TokenError extends PlexusError {

@@ -6,8 +6,8 @@
  * keeps it.
  */
 import { EventEmitter } from 'node:events';
+import { isPlexusError } from '../core/errors.ts';
 import type { SignedBlob } from '../crypto/signed.ts';
-import { isPlexusError } from '../errors.ts';
 import type { Db } from '../store/index.ts';
 import { OperatorGrants } from './operators.ts';
 import { publicKeyOfPeerId } from './peer-ids.ts';

@@ -7,9 +7,9 @@
  * The admin key itself is always an operator with the `admin` role.
  */
 import { z } from 'zod';
+import { isPlexusError, PlexusError } from '../core/errors.ts';
 import { b64u, fromB64u, keyId, type Signer } from '../crypto/ed25519.ts';
 import { isSignedBlob, openBlob, type SignedBlob, signBlob } from '../crypto/signed.ts';
-import { isPlexusError, PlexusError } from '../errors.ts';
 import type { Db } from '../store/index.ts';
 import { MAX_RECORD_BYTES } from './constants.ts';
 

@@ -4,6 +4,7 @@
  * anti-entropy sync. Revocations are signed by the admin key. Every check here is pure.
  */
 import { z } from 'zod';
+import { PlexusError } from '../core/errors.ts';
 import { b64u, fromB64u, type Signer, verifyEd25519 } from '../crypto/ed25519.ts';
 import {
   BadSignatureError,
@@ -13,7 +14,6 @@ import {
   signBlob,
   signingBytes,
 } from '../crypto/signed.ts';
-import { PlexusError } from '../errors.ts';
 import { MAX_RECORD_BYTES } from './constants.ts';
 import { publicKeyOfPeerId } from './peer-ids.ts';
 

@@ -1,6 +1,6 @@
 /** The telemetry actions: a fleet snapshot (`plexus top`) and history for charts. */
 import { z } from 'zod';
-import { defineAction } from '../api/actions.ts';
+import { defineAction } from '../core/actions.ts';
 import { FINE_HISTORY_SPAN_S } from './constants.ts';
 import { NoHistoryError } from './errors.ts';
 import type { TelemetryService } from './service.ts';

@@ -1,5 +1,5 @@
 /** Errors of the telemetry subsystem. */
-import { PlexusError } from '../errors.ts';
+import { PlexusError } from '../core/errors.ts';
 
 /** No history is kept for that node (unknown name, or it never published). */
 export class NoHistoryError extends PlexusError {

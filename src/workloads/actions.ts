@@ -5,8 +5,8 @@
  * the HTTP API and the mesh.
  */
 import { z } from 'zod';
-import { type ActionContext, defineAction } from '../api/actions.ts';
-import { PlexusError } from '../errors.ts';
+import { type ActionContext, defineAction } from '../core/actions.ts';
+import { PlexusError } from '../core/errors.ts';
 import { MAX_LOG_LINES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
 import { followFile, tailLines } from './log-files.ts';

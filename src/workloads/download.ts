@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { http, https } from '../http-modules.ts';
+import { http, https } from '../core/http-modules.ts';
 import { DOWNLOAD_IDLE_TIMEOUT_MS, MAX_BUNDLE_BYTES, STREAM_CHUNK_BYTES } from './constants.ts';
 import { ChecksumMismatchError, DownloadError } from './errors.ts';
 

@@ -1,5 +1,5 @@
 /** Named errors of the workload manager. Tests assert on `name` or `code`, never on messages. */
-import { PlexusError } from '../errors.ts';
+import { PlexusError } from '../core/errors.ts';
 
 /** No app with that name on this node. */
 export class UnknownAppError extends PlexusError {

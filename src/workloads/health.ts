@@ -1,6 +1,6 @@
 /** Health checks: an HTTP GET that answers 2xx/3xx, or a TCP connect, polled until a deadline. */
 import { createConnection } from 'node:net';
-import { http, https } from '../http-modules.ts';
+import { http, https } from '../core/http-modules.ts';
 import { HEALTH_PROBE_FAST_MS, HEALTH_PROBE_INTERVAL_MS, HEALTH_PROBE_TIMEOUT_MS } from './constants.ts';
 import type { HealthCheck } from './spec.ts';
 

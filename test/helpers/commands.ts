@@ -3,7 +3,7 @@
  * agent's API, and read NDJSON frames back. Traffic goes only to 127.0.0.1.
  */
 import { request } from 'node:http';
-import { signCommand } from '../../src/api/envelope.ts';
+import { signCommand } from '../../src/commands/envelope.ts';
 import { readKeyFile } from '../../src/crypto/ed25519.ts';
 
 /** A raw HTTP answer, with NDJSON frames parsed when the body is a stream of them. */

@@ -20,9 +20,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ActionRegistry } from '../../src/api/actions.ts';
-import { mountHookRoutes } from '../../src/api/hook-routes.ts';
 import { HttpApi } from '../../src/api/http.ts';
+import { mountHookRoutes } from '../../src/api/routes/hooks.ts';
+import { ActionRegistry } from '../../src/core/actions.ts';
 import { createLogger } from '../../src/logging/index.ts';
 import { type Db, openStore } from '../../src/store/index.ts';
 import {

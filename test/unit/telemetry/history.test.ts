@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TelemetryRecord } from '../../../src/mesh/index.ts';
 import { TelemetryHistory } from '../../../src/telemetry/history.ts';
-import { sampleRecord } from './sink.ts';
+import { sampleRecord } from '../../helpers/telemetry.ts';
 
 const T0 = Date.UTC(2026, 0, 1, 0, 0, 0);
 const rec = (ts: number, pct: number, node = 'web-1') =>

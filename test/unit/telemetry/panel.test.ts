@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type PanelBeat, PanelPusher } from '../../../src/telemetry/panel.ts';
-import { sinkLogger } from './sink.ts';
+import { sinkLogger } from '../../helpers/telemetry.ts';
 
 interface Received {
   auth: string | undefined;

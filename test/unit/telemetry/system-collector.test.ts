@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { telemetryRecordSchema } from '../../../src/mesh/telemetry-schema.ts';
 import { ProcessSampler } from '../../../src/telemetry/app-source.ts';
 import { SystemCollector } from '../../../src/telemetry/system-collector.ts';
-import { sampleRecord, sinkLogger } from './sink.ts';
+import { sampleRecord, sinkLogger } from '../../helpers/telemetry.ts';
 
 const STAT = (busy: number, idle: number) => `cpu  ${busy} 0 0 ${idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n`;
 const NETDEV = (rx: number, tx: number) =>

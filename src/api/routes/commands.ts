@@ -1,0 +1,145 @@
+/**
+ * `POST /v1/commands`: the body is NDJSON, an envelope on the first line and then any input
+ * frames (upload chunks); the reply is NDJSON frames. The envelope line has a size limit and a
+ * deadline (slow or endless bodies are cut off), input has its own total limit and idle
+ * deadline. A refusal before any frame was sent also sets the HTTP status.
+ */
+import type { ServerResponse } from 'node:http';
+import {
+  DRAIN_AFTER_REFUSAL_MS,
+  ENVELOPE_TIMEOUT_MS,
+  INPUT_IDLE_TIMEOUT_MS,
+  MAX_ENVELOPE_BYTES,
+  MAX_INPUT_BYTES,
+  MAX_INPUT_FRAME_BYTES,
+} from '../../commands/constants.ts';
+import type { CommandService } from '../../commands/service.ts';
+import { PlexusError } from '../../core/errors.ts';
+import type { Frame } from '../../core/frames.ts';
+import { parseJsonLine, readLines, writeJsonLine } from '../../core/ndjson.ts';
+import { type ApiRequest, type HttpApi, STATUS_BY_KIND } from '../http.ts';
+
+/**
+ * Mounts the command endpoint, and `GET /v1/node`: the name and peer ID of this node, which a
+ * remote CLI needs to address a signed command to it (a peer ID is public: every libp2p
+ * handshake reveals it).
+ */
+export function mountCommandRoutes(
+  api: HttpApi,
+  commands: CommandService,
+  self: () => { name: string; peerId: string },
+): void {
+  api.route('POST', '/v1/commands', (req, res) => handleCommand(req, res, commands));
+  api.route('GET', '/v1/node', () => self());
+}
+
+async function handleCommand(req: ApiRequest, res: ServerResponse, commands: CommandService): Promise<void> {
+  const raw = req.raw;
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES) {
+    const err = new PlexusError(
+      'BODY_TOO_LARGE',
+      `request body over ${MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES} bytes`,
+      'too_large',
+    );
+    commands.refuseRequest(err, 'http');
+    throw err;
+  }
+  const abort = new AbortController();
+  res.on('close', () => abort.abort());
+  const lines = readLines(raw, Math.max(MAX_ENVELOPE_BYTES, MAX_INPUT_FRAME_BYTES));
+
+  let first: IteratorResult<string>;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    first = await Promise.race([
+      lines.next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new PlexusError(
+                'BODY_TIMEOUT',
+                `the envelope did not arrive within ${ENVELOPE_TIMEOUT_MS} ms`,
+                'invalid',
+              ),
+            ),
+          ENVELOPE_TIMEOUT_MS,
+        );
+      }),
+    ]);
+    if (first.done) throw new PlexusError('BAD_REQUEST', 'empty body: send a signed envelope', 'invalid');
+    if (Buffer.byteLength(first.value) > MAX_ENVELOPE_BYTES)
+      throw new PlexusError(
+        'BODY_TOO_LARGE',
+        `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`,
+        'too_large',
+      );
+  } catch (err) {
+    commands.refuseRequest(err, 'http');
+    dropAfterReply(res);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  let envelope: unknown;
+  try {
+    envelope = parseJsonLine(first.value);
+  } catch (err) {
+    commands.refuseRequest(err, 'http');
+    dropAfterReply(res);
+    throw err;
+  }
+
+  let inputBytes = 0;
+  const input = (async function* () {
+    for (;;) {
+      let t: NodeJS.Timeout | undefined;
+      const next = await Promise.race([
+        lines.next(),
+        new Promise<never>((_, reject) => {
+          t = setTimeout(
+            () => reject(new PlexusError('UPLOAD_TIMEOUT', 'the upload stalled', 'invalid')),
+            INPUT_IDLE_TIMEOUT_MS,
+          );
+        }),
+      ]).finally(() => clearTimeout(t));
+      if (next.done) return;
+      inputBytes += Buffer.byteLength(next.value);
+      if (inputBytes > MAX_INPUT_BYTES)
+        throw new PlexusError('UPLOAD_TOO_LARGE', `input over ${MAX_INPUT_BYTES} bytes`, 'too_large');
+      yield parseJsonLine(next.value);
+    }
+  })();
+
+  let started = false;
+  const sink = async (frame: Frame) => {
+    if (!started) {
+      started = true;
+      const status = frame.type === 'error' ? (STATUS_BY_KIND[frame.error.kind ?? 'invalid'] ?? 400) : 200;
+      res.writeHead(status, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      res.flushHeaders();
+    }
+    await writeJsonLine(res, frame);
+  };
+  await commands.handle(envelope, input, sink, { via: 'http', signal: abort.signal });
+  // Whatever input the action did not read is not wanted any more: drop the connection after
+  // the reply, and say so, so that no client reuses it.
+  if (!raw.readableEnded) dropAfterReply(res);
+  res.end();
+}
+
+/**
+ * Answers first, then drops the connection: the rest of a refused body is not wanted. It is
+ * drained for a moment so a client still sending can read the answer instead of a reset.
+ */
+function dropAfterReply(res: ServerResponse): void {
+  if (!res.headersSent) res.shouldKeepAlive = false;
+  res.once('finish', () => {
+    const req = res.req;
+    req.resume();
+    const t = setTimeout(() => req.destroy(), DRAIN_AFTER_REFUSAL_MS);
+    t.unref();
+    req.once('end', () => clearTimeout(t));
+  });
+}

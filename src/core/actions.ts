@@ -1,0 +1,120 @@
+/**
+ * The action registry: every operation a CLI, the API or a signed command can run is an action
+ * (`mesh.peers`, `apps.deploy`, …) with a zod schema for its arguments, an access class for
+ * authorisation, and a handler that may stream data frames before returning its result.
+ * Subsystems define their actions; the composition root registers them.
+ */
+import type { z } from 'zod';
+import type { Logger } from '../logging/index.ts';
+import { isPlexusError, PlexusError, toErrorBody } from './errors.ts';
+import type { Frame } from './frames.ts';
+
+/** What an action does, for role checks: viewers `read`, operators `write`, `exec` and `admin` are special. */
+export type Access = 'read' | 'write' | 'exec' | 'admin';
+
+/** Who is calling. Local control-socket callers are admins (the socket's 0600 mode is the authority). */
+export interface Caller {
+  /** `local` (control socket) or `operator` (signed command). */
+  kind: 'local' | 'operator';
+  /** Key id of the operator, or `local`. */
+  kid: string;
+  /** Role granted to the key. */
+  role: 'admin' | 'operator' | 'viewer';
+  /** Tenant the key is limited to, if any. */
+  tenant?: string;
+}
+
+/** Passed to every handler. */
+export interface ActionContext {
+  caller: Caller;
+  /** Aborted when the caller goes away or the agent stops. */
+  signal: AbortSignal;
+  /** Sends a data frame; resolves when the transport has room again (backpressure). */
+  emit(data: unknown): Promise<void>;
+  /** Frames the caller sends after the request (stdin for exec, upload chunks). */
+  input: AsyncIterable<unknown>;
+}
+
+/** One action. */
+export interface ActionDef<S extends z.ZodType = z.ZodType> {
+  /** Namespaced name, e.g. `apps.deploy`. */
+  name: string;
+  /** One line for help and audit. */
+  describe: string;
+  /** Access class used by role checks. */
+  access: Access;
+  /** Argument schema; validated before the handler runs. */
+  args: S;
+  /** The tenant an invocation touches (e.g. the app's), for tenant-limited operators. */
+  tenantOf?(args: z.infer<S>): string | undefined;
+  /** Runs the action. Its return value becomes the `result` frame. */
+  handler(args: z.infer<S>, ctx: ActionContext): Promise<unknown>;
+}
+
+/** Helper to define an action with inferred argument types. */
+export function defineAction<S extends z.ZodType>(def: ActionDef<S>): ActionDef<S> {
+  return def;
+}
+
+/** The action name is not registered. */
+export class UnknownActionError extends PlexusError {
+  override name = 'UnknownActionError';
+  constructor(action: string) {
+    super(
+      'UNKNOWN_ACTION',
+      `unknown action '${action}'; is the agent the same version as the CLI?`,
+      'not_found',
+    );
+  }
+}
+
+/** The registry of every action this agent serves. */
+export class ActionRegistry {
+  readonly #defs = new Map<string, ActionDef>();
+  readonly #logger: Logger | undefined;
+
+  /** `logger` receives unexpected (non-domain) errors with their stacks. */
+  constructor(init: { logger?: Logger } = {}) {
+    this.#logger = init.logger;
+  }
+
+  /** Adds actions; a duplicate name is a programming error. */
+  register(...defs: ActionDef[]): void {
+    for (const def of defs) {
+      if (this.#defs.has(def.name)) throw new Error(`action ${def.name} registered twice`);
+      this.#defs.set(def.name, def);
+    }
+  }
+
+  /** Looks up an action. */
+  get(name: string): ActionDef | undefined {
+    return this.#defs.get(name);
+  }
+
+  /** Every registered action name, sorted. */
+  names(): string[] {
+    return [...this.#defs.keys()].sort();
+  }
+
+  /**
+   * Validates `rawArgs` and runs the action, returning the final frame. Data frames go through
+   * `ctx.emit`. Never throws: every failure becomes an error frame.
+   */
+  async run(name: string, rawArgs: unknown, ctx: ActionContext): Promise<Frame> {
+    try {
+      const def = this.#defs.get(name);
+      if (!def) throw new UnknownActionError(name);
+      const parsed = def.args.safeParse(rawArgs ?? {});
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+        throw new PlexusError('INVALID_ARGUMENT', `${name}: ${where}${issue.message}`, 'invalid');
+      }
+      const result = await def.handler(parsed.data, ctx);
+      return { type: 'result', result: result ?? null };
+    } catch (err) {
+      if (!isPlexusError(err)) this.#logger?.error({ err, action: name }, 'action failed unexpectedly');
+      return { type: 'error', error: toErrorBody(err) };
+    }
+  }
+}

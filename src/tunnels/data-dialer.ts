@@ -1,0 +1,292 @@
+/**
+ * The client end of tunnel data connections (docs/tunnels.md, data connections): per peer,
+ * whether its data
+ * listener can be reached from here, a few connections opened ahead of use, and tickets asked
+ * for in batches.
+ *
+ * A tunnel never waits to find out whether a peer's data port is reachable: the first tunnel to
+ * a peer rides the mesh stream while a data connection is tried in the background, and once one
+ * worked, later tunnels take a ready connection from the pool (no round trip at all) or open one
+ * (one ticket round trip over the mesh, one TCP connect). A peer whose data port cannot be
+ * reached (a firewall, NAT, an agent with the data path off) is tried again after DATA_RETRY_MS.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Connection } from '@libp2p/interface';
+import type { Logger } from '../logging/index.ts';
+import {
+  DATA_CONNECT_TIMEOUT_MS,
+  DATA_POOL_SIZE,
+  DATA_RETRY_MS,
+  MAX_TICKET_BATCH,
+  OPEN_TIMEOUT_MS,
+  POOL_IDLE_MS,
+  TICKET_MARGIN_MS,
+  TICKET_PREFETCH,
+  TICKET_TTL_MS,
+} from './constants.ts';
+import { DATA_MAGIC, type DataTicket } from './data-listener.ts';
+import { deriveRecordKeys, RecordOpener, RecordSealer } from './data-records.ts';
+import type { DataConnection } from './data-splice.ts';
+import { SharedBufferReader } from './socket-reader.ts';
+
+/** Where a peer's data listener is, with fresh tickets for it. */
+export interface TicketGrant {
+  /** The listener's host, when it is bound to a specific address. */
+  host?: string;
+  port: number;
+  tickets: DataTicket[];
+}
+
+/** What the dialer needs from the tunnel service. */
+export interface DataDialerComponents {
+  /** Asks a peer for `count` tickets over the mesh connection `conn`. */
+  requestTickets(conn: Connection, count: number, signal: AbortSignal): Promise<TicketGrant>;
+  logger: Logger;
+}
+
+/** A peer's data path as `plexus status` shows it. */
+export type DataPathState = 'unknown' | 'ok' | 'unreachable';
+
+interface Waiter {
+  resolve(v: { host: string; port: number; ticket: DataTicket }): void;
+  reject(err: Error): void;
+}
+
+interface CachedTicket {
+  host: string;
+  port: number;
+  ticket: DataTicket;
+  /** Our own deadline for using it, comfortably before the server forgets it. */
+  useBy: number;
+}
+
+interface PeerData {
+  state: DataPathState;
+  retryAt: number;
+  pool: { data: DataConnection; timer: NodeJS.Timeout; onClose: () => void }[];
+  filling: number;
+  /** Tickets fetched ahead: a new data connection then costs a TCP connect, not a mesh round trip. */
+  tickets: CachedTicket[];
+  waiters: Waiter[];
+  requesting: boolean;
+  conn?: Connection;
+}
+
+/** The host to dial for a peer: its listener's own address, else the mesh connection's IP. */
+function hostOf(conn: Connection, grant: TicketGrant): string | undefined {
+  if (grant.host) return grant.host;
+  const c = conn.remoteAddr.getComponents().find((x) => x.name === 'ip4' || x.name === 'ip6');
+  return c?.value;
+}
+
+/** The client side of data connections. */
+export class DataDialer {
+  readonly #c: DataDialerComponents;
+  readonly #peers = new Map<string, PeerData>();
+  #stopped = false;
+
+  constructor(components: DataDialerComponents) {
+    this.#c = components;
+  }
+
+  /** Each peer's data path state (for status). */
+  states(): Record<string, DataPathState> {
+    return Object.fromEntries([...this.#peers].map(([id, p]) => [id, p.state]));
+  }
+
+  /** Idle ready connections over all peers (leak checks). */
+  pooled(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) n += p.pool.length;
+    return n;
+  }
+
+  /**
+   * A data connection to `peer`, ready for a tunnel header, or undefined when the data path is
+   * not known to work: the caller then uses the mesh stream.
+   */
+  async take(peer: string, conn: Connection, signal: AbortSignal): Promise<DataConnection | undefined> {
+    if (this.#stopped) return undefined;
+    const p = this.#peer(peer);
+    p.conn = conn;
+    if (p.state === 'unreachable' && Date.now() < p.retryAt) return undefined;
+    const ready = p.pool.pop();
+    if (ready) {
+      clearTimeout(ready.timer);
+      ready.data.socket.off('close', ready.onClose);
+      this.#fill(peer, p);
+      return ready.data;
+    }
+    if (p.state !== 'ok') {
+      // Unknown, or due for a retry: find out in the background, never at this tunnel's expense.
+      this.#fill(peer, p);
+      return undefined;
+    }
+    try {
+      const data = await this.#open(p, signal);
+      this.#fill(peer, p);
+      return data;
+    } catch (err) {
+      this.#unreachable(peer, p, err as Error);
+      return undefined;
+    }
+  }
+
+  /** Opens ready connections to `peer` in the background (a forward was added, say). */
+  warm(peer: string, conn: Connection): void {
+    if (this.#stopped) return;
+    const p = this.#peer(peer);
+    p.conn = conn;
+    if (p.state === 'unreachable' && Date.now() < p.retryAt) return;
+    this.#fill(peer, p);
+  }
+
+  /** Forgets a peer and closes its ready connections (it was revoked or left). */
+  drop(peer: string): void {
+    const p = this.#peers.get(peer);
+    if (!p) return;
+    this.#peers.delete(peer);
+    for (const r of p.pool) {
+      clearTimeout(r.timer);
+      r.data.socket.destroy();
+    }
+    for (const w of p.waiters) w.reject(new Error('peer dropped'));
+    p.tickets = [];
+  }
+
+  /** Closes everything. */
+  stop(): void {
+    this.#stopped = true;
+    for (const peer of [...this.#peers.keys()]) this.drop(peer);
+  }
+
+  #peer(peer: string): PeerData {
+    let p = this.#peers.get(peer);
+    if (!p) {
+      p = { state: 'unknown', retryAt: 0, pool: [], filling: 0, tickets: [], waiters: [], requesting: false };
+      this.#peers.set(peer, p);
+    }
+    return p;
+  }
+
+  #unreachable(peer: string, p: PeerData, err: Error): void {
+    if (p.state !== 'unreachable')
+      this.#c.logger.info(
+        { peer, err: err.message },
+        'tunnel data port not reachable; tunnels to this peer use the mesh stream',
+      );
+    p.state = 'unreachable';
+    p.retryAt = Date.now() + DATA_RETRY_MS;
+  }
+
+  /** Tops the pool up to DATA_POOL_SIZE in the background. */
+  #fill(peer: string, p: PeerData): void {
+    const want = DATA_POOL_SIZE - p.pool.length - p.filling;
+    for (let i = 0; i < want; i++) {
+      p.filling++;
+      this.#open(p, AbortSignal.timeout(DATA_CONNECT_TIMEOUT_MS * 2)).then(
+        (data) => {
+          p.filling--;
+          if (this.#stopped || this.#peers.get(peer) !== p) return data.socket.destroy();
+          const entry = {
+            data,
+            onClose: () => {
+              const at = p.pool.indexOf(entry);
+              if (at >= 0) p.pool.splice(at, 1);
+              clearTimeout(entry.timer);
+            },
+            // Unused for a while: give it back, so idle peers hold nothing open.
+            timer: setTimeout(() => data.socket.destroy(), POOL_IDLE_MS).unref(),
+          };
+          data.socket.once('close', entry.onClose);
+          p.pool.push(entry);
+        },
+        (err) => {
+          p.filling--;
+          this.#unreachable(peer, p, err);
+        },
+      );
+    }
+  }
+
+  /** One ticket (batched with concurrent requests to the same peer) and one TCP connection. */
+  async #open(p: PeerData, signal: AbortSignal): Promise<DataConnection> {
+    const { host, port, ticket } = await this.#ticket(p);
+    const reader = new SharedBufferReader();
+    const socket = await dial(host, port, reader, signal);
+    const keys = deriveRecordKeys(Buffer.from(ticket.key, 'base64url'), 'client');
+    socket.write(Buffer.concat([DATA_MAGIC, Buffer.from(ticket.id, 'base64url')]));
+    p.state = 'ok';
+    return { socket, reader, sealer: new RecordSealer(keys.send), opener: new RecordOpener(keys.receive) };
+  }
+
+  /** A ticket from the cache, else from the next batch request to the peer. */
+  #ticket(p: PeerData): Promise<{ host: string; port: number; ticket: DataTicket }> {
+    const now = Date.now();
+    while (p.tickets.length > 0) {
+      const t = p.tickets.shift();
+      if (t && t.useBy > now) return Promise.resolve(t);
+    }
+    return new Promise((resolve, reject) => {
+      p.waiters.push({ resolve, reject });
+      if (!p.requesting) queueMicrotask(() => this.#request(p));
+    });
+  }
+
+  /**
+   * Sends one ticket request for everyone waiting (up to MAX_TICKET_BATCH), asking for at least
+   * TICKET_PREFETCH so that the next few connections need no request; then the next batch.
+   */
+  async #request(p: PeerData): Promise<void> {
+    if (p.requesting || p.waiters.length === 0) return;
+    p.requesting = true;
+    const batch = p.waiters.splice(0, MAX_TICKET_BATCH);
+    const count = Math.min(MAX_TICKET_BATCH, Math.max(batch.length, TICKET_PREFETCH));
+    try {
+      if (p.conn?.status !== 'open') throw new Error('no mesh connection to the peer');
+      const grant = await this.#c.requestTickets(p.conn, count, AbortSignal.timeout(OPEN_TIMEOUT_MS));
+      const host = hostOf(p.conn, grant);
+      if (!host) throw new Error('the peer has no IP address to dial');
+      const useBy = Date.now() + TICKET_TTL_MS - TICKET_MARGIN_MS;
+      const granted = grant.tickets.map((ticket) => ({ host, port: grant.port, ticket, useBy }));
+      for (const w of batch) {
+        const t = granted.shift();
+        if (t) w.resolve(t);
+        else w.reject(new Error('the peer sent too few tickets'));
+      }
+      p.tickets.push(...granted);
+    } catch (err) {
+      for (const w of batch) w.reject(err as Error);
+    } finally {
+      p.requesting = false;
+      if (p.waiters.length > 0) void this.#request(p);
+    }
+  }
+}
+
+/** A TCP connection to a data listener within DATA_CONNECT_TIMEOUT_MS. */
+function dial(host: string, port: number, reader: SharedBufferReader, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true, onread: reader.onread });
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      reject(err);
+    };
+    const onAbort = () => fail(new Error('aborted'));
+    const timer = setTimeout(
+      () => fail(new Error(`connect to ${host}:${port} timed out`)),
+      DATA_CONNECT_TIMEOUT_MS,
+    );
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', fail);
+      socket.on('error', () => {});
+      resolve(socket);
+    });
+  });
+}
