@@ -4,22 +4,15 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { PlexusError } from '../core/errors.ts';
+import { ConfigError } from './errors.ts';
 import { type Config, type ConfigInput, configSchema } from './schema.ts';
 
+export { ConfigError } from './errors.ts';
 export { type DataPaths, dataPaths, resolveDataDir } from './paths.ts';
 export { type Config, type ConfigInput, configSchema } from './schema.ts';
 
 /** A config file is tiny; anything bigger is not ours. */
 const MAX_CONFIG_BYTES = 256 * 1024;
-
-/** The config file is missing, unreadable or invalid. */
-export class ConfigError extends PlexusError {
-  override name = 'ConfigError';
-  constructor(message: string) {
-    super('CONFIG_INVALID', message, 'invalid');
-  }
-}
 
 /** Reads, overrides and validates the config at `path`. */
 export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {

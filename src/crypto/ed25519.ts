@@ -13,7 +13,7 @@ import {
   verify as nodeVerify,
 } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { PlexusError } from '../core/errors.ts';
+import { BadEncodingError, KeyInvalidError, KeyUnreadableError } from './errors.ts';
 
 /** Encodes bytes as unpadded base64url. */
 export function b64u(bytes: Uint8Array | string): string {
@@ -22,7 +22,7 @@ export function b64u(bytes: Uint8Array | string): string {
 
 /** Decodes unpadded base64url; throws on characters outside the alphabet. */
 export function fromB64u(text: string): Buffer {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new PlexusError('BAD_ENCODING', 'not base64url', 'invalid');
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new BadEncodingError();
   return Buffer.from(text, 'base64url');
 }
 
@@ -104,21 +104,19 @@ export function readKeyFile(path: string): Signer {
     if (text.length > 4096) throw new Error('file too large');
     parsed = JSON.parse(text) as KeyFile;
   } catch (err) {
-    throw new PlexusError('KEY_UNREADABLE', `cannot read key ${path}: ${(err as Error).message}`, 'invalid');
+    throw new KeyUnreadableError(path, (err as Error).message);
   }
   if (
     parsed?.type !== 'plexus-ed25519' ||
     typeof parsed.secretKey !== 'string' ||
     typeof parsed.publicKey !== 'string'
   ) {
-    throw new PlexusError('KEY_INVALID', `${path} is not a plexus key file`, 'invalid');
+    throw new KeyInvalidError(`${path} is not a plexus key file`);
   }
   const seed = fromB64u(parsed.secretKey);
   const pub = fromB64u(parsed.publicKey);
-  if (seed.length !== 32 || pub.length !== 32)
-    throw new PlexusError('KEY_INVALID', `${path} holds a malformed key`, 'invalid');
+  if (seed.length !== 32 || pub.length !== 32) throw new KeyInvalidError(`${path} holds a malformed key`);
   const signer = signerFromSeed(seed, pub);
-  if (!signer.publicKey.equals(pub))
-    throw new PlexusError('KEY_INVALID', `${path}: public key does not match`, 'invalid');
+  if (!signer.publicKey.equals(pub)) throw new KeyInvalidError(`${path}: public key does not match`);
   return signer;
 }

@@ -4,8 +4,8 @@
  * canonicalisation to get wrong, and the domain string keeps a signature for one purpose from
  * being replayed as another (a token signature is never a valid command signature).
  */
-import { PlexusError } from '../core/errors.ts';
 import { b64u, fromB64u, type Signer, verifyEd25519 } from './ed25519.ts';
+import { BadSignatureError, MalformedPayloadError } from './errors.ts';
 
 /** A signed payload as it travels and is stored. */
 export interface SignedBlob {
@@ -13,14 +13,6 @@ export interface SignedBlob {
   p: string;
   /** base64url of the signature. */
   s: string;
-}
-
-/** Signature or structure of a blob is wrong. */
-export class BadSignatureError extends PlexusError {
-  override name = 'BadSignatureError';
-  constructor(what: string) {
-    super('BAD_SIGNATURE', `${what}: signature does not verify`, 'unauthenticated');
-  }
 }
 
 /** The bytes a blob's signature covers. */
@@ -52,7 +44,7 @@ export function decodePayload(blob: SignedBlob, what: string): unknown {
   try {
     return JSON.parse(fromB64u(blob.p).toString('utf8'));
   } catch {
-    throw new PlexusError('MALFORMED', `${what}: payload is not valid JSON`, 'invalid');
+    throw new MalformedPayloadError(what);
   }
 }
 

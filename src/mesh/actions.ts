@@ -1,9 +1,8 @@
 /** The mesh's actions: status, peers, ping, tokens and revocation. */
 import { z } from 'zod';
 import { defineAction } from '../core/actions.ts';
-import { PlexusError } from '../core/errors.ts';
 import { DEFAULT_TOKEN_TTL_S } from './constants.ts';
-import { NotAdminError } from './errors.ts';
+import { CannotRevokeSelfError, NotAdminError } from './errors.ts';
 import type { NodeKeys } from './keys.ts';
 import type { Mesh } from './mesh.ts';
 import { nodeNameSchema, signRevocation } from './records.ts';
@@ -109,11 +108,7 @@ export function meshActions(mesh: Mesh, keys: NodeKeys) {
         const admin = requireAdmin('revoking a node');
         const m = mesh.resolve(args.node);
         if (m.peerId === mesh.peerId) {
-          throw new PlexusError(
-            'CANNOT_REVOKE_SELF',
-            `'${m.name}' is the node you are on; revoke it from another node that holds the admin key`,
-            'invalid',
-          );
+          throw new CannotRevokeSelfError(m.name);
         }
         const blob = signRevocation(
           { kind: 'node', subject: m.peerId, at: Date.now(), reason: args.reason },

@@ -48,3 +48,36 @@ export class NotAdminError extends PlexusError {
 export class ProtocolError extends PlexusError {
   override name = 'ProtocolError';
 }
+
+/** A signed membership record (member, admission or revocation) is malformed or invalid. */
+export class MalformedRecordError extends PlexusError {
+  override name = 'MalformedRecordError';
+  constructor(message: string) {
+    super('MALFORMED', message, 'invalid');
+  }
+}
+
+/** A grant is malformed, not signed by the admin, or for a revoked key. */
+export class GrantError extends PlexusError {
+  override name = 'GrantError';
+}
+
+/** A `--listen` flag of init or join is not a multiaddr. */
+export class BadListenError extends PlexusError {
+  override name = 'BadListenError';
+  constructor(addr: string) {
+    super('BAD_LISTEN', `--listen ${addr} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/7070)`, 'invalid');
+  }
+}
+
+/** `mesh.revoke` was asked to revoke the node it runs on. */
+export class CannotRevokeSelfError extends PlexusError {
+  override name = 'CannotRevokeSelfError';
+  constructor(name: string) {
+    super(
+      'CANNOT_REVOKE_SELF',
+      `'${name}' is the node you are on; revoke it from another node that holds the admin key`,
+      'invalid',
+    );
+  }
+}

@@ -7,11 +7,12 @@
  * The admin key itself is always an operator with the `admin` role.
  */
 import { z } from 'zod';
-import { isPlexusError, PlexusError } from '../core/errors.ts';
+import { isPlexusError } from '../core/errors.ts';
 import { b64u, fromB64u, keyId, type Signer } from '../crypto/ed25519.ts';
 import { isSignedBlob, openBlob, type SignedBlob, signBlob } from '../crypto/signed.ts';
 import type { Db } from '../store/index.ts';
 import { MAX_RECORD_BYTES } from './constants.ts';
+import { GrantError } from './errors.ts';
 
 const GRANT_DOMAIN = 'plexus-grant/1';
 
@@ -55,11 +56,6 @@ export interface OperatorKey {
   source: 'admin-key' | 'grant';
   revoked: boolean;
   grantedAt?: number;
-}
-
-/** A grant is malformed, not signed by the admin, or for a revoked key. */
-export class GrantError extends PlexusError {
-  override name = 'GrantError';
 }
 
 /** Signs a grant with the admin key. */

@@ -4,17 +4,11 @@
  * anti-entropy sync. Revocations are signed by the admin key. Every check here is pure.
  */
 import { z } from 'zod';
-import { PlexusError } from '../core/errors.ts';
 import { b64u, fromB64u, type Signer, verifyEd25519 } from '../crypto/ed25519.ts';
-import {
-  BadSignatureError,
-  isSignedBlob,
-  openBlob,
-  type SignedBlob,
-  signBlob,
-  signingBytes,
-} from '../crypto/signed.ts';
+import { BadSignatureError } from '../crypto/errors.ts';
+import { isSignedBlob, openBlob, type SignedBlob, signBlob, signingBytes } from '../crypto/signed.ts';
 import { MAX_RECORD_BYTES } from './constants.ts';
+import { MalformedRecordError } from './errors.ts';
 import { publicKeyOfPeerId } from './peer-ids.ts';
 
 const MEMBER_DOMAIN = 'plexus-member/1';
@@ -74,17 +68,12 @@ export function countersign(member: SignedBlob, by: string, signer: Signer): Adm
 
 /** Checks shape and the member's own signature; returns the payload. */
 export function openMember(member: unknown): MemberPayload {
-  if (!isSignedBlob(member, MAX_RECORD_BYTES))
-    throw new PlexusError('MALFORMED', 'member record is malformed', 'invalid');
+  if (!isSignedBlob(member, MAX_RECORD_BYTES)) throw new MalformedRecordError('member record is malformed');
   const unverified = memberPayloadSchema.safeParse(decodeUnverified(member.p));
   if (!unverified.success)
-    throw new PlexusError(
-      'MALFORMED',
-      `member record is invalid: ${unverified.error.issues[0].message}`,
-      'invalid',
-    );
+    throw new MalformedRecordError(`member record is invalid: ${unverified.error.issues[0].message}`);
   const pub = publicKeyOfPeerId(unverified.data.peerId);
-  if (!pub) throw new PlexusError('MALFORMED', 'member record has an unsupported peer id', 'invalid');
+  if (!pub) throw new MalformedRecordError('member record has an unsupported peer id');
   openBlob(MEMBER_DOMAIN, member, pub, 'member record');
   return unverified.data;
 }
@@ -101,7 +90,7 @@ export function asAdmission(value: unknown): Admission {
     a.bs.length > 128 ||
     !isSignedBlob(a.member, MAX_RECORD_BYTES)
   ) {
-    throw new PlexusError('MALFORMED', 'admission record is malformed', 'invalid');
+    throw new MalformedRecordError('admission record is malformed');
   }
   return { member: { p: a.member.p, s: a.member.s }, by: a.by, bs: a.bs };
 }
@@ -126,11 +115,10 @@ export function signRevocation(payload: RevocationPayload, admin: Signer): Signe
 
 /** Verifies a revocation against the admin key; returns the payload. */
 export function openRevocation(blob: unknown, adminPublicKey: Uint8Array): RevocationPayload {
-  if (!isSignedBlob(blob, MAX_RECORD_BYTES))
-    throw new PlexusError('MALFORMED', 'revocation is malformed', 'invalid');
+  if (!isSignedBlob(blob, MAX_RECORD_BYTES)) throw new MalformedRecordError('revocation is malformed');
   const payload = openBlob(REVOKE_DOMAIN, blob, adminPublicKey, 'revocation');
   const parsed = revocationPayloadSchema.safeParse(payload);
-  if (!parsed.success) throw new PlexusError('MALFORMED', 'revocation payload is invalid', 'invalid');
+  if (!parsed.success) throw new MalformedRecordError('revocation payload is invalid');
   return parsed.data;
 }
 

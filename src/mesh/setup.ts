@@ -9,12 +9,11 @@ import { connect } from 'node:net';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { type ConfigInput, type DataPaths, parseConfig, writeConfig } from '../config/index.ts';
-import { PlexusError } from '../core/errors.ts';
 import { generateSigner } from '../crypto/ed25519.ts';
 import { openStore } from '../store/index.ts';
 import { requestAdmission } from './admission.ts';
 import { ADMIT_PROTOCOL, PROTOCOL_TIMEOUT_MS } from './constants.ts';
-import { AdmissionError, NetworkSetupError } from './errors.ts';
+import { AdmissionError, BadListenError, NetworkSetupError } from './errors.ts';
 import { generateNodeIdentity, type NetworkFile, writeNodeKeys } from './keys.ts';
 import { Membership } from './membership.ts';
 import { meshMigrations } from './migrations.ts';
@@ -56,11 +55,7 @@ function buildConfig(opts: SetupOptions, tags: string[]): ConfigInput {
     try {
       multiaddr(addr);
     } catch {
-      throw new PlexusError(
-        'BAD_LISTEN',
-        `--listen ${addr} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/7070)`,
-        'invalid',
-      );
+      throw new BadListenError(addr);
     }
   }
   // Validate before anything is written: a bad flag must not leave half a node behind.

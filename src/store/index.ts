@@ -4,6 +4,9 @@
  * records which ones ran so that they run exactly once, in order, each in a transaction.
  */
 import Database from 'better-sqlite3';
+import { StoreError } from './errors.ts';
+
+export { StoreError } from './errors.ts';
 
 /** A better-sqlite3 database handle. */
 export type Db = Database.Database;
@@ -14,12 +17,6 @@ export interface Migration {
   id: string;
   /** SQL run once inside a transaction. */
   sql: string;
-}
-
-/** Raised when the database cannot be opened or migrated. */
-export class StoreError extends Error {
-  override name = 'StoreError';
-  code = 'STORE_FAILED';
 }
 
 /**
