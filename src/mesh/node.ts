@@ -19,9 +19,6 @@ import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2pOptions } from 'libp2p';
 import { CONNECTION_PING_MS, DHT_PROTOCOL, YAMUX_KEEPALIVE_MS } from './constants.ts';
-// Must run before pnet encrypts anything: see the file for the bug it fixes.
-import './xsalsa20-fix.ts';
-import './yamux-window-fix.ts';
 
 /** Options for the libp2p node. */
 export interface NodeInit {

@@ -151,7 +151,6 @@ test('SOCKS reply codes follow RFC 1928', () => {
 });
 
 test('xsalsa20 (pnet) keeps working when instances grow the shared WASM memory in turn', async () => {
-  await import('../../../src/mesh/xsalsa20-fix.ts');
   const XSalsa20 = createRequire(import.meta.url)('xsalsa20') as (
     n: Uint8Array,
     k: Uint8Array,

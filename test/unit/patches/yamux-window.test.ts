@@ -1,13 +1,13 @@
 /**
- * The yamux window-update fix (src/mesh/yamux-window-fix.ts): a stream answers small data frames
- * with no window update until half its receive window is used, then with one update that
- * restores the whole window, so the sender is never starved.
+ * The installed @chainsafe/libp2p-yamux carries patches/@chainsafe+libp2p-yamux+*.patch: a stream
+ * answers small data frames with no window update until half its receive window is used, then
+ * with one update that restores the whole window, so the sender is never starved. Unpatched, the
+ * first test fails (one update per frame).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream';
 import { Uint8ArrayList } from 'uint8arraylist';
-import '../../../src/mesh/yamux-window-fix.ts';
 
 const DATA = 0;
 const WINDOW_UPDATE = 1;
