@@ -3,12 +3,15 @@
  * order and stopped in reverse. It is the only place that wires subsystems together.
  */
 import { writeFileSync } from 'node:fs';
-import { createControlSocket } from './api/control-socket.ts';
-import { HttpApi } from './api/http.ts';
-import { apiMigrations, createCommandApi } from './api/index.ts';
-import { mountHealthRoutes } from './api/routes/health.ts';
-import { mountHookRoutes } from './api/routes/hooks.ts';
-import { mountTelemetryRoutes } from './api/routes/telemetry.ts';
+import {
+  createControlSocket,
+  createHttpApi,
+  mountCommandRoutes,
+  mountHealthRoutes,
+  mountHookRoutes,
+  mountTelemetryRoutes,
+} from './api/index.ts';
+import { commandMigrations, createCommands } from './commands/index.ts';
 import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { ActionRegistry } from './core/actions.ts';
 import { VERSION } from './core/version.ts';
@@ -60,7 +63,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     // --- store: every subsystem's migrations, in one file -------------------------------------
     const db: Db = openStore(paths.db, [
       ...meshMigrations,
-      ...apiMigrations,
+      ...commandMigrations,
       ...tunnelMigrations,
       ...workloadsMigrations,
     ]);
@@ -71,7 +74,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     const http =
       config.api.listen === 'off'
         ? undefined
-        : new HttpApi(
+        : createHttpApi(
             { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes },
             { logger: logger.child({ module: 'http' }) },
           );
@@ -134,26 +137,28 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     actions.register(...telemetryActions(telemetry));
 
     // --- commands: operator keys, signed envelopes, /plexus/cmd/1.0.0, audit (issue 5) --------
-    const commands = await createCommandApi({
-      mesh,
-      db,
-      actions,
-      keys,
-      logger: logger.child({ module: 'commands' }),
-    });
+    const commands = createCommands(
+      {},
+      { mesh, db, actions, keys, logger: logger.child({ module: 'commands' }) },
+    );
+    actions.register(...commands.actions);
+    await commands.start();
     stops.push(() => commands.stop());
 
     // --- api: control socket and HTTP ---------------------------------------------------------
-    const control = createControlSocket(paths.socket, {
-      commands: commands.service,
-      actions,
-      logger: logger.child({ module: 'control' }),
-    });
+    const control = createControlSocket(
+      { path: paths.socket },
+      {
+        commands: commands.service,
+        actions,
+        logger: logger.child({ module: 'control' }),
+      },
+    );
     await control.start();
     stops.push(() => control.stop());
     if (http) {
       mountHealthRoutes(http, { version: VERSION, startedAt });
-      commands.mount(http);
+      mountCommandRoutes(http, { commands: commands.service, self: commands.self });
       mountHookRoutes(http, { workloads });
       mountTelemetryRoutes(http, { actions, metrics: () => metrics.render() });
       await http.start();

@@ -8,10 +8,18 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { CommandService } from '../commands/service.ts';
 import type { ActionRegistry, Caller } from '../core/actions.ts';
-import { PlexusError, toErrorBody } from '../core/errors.ts';
+import { toErrorBody } from '../core/errors.ts';
 import { type ActionRequest, MAX_LINE_BYTES } from '../core/frames.ts';
+import type { Startable } from '../core/lifecycle.ts';
 import { parseJsonLine, readLines, writeJsonLine } from '../core/ndjson.ts';
 import type { Logger } from '../logging/index.ts';
+import { AgentRunningError, BadRequestError } from './errors.ts';
+
+/** Options of the control socket. */
+export interface ControlSocketInit {
+  /** The socket file, DATA/plexus.sock; created with mode 0600. */
+  path: string;
+}
 
 /** Dependencies of the control socket. */
 export interface ControlSocketComponents {
@@ -21,16 +29,20 @@ export interface ControlSocketComponents {
   commands?: Pick<CommandService, 'handle'>;
 }
 
-/** A started control socket. */
-export interface ControlSocket {
+/** The control socket: listens from `start()` until `stop()`. */
+export interface ControlSocket extends Startable {
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 const LOCAL_CALLER: Caller = { kind: 'local', kid: 'local', role: 'admin' };
 
-/** Creates the control socket server at `path`. */
-export function createControlSocket(path: string, components: ControlSocketComponents): ControlSocket {
+/** Builds the control socket server; no I/O until `start()`. */
+export function createControlSocket(
+  init: ControlSocketInit,
+  components: ControlSocketComponents,
+): ControlSocket {
+  const { path } = init;
   const { actions, logger } = components;
   const sockets = new Set<Socket>();
   let server: Server | undefined;
@@ -55,7 +67,7 @@ export function createControlSocket(path: string, components: ControlSocketCompo
         return;
       }
       if (typeof req !== 'object' || req === null || typeof req.action !== 'string') {
-        throw new PlexusError('BAD_REQUEST', 'expected {"action": "...", "args": {...}}', 'invalid');
+        throw new BadRequestError('expected {"action": "...", "args": {...}}');
       }
       const input = (async function* () {
         for await (const line of lines) yield parseJsonLine(line);
@@ -80,35 +92,36 @@ export function createControlSocket(path: string, components: ControlSocketCompo
       // If something answers on it, another agent owns this data dir.
       if (existsSync(path)) {
         if (await isAlive(path)) {
-          throw new PlexusError(
-            'AGENT_RUNNING',
-            `another agent is already running on ${path}; stop it first`,
-            'conflict',
-          );
+          throw new AgentRunningError(path);
         }
         unlinkSync(path);
       }
-      server = createServer((socket) => {
+      const listening = createServer((socket) => {
         sockets.add(socket);
         socket.on('close', () => sockets.delete(socket));
         handle(socket).catch((err) => logger.warn({ err }, 'control socket connection failed'));
       });
       await new Promise<void>((resolve, reject) => {
-        server!.once('error', reject);
+        listening.once('error', reject);
         // Restrictive umask while binding so the socket never exists with a wider mode.
         const old = process.umask(0o177);
         try {
-          server!.listen(path, () => resolve());
+          listening.listen(path, () => resolve());
         } finally {
           process.umask(old);
         }
       });
+      server = listening;
       chmodSync(path, 0o600);
       logger.info({ path }, 'control socket listening');
     },
     async stop() {
+      // Not started (or failed to): the socket file, if any, is another agent's.
+      if (!server) return;
       for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      const closing = server;
+      server = undefined;
+      await new Promise<void>((resolve) => closing.close(() => resolve()));
       try {
         unlinkSync(path);
       } catch {

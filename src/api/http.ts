@@ -1,13 +1,17 @@
 /**
  * The HTTP API (default 127.0.0.1:7071): a small router on node:http. Route modules register
- * handlers per resource; this file owns status codes, body limits, timeouts and the error
- * shape `{error: {code, message}}`. Domain errors map by `kind`; anything else is a logged 500.
+ * handlers per resource (src/api/routes/); this file owns status codes, body limits, timeouts
+ * and the error shape `{error: {code, message}}`. Domain errors map by `kind`; anything else is
+ * a logged 500. `request()` drives the same router in-process, with no port, for tests.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ErrorKind, isPlexusError, PlexusError } from '../core/errors.ts';
+import { type ErrorKind, isPlexusError } from '../core/errors.ts';
 import { http } from '../core/http-modules.ts';
 import type { Logger } from '../logging/index.ts';
+import { parseJsonBody, readLimited } from './body.ts';
+import { BadAddressError, MethodNotAllowedError, PortInUseError, RouteNotFoundError } from './errors.ts';
+import { type InProcessRequestInit, type InProcessResponse, requestInProcess } from './in-process-request.ts';
 
 /** HTTP status for each error kind (only src/api knows about HTTP). */
 export const STATUS_BY_KIND: Record<ErrorKind, number> = {
@@ -41,6 +45,12 @@ export interface ApiRequest {
 /** A route handler: return a value to send it as JSON (200), or write to `res` yourself. */
 export type RouteHandler = (req: ApiRequest, res: ServerResponse) => Promise<unknown> | unknown;
 
+/** What a route module mounts its routes on. */
+export interface Router {
+  /** Registers a route; `path` segments starting with `:` are parameters. */
+  route(method: string, path: string, handler: RouteHandler): void;
+}
+
 interface Route {
   method: string;
   parts: string[];
@@ -57,14 +67,26 @@ export interface HttpApiInit {
   bodyTimeoutMs?: number;
 }
 
-/** The HTTP API server. */
-export class HttpApi {
+/** What the HTTP API needs. */
+export interface HttpApiComponents {
+  /** Receives unexpected (500) errors with their stacks. */
+  logger: Logger;
+}
+
+/** Builds the HTTP API; no I/O until `start()`. Mount route modules on it before starting. */
+export function createHttpApi(init: HttpApiInit, components: HttpApiComponents): HttpApi {
+  return new HttpApi(init, components);
+}
+
+/** The HTTP API server: the router, and the listening socket once started. */
+export class HttpApi implements Router {
   readonly #routes: Route[] = [];
   readonly #init: HttpApiInit;
   readonly #logger: Logger;
   #server: Server | undefined;
 
-  constructor(init: HttpApiInit, components: { logger: Logger }) {
+  /** Prefer `createHttpApi`. */
+  constructor(init: HttpApiInit, components: HttpApiComponents) {
     this.#init = init;
     this.#logger = components.logger;
   }
@@ -79,7 +101,15 @@ export class HttpApi {
     return (this.#server?.address() as AddressInfo | null) ?? undefined;
   }
 
-  /** Handles one request (also used by in-process tests through `inject`). */
+  /**
+   * Sends a request through the routes in-process, with no port: what hono's `app.request` is
+   * for tests. Resolves once the response has ended (or `init.signal` aborted it).
+   */
+  request(method: string, path: string, init?: InProcessRequestInit): Promise<InProcessResponse> {
+    return requestInProcess((req, res) => this.handle(req, res), method, path, init);
+  }
+
+  /** Handles one request: from the server once started, or from `request()`. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://local');
     const segs = url.pathname.split('/').filter(Boolean);
@@ -97,12 +127,8 @@ export class HttpApi {
     try {
       if (!match) {
         throw pathMatched
-          ? new PlexusError(
-              'METHOD_NOT_ALLOWED',
-              `${req.method} is not supported on ${url.pathname}`,
-              'invalid',
-            )
-          : new PlexusError('NOT_FOUND', `no route ${url.pathname}`, 'not_found');
+          ? new MethodNotAllowedError(req.method ?? '', url.pathname)
+          : new RouteNotFoundError(url.pathname);
       }
       const apiReq = this.#wrap(req, url, match.params);
       const result = await match.route.handler(apiReq, res);
@@ -124,12 +150,7 @@ export class HttpApi {
       raw: req,
       body: readBody,
       async json<T>(maxBytes?: number) {
-        const buf = await readBody(maxBytes);
-        try {
-          return JSON.parse(buf.toString('utf8')) as T;
-        } catch {
-          throw new PlexusError('BAD_JSON', 'request body is not valid JSON', 'invalid');
-        }
+        return parseJsonBody<T>(await readBody(maxBytes));
       },
     };
   }
@@ -165,15 +186,7 @@ export class HttpApi {
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          err.code === 'EADDRINUSE'
-            ? new PlexusError(
-                'PORT_IN_USE',
-                `HTTP API address ${this.#init.listen} is in use; set api.listen or --api`,
-                'conflict',
-              )
-            : err,
-        ),
+        reject(err.code === 'EADDRINUSE' ? new PortInUseError(this.#init.listen) : err),
       );
       server.listen(port, host, () => resolve());
     });
@@ -202,8 +215,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
 /** Splits `HOST:PORT` (IPv6 in brackets). */
 export function parseHostPort(text: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text);
-  if (!m || Number(m[2]) > 65535)
-    throw new PlexusError('BAD_ADDRESS', `'${text}' is not HOST:PORT`, 'invalid');
+  if (!m || Number(m[2]) > 65535) throw new BadAddressError(text);
   return { host: m[1], port: Number(m[2]) };
 }
 
@@ -220,40 +232,4 @@ function matchPath(parts: string[], segs: string[]): Record<string, string> | un
     } else if (parts[i] !== segs[i]) return undefined;
   }
   return params;
-}
-
-/** Reads a request body with a size limit and a deadline. */
-export function readLimited(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBytes) {
-      reject(new PlexusError('BODY_TOO_LARGE', `request body over ${maxBytes} bytes`, 'too_large'));
-      req.resume();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => {
-      reject(new PlexusError('BODY_TIMEOUT', `request body not received within ${timeoutMs} ms`, 'invalid'));
-      req.destroy();
-    }, timeoutMs);
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > maxBytes) {
-        clearTimeout(timer);
-        reject(new PlexusError('BODY_TOO_LARGE', `request body over ${maxBytes} bytes`, 'too_large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks));
-    });
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }

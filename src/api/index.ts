@@ -1,12 +1,30 @@
-/** The API subsystem: actions, control socket, HTTP API, and signed commands (issue 5). */
-
-export * from '../commands/constants.ts';
+/**
+ * The API subsystem: the transports into the agent. The HTTP router (http.ts) with its route
+ * modules (routes/, one per resource), and the local control socket (control-socket.ts). What
+ * the routes serve (actions, signed commands, webhooks, telemetry) lives in the subsystems; the
+ * composition root hands it to the route modules when it mounts them.
+ */
 export {
-  type CommandPayload,
-  CommandRefusedError,
-  type Envelope,
-  signCommand,
-} from '../commands/envelope.ts';
-export { type CommandApi, createCommandApi } from '../commands/index.ts';
-export { apiMigrations } from '../commands/migrations.ts';
-export { CommandService } from '../commands/service.ts';
+  type ControlSocket,
+  type ControlSocketComponents,
+  type ControlSocketInit,
+  createControlSocket,
+} from './control-socket.ts';
+export * from './errors.ts';
+export {
+  type ApiRequest,
+  createHttpApi,
+  HttpApi,
+  type HttpApiComponents,
+  type HttpApiInit,
+  parseHostPort,
+  type RouteHandler,
+  type Router,
+  STATUS_BY_KIND,
+  sendJson,
+} from './http.ts';
+export type { InProcessRequestInit, InProcessResponse } from './in-process-request.ts';
+export { type CommandRoutesDeps, mountCommandRoutes } from './routes/commands.ts';
+export { mountHealthRoutes } from './routes/health.ts';
+export { type HookRoutesDeps, mountHookRoutes } from './routes/hooks.ts';
+export { mountTelemetryRoutes, type TelemetryRoutesDeps } from './routes/telemetry.ts';

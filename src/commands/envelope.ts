@@ -7,9 +7,16 @@
  * with this file alone and starts fast.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { PlexusError } from '../core/errors.ts';
 import type { Frame } from '../core/frames.ts';
 import { b64u, fromB64u, type Signer, verifyEd25519 } from '../crypto/ed25519.ts';
+import {
+  BadEnvelopeError,
+  BadSignatureError,
+  CommandExpiredError,
+  FutureDatedError,
+  ReplyTamperedError,
+  TtlTooLongError,
+} from './errors.ts';
 
 /** Domain of command signatures. */
 export const COMMAND_DOMAIN = 'plexus-cmd/1';
@@ -57,11 +64,6 @@ export interface CommandPayload {
 /** A reply frame with the target's signature. */
 export type SignedFrame = Frame & { seq: number; by: string; fsig: string };
 
-/** An envelope was refused; `code` says why (tests assert on it). */
-export class CommandRefusedError extends PlexusError {
-  override name = 'CommandRefusedError';
-}
-
 /** Signs a command for `target`. */
 export function signCommand(
   signer: Signer,
@@ -86,9 +88,6 @@ function sigBytes(payload: string): Buffer {
   return Buffer.from(`${COMMAND_DOMAIN}\n${payload}`, 'utf8');
 }
 
-const refuse = (code: string, message: string, kind: PlexusError['kind'] = 'invalid') =>
-  new CommandRefusedError(code, message, kind);
-
 /** Checks the envelope's shape and decodes its payload, without verifying the signature. */
 export function decodeEnvelope(value: unknown): { envelope: Envelope; payload: CommandPayload } {
   const e = value as Envelope;
@@ -103,13 +102,13 @@ export function decodeEnvelope(value: unknown): { envelope: Envelope; payload: C
     typeof e.sig !== 'string' ||
     e.sig.length > 128
   ) {
-    throw refuse('BAD_ENVELOPE', 'expected an envelope {v:1, kid, payload, sig}');
+    throw new BadEnvelopeError('expected an envelope {v:1, kid, payload, sig}');
   }
   let raw: unknown;
   try {
     raw = JSON.parse(fromB64u(e.payload).toString('utf8'));
   } catch {
-    throw refuse('BAD_ENVELOPE', 'envelope payload is not base64url JSON');
+    throw new BadEnvelopeError('envelope payload is not base64url JSON');
   }
   const p = raw as CommandPayload;
   const isInt = (n: unknown) => Number.isSafeInteger(n) && (n as number) > 0;
@@ -129,7 +128,7 @@ export function decodeEnvelope(value: unknown): { envelope: Envelope; payload: C
     !isInt(p.exp) ||
     (p.input !== undefined && !isInputDigest(p.input))
   ) {
-    throw refuse('BAD_ENVELOPE', 'envelope payload lacks id, target, action, args, iat or exp');
+    throw new BadEnvelopeError('envelope payload lacks id, target, action, args, iat or exp');
   }
   return {
     envelope: { v: 1, kid: e.kid, payload: e.payload, sig: e.sig },
@@ -154,11 +153,7 @@ export function verifyEnvelopeSignature(envelope: Envelope, publicKey: Uint8Arra
     sig = Buffer.alloc(0);
   }
   if (!verifyEd25519(publicKey, sigBytes(envelope.payload), sig)) {
-    throw refuse(
-      'BAD_SIGNATURE',
-      'command signature does not verify: altered or signed by another key',
-      'unauthenticated',
-    );
+    throw new BadSignatureError();
   }
 }
 
@@ -166,19 +161,9 @@ export function verifyEnvelopeSignature(envelope: Envelope, publicKey: Uint8Arra
 export function checkValidity(payload: CommandPayload, now = Date.now()): void {
   const t = now / 1000;
   if (payload.exp <= payload.iat || payload.exp - payload.iat > MAX_TTL_S)
-    throw refuse('TTL_TOO_LONG', `a command may be valid for at most ${MAX_TTL_S} s (exp - iat)`);
-  if (payload.iat > t + MAX_CLOCK_SKEW_S)
-    throw refuse(
-      'FUTURE_DATED',
-      'command is dated in the future: check the clock of the signing machine',
-      'unauthenticated',
-    );
-  if (payload.iat < t - MAX_CLOCK_SKEW_S || payload.exp <= t)
-    throw refuse(
-      'EXPIRED',
-      'command has expired: sign it again (check the clock of the signing machine)',
-      'unauthenticated',
-    );
+    throw new TtlTooLongError(MAX_TTL_S);
+  if (payload.iat > t + MAX_CLOCK_SKEW_S) throw new FutureDatedError();
+  if (payload.iat < t - MAX_CLOCK_SKEW_S || payload.exp <= t) throw new CommandExpiredError();
 }
 
 /** The bytes a reply frame's signature covers. */
@@ -211,11 +196,7 @@ export function verifyFrame(
     sig = Buffer.alloc(0);
   }
   if (by !== target || s !== seq || !verifyEd25519(targetKey, frameBytes(id, seq, frame as Frame), sig)) {
-    throw refuse(
-      'REPLY_TAMPERED',
-      `reply frame ${seq} is not signed by the target: a relaying node altered, reordered or forged it`,
-      'unauthenticated',
-    );
+    throw new ReplyTamperedError(seq);
   }
   return frame as Frame;
 }

@@ -8,13 +8,13 @@ import { spawn } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { defineAction } from '../core/actions.ts';
-import { PlexusError } from '../core/errors.ts';
 import {
   EXEC_DEFAULT_MAX_OUTPUT_BYTES,
   EXEC_DEFAULT_TIMEOUT_S,
   EXEC_MAX_OUTPUT_BYTES,
   EXEC_MAX_TIMEOUT_S,
 } from './constants.ts';
+import { ExecFailedError, ExecNotFoundError } from './errors.ts';
 
 /** Arguments of node.exec. */
 export const execArgsSchema = z.strictObject({
@@ -87,13 +87,9 @@ export function execAction() {
           clearTimeout(timer);
           ctx.signal.removeEventListener('abort', onAbort);
           reject(
-            new PlexusError(
-              err.code === 'ENOENT' ? 'EXEC_NOT_FOUND' : 'EXEC_FAILED',
-              err.code === 'ENOENT'
-                ? `command not found: ${args.cmd}`
-                : `cannot run ${args.cmd}: ${err.message}`,
-              err.code === 'ENOENT' ? 'not_found' : 'invalid',
-            ),
+            err.code === 'ENOENT'
+              ? new ExecNotFoundError(args.cmd)
+              : new ExecFailedError(args.cmd, err.message),
           );
         });
         child.once('close', (code, signal) => {

@@ -1,11 +1,12 @@
 /**
- * Wires the command subsystem (issue 5) over a started mesh: the audit log and seen ids, the
- * command service, the `/plexus/cmd/1.0.0` handler, its actions, and `POST /v1/commands`.
+ * The signed-command subsystem (issue 5): envelopes (envelope.ts), who may run what
+ * (authorize.ts), the command service (service.ts), the `/plexus/cmd/1.0.0` relay protocol
+ * (relay-protocol.ts), the audit log (audit.ts), and its actions: `node.exec` (exec.ts) and the
+ * operator grants (operator-actions.ts). Transports (the HTTP route, the control socket) live in
+ * src/api and are handed `commands.service` by the composition root.
  */
 
-import type { HttpApi } from '../api/http.ts';
-import { mountCommandRoutes } from '../api/routes/commands.ts';
-import type { ActionRegistry } from '../core/actions.ts';
+import type { ActionDef, ActionRegistry } from '../core/actions.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Mesh, NodeKeys } from '../mesh/index.ts';
 import type { Db } from '../store/index.ts';
@@ -16,47 +17,86 @@ import { operatorActions } from './operator-actions.ts';
 import { meshRelay, serveCommands } from './relay-protocol.ts';
 import { CommandService } from './service.ts';
 
+export { type AuditEntry, AuditLog } from './audit.ts';
+export * from './constants.ts';
+export { type CommandPayload, type Envelope, signCommand } from './envelope.ts';
+export * from './errors.ts';
+export { commandMigrations } from './migrations.ts';
+export { CommandService, type FrameSink, type Via } from './service.ts';
+
+/** Options of the command subsystem. */
+export interface CommandsInit {
+  /** Commands run or relayed at once before new ones are refused with BUSY; default MAX_COMMANDS_IN_FLIGHT. */
+  maxInFlight?: number;
+}
+
 /** What the command subsystem needs. */
-export interface CommandApiComponents {
+export interface CommandsComponents {
+  /** Membership (operator keys, members), the libp2p node for the relay protocol, grant gossip. */
   mesh: Mesh;
+  /** Holds the audit log and the seen command ids (see migrations.ts). */
   db: Db;
+  /** The registry signed commands run actions from (the composition root fills it). */
   actions: ActionRegistry;
+  /** The node key signs reply frames; the admin key, when present, signs grants. */
   keys: NodeKeys;
   logger: Logger;
 }
 
-/** A started command subsystem. */
-export interface CommandApi {
+/** The command subsystem. */
+export interface Commands {
+  /** Runs and relays envelopes; the HTTP route and the control socket hand them to it. */
   service: CommandService;
   audit: AuditLog;
-  /** Mounts `POST /v1/commands`. */
-  mount(http: HttpApi): void;
+  /** `node.exec`, `operator.*`, `audit.list`, `node.resolve`: the composition root registers them. */
+  actions: ActionDef[];
+  /** This node's name and peer ID (for `GET /v1/node`); valid once the mesh has started. */
+  self(): { name: string; peerId: string };
+  /** Forgets expired command ids and serves `/plexus/cmd/1.0.0`. Needs a started mesh. */
+  start(): Promise<void>;
+  /** Stops serving `/plexus/cmd/1.0.0`. */
   stop(): Promise<void>;
 }
 
-/** Creates the command service, registers its actions and serves the mesh protocol. */
-export async function createCommandApi(c: CommandApiComponents): Promise<CommandApi> {
-  const audit = new AuditLog(c.db);
-  const seen = new SeenIds(c.db);
-  seen.prune();
-  const service = new CommandService({
-    actions: c.actions,
-    lookupKey: (kid) => c.mesh.membership.operators.lookup(kid),
-    audit,
-    seen,
-    self: { peerId: c.mesh.peerId, signer: c.keys.identity.signer },
-    isMember: (peerId) => c.mesh.membership.isMember(peerId),
-    relay: meshRelay(c.mesh),
-    logger: c.logger,
-  });
-  c.actions.register(execAction(), ...operatorActions(c.mesh, c.keys.admin, audit));
-  await serveCommands(c.mesh, service, c.logger);
+/** Builds the command subsystem; no I/O until `start()`. */
+export function createCommands(init: CommandsInit, components: CommandsComponents): Commands {
+  const { mesh, db, actions, keys, logger } = components;
+  const audit = new AuditLog(db);
+  const seen = new SeenIds(db);
+  const service = new CommandService(
+    {
+      actions,
+      lookupKey: (kid) => mesh.membership.operators.lookup(kid),
+      audit,
+      seen,
+      // Read on each command: the peer ID is known once the mesh has started.
+      self: {
+        get peerId() {
+          return mesh.peerId;
+        },
+        signer: keys.identity.signer,
+      },
+      isMember: (peerId) => mesh.membership.isMember(peerId),
+      relay: meshRelay(mesh),
+      logger,
+    },
+    { maxInFlight: init.maxInFlight },
+  );
+  let serving = false;
   return {
     service,
     audit,
-    mount: (http) => mountCommandRoutes(http, service, () => ({ name: c.mesh.name, peerId: c.mesh.peerId })),
+    actions: [execAction(), ...operatorActions(mesh, keys.admin, audit)] as ActionDef[],
+    self: () => ({ name: mesh.name, peerId: mesh.peerId }),
+    async start() {
+      seen.prune();
+      await serveCommands(mesh, service, logger);
+      serving = true;
+    },
     async stop() {
-      await c.mesh.libp2p.unhandle(COMMAND_PROTOCOL).catch(() => {});
+      if (!serving) return;
+      serving = false;
+      await mesh.libp2p.unhandle(COMMAND_PROTOCOL).catch(() => {});
     },
   };
 }

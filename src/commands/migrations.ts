@@ -1,8 +1,12 @@
-/** The API's tables (issue 5). Numbered; never edit a shipped migration, add the next one. */
+/**
+ * The command subsystem's tables (issue 5). Numbered; never edit a shipped migration, add the
+ * next one. The id keeps its 'api-' prefix from when commands lived in src/api: it is stored in
+ * every node's database, and a new id would run the migration again.
+ */
 import type { Migration } from '../store/index.ts';
 
-/** Migrations owned by src/api. */
-export const apiMigrations: Migration[] = [
+/** Migrations owned by src/commands. */
+export const commandMigrations: Migration[] = [
   {
     id: 'api-001',
     sql: `

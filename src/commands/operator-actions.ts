@@ -6,10 +6,16 @@
  */
 import { z } from 'zod';
 import { defineAction } from '../core/actions.ts';
-import { PlexusError } from '../core/errors.ts';
 import { fromB64u, keyId, type Signer } from '../crypto/ed25519.ts';
 import { type Mesh, NotAdminError, OPERATOR_ROLES, signGrant, signRevocation } from '../mesh/index.ts';
 import type { AuditLog } from './audit.ts';
+import {
+  CannotRevokeAdminError,
+  GrantOfRevokedKeyError,
+  GrantRefusedError,
+  MalformedRecordError,
+  RevocationRefusedError,
+} from './errors.ts';
 
 const blobSchema = z.strictObject({ p: z.string().max(8192), s: z.string().max(128) });
 const kidSchema = z.string().regex(/^[A-Za-z0-9_-]{16}$/, 'not a key id');
@@ -66,13 +72,7 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
         const kid = String((decodeBlob(blob) as { kid?: unknown })?.kid);
         const key = grants.lookup(kid);
         if (!fresh && (!key || key.revoked || key.source === 'admin-key')) {
-          throw new PlexusError(
-            key?.revoked ? 'KEY_REVOKED' : 'GRANT_REFUSED',
-            key?.revoked
-              ? `key ${kid} was revoked; generate a new key with 'plexus operator keygen'`
-              : 'the grant is not signed by the admin key, or names the admin key itself',
-            'denied',
-          );
+          throw key?.revoked ? new GrantOfRevokedKeyError(kid) : new GrantRefusedError();
         }
         mesh.publishGrant(blob);
         return { kid, role: key!.role, tenant: key!.tenant ?? null, exec: key!.exec, exp: key!.exp ?? null };
@@ -105,8 +105,7 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
           'revocation' in args
             ? args.revocation
             : (() => {
-                if (args.kid === grants.adminKid)
-                  throw new PlexusError('CANNOT_REVOKE_ADMIN', 'the admin key cannot be revoked', 'invalid');
+                if (args.kid === grants.adminKid) throw new CannotRevokeAdminError();
                 return signRevocation(
                   { kind: 'operator', subject: args.kid, at: Date.now() },
                   requireAdmin('revoking an operator key'),
@@ -114,15 +113,11 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
               })();
         const claimed = decodeBlob(blob) as { kind?: string; subject?: string };
         if (claimed?.kind !== 'operator' || typeof claimed.subject !== 'string')
-          throw new PlexusError('REVOCATION_REFUSED', 'not a revocation of an operator key', 'invalid');
+          throw new RevocationRefusedError('not-operator');
         const subject = claimed.subject;
         const fresh = mesh.membership.revoke(blob);
         if (!fresh && !mesh.membership.isOperatorRevoked(subject))
-          throw new PlexusError(
-            'REVOCATION_REFUSED',
-            'the revocation is not signed by the admin key',
-            'denied',
-          );
+          throw new RevocationRefusedError('not-signed');
         mesh.publishRevocation(blob);
         return { kid: subject, revoked: true, already: !fresh };
       },
@@ -155,6 +150,6 @@ function decodeBlob(blob: { p: string }): unknown {
   try {
     return JSON.parse(fromB64u(blob.p).toString('utf8'));
   } catch {
-    throw new PlexusError('MALFORMED', 'signed record payload is not JSON', 'invalid');
+    throw new MalformedRecordError();
   }
 }

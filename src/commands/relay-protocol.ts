@@ -8,7 +8,6 @@
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { lpStream } from '@libp2p/utils';
-import { PlexusError } from '../core/errors.ts';
 import type { Frame } from '../core/frames.ts';
 import type { Logger } from '../logging/index.ts';
 import {
@@ -20,6 +19,13 @@ import {
   MAX_REPLY_FRAME_BYTES,
   RELAY_DIAL_TIMEOUT_MS,
 } from './constants.ts';
+import {
+  BadFrameJsonError,
+  FrameTooLargeError,
+  RelayFailedError,
+  RelayTimeoutError,
+  TargetUnreachableError,
+} from './errors.ts';
 import type { CommandService, FrameSink, RelayFn } from './service.ts';
 
 /** The part of the mesh this protocol uses. */
@@ -54,15 +60,14 @@ async function readJson(lp: Lp, signal?: AbortSignal): Promise<unknown | undefin
     if (isEof(err)) return undefined;
     const name = (err as Error).name;
     if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError')
-      throw new PlexusError('FRAME_TOO_LARGE', 'a command frame exceeded its size limit', 'too_large');
-    if (name === 'AbortError' || name === 'TimeoutError')
-      throw new PlexusError('RELAY_TIMEOUT', 'the other node did not answer in time', 'unavailable');
-    throw new PlexusError('RELAY_FAILED', `command stream failed: ${(err as Error).message}`, 'unavailable');
+      throw new FrameTooLargeError();
+    if (name === 'AbortError' || name === 'TimeoutError') throw new RelayTimeoutError();
+    throw new RelayFailedError(`command stream failed: ${(err as Error).message}`);
   }
   try {
     return JSON.parse(Buffer.from(buf).toString('utf8'));
   } catch {
-    throw new PlexusError('BAD_JSON', 'a command frame is not valid JSON', 'invalid');
+    throw new BadFrameJsonError();
   }
 }
 
@@ -133,11 +138,7 @@ export function meshRelay(mesh: CommandMesh): RelayFn {
         ? await conn.newStream(COMMAND_PROTOCOL, opts)
         : await mesh.libp2p.dialProtocol(peer, COMMAND_PROTOCOL, opts);
     } catch (err) {
-      throw new PlexusError(
-        'PEER_UNREACHABLE',
-        `cannot reach the target node: ${(err as Error).message}`,
-        'unavailable',
-      );
+      throw new TargetUnreachableError((err as Error).message);
     }
     const lp = lpStream(stream, { maxDataLength: MAX_REPLY_FRAME_BYTES });
     const onAbort = () => stream.abort(new Error('caller went away'));
@@ -157,11 +158,7 @@ export function meshRelay(mesh: CommandMesh): RelayFn {
       for (;;) {
         const frame = (await readJson(lp, signal)) as Frame | undefined;
         if (frame === undefined)
-          throw new PlexusError(
-            'RELAY_FAILED',
-            'the target closed the stream without a final frame',
-            'unavailable',
-          );
+          throw new RelayFailedError('the target closed the stream without a final frame');
         await sink(frame);
         if (frame.type === 'result' || frame.type === 'error') break;
       }

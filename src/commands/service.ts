@@ -2,28 +2,28 @@
  * Signed commands (DESIGN.md, Commands): the door check on the node an envelope arrives at, the
  * full verification on its target, and running the action with every reply frame signed by the
  * target's node key. Transports (HTTP, control socket, the mesh protocol) only move frames; every
- * decision is made here, and every refusal or acceptance is written to the audit log.
+ * decision is made here (who may run what: authorize.ts), and every refusal or acceptance is
+ * written to the audit log.
  */
 
-import type { ActionDef, ActionRegistry, Caller } from '../core/actions.ts';
-import { isPlexusError, type PlexusError, toErrorBody } from '../core/errors.ts';
+import type { ActionRegistry, Caller } from '../core/actions.ts';
+import { isPlexusError, toErrorBody } from '../core/errors.ts';
 import type { Frame } from '../core/frames.ts';
 import type { Signer } from '../crypto/ed25519.ts';
 import type { Logger } from '../logging/index.ts';
 import type { OperatorKey } from '../mesh/index.ts';
 import type { AuditLog, SeenIds } from './audit.ts';
+import { authenticate, authorize } from './authorize.ts';
 import { MAX_COMMANDS_IN_FLIGHT } from './constants.ts';
+import { type CommandPayload, decodeEnvelope, type Envelope, signFrame } from './envelope.ts';
 import {
-  type CommandPayload,
-  CommandRefusedError,
-  checkValidity,
-  decodeEnvelope,
-  type Envelope,
-  type InputDigest,
-  inputHasher,
-  signFrame,
-  verifyEnvelopeSignature,
-} from './envelope.ts';
+  CommandsBusyError,
+  ReplayError,
+  UnknownCommandActionError,
+  UnknownTargetError,
+  WrongTargetError,
+} from './errors.ts';
+import { checkedInput } from './signed-input.ts';
 
 /** Where a frame goes: the HTTP response, the control socket, or the mesh stream back to a relay. */
 export type FrameSink = (frame: Frame) => Promise<void>;
@@ -55,68 +55,16 @@ export interface CommandServiceComponents {
   logger: Logger;
 }
 
-const refuse = (code: string, message: string, kind: PlexusError['kind']) =>
-  new CommandRefusedError(code, message, kind);
-
-/** Which roles may run which access class; `exec` is also open to grants with `exec: true`. */
-export function authorize(key: OperatorKey, def: ActionDef, args: unknown): void {
-  const { role } = key;
-  const allowed =
-    def.access === 'read' ||
-    (def.access === 'write' && role !== 'viewer') ||
-    (def.access === 'exec' && (role === 'admin' || (role === 'operator' && key.exec))) ||
-    (def.access === 'admin' && role === 'admin');
-  if (!allowed) {
-    throw refuse(
-      'FORBIDDEN_ROLE',
-      `role '${role}' may not run ${def.name} (${def.access}); ask an admin for a wider grant`,
-      'denied',
-    );
-  }
-  if (key.tenant && role !== 'admin') {
-    const parsed = def.args.safeParse(args ?? {});
-    const tenant = parsed.success ? def.tenantOf?.(parsed.data) : undefined;
-    // Reads: of the node (no tenant) or of this tenant's apps. Changes: only through actions that
-    // are about an app (they have tenantOf), to an app of this tenant or to one that does not exist
-    // yet (a deploy creates it in the caller's tenant); node-level changes are not for tenants.
-    const allowed =
-      def.access === 'read'
-        ? tenant === undefined || tenant === key.tenant
-        : def.tenantOf !== undefined && (tenant === undefined || tenant === key.tenant);
-    if (!allowed) {
-      throw refuse(
-        'FORBIDDEN_TENANT',
-        `this key is limited to tenant '${key.tenant}'; ${def.name} touches ${tenant ? `tenant '${tenant}'` : 'the node itself'}`,
-        'denied',
-      );
-    }
-  }
-}
-
 /** Runs and relays signed commands. */
 export class CommandService {
   readonly #c: CommandServiceComponents;
+  readonly #maxInFlight: number;
   #inFlight = 0;
 
-  constructor(components: CommandServiceComponents) {
+  /** `init.maxInFlight` bounds the commands run or relayed at once (default MAX_COMMANDS_IN_FLIGHT). */
+  constructor(components: CommandServiceComponents, init: { maxInFlight?: number } = {}) {
     this.#c = components;
-  }
-
-  /** Checks the envelope's key and signature: shared by the door and the target. */
-  #authenticate(envelope: Envelope, payload: CommandPayload, now: number): OperatorKey {
-    const key = this.#c.lookupKey(envelope.kid);
-    if (!key)
-      throw refuse(
-        'UNKNOWN_KEY',
-        `key ${envelope.kid} is not an operator of this network`,
-        'unauthenticated',
-      );
-    if (key.revoked) throw refuse('KEY_REVOKED', `key ${envelope.kid} was revoked`, 'unauthenticated');
-    verifyEnvelopeSignature(envelope, key.publicKey);
-    if (key.exp !== undefined && key.exp * 1000 <= now)
-      throw refuse('KEY_EXPIRED', `the grant of key ${envelope.kid} has expired`, 'unauthenticated');
-    checkValidity(payload, now);
-    return key;
+    this.#maxInFlight = init.maxInFlight ?? MAX_COMMANDS_IN_FLIGHT;
   }
 
   /**
@@ -136,24 +84,12 @@ export class CommandService {
     this.#inFlight++;
     try {
       ({ envelope, payload } = decodeEnvelope(raw));
-      if (this.#inFlight > MAX_COMMANDS_IN_FLIGHT)
-        throw refuse(
-          'BUSY',
-          `over ${MAX_COMMANDS_IN_FLIGHT} commands in flight on this node; retry shortly`,
-          'unavailable',
-        );
-      const key = this.#authenticate(envelope, payload, now);
+      if (this.#inFlight > this.#maxInFlight) throw new CommandsBusyError(this.#maxInFlight);
+      const key = authenticate((kid) => this.#c.lookupKey(kid), envelope, payload, now);
       if (payload.target !== self) {
-        if (opts.via === 'mesh') {
-          throw refuse('WRONG_TARGET', 'this command was signed for another node', 'denied');
-        }
-        if (!this.#c.isMember(payload.target)) {
-          throw refuse(
-            'UNKNOWN_TARGET',
-            `target ${payload.target} is not a member of this network`,
-            'not_found',
-          );
-        }
+        // A relay only passes on what it was asked to: the target never relays further.
+        if (opts.via === 'mesh') throw new WrongTargetError();
+        if (!this.#c.isMember(payload.target)) throw new UnknownTargetError(payload.target);
         this.#audit(envelope, payload, 'relayed', opts, null, null);
         await this.#c.relay(payload.target, envelope, input, sink, opts.signal);
         return;
@@ -183,10 +119,9 @@ export class CommandService {
     opts: { via: Via; signal: AbortSignal; from?: string },
   ): Promise<void> {
     const def = this.#c.actions.get(payload.action);
-    if (!def) throw refuse('UNKNOWN_ACTION', `unknown action '${payload.action}'`, 'not_found');
+    if (!def) throw new UnknownCommandActionError(payload.action);
     authorize(key, def, payload.args);
-    if (!this.#c.seen.claim(payload.id, payload.exp))
-      throw refuse('REPLAY', `command ${payload.id} was already received: replays are refused`, 'denied');
+    if (!this.#c.seen.claim(payload.id, payload.exp)) throw new ReplayError(payload.id);
     const seq0 = this.#audit(envelope, payload, 'accepted', opts, null, null);
     const { signer, peerId } = this.#c.self;
     let seq = 0;
@@ -235,37 +170,4 @@ export class CommandService {
     const body = toErrorBody(err);
     this.#audit(undefined, undefined, 'refused', { via }, body.code, body.message);
   }
-}
-
-/**
- * Passes input frames through, hashing them. When the signed payload names its input (count and
- * digest), each frame is handed on only once the next one has arrived, and the last one only
- * once the digest matches: an action never sees the end of its input (its own end marker, or
- * the end of the stream) unless the input is exactly what the operator signed, with nothing
- * swapped, dropped or appended. A command signed without input gets none: any frame is an
- * injection.
- */
-async function* checkedInput(input: AsyncIterable<unknown>, expected: InputDigest | undefined) {
-  const tampered = (why: string) => new CommandRefusedError('INPUT_TAMPERED', why, 'unauthenticated');
-  if (expected === undefined) {
-    for await (const _ of input) throw tampered('this command was signed without input');
-    return;
-  }
-  const h = inputHasher();
-  let n = 0;
-  let held: { frame: unknown } | undefined;
-  for await (const frame of input) {
-    n++;
-    h.update(frame);
-    if (held) yield held.frame;
-    if (n === expected.frames) {
-      if (h.digest().sha256 !== expected.sha256)
-        throw tampered('the uploaded input does not match the digest the operator signed');
-      yield frame;
-      // Anything after the signed frames is not the operator's: it is never read.
-      return;
-    }
-    held = { frame };
-  }
-  throw tampered(`the input ended after ${n} of ${expected.frames} signed frames`);
 }

@@ -5,9 +5,16 @@
  * Subsystems define their actions; the composition root registers them.
  */
 import type { z } from 'zod';
-import type { Logger } from '../logging/index.ts';
-import { isPlexusError, PlexusError, toErrorBody } from './errors.ts';
+import { InvalidArgumentError, isPlexusError, toErrorBody, UnknownActionError } from './errors.ts';
 import type { Frame } from './frames.ts';
+
+/**
+ * The one logger method the registry uses. Declared here rather than imported from
+ * src/logging, so that core imports no other subsystem; a pino logger fits it.
+ */
+export interface ActionLogger {
+  error(obj: object, msg: string): void;
+}
 
 /** What an action does, for role checks: viewers `read`, operators `write`, `exec` and `admin` are special. */
 export type Access = 'read' | 'write' | 'exec' | 'admin';
@@ -56,25 +63,13 @@ export function defineAction<S extends z.ZodType>(def: ActionDef<S>): ActionDef<
   return def;
 }
 
-/** The action name is not registered. */
-export class UnknownActionError extends PlexusError {
-  override name = 'UnknownActionError';
-  constructor(action: string) {
-    super(
-      'UNKNOWN_ACTION',
-      `unknown action '${action}'; is the agent the same version as the CLI?`,
-      'not_found',
-    );
-  }
-}
-
 /** The registry of every action this agent serves. */
 export class ActionRegistry {
   readonly #defs = new Map<string, ActionDef>();
-  readonly #logger: Logger | undefined;
+  readonly #logger: ActionLogger | undefined;
 
   /** `logger` receives unexpected (non-domain) errors with their stacks. */
-  constructor(init: { logger?: Logger } = {}) {
+  constructor(init: { logger?: ActionLogger } = {}) {
     this.#logger = init.logger;
   }
 
@@ -108,7 +103,7 @@ export class ActionRegistry {
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-        throw new PlexusError('INVALID_ARGUMENT', `${name}: ${where}${issue.message}`, 'invalid');
+        throw new InvalidArgumentError(name, `${where}${issue.message}`);
       }
       const result = await def.handler(parsed.data, ctx);
       return { type: 'result', result: result ?? null };

@@ -1,7 +1,8 @@
 /**
- * The base of every expected (domain) error. Subsystems subclass it in their own `errors.ts`.
- * `code` is a stable machine-readable name (`NAME_TAKEN`); `kind` is the broad class that the API
- * maps to an HTTP status and the CLI to an exit code. Only `src/api` knows about HTTP.
+ * The base of every expected (domain) error, and the core's own errors. Subsystems subclass
+ * PlexusError in their own `errors.ts`. `code` is a stable machine-readable name
+ * (`NAME_TAKEN`); `kind` is the broad class that the API maps to an HTTP status and the CLI to
+ * an exit code. Only `src/api` knows about HTTP.
  */
 export type ErrorKind =
   | 'invalid' // the caller sent something wrong: fix the input
@@ -41,4 +42,40 @@ export interface ErrorBody {
 export function toErrorBody(err: unknown): ErrorBody {
   if (isPlexusError(err)) return { code: err.code, message: err.message, kind: err.kind };
   return { code: 'INTERNAL', message: 'internal error; see the agent log', kind: 'internal' };
+}
+
+/** A message that should be JSON is not. Transports subclass it to say which message it was. */
+export class BadJsonError extends PlexusError {
+  override name = 'BadJsonError';
+  constructor(message = 'malformed JSON message') {
+    super('BAD_JSON', message, 'invalid');
+  }
+}
+
+/** An NDJSON line was longer than the limit. */
+export class LineTooLongError extends PlexusError {
+  override name = 'LineTooLongError';
+  constructor(max: number) {
+    super('LINE_TOO_LONG', `a message line exceeded ${max} bytes`, 'too_large');
+  }
+}
+
+/** The action name is not registered. */
+export class UnknownActionError extends PlexusError {
+  override name = 'UnknownActionError';
+  constructor(action: string) {
+    super(
+      'UNKNOWN_ACTION',
+      `unknown action '${action}'; is the agent the same version as the CLI?`,
+      'not_found',
+    );
+  }
+}
+
+/** An action's arguments do not match its schema; `detail` names the first bad field. */
+export class InvalidArgumentError extends PlexusError {
+  override name = 'InvalidArgumentError';
+  constructor(action: string, detail: string) {
+    super('INVALID_ARGUMENT', `${action}: ${detail}`, 'invalid');
+  }
 }

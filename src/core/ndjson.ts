@@ -1,14 +1,6 @@
 /** Newline-delimited JSON over byte streams, with a per-line size limit. No agent imports. */
 import type { Readable, Writable } from 'node:stream';
-import { PlexusError } from './errors.ts';
-
-/** A line was longer than the limit. */
-export class LineTooLongError extends PlexusError {
-  override name = 'LineTooLongError';
-  constructor(max: number) {
-    super('LINE_TOO_LONG', `a message line exceeded ${max} bytes`, 'too_large');
-  }
-}
+import { BadJsonError, LineTooLongError } from './errors.ts';
 
 /** Yields each complete line of `stream` as a string; throws LineTooLongError past `maxBytes`. */
 export async function* readLines(stream: Readable, maxBytes: number): AsyncGenerator<string> {
@@ -40,12 +32,12 @@ export async function* readLines(stream: Readable, maxBytes: number): AsyncGener
   }
 }
 
-/** Parses JSON, turning a syntax error into a PlexusError. */
+/** Parses JSON, turning a syntax error into a BadJsonError. */
 export function parseJsonLine(line: string): unknown {
   try {
     return JSON.parse(line);
   } catch {
-    throw new PlexusError('BAD_JSON', 'malformed JSON message', 'invalid');
+    throw new BadJsonError();
   }
 }
 

@@ -14,34 +14,44 @@ import {
   MAX_INPUT_FRAME_BYTES,
 } from '../../commands/constants.ts';
 import type { CommandService } from '../../commands/service.ts';
-import { PlexusError } from '../../core/errors.ts';
 import type { Frame } from '../../core/frames.ts';
 import { parseJsonLine, readLines, writeJsonLine } from '../../core/ndjson.ts';
-import { type ApiRequest, type HttpApi, STATUS_BY_KIND } from '../http.ts';
+import {
+  BadRequestError,
+  BodyTimeoutError,
+  BodyTooLargeError,
+  UploadTimeoutError,
+  UploadTooLargeError,
+} from '../errors.ts';
+import { type ApiRequest, type Router, STATUS_BY_KIND } from '../http.ts';
+
+/** What the command routes need. */
+export interface CommandRoutesDeps {
+  /** Decides on and runs envelopes; records the requests refused before one was read. */
+  commands: Pick<CommandService, 'handle' | 'refuseRequest'>;
+  /** This node's name and peer ID. */
+  self(): { name: string; peerId: string };
+}
 
 /**
  * Mounts the command endpoint, and `GET /v1/node`: the name and peer ID of this node, which a
  * remote CLI needs to address a signed command to it (a peer ID is public: every libp2p
  * handshake reveals it).
  */
-export function mountCommandRoutes(
-  api: HttpApi,
-  commands: CommandService,
-  self: () => { name: string; peerId: string },
-): void {
-  api.route('POST', '/v1/commands', (req, res) => handleCommand(req, res, commands));
-  api.route('GET', '/v1/node', () => self());
+export function mountCommandRoutes(router: Router, deps: CommandRoutesDeps): void {
+  router.route('POST', '/v1/commands', (req, res) => handleCommand(req, res, deps.commands));
+  router.route('GET', '/v1/node', () => deps.self());
 }
 
-async function handleCommand(req: ApiRequest, res: ServerResponse, commands: CommandService): Promise<void> {
+async function handleCommand(
+  req: ApiRequest,
+  res: ServerResponse,
+  commands: CommandRoutesDeps['commands'],
+): Promise<void> {
   const raw = req.raw;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES) {
-    const err = new PlexusError(
-      'BODY_TOO_LARGE',
-      `request body over ${MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES} bytes`,
-      'too_large',
-    );
+    const err = new BodyTooLargeError(MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES);
     commands.refuseRequest(err, 'http');
     throw err;
   }
@@ -56,25 +66,14 @@ async function handleCommand(req: ApiRequest, res: ServerResponse, commands: Com
       lines.next(),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () =>
-            reject(
-              new PlexusError(
-                'BODY_TIMEOUT',
-                `the envelope did not arrive within ${ENVELOPE_TIMEOUT_MS} ms`,
-                'invalid',
-              ),
-            ),
+          () => reject(new BodyTimeoutError(ENVELOPE_TIMEOUT_MS, 'envelope')),
           ENVELOPE_TIMEOUT_MS,
         );
       }),
     ]);
-    if (first.done) throw new PlexusError('BAD_REQUEST', 'empty body: send a signed envelope', 'invalid');
+    if (first.done) throw new BadRequestError('empty body: send a signed envelope');
     if (Buffer.byteLength(first.value) > MAX_ENVELOPE_BYTES)
-      throw new PlexusError(
-        'BODY_TOO_LARGE',
-        `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`,
-        'too_large',
-      );
+      throw new BodyTooLargeError(MAX_ENVELOPE_BYTES, 'envelope');
   } catch (err) {
     commands.refuseRequest(err, 'http');
     dropAfterReply(res);
@@ -98,16 +97,12 @@ async function handleCommand(req: ApiRequest, res: ServerResponse, commands: Com
       const next = await Promise.race([
         lines.next(),
         new Promise<never>((_, reject) => {
-          t = setTimeout(
-            () => reject(new PlexusError('UPLOAD_TIMEOUT', 'the upload stalled', 'invalid')),
-            INPUT_IDLE_TIMEOUT_MS,
-          );
+          t = setTimeout(() => reject(new UploadTimeoutError()), INPUT_IDLE_TIMEOUT_MS);
         }),
       ]).finally(() => clearTimeout(t));
       if (next.done) return;
       inputBytes += Buffer.byteLength(next.value);
-      if (inputBytes > MAX_INPUT_BYTES)
-        throw new PlexusError('UPLOAD_TOO_LARGE', `input over ${MAX_INPUT_BYTES} bytes`, 'too_large');
+      if (inputBytes > MAX_INPUT_BYTES) throw new UploadTooLargeError(MAX_INPUT_BYTES);
       yield parseJsonLine(next.value);
     }
   })();

@@ -6,14 +6,19 @@
  * signature, timestamp or replay problem.
  */
 import type { Workloads } from '../../workloads/index.ts';
-import { type HttpApi, sendJson } from '../http.ts';
+import { type Router, sendJson } from '../http.ts';
 
 /** A webhook body is `{url, sha256?}`: a few hundred bytes. */
 const MAX_HOOK_BODY_BYTES = 16 * 1024;
 
+/** What the webhook route needs: the workload manager's webhook check and deploy. */
+export interface HookRoutesDeps {
+  workloads: Pick<Workloads, 'acceptWebhook'>;
+}
+
 /** Mounts the webhook route. */
-export function mountHookRoutes(api: HttpApi, deps: { workloads: Workloads }): void {
-  api.route('POST', '/v1/hooks/:app', async (req, res) => {
+export function mountHookRoutes(router: Router, deps: HookRoutesDeps): void {
+  router.route('POST', '/v1/hooks/:app', async (req, res) => {
     const body = await req.body(MAX_HOOK_BODY_BYTES);
     const header = (name: string) => {
       const v = req.headers[name];

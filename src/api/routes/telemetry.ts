@@ -7,12 +7,13 @@
  */
 
 import type { ActionRegistry, Caller } from '../../core/actions.ts';
-import { PlexusError } from '../../core/errors.ts';
-import type { ApiRequest, HttpApi } from '../http.ts';
+import { ActionFailedError, BadSinceError, MissingNodeError } from '../errors.ts';
+import type { ApiRequest, Router } from '../http.ts';
 
 /** What the telemetry routes need. */
 export interface TelemetryRoutesDeps {
-  actions: ActionRegistry;
+  /** Runs `telemetry.history`. */
+  actions: Pick<ActionRegistry, 'run'>;
   /** Renders the Prometheus exposition. */
   metrics(): Promise<{ contentType: string; body: string }>;
   /**
@@ -25,17 +26,17 @@ export interface TelemetryRoutesDeps {
 const LOOPBACK_VIEWER: Caller = { kind: 'local', kid: 'http-loopback', role: 'viewer' };
 
 /** Mounts /metrics and /v1/telemetry. */
-export function mountTelemetryRoutes(api: HttpApi, deps: TelemetryRoutesDeps): void {
-  api.route('GET', '/metrics', async (_req, res) => {
+export function mountTelemetryRoutes(router: Router, deps: TelemetryRoutesDeps): void {
+  router.route('GET', '/metrics', async (_req, res) => {
     const { contentType, body } = await deps.metrics();
     res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
 
-  api.route('GET', '/v1/telemetry', async (req) => {
+  router.route('GET', '/v1/telemetry', async (req) => {
     const caller = deps.authorize ? await deps.authorize(req) : LOOPBACK_VIEWER;
     const node = req.query.get('node');
-    if (!node) throw new PlexusError('MISSING_NODE', 'add ?node=NAME (see plexus peers)', 'invalid');
+    if (!node) throw new MissingNodeError();
     const sinceText = req.query.get('since');
     const since = sinceText == null ? undefined : parseSince(sinceText);
     const resolution = req.query.get('resolution') ?? undefined;
@@ -44,8 +45,7 @@ export function mountTelemetryRoutes(api: HttpApi, deps: TelemetryRoutesDeps): v
       { node, since, resolution },
       { caller, signal: AbortSignal.timeout(10_000), emit: async () => {}, input: (async function* () {})() },
     );
-    if (frame.type === 'error')
-      throw new PlexusError(frame.error.code, frame.error.message, frame.error.kind ?? 'invalid');
+    if (frame.type === 'error') throw new ActionFailedError(frame.error);
     return frame.type === 'result' ? frame.result : {};
   });
 }
@@ -58,7 +58,6 @@ function parseSince(text: string): number {
     return text.length <= 10 ? n * 1000 : n;
   }
   const t = Date.parse(text);
-  if (Number.isNaN(t))
-    throw new PlexusError('BAD_SINCE', 'since must be epoch seconds, epoch ms or an ISO date', 'invalid');
+  if (Number.isNaN(t)) throw new BadSinceError();
   return t;
 }

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { AuditLog, SeenIds } from '../../../src/commands/audit.ts';
 import { inputHasher, signCommand, verifyFrame } from '../../../src/commands/envelope.ts';
-import { apiMigrations } from '../../../src/commands/migrations.ts';
+import { commandMigrations } from '../../../src/commands/migrations.ts';
 import { CommandService, type FrameSink } from '../../../src/commands/service.ts';
 import { ActionRegistry, defineAction } from '../../../src/core/actions.ts';
 import type { Frame } from '../../../src/core/frames.ts';
@@ -18,7 +18,7 @@ import { openStore } from '../../../src/store/index.ts';
 const admin = generateSigner().signer;
 
 function setup() {
-  const db = openStore(':memory:', [...meshMigrations, ...apiMigrations]);
+  const db = openStore(':memory:', [...meshMigrations, ...commandMigrations]);
   const membership = new Membership(db, admin.publicKey);
   const node = generateSigner().signer;
   const self = peerIdOf(node.publicKey);
