@@ -20,7 +20,7 @@ import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, TelemetryService, telemetryActions } from './telemetry/index.ts';
 import { createTunnelSubsystem, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
-import { createWorkloads, workloadsActions, workloadsMigrations } from './workloads/index.ts';
+import { createWorkloads, loadMasterKey, workloadsActions, workloadsMigrations } from './workloads/index.ts';
 
 /** Options for the daemon. */
 export interface DaemonInit {
@@ -106,8 +106,8 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     // After the mesh, so apps only start once the node is reachable; stopped before it. Stopping
     // leaves apps running: the next start re-adopts them.
     const workloads = createWorkloads(
-      { appsDir: paths.apps, masterKeyPath: paths.masterKey, backend: config.workloads.backend },
-      { db, logger: logger.child({ module: 'workloads' }) },
+      { appsDir: paths.apps, backend: config.workloads.backend },
+      { db, logger: logger.child({ module: 'workloads' }), masterKey: loadMasterKey(paths.masterKey) },
     );
     await workloads.start();
     stops.push(() => workloads.stop());

@@ -6,9 +6,9 @@
  */
 import { z } from 'zod';
 import { type ActionContext, defineAction } from '../core/actions.ts';
-import { PlexusError } from '../core/errors.ts';
 import { MAX_LOG_LINES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
+import { AdminOnlyError } from './errors.ts';
 import { followFile, tailLines } from './log-files.ts';
 import { appNameSchema, envNameSchema, runSpecFields } from './spec.ts';
 import type { Workloads } from './workloads.ts';
@@ -153,7 +153,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
         .refine((a) => a.system !== (a.app !== undefined), 'give an app or system, not both'),
       handler: async (args, ctx) => {
         if (args.system && ctx.caller.role !== 'admin') {
-          throw new PlexusError('DENIED', 'the agent log is for admins', 'denied');
+          throw new AdminOnlyError('the agent log is for admins');
         }
         const send = (lines: string[]) => ctx.emit({ lines });
         const initial = args.system
@@ -191,7 +191,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       args: z.object({ app: appNameSchema, reveal: z.boolean().default(false) }),
       handler: async (args, ctx) => {
         if (args.reveal && ctx.caller.role !== 'admin') {
-          throw new PlexusError('DENIED', 'only an admin can reveal env values', 'denied');
+          throw new AdminOnlyError('only an admin can reveal env values');
         }
         return w.listEnv(args.app, args.reveal);
       },

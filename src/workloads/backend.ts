@@ -67,6 +67,11 @@ export interface AdoptInfo {
 /** A way to run app processes. */
 export interface Backend extends EventEmitter<BackendEvents> {
   readonly kind: 'process' | 'systemd';
+  /**
+   * Begins watching app processes (systemd: checks systemd can run here, then polls unit state);
+   * the manager calls it in its own `start()`, before it adopts apps. Building a backend does no I/O.
+   */
+  start(): void;
   /** Starts the app (stopping a previous process of it first). Resolves once it has a pid. */
   launch(spec: LaunchSpec, opts?: LaunchOptions): Promise<RunState>;
   /** Stops the app: SIGTERM to its process group, SIGKILL after `graceMs`. */

@@ -120,3 +120,11 @@ export class WebhookReplayError extends PlexusError {
     );
   }
 }
+
+/** The caller's key is valid but not an admin's, and the action (or this part of it) is admin-only. */
+export class AdminOnlyError extends PlexusError {
+  override name = 'AdminOnlyError';
+  constructor(message: string) {
+    super('DENIED', message, 'denied');
+  }
+}

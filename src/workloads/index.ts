@@ -16,18 +16,19 @@
  * - `workloads.ports(): {name, port}[]` — apps that declare a `port`, by app name: the tunnels
  *   subsystem exposes each under its name (`api.web-2`).
  *
- * The composition root builds it with `createWorkloads`, registers `workloadsActions`, mounts
- * the webhook route (src/api/hook-routes.ts) and calls `start()` after the mesh and `stop()`
- * before it. `stop()` leaves apps running: they survive an agent restart or upgrade and are
- * re-adopted by pid and process start time on the next `start()`.
+ * The composition root reads the master key (`loadMasterKey`), builds the manager with
+ * `createWorkloads` (no I/O), registers `workloadsActions`, mounts the webhook route
+ * (src/api/routes/hooks.ts), and calls `start()` after the mesh and `stop()` before it. `stop()`
+ * leaves apps running: they survive an agent restart or upgrade and are re-adopted by pid and
+ * process start time on the next `start()`.
  */
 import type { Logger } from '../logging/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Backend } from './backend.ts';
 import { createProcessBackend, type ProcessBackendInit } from './process-backend.ts';
-import { loadMasterKey } from './secrets.ts';
 import { createSystemdBackend } from './systemd-backend.ts';
-import { Workloads, type WorkloadsInit } from './workloads.ts';
+import type { WorkloadsInit } from './types.ts';
+import { Workloads } from './workloads.ts';
 
 export { workloadsActions } from './actions.ts';
 export type { AppStatus } from './app-repo.ts';
@@ -37,43 +38,47 @@ export * from './errors.ts';
 export type { AppEvent, AppEventKind } from './event-repo.ts';
 export { workloadsMigrations } from './migrations.ts';
 export { createProcessBackend } from './process-backend.ts';
+export { loadMasterKey } from './secrets.ts';
 export { parseHealth, type RestartPolicy, type RunSpec } from './spec.ts';
 export { createSystemdBackend, systemdUnavailableReason } from './systemd-backend.ts';
 export { renderUnit } from './systemd-unit.ts';
+export type {
+  AppChange,
+  AppInfo,
+  DeployRequest,
+  DeployResult,
+  WorkloadsComponents,
+  WorkloadsEvents,
+  WorkloadsInit,
+} from './types.ts';
 export { signWebhook } from './webhook.ts';
-export {
-  type AppChange,
-  type AppInfo,
-  type DeployRequest,
-  type DeployResult,
-  Workloads,
-  type WorkloadsEvents,
-} from './workloads.ts';
+export { Workloads } from './workloads.ts';
 
 /** Options of `createWorkloads`. */
 export interface CreateWorkloadsInit extends WorkloadsInit {
   /** `process` (default) or `systemd`. */
   backend: 'process' | 'systemd';
-  /** DATA/keys/master.key. */
-  masterKeyPath: string;
   /** Supervisor tunables for the process backend. */
   processBackend?: ProcessBackendInit;
 }
 
-/** Builds the workload manager with the configured backend. Call `start()` to take apps over. */
-export function createWorkloads(
-  init: CreateWorkloadsInit,
-  components: { db: Db; logger: Logger },
-): Workloads {
+/** What `createWorkloads` uses. */
+export interface CreateWorkloadsComponents {
+  db: Db;
+  logger: Logger;
+  /** The 32-byte master key for app secrets: `loadMasterKey(DATA/keys/master.key)`. */
+  masterKey: Buffer;
+}
+
+/**
+ * Builds the workload manager with the configured backend, without I/O. `start()` takes the apps
+ * over (and, for systemd, checks that it can run here).
+ */
+export function createWorkloads(init: CreateWorkloadsInit, components: CreateWorkloadsComponents): Workloads {
   const logger = components.logger;
   const backend: Backend =
     init.backend === 'systemd'
       ? createSystemdBackend({}, { logger })
       : createProcessBackend(init.processBackend ?? {}, { logger });
-  return new Workloads(init, {
-    db: components.db,
-    logger,
-    backend,
-    masterKey: loadMasterKey(init.masterKeyPath),
-  });
+  return new Workloads(init, { db: components.db, logger, backend, masterKey: components.masterKey });
 }

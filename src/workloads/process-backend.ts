@@ -88,6 +88,10 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     };
   }
 
+  start(): void {
+    // Nothing to watch yet: each app's timers start with its process (launch or adopt).
+  }
+
   async launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promise<RunState> {
     const prev = this.#apps.get(spec.app);
     if (prev) await this.#handOff(prev, opts.handoffPort);

@@ -17,9 +17,9 @@ import { type HealthOutcome, waitHealthy } from './health.ts';
 import type { ReleaseRepo, ReleaseRow } from './release-repo.ts';
 import { type AppPaths, removeReleases, switchCurrent } from './releases.ts';
 import { parseHealth, type RunSpec } from './spec.ts';
-import type { AppInfo, DeployResult } from './workloads.ts';
+import type { AppInfo, DeployResult } from './types.ts';
 
-/** What a switch needs from the workload manager. */
+/** What a switch needs from the workload manager (its AppContext provides all of it). */
 export interface ReleaseSwitchDeps {
   apps: AppRepo;
   releases: ReleaseRepo;

@@ -40,10 +40,8 @@ export interface SystemdBackendInit {
   pollMs?: number;
 }
 
-/** Builds the systemd backend; throws BackendUnavailableError where systemd cannot run. */
+/** Builds the systemd backend; its `start()` throws BackendUnavailableError where systemd cannot run. */
 export function createSystemdBackend(init: SystemdBackendInit, components: { logger: Logger }): Backend {
-  const why = systemdUnavailableReason();
-  if (why) throw new BackendUnavailableError(`${why}; set workloads.backend: process`);
   return new SystemdBackend(init, components.logger);
 }
 
@@ -53,7 +51,8 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   readonly #runDir: string;
   readonly #logger: Logger;
   readonly #known = new Map<string, RunState>();
-  readonly #timer: NodeJS.Timeout;
+  readonly #pollMs: number;
+  #timer: NodeJS.Timeout | undefined;
   #version = 0;
 
   constructor(init: SystemdBackendInit, logger: Logger) {
@@ -61,7 +60,13 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     this.#unitDir = init.unitDir ?? SYSTEMD_UNIT_DIR;
     this.#runDir = init.runDir ?? SYSTEMD_RUN_DIR;
     this.#logger = logger;
-    this.#timer = setInterval(() => void this.#poll(), init.pollMs ?? 1000);
+    this.#pollMs = init.pollMs ?? 1000;
+  }
+
+  start(): void {
+    const why = systemdUnavailableReason();
+    if (why) throw new BackendUnavailableError(`${why}; set workloads.backend: process`);
+    this.#timer ??= setInterval(() => void this.#poll(), this.#pollMs);
     this.#timer.unref();
   }
 
@@ -185,6 +190,7 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
 
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
 

@@ -8,7 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { WEBHOOK_WINDOW_S } from './constants.ts';
-import { WebhookAuthError } from './errors.ts';
+import { InvalidSpecError, WebhookAuthError } from './errors.ts';
 
 /** The body of a webhook call. */
 export const webhookBodySchema = z.strictObject({
@@ -18,6 +18,18 @@ export const webhookBodySchema = z.strictObject({
     .regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex digits')
     .optional(),
 });
+
+/** Parses a verified call's body; anything but `{"url", "sha256"?}` is BAD_WEBHOOK_BODY. */
+export function parseWebhookBody(body: Buffer): z.infer<typeof webhookBodySchema> {
+  try {
+    return webhookBodySchema.parse(JSON.parse(body.toString('utf8')));
+  } catch {
+    throw new InvalidSpecError(
+      'BAD_WEBHOOK_BODY',
+      'webhook body must be JSON {"url": "...", "sha256": "..."}',
+    );
+  }
+}
 
 /** The signature a sender computes. Exported for tests and the docs example. */
 export function signWebhook(secret: string, timestamp: string | number, body: string | Buffer): string {

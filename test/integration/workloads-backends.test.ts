@@ -195,7 +195,13 @@ function contract(name: string, make: () => Backend, skip?: string) {
   });
 }
 
-contract('process', () => createProcessBackend(FAST, { logger: silentLogger() }));
+/** A backend as the manager uses it: built, then started. */
+function startedBackend(b: Backend): Backend {
+  b.start();
+  return b;
+}
+
+contract('process', () => startedBackend(createProcessBackend(FAST, { logger: silentLogger() })));
 const why = systemdUnavailableReason();
 if (why) console.log(`# systemd backend contract skipped: ${why}`);
-contract('systemd', () => createSystemdBackend({}, { logger: silentLogger() }), why);
+contract('systemd', () => startedBackend(createSystemdBackend({}, { logger: silentLogger() })), why);

@@ -1,0 +1,180 @@
+/**
+ * What every operation on an app shares: the repositories, the backend, one lock per app, the
+ * app's live view (database row merged with what the backend sees), and the event log that
+ * tells listeners about each change. The manager (workloads.ts), deploys (deploy.ts), recovery
+ * (recovery.ts) and the release switch (release-switch.ts) all work through one of these.
+ */
+import type { Logger } from '../logging/index.ts';
+import { AppRepo, type AppRow, type AppStatus } from './app-repo.ts';
+import type { Backend, LaunchSpec, RunChange } from './backend.ts';
+import { EnvRepo } from './env-repo.ts';
+import { AppBusyError, InvalidSpecError, PortInUseError, UnknownAppError } from './errors.ts';
+import { type AppEvent, type AppEventKind, EventRepo } from './event-repo.ts';
+import { HookRepo } from './hook-repo.ts';
+import { buildLaunchSpec } from './launch-spec.ts';
+import { checkPortFree } from './preflight.ts';
+import { ProcSampler } from './proc.ts';
+import { ReleaseRepo, type ReleaseRow } from './release-repo.ts';
+import { type AppPaths, appPaths } from './releases.ts';
+import { SecretBox } from './secrets.ts';
+import { appNameSchema, type RunSpec } from './spec.ts';
+import type { AppChange, AppInfo, WorkloadsComponents, WorkloadsInit } from './types.ts';
+
+/** The state and helpers shared by every app operation of one workload manager. */
+export class AppContext {
+  readonly apps: AppRepo;
+  readonly releases: ReleaseRepo;
+  readonly env: EnvRepo;
+  readonly hooks: HookRepo;
+  readonly events: EventRepo;
+  readonly backend: Backend;
+  readonly logger: Logger;
+  readonly init: WorkloadsInit;
+  /** Set once the manager stops: no new operation starts, backend changes are ignored. */
+  stopping = false;
+  /** The operation in progress per app (`deploying`, `stopping`…): one at a time. */
+  readonly #busy = new Map<string, string>();
+  readonly #sampler = new ProcSampler();
+  readonly #emit: (change: AppChange) => void;
+
+  constructor(init: WorkloadsInit, components: WorkloadsComponents, emit: (change: AppChange) => void) {
+    this.init = init;
+    this.logger = components.logger;
+    this.backend = components.backend;
+    this.#emit = emit;
+    const box = new SecretBox(components.masterKey);
+    this.apps = new AppRepo(components.db);
+    this.releases = new ReleaseRepo(components.db);
+    this.env = new EnvRepo(components.db, box);
+    this.hooks = new HookRepo(components.db, box);
+    this.events = new EventRepo(components.db);
+  }
+
+  /** Health deadline when a release sets none (read by the release switch). */
+  get healthTimeoutMs(): number | undefined {
+    return this.init.healthTimeoutMs;
+  }
+
+  /** Paths of an app. */
+  paths(app: string): AppPaths {
+    return appPaths(this.init.appsDir, app);
+  }
+
+  // --- reading -----------------------------------------------------------------------------------
+
+  /** The app's row, or UnknownAppError (also for a name that could not be an app's). */
+  row(app: string): AppRow {
+    if (!appNameSchema.safeParse(app).success) throw new UnknownAppError(app.slice(0, 64));
+    const row = this.apps.get(app);
+    if (!row) throw new UnknownAppError(app);
+    return row;
+  }
+
+  /** Every app's info; forgets CPU samples of processes that are gone. */
+  list(): AppInfo[] {
+    const infos = this.apps.list().map((r) => this.infoOf(r));
+    this.#sampler.retain(new Set(infos.map((i) => i.pid).filter((p): p is number => p !== null)));
+    return infos;
+  }
+
+  /** One app's info. */
+  info(app: string): AppInfo {
+    return this.infoOf(this.row(app));
+  }
+
+  /** The row merged with what the backend sees now, and a CPU/memory sample of its process. */
+  infoOf(r: AppRow): AppInfo {
+    const live = this.backend.state(r.name);
+    const pid = live ? live.pid : r.pid;
+    const status: AppStatus =
+      this.#busy.get(r.name) === 'deploying' ? 'deploying' : (live?.status ?? r.status);
+    const sample = pid ? this.#sampler.sample(pid) : { cpuPct: null, memMb: null };
+    const startedAt = live?.startedAt ?? r.startedAt;
+    return {
+      name: r.name,
+      status,
+      pid,
+      release: r.release,
+      restarts: live?.restarts ?? r.restarts,
+      uptimeS: pid && startedAt ? Math.max(0, Math.round((Date.now() - startedAt) / 1000)) : null,
+      cpuPct: sample.cpuPct,
+      memMb: sample.memMb,
+      port: r.spec.port ?? null,
+    };
+  }
+
+  /** The release the app runs (or last ran); refused when it has none. */
+  currentRelease(row: AppRow): ReleaseRow {
+    const rel = row.release ? this.releases.get(row.name, row.release) : undefined;
+    if (!rel)
+      throw new InvalidSpecError('NO_RELEASE', `app '${row.name}' has no working release; deploy one first`);
+    return rel;
+  }
+
+  /** What a process of `rel` is started with: the app's decrypted env, then `extraEnv` on top. */
+  launchSpec(app: string, rel: ReleaseRow, extraEnv: Record<string, string> = {}): LaunchSpec {
+    return buildLaunchSpec(
+      app,
+      rel,
+      this.paths(app),
+      { ...this.env.reveal(app), ...extraEnv },
+      this.init.inheritEnv,
+    );
+  }
+
+  /** Refuses a port another app declares or another process holds (our own running app may). */
+  async checkPort(app: string, spec: RunSpec, prev: AppRow | undefined): Promise<void> {
+    if (!spec.port) return;
+    const other = this.apps.list().find((r) => r.name !== app && r.spec.port === spec.port);
+    if (other) throw new PortInUseError(spec.port, other.name);
+    const ours = prev?.spec.port === spec.port && this.backend.state(app)?.pid;
+    if (!ours) await checkPortFree(spec.port);
+  }
+
+  // --- one operation per app ---------------------------------------------------------------------
+
+  /** Runs `fn` as the app's only operation; AppBusyError while another runs or the agent stops. */
+  async exclusive<T>(app: string, what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.stopping) throw new AppBusyError(app, 'the agent is stopping');
+    const busy = this.#busy.get(app);
+    if (busy) throw new AppBusyError(app, busy);
+    this.#busy.set(app, what);
+    try {
+      return await fn();
+    } finally {
+      this.#busy.delete(app);
+    }
+  }
+
+  /** The operation in progress on `app`, if any. */
+  busyWith(app: string): string | undefined {
+    return this.#busy.get(app);
+  }
+
+  /** The operation is over (the app is no longer `deploying`), before its final events go out. */
+  settled(app: string): void {
+    this.#busy.delete(app);
+  }
+
+  // --- events ------------------------------------------------------------------------------------
+
+  /** Appends to the app's event log, logs it, and tells listeners. */
+  record(app: string, kind: AppEventKind, release: string | null, detail?: string): AppEvent {
+    const ev = this.events.add(app, kind, release, detail);
+    this.logger.info({ app, event: kind, release, detail }, `app ${kind}`);
+    this.emitChange(app, kind, detail ?? null);
+    return ev;
+  }
+
+  /** Tells listeners the app changed, with its info after the change. */
+  emitChange(app: string, kind: AppEventKind | RunChange, detail: string | null): void {
+    const row = this.apps.get(app);
+    const info = row ? this.infoOf(row) : undefined;
+    this.#emit({ app, kind: kind as AppEventKind, detail, info });
+  }
+
+  /** Tells listeners the app is gone. */
+  emitRemoved(app: string): void {
+    this.#emit({ app, kind: 'remove', detail: null, info: undefined });
+  }
+}
