@@ -72,7 +72,7 @@ export function meshActions(mesh: Mesh, keys: NodeKeys) {
           },
           admin,
         );
-        mesh.membership.recordToken({ id, exp, uses: args.uses, tags: args.tags });
+        mesh.tokens.record({ id, exp, uses: args.uses, tags: args.tags });
         return { token, id, expiresAt: exp * 1000, uses: args.uses, tags: args.tags, bootstrap };
       },
     }),
@@ -81,7 +81,7 @@ export function meshActions(mesh: Mesh, keys: NodeKeys) {
       describe: 'tokens created on this node and how many times each was used',
       access: 'admin',
       args: z.object({}),
-      handler: async () => mesh.membership.listTokens(),
+      handler: async () => mesh.tokens.list(),
     }),
     defineAction({
       name: 'mesh.token.revoke',

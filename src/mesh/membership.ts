@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isPlexusError } from '../core/errors.ts';
 import type { SignedBlob } from '../crypto/signed.ts';
 import type { Db } from '../store/index.ts';
+import { UnknownNodeError } from './errors.ts';
 import { OperatorGrants } from './operators.ts';
 import { publicKeyOfPeerId } from './peer-ids.ts';
 import {
@@ -172,6 +173,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
       | Row
       | undefined;
     return r ? toMember(r) : undefined;
+  }
+
+  /** Resolves a node name (or a peer ID) to a live member; throws UnknownNodeError. */
+  resolve(nameOrPeer: string): Member {
+    const m = this.byName(nameOrPeer) ?? this.get(nameOrPeer);
+    if (!m || m.revokedAt) throw new UnknownNodeError(nameOrPeer);
+    return m;
   }
 
   /** Every member, live first, by name. */
@@ -342,49 +350,6 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const m of s.members) if (this.accept(m) === 'added') added++;
     for (const g of Array.isArray(s.grants) ? s.grants : []) if (this.operators.accept(g)) added++;
     return added;
-  }
-
-  /** Records a token created here, for `token ls`. */
-  recordToken(t: { id: string; exp: number; uses: number; tags: string[] }): void {
-    this.#db
-      .prepare('INSERT INTO tokens (id, created_at, exp, uses, tags) VALUES (?, ?, ?, ?, ?)')
-      .run(t.id, Date.now(), t.exp, t.uses, JSON.stringify(t.tags));
-  }
-
-  /** Tokens created here, with their use counts and state. */
-  listTokens(now = Date.now()) {
-    const rows = this.#db.prepare('SELECT * FROM tokens ORDER BY created_at').all() as {
-      id: string;
-      created_at: number;
-      exp: number;
-      uses: number;
-      tags: string;
-    }[];
-    return rows.map((r) => {
-      const used = this.tokenUses(r.id);
-      const revoked = this.isTokenRevoked(r.id);
-      const state = revoked
-        ? 'revoked'
-        : r.exp * 1000 <= now
-          ? 'expired'
-          : used >= r.uses
-            ? 'used'
-            : 'active';
-      return {
-        id: r.id,
-        createdAt: r.created_at,
-        expiresAt: r.exp * 1000,
-        uses: r.uses,
-        used,
-        tags: JSON.parse(r.tags) as string[],
-        state,
-      };
-    });
-  }
-
-  /** True if a token with this id was created here. */
-  hasToken(id: string): boolean {
-    return Boolean(this.#db.prepare('SELECT 1 FROM tokens WHERE id = ?').get(id));
   }
 }
 

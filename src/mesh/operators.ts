@@ -5,6 +5,9 @@
  * a node has learnt. A key is revoked with an admin-signed revocation of kind `operator`, which
  * always wins and is permanent: re-granting a revoked key is refused, so use a new key.
  * The admin key itself is always an operator with the `admin` role.
+ *
+ * This is the replicated grant store, so it lives in the mesh next to the membership that
+ * gossips it; deciding what a key may do with a signed command is in src/commands/.
  */
 import { z } from 'zod';
 import { isPlexusError } from '../core/errors.ts';

@@ -1,0 +1,50 @@
+/** What `plexus status` shows of this node: identity, addresses, peer counts and footprint. */
+import type { PeerView } from './peer-directory.ts';
+
+/** This node's status. */
+export interface NodeStatus {
+  name: string;
+  peerId: string;
+  networkId: string;
+  version: string;
+  uptimeS: number;
+  addrs: string[];
+  admin: boolean;
+  peers: { total: number; online: number; suspect: number; down: number };
+  agent: { pid: number; rssMb: number; heapUsedMb: number };
+}
+
+/** What the mesh knows of itself, for `nodeStatus`. */
+export interface SelfView {
+  name: string;
+  peerId: string;
+  networkId: string;
+  version: string;
+  /** When the mesh was created, ms. */
+  startedAt: number;
+  addrs: string[];
+  /** This node holds the admin key. */
+  admin: boolean;
+}
+
+/** Builds the status from this node's view of itself and of its peers. */
+export function nodeStatus(self: SelfView, peers: PeerView[]): NodeStatus {
+  const counts = { online: 0, suspect: 0, down: 0 };
+  for (const p of peers) counts[p.state]++;
+  return {
+    name: self.name,
+    peerId: self.peerId,
+    networkId: self.networkId,
+    version: self.version,
+    uptimeS: Math.round((Date.now() - self.startedAt) / 1000),
+    addrs: self.addrs,
+    admin: self.admin,
+    peers: { total: peers.length, ...counts },
+    // The agent's own footprint, so operators can see what it costs them.
+    agent: {
+      pid: process.pid,
+      rssMb: Math.round(process.memoryUsage.rss() / 1048576),
+      heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1048576),
+    },
+  };
+}
