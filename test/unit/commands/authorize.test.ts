@@ -1,0 +1,102 @@
+/**
+ * Command authorisation on its own: who signed an envelope (authenticate) and what that key may
+ * run (authorize). The command service's tests show the same rules end to end.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { z } from 'zod';
+import { authenticate, authorize } from '../../../src/commands/authorize.ts';
+import { signCommand } from '../../../src/commands/envelope.ts';
+import { defineAction } from '../../../src/core/actions.ts';
+import { generateSigner, type Signer } from '../../../src/crypto/ed25519.ts';
+import type { OperatorKey } from '../../../src/mesh/index.ts';
+
+const signer = generateSigner().signer;
+const keyOf = (s: Signer, over: Partial<OperatorKey> = {}): OperatorKey => ({
+  kid: s.kid,
+  publicKey: Buffer.from(s.publicKey),
+  role: 'operator',
+  exec: false,
+  source: 'grant',
+  revoked: false,
+  ...over,
+});
+
+const nameOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).name;
+  }
+  return 'accepted';
+};
+
+describe('authenticate', () => {
+  const now = Date.now();
+  const { envelope, payload } = signCommand(signer, { target: 'peer', action: 'apps.list' }, now);
+  const run = (key: OperatorKey | undefined, at = now) =>
+    nameOf(() => authenticate(() => key, envelope, payload, at));
+
+  it('accepts a known, live key whose signature verifies within the validity window', () => {
+    assert.equal(run(keyOf(signer)), 'accepted');
+  });
+
+  it('refuses an unknown key, a revoked one, a forged signature, an expired grant, an expired command', () => {
+    assert.equal(run(undefined), 'UnknownKeyError');
+    assert.equal(run(keyOf(signer, { revoked: true })), 'KeyRevokedError');
+    // The kid matches, the key does not: the signature was made by someone else.
+    assert.equal(
+      run(keyOf(signer, { publicKey: Buffer.from(generateSigner().signer.publicKey) })),
+      'BadSignatureError',
+    );
+    assert.equal(run(keyOf(signer, { exp: Math.floor(now / 1000) - 1 })), 'KeyExpiredError');
+    assert.equal(run(keyOf(signer), now + 10 * 60_000), 'CommandExpiredError');
+  });
+});
+
+describe('authorize', () => {
+  const action = (access: 'read' | 'write' | 'exec' | 'admin', tenantOf?: (a: { app: string }) => string) =>
+    defineAction({
+      name: `test.${access}`,
+      describe: access,
+      access,
+      args: z.object({ app: z.string() }),
+      tenantOf,
+      handler: async () => null,
+    });
+  const may = (key: OperatorKey, def: ReturnType<typeof action>, app = 'x') =>
+    nameOf(() => authorize(key, def, { app }));
+
+  it('roles against access classes', () => {
+    const viewer = keyOf(signer, { role: 'viewer' });
+    const op = keyOf(signer);
+    const admin = keyOf(signer, { role: 'admin' });
+    assert.deepEqual(
+      (['read', 'write', 'exec', 'admin'] as const).map((a) => [
+        may(viewer, action(a)),
+        may(op, action(a)),
+        may(admin, action(a)),
+      ]),
+      [
+        ['accepted', 'accepted', 'accepted'],
+        ['ForbiddenRoleError', 'accepted', 'accepted'],
+        ['ForbiddenRoleError', 'ForbiddenRoleError', 'accepted'],
+        ['ForbiddenRoleError', 'ForbiddenRoleError', 'accepted'],
+      ],
+    );
+    assert.equal(may(keyOf(signer, { exec: true }), action('exec')), 'accepted');
+  });
+
+  it("a tenant key stays in its tenant's apps and off node-level changes", () => {
+    const blue = keyOf(signer, { tenant: 'blue' });
+    const byPrefix = (a: { app: string }) => a.app.split('-')[0];
+    assert.equal(may(blue, action('write', byPrefix), 'blue-web'), 'accepted');
+    assert.equal(may(blue, action('write', byPrefix), 'red-web'), 'ForbiddenTenantError');
+    assert.equal(may(blue, action('write')), 'ForbiddenTenantError');
+    assert.equal(may(blue, action('read')), 'accepted');
+    assert.equal(
+      may(keyOf(signer, { role: 'admin', tenant: 'blue' }), action('write', byPrefix), 'red-web'),
+      'accepted',
+    );
+  });
+});
