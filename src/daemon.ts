@@ -18,7 +18,7 @@ import { VERSION } from './core/version.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
 import { type Db, openStore } from './store/index.ts';
-import { createMetricsRegistry, TelemetryService, telemetryActions } from './telemetry/index.ts';
+import { createMetricsRegistry, createTelemetry, telemetryActions } from './telemetry/index.ts';
 import { createTunnelSubsystem, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
 import { createWorkloads, loadMasterKey, workloadsActions, workloadsMigrations } from './workloads/index.ts';
 
@@ -81,8 +81,8 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
 
     // --- mesh ---------------------------------------------------------------------------------
     // The metrics registry comes first: libp2p reports into it from the moment it is created.
-    let telemetry: TelemetryService | undefined;
-    const metrics = createMetricsRegistry(() => telemetry?.metricsSource());
+    // The telemetry service attaches its figures to it when it starts.
+    const metrics = createMetricsRegistry();
     const mesh = new Mesh(
       { keys, config, version: VERSION, libp2pMetrics: metrics.libp2pMetrics },
       { db, logger: logger.child({ module: 'mesh' }) },
@@ -116,7 +116,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     tunnels.services.addProvider('app', () => workloads.ports());
 
     // --- telemetry: host and app figures, history, metrics, panel push ------------------------
-    telemetry = new TelemetryService(
+    const telemetry = createTelemetry(
       { version: VERSION, panel: config.panel },
       {
         mesh,
@@ -133,7 +133,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
       },
     );
     telemetry.start();
-    stops.push(() => telemetry?.stop());
+    stops.push(() => telemetry.stop());
     actions.register(...telemetryActions(telemetry));
 
     // --- commands: operator keys, signed envelopes, /plexus/cmd/1.0.0, audit (issue 5) --------

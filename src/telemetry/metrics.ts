@@ -31,15 +31,23 @@ export interface MetricsRegistry {
   registry: Registry;
   /** Pass to the mesh (`MeshInit.libp2pMetrics`) so libp2p reports into the same registry. */
   libp2pMetrics: ReturnType<typeof prometheusMetrics>;
+  /**
+   * Makes `source` what the plexus metrics read at scrape time, and returns the function that
+   * detaches it. Until a source is attached (the registry is built before the mesh, the telemetry
+   * service after it), those metrics are empty and only libp2p's and the process's are shown.
+   */
+  attach(source: MetricsSource): () => void;
   /** Observes one record's publish → receipt delay. */
   observeDelivery(seconds: number): void;
   /** The exposition for GET /metrics, normalised so that `promtool check metrics` accepts it. */
   render(): Promise<{ contentType: string; body: string }>;
 }
 
-/** Creates the registry with process, libp2p and plexus metrics; `source` is read at scrape time. */
-export function createMetricsRegistry(source: () => MetricsSource | undefined): MetricsRegistry {
+/** Creates the registry with process, libp2p and plexus metrics; see `attach` for the latter. */
+export function createMetricsRegistry(): MetricsRegistry {
   const registry = new Registry();
+  let attached: MetricsSource | undefined;
+  const source = () => attached;
   // Node's process metrics (cpu, heap, event loop lag) come with libp2p's default collection.
   const libp2pMetrics = prometheusMetrics({
     registry,
@@ -210,6 +218,12 @@ export function createMetricsRegistry(source: () => MetricsSource | undefined): 
   return {
     registry,
     libp2pMetrics,
+    attach(next) {
+      attached = next;
+      return () => {
+        if (attached === next) attached = undefined;
+      };
+    },
     observeDelivery: (s) => delay.observe(Math.max(0, s)),
     render: async () => ({
       contentType: registry.contentType,

@@ -25,8 +25,8 @@ export interface ServiceEntry {
   port: number;
 }
 
-/** Options of the service. */
-export interface TelemetryServiceInit {
+/** Options of the telemetry service. */
+export interface TelemetryInit {
   version: string;
   /** Panel push, when both url and token are set. */
   panel?: { url?: string; token?: string; intervalS: number };
@@ -34,14 +34,15 @@ export interface TelemetryServiceInit {
   procRoot?: string;
 }
 
-/** What the service uses. */
-export interface TelemetryServiceComponents {
+/** What the telemetry service uses. */
+export interface TelemetryComponents {
   mesh: Mesh;
   logger: Logger;
   /** App figures: the workload manager, or `noWorkloads` until it is wired. */
   apps: AppSource;
   /** Exposed services (tunnels); none when not wired. */
   services?: () => ServiceEntry[];
+  /** The agent's registry (built before the mesh); the service attaches its figures on start. */
   metrics?: MetricsRegistry;
 }
 
@@ -59,8 +60,8 @@ export interface NodeView {
 /** The telemetry service. */
 export class TelemetryService {
   readonly history: TelemetryHistory;
-  readonly #init: TelemetryServiceInit;
-  readonly #c: TelemetryServiceComponents;
+  readonly #init: TelemetryInit;
+  readonly #c: TelemetryComponents;
   readonly #collector: SystemCollector;
   readonly #sampler: ProcessSampler;
   readonly #gossip = new Map<string, number>();
@@ -71,7 +72,8 @@ export class TelemetryService {
   #debounce: NodeJS.Timeout | undefined;
   #scrapeCache: { at: number; nodes: NodeView[] } | undefined;
 
-  constructor(init: TelemetryServiceInit, components: TelemetryServiceComponents) {
+  /** Builds the service without I/O; `start()` wires it to the mesh. */
+  constructor(init: TelemetryInit, components: TelemetryComponents) {
     this.#init = init;
     this.#c = components;
     this.#collector = new SystemCollector({ procRoot: init.procRoot }, { logger: components.logger });
@@ -79,7 +81,7 @@ export class TelemetryService {
     this.history = new TelemetryHistory({ intervalMs: components.mesh.intervalMs });
   }
 
-  /** Registers the record provider and the listeners, and starts the panel push. */
+  /** Registers the record provider, the listeners and the metrics source, and starts the panel push. */
   start(): void {
     const { mesh, logger } = this.#c;
     const bus = mesh.telemetry;
@@ -104,6 +106,7 @@ export class TelemetryService {
     this.#unsubscribe.push(() => pubsub.removeEventListener('message', onMessage));
 
     this.#unsubscribe.push(this.#c.apps.onChange(() => this.appsChanged()));
+    if (this.#c.metrics) this.#unsubscribe.push(this.#c.metrics.attach(this.#metricsSource()));
 
     // A revoked node's history goes with it.
     const onRevoked = (r: { kind: string; subject: string }) => {
@@ -125,7 +128,7 @@ export class TelemetryService {
     void mesh.publishTelemetry().catch(() => {});
   }
 
-  /** Stops the panel push and detaches the listeners. */
+  /** Stops the panel push and detaches the listeners and the metrics source. */
   stop(): void {
     clearTimeout(this.#debounce);
     this.#panel?.stop();
@@ -192,7 +195,7 @@ export class TelemetryService {
   }
 
   /** What /metrics reads at scrape time. */
-  metricsSource(): MetricsSource {
+  #metricsSource(): MetricsSource {
     const { mesh } = this.#c;
     // One scrape reads the node list from a dozen gauges: compute it once per scrape, not per gauge.
     const nodes = () => {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { normalizeExposition } from '../../../src/telemetry/metrics.ts';
+import type { TelemetryCounts, TelemetryRecord } from '../../../src/mesh/index.ts';
+import {
+  createMetricsRegistry,
+  type MetricsSource,
+  normalizeExposition,
+} from '../../../src/telemetry/metrics.ts';
+import { sampleRecord } from '../../helpers/telemetry.ts';
 
 describe('metrics exposition', () => {
   it("renames or drops the names promtool refuses in libp2p's and prom-client's metrics", () => {
@@ -33,5 +39,34 @@ describe('metrics exposition', () => {
     assert.match(out, /^libp2p_kad_buckets 4$/m, 'no reserved _bucket suffix');
     assert.match(out, /^libp2p_ping_time_seconds\{libp2p_ping_time_milliseconds="avg"\} 0.045$/m);
     assert.match(out, /^plexus_x_total 1$/m, 'counters keep _total');
+  });
+});
+
+describe('metrics registry', () => {
+  it("shows the fleet's figures only while a source is attached", async () => {
+    const metrics = createMetricsRegistry();
+    const before = (await metrics.render()).body;
+    assert.doesNotMatch(before, /^plexus_node_cpu_percent\{/m, 'no source yet: no node figures');
+    const source: MetricsSource = {
+      self: () => 'web-1',
+      records: () => [sampleRecord() as TelemetryRecord],
+      peers: () => [{ state: 'online', connection: 'direct' }],
+      counts: (): TelemetryCounts => ({
+        published: 3,
+        accepted: 2,
+        ignored: 1,
+        rejected: {} as TelemetryCounts['rejected'],
+      }),
+      gossipReceived: () => new Map([['plexus/telemetry/1', 5]]),
+      panel: () => undefined,
+    };
+    const detach = metrics.attach(source);
+    const during = (await metrics.render()).body;
+    assert.match(during, /^plexus_node_cpu_percent\{node="web-1"\} 12.5$/m);
+    assert.match(during, /^plexus_mesh_peers\{state="online"\} 1$/m);
+    assert.match(during, /^plexus_telemetry_records_published_total 3$/m);
+    detach();
+    const after = (await metrics.render()).body;
+    assert.doesNotMatch(after, /^plexus_node_cpu_percent\{/m, 'detached: no node figures');
   });
 });
