@@ -1,7 +1,6 @@
 /** `plexus agent`: run the daemon in the foreground. */
 import type { Command } from 'commander';
-import { relaxHeapWhenBusy, tuneHeapForIdle } from '../runtime/heap.ts';
-import { trimMallocWhenIdle } from '../runtime/malloc-trim.ts';
+import { tuneAgentRuntime } from '../runtime/index.ts';
 import { dataDirOf } from './context.ts';
 
 /** Registers `agent`. */
@@ -11,12 +10,11 @@ export function registerAgent(program: Command): void {
     .description('run the agent in the foreground (what systemd runs)')
     .option('--quiet', 'log only to DATA/logs/agent.log, not stdout')
     .action(async (opts, cmd: Command) => {
-      // V8 settings for the long-running agent (agent-heap.ts), before the daemon loads.
-      tuneHeapForIdle();
+      // Its V8 flags must be set before the daemon's modules load (src/runtime/heap.ts).
+      const runtime = tuneAgentRuntime();
       const { startDaemon } = await import('../daemon.ts');
       const daemon = await startDaemon({ dataDir: dataDirOf(cmd), stdoutLogs: !opts.quiet });
-      relaxHeapWhenBusy();
-      trimMallocWhenIdle(daemon.logger);
+      runtime.start(daemon.logger.child({ module: 'runtime' }));
       let signals = 0;
       const onSignal = (sig: NodeJS.Signals) => {
         signals++;
@@ -28,6 +26,7 @@ export function registerAgent(program: Command): void {
         daemon.logger.info({ sig }, 'shutting down (send again to force)');
         const force = setTimeout(() => process.exit(1), 15_000);
         force.unref();
+        runtime.stop();
         daemon
           .stop()
           .then(() => process.exit(0))

@@ -12,16 +12,17 @@
  * - `--semi-space-growth-factor=1` (while idle): the young generation stays at its initial 1 MB
  *   semi-space instead of doubling up to 32 MB during start-up's allocation burst, and V8 keeps
  *   those pages once it shrinks back: ~40 MB of an idle agent's RSS (5-agent mesh idle 60 s:
- *   167-179 → 129-132 MB). `--max-semi-space-size` would say the same, but V8 reads it only
+ *   167-179 → 129-132 MB, bench/join.ts). `--max-semi-space-size` would say the same, but V8 reads it only
  *   when it sets up the heap, before this code runs.
  * - back to the default factor (2) once the event loop has been busy for a while: pinned at
  *   1 MB, a tunnel's scavenges came so often that a freshly started or long-idle agent moved
  *   320-400 MB/s at 2-2.5 s of CPU per 0.5 GB instead of 520-770 MB/s at 0.9-1.5 s
- *   (a 512 MiB forward between two agents, 8 runs each, before and after 90 s idle).
+ *   (bench/tunnel.ts: a 512 MiB forward between two agents, 8 runs each, before and after 90 s
+ *   idle).
  * - not `--optimize-for-size`, a smaller `--heap-growing-percent`, nor a forced full collection
  *   once start-up is over: each saved ~10 MB more when idle but left V8 with tight heap limits,
  *   and with Buffers counted in the global limit a tunnel then ran into full collections
- *   (forward 561 → 248, → 297 and 669 → 303 MB/s).
+ *   (bench/tunnel.ts, forward: 561 → 248, → 297 and 669 → 303 MB/s).
  */
 import { setFlagsFromString } from 'node:v8';
 import { loopBusyMeter } from './loop-busy.ts';

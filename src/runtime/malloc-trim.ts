@@ -5,7 +5,7 @@
  * below a chunk still in use stays resident for the life of the process: the buffers of
  * start-up (compiling the bundle, dialling and syncing every member), later the ones of a
  * tunnel's burst. In an idle agent of a 5-agent mesh that was ~4 MB of its ~100 MB, and it
- * grows back by ~0.5 MB a minute. `malloc_trim(0)` releases the free pages inside the heap too.
+ * grows back by ~0.5 MB a minute (bench/join.ts, idle RSS). `malloc_trim(0)` releases the free pages inside the heap too.
  *
  * It runs when the event loop has been mostly idle since the last look, never while the agent
  * is busy: a tunnel would only fault the same pages in again. The addon is an optional
