@@ -13,6 +13,7 @@ import {
   signRevocation,
 } from '../../../src/mesh/records.ts';
 import { openStore } from '../../../src/store/index.ts';
+import { codeOf } from '../../helpers/errors.ts';
 
 interface TestNode {
   id: NodeIdentity;
@@ -148,5 +149,28 @@ describe('membership', () => {
     assert.equal(m2.isTokenRevoked('tok_BBBBBBBB'), true);
     assert.equal(openMember(m2.snapshot().members[0].member).peerId.startsWith('12D3KooW'), true);
     assert.equal(m2.merge({ members: 'nope' }), 0);
+  });
+
+  it('resolves a live member by name or peer ID, and refuses unknown or revoked ones', () => {
+    const admin = generateSigner().signer;
+    const m = fresh(admin);
+    const [a, b] = [node(), node()];
+    m.accept(admission(a, 'a', 'admin', admin));
+    m.accept(admission(b, 'b', a, admin));
+    assert.equal(m.resolve('a').peerId, a.peerId);
+    assert.equal(m.resolve(b.peerId).name, 'b');
+    m.revoke(signRevocation({ kind: 'node', subject: b.peerId, at: Date.now() }, admin));
+    assert.equal(
+      codeOf(() => m.resolve('b')),
+      'UNKNOWN_NODE',
+    );
+    assert.equal(
+      codeOf(() => m.resolve(b.peerId)),
+      'UNKNOWN_NODE',
+    );
+    assert.equal(
+      codeOf(() => m.resolve('nobody')),
+      'UNKNOWN_NODE',
+    );
   });
 });
