@@ -19,7 +19,7 @@ import { createLogger, type Logger } from './logging/index.ts';
 import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, createTelemetry, telemetryActions } from './telemetry/index.ts';
-import { createTunnelSubsystem, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
+import { createTunnels, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
 import { createWorkloads, loadMasterKey, workloadsActions, workloadsMigrations } from './workloads/index.ts';
 
 /** Options for the daemon. */
@@ -92,13 +92,14 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     actions.register(...meshActions(mesh, keys));
 
     // --- tunnels: exposed services, /plexus/tcp/1.0.0, forwards, SOCKS5 -----------------------
-    const tunnels = await createTunnelSubsystem(
+    const tunnels = createTunnels(
       {
         socksListen: config.socks.listen,
         dataListen: dataListenOf(config.tunnels.dataListen, config.mesh.listen),
       },
       { mesh, db, logger: logger.child({ module: 'tunnels' }) },
     );
+    await tunnels.start();
     stops.push(() => tunnels.stop());
     actions.register(...tunnels.actions);
 

@@ -41,6 +41,11 @@ export const COALESCE_BYTES = 256 * 1024;
  * thousand stalled tunnels cannot exhaust memory.
  */
 export const STREAM_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/**
+ * What a paused stream may still buffer of what the far end had in flight: well over a yamux
+ * window, so that pausing for a slow client never overflows (and aborts) the stream.
+ */
+export const STREAM_MAX_READ_BUFFER_BYTES = 64 * 1024 * 1024;
 
 // ---- data connections (docs/tunnels.md) --------------------------------------------------------
 

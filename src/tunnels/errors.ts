@@ -88,6 +88,30 @@ export class TunnelProtocolError extends PlexusError {
   }
 }
 
+/** The far side refused a tunnel: its reply's code and message, passed on as they came. */
+export class TunnelRefusedError extends PlexusError {
+  override name = 'TunnelRefusedError';
+  constructor(code: string, message: string) {
+    super(code, message, code === 'UNKNOWN_SERVICE' ? 'not_found' : 'unavailable');
+  }
+}
+
+/** No connection to the target node could be had (dial failed, timed out, peer went away). */
+export class TunnelPeerUnreachableError extends PlexusError {
+  override name = 'TunnelPeerUnreachableError';
+  constructor(node: string, detail: string) {
+    super('PEER_UNREACHABLE', `cannot open a tunnel to '${node}': ${detail}`, 'unavailable');
+  }
+}
+
+/** A peer asked for data tickets, but this node's data listener is off. */
+export class DataPathOffError extends PlexusError {
+  override name = 'DataPathOffError';
+  constructor() {
+    super('DATA_PATH_OFF', 'this node has no tunnel data port', 'unavailable');
+  }
+}
+
 /** A service name or port clashes with an existing one, or a limit on their number is hit. */
 export class ServiceConflictError extends PlexusError {
   override name = 'ServiceConflictError';

@@ -10,7 +10,7 @@ import type { Logger } from '../logging/index.ts';
 import { LOOPBACK, MAX_FORWARDS } from './constants.ts';
 import { ListenError, ServiceConflictError, UnknownForwardError } from './errors.ts';
 import type { ForwardRepo, ForwardRow } from './forward-repo.ts';
-import { formatTarget, parseTarget, type Target } from './target.ts';
+import { formatTarget, parseTarget, type Target } from './targets.ts';
 import type { Tunnels } from './tunnels.ts';
 
 /** One row of `plexus forward ls`. */

@@ -1,10 +1,16 @@
 /**
- * Traffic between servers (DESIGN.md): exposed services, `/plexus/tcp/1.0.0` tunnels,
- * forwards kept in SQLite, and the SOCKS5 proxy. `createTunnelSubsystem` builds them all over a
- * started mesh; the composition root registers its actions and stops it.
+ * Traffic between servers (docs/tunnels.md): exposed services, `/plexus/tcp/1.0.0` tunnels,
+ * forwards kept in SQLite, and the SOCKS5 proxy. Where things are:
+ * - client.ts opens tunnels and picks their carrier; server.ts serves them (only exposed
+ *   services are reachable); ledger.ts holds their limits and counters;
+ * - carriers/stream/ carries a tunnel on a libp2p stream, carriers/data/ on a TCP connection of
+ *   its own, whose bytes are encrypted in carriers/data/record-encryption.ts;
+ * - services.ts, forwards.ts, socks.ts and targets.ts are what users see.
+ * `createTunnels` builds them without I/O; `start()` opens their sockets over a started mesh.
  */
+import type { Startable } from '../core/lifecycle.ts';
 import type { Logger } from '../logging/index.ts';
-import type { Mesh } from '../mesh/mesh.ts';
+import type { Mesh } from '../mesh/index.ts';
 import type { Db } from '../store/index.ts';
 import { tunnelActions } from './actions.ts';
 import { ForwardRepo } from './forward-repo.ts';
@@ -13,16 +19,18 @@ import { ServiceDirectory, ServiceRepo } from './services.ts';
 import { SocksServer } from './socks.ts';
 import { Tunnels, type TunnelsInit } from './tunnels.ts';
 
+export type { OpenedTunnel } from './carriers/carrier.ts';
+export { dataListenOf } from './carriers/data/listener.ts';
 export * from './constants.ts';
 export * from './errors.ts';
 export { type ForwardView, parseListen } from './forwards.ts';
-export { encodeFrame, parseReply, parseRequest, type TunnelReply, type TunnelRequest } from './header.ts';
+export { parseReply, parseRequest, type TunnelReply, type TunnelRequest } from './handshake.ts';
+export type { TunnelCounters } from './ledger.ts';
 export { tunnelMigrations } from './migrations.ts';
 export { type Service, ServiceDirectory, type ServiceProvider, ServiceRepo } from './services.ts';
 export { SocksReply, socksReplyFor } from './socks.ts';
-export { splice } from './splice.ts';
-export { formatTarget, parseTarget, socksTarget, type Target } from './target.ts';
-export { type OpenedTunnel, type TunnelCounters, Tunnels, type TunnelsInit } from './tunnels.ts';
+export { formatTarget, parseTarget, socksTarget, type Target } from './targets.ts';
+export { Tunnels, type TunnelsInit } from './tunnels.ts';
 export { ForwardRepo, Forwards, SocksServer, tunnelActions };
 
 /** Options of the tunnel subsystem. */
@@ -31,91 +39,77 @@ export interface TunnelSubsystemInit extends TunnelsInit {
   socksListen: string;
 }
 
-/**
- * Where the data listener binds, from config `tunnels.dataListen`: `auto` takes the host of the
- * first IP mesh listen address with any free port; `off` (or no IP listen address) gives none.
- */
-export function dataListenOf(
-  setting: string,
-  meshListen: string[],
-): { host: string; port: number } | undefined {
-  if (setting === 'off') return undefined;
-  if (setting !== 'auto') {
-    const at = setting.lastIndexOf(':');
-    return { host: setting.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(setting.slice(at + 1)) };
-  }
-  for (const addr of meshListen) {
-    const m = /^\/ip([46])\/([^/]+)\/tcp\//.exec(addr);
-    if (m) return { host: m[2], port: 0 };
-  }
-  return undefined;
+/** What the tunnel subsystem uses. The mesh must be started before `start()`. */
+export interface TunnelSubsystemComponents {
+  mesh: Mesh;
+  db: Db;
+  logger: Logger;
 }
 
-/** The running tunnel subsystem. */
-export interface TunnelSubsystem {
+/** The tunnel subsystem: its parts, and its actions for the composition root to register. */
+export interface TunnelSubsystem extends Startable {
   services: ServiceDirectory;
   tunnels: Tunnels;
   forwards: Forwards;
   socks?: SocksServer;
   actions: ReturnType<typeof tunnelActions>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
- * Starts the tunnel service, the stored forwards and the SOCKS proxy over a started mesh.
- * A SOCKS port that cannot be bound fails the start: the operator chose it and must fix it.
+ * Builds the tunnel service, the stored forwards and the SOCKS proxy; no I/O until `start()`.
+ * `start()` registers `/plexus/tcp/1.0.0`, binds the data listener, listens on the stored
+ * forwards, then on the SOCKS port. A SOCKS port that cannot be bound fails the start: the
+ * operator chose it and must fix it. `stop()` releases what was started, in reverse.
  */
-export async function createTunnelSubsystem(
+export function createTunnels(
   init: TunnelSubsystemInit,
-  components: { mesh: Mesh; db: Db; logger: Logger },
-): Promise<TunnelSubsystem> {
+  components: TunnelSubsystemComponents,
+): TunnelSubsystem {
   const { mesh, db, logger } = components;
   const services = new ServiceDirectory(new ServiceRepo(db), mesh.name);
-  const tunnels = new Tunnels(init, {
-    libp2p: mesh.libp2p,
-    resolve: (name) => mesh.resolve(name),
-    isMember: (peerId) => mesh.membership.isMember(peerId),
-    selfPeerId: mesh.peerId,
-    selfName: mesh.name,
-    services,
-    logger,
-  });
+  const tunnels = new Tunnels(init, { mesh, services, logger });
   const forwards = new Forwards({ repo: new ForwardRepo(db), tunnels, logger });
-  // A revoked peer loses its tunnels and data tickets at once, like its mesh connections.
-  const onRevoked = (r: { kind: string; subject: string }) => {
-    if (r.kind === 'node') tunnels.dropPeer(r.subject);
-  };
-  mesh.membership.on('revoked', onRevoked);
   const socks =
     init.socksListen === 'off'
       ? undefined
       : new SocksServer({ listen: init.socksListen }, { tunnels, logger });
+  // A revoked peer loses its tunnels and data tickets at once, like its mesh connections.
+  const onRevoked = (r: { kind: string; subject: string }) => {
+    if (r.kind === 'node') tunnels.dropPeer(r.subject);
+  };
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
-    for (const s of stops.reverse()) await s().catch(() => {});
+    for (const s of stops.splice(0).reverse()) await s().catch(() => {});
   };
-  stops.push(async () => {
-    mesh.membership.off('revoked', onRevoked);
-  });
-  try {
-    await tunnels.start();
-    stops.push(() => tunnels.stop());
-    await forwards.start();
-    stops.push(() => forwards.stop());
-    if (socks) {
-      await socks.start();
-      stops.push(() => socks.stop());
+  const start = async () => {
+    mesh.membership.on('revoked', onRevoked);
+    stops.push(async () => {
+      mesh.membership.off('revoked', onRevoked);
+    });
+    // Each part's stop is queued before its start: a part that fails half-way is still stopped.
+    try {
+      stops.push(() => tunnels.stop());
+      await tunnels.start();
+      stops.push(() => forwards.stop());
+      await forwards.start();
+      if (socks) {
+        stops.push(() => socks.stop());
+        await socks.start();
+      }
+    } catch (err) {
+      await stop();
+      throw err;
     }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  };
   return {
     services,
     tunnels,
     forwards,
     socks,
     actions: tunnelActions({ services, forwards, tunnels, socks }),
+    start,
     stop,
   };
 }

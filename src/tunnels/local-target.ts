@@ -3,9 +3,11 @@
  * sockets when a tunnel's target is this very node.
  */
 import { connect, type Socket } from 'node:net';
+import type { OpenedTunnel } from './carriers/carrier.ts';
+import type { SharedBufferReader } from './carriers/data/socket-reader.ts';
 import { LOOPBACK, TARGET_CONNECT_TIMEOUT_MS } from './constants.ts';
 import { TargetRefusedError } from './errors.ts';
-import type { SharedBufferReader } from './socket-reader.ts';
+import type { TunnelLedger } from './ledger.ts';
 
 /**
  * Connects to an exposed port on loopback; refusal and timeout become TargetRefusedError. With
@@ -40,8 +42,23 @@ export function connectLocal(port: number, reader?: SharedBufferReader): Promise
   });
 }
 
+/** A tunnel whose target is this very node: the client socket joined to the exposed `port`. */
+export async function openLocal(port: number, ledger: TunnelLedger): Promise<OpenedTunnel> {
+  const target = await connectLocal(port);
+  return {
+    path: 'local',
+    carrier: 'local',
+    attach: async (socket, firstBytes) => {
+      const untrack = ledger.track(socket, target);
+      await pipeLocal(socket, target, firstBytes);
+      untrack();
+    },
+    abort: () => target.destroy(),
+  };
+}
+
 /** Pipes two local sockets into each other (half-close and resets passed on); resolves when both closed. */
-export function pipeLocal(socket: Socket, target: Socket, firstBytes?: Uint8Array): Promise<void> {
+function pipeLocal(socket: Socket, target: Socket, firstBytes?: Uint8Array): Promise<void> {
   return new Promise<void>((resolve) => {
     if (firstBytes?.length) target.write(firstBytes);
     let closed = 0;

@@ -6,10 +6,11 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../logging/index.ts';
+import type { OpenedTunnel } from './carriers/carrier.ts';
 import { SOCKS_HANDSHAKE_TIMEOUT_MS, SOCKS_MAX_HANDSHAKE_BYTES } from './constants.ts';
 import { ListenError } from './errors.ts';
-import { socksTarget } from './target.ts';
-import type { OpenedTunnel, Tunnels } from './tunnels.ts';
+import { socksTarget } from './targets.ts';
+import type { Tunnels } from './tunnels.ts';
 
 /** RFC 1928 reply codes. */
 export const SocksReply = {

@@ -10,12 +10,17 @@ import { after, before, describe, test } from 'node:test';
 import type { Connection } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import pino from 'pino';
-import { DataDialer } from '../../src/tunnels/data-dialer.ts';
-import { DATA_MAGIC, DataListener, type RedeemedTicket } from '../../src/tunnels/data-listener.ts';
-import { deriveRecordKeys, RecordOpener, RecordSealer } from '../../src/tunnels/data-records.ts';
-import { type DataConnection, spliceData } from '../../src/tunnels/data-splice.ts';
-import { dataEventReader, SharedBufferReader } from '../../src/tunnels/socket-reader.ts';
-import type { SpliceResult } from '../../src/tunnels/splice.ts';
+import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
+import { DataDialer } from '../../src/tunnels/carriers/data/dialer.ts';
+import { DataListener, type RedeemedTicket } from '../../src/tunnels/carriers/data/listener.ts';
+import {
+  deriveRecordKeys,
+  RecordOpener,
+  RecordSealer,
+} from '../../src/tunnels/carriers/data/record-encryption.ts';
+import { dataEventReader, SharedBufferReader } from '../../src/tunnels/carriers/data/socket-reader.ts';
+import { type DataConnection, spliceData } from '../../src/tunnels/carriers/data/splice.ts';
+import { DATA_MAGIC } from '../../src/tunnels/carriers/data/tickets.ts';
 import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 
 const logger = pino({ level: 'silent' });

@@ -11,7 +11,8 @@ import { after, describe, test } from 'node:test';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import type { Stream } from '@libp2p/interface';
 import { multiaddrConnectionPair } from '@libp2p/utils';
-import { type SpliceResult, splice } from '../../src/tunnels/splice.ts';
+import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
+import { splice } from '../../src/tunnels/carriers/stream/splice.ts';
 import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 
 const opts = {

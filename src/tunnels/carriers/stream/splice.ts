@@ -12,18 +12,7 @@
 import type { Socket } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
-
-/** Bytes that went each way. */
-export interface SpliceResult {
-  /** Socket → stream. */
-  sent: number;
-  /** Stream → socket. */
-  received: number;
-  /** True when both sides ended cleanly. */
-  clean: boolean;
-  /** Why it did not end cleanly. */
-  error?: string;
-}
+import type { SpliceResult } from '../carrier.ts';
 
 /** Options of one splice. */
 export interface SpliceOptions {

@@ -1,7 +1,6 @@
 /**
  * Joins a local TCP socket and a tunnel's data connection (docs/tunnels.md, data connections),
- * both ways, with the
- * semantics of splice.ts for libp2p streams:
+ * both ways, with the semantics of carriers/stream/splice.ts for libp2p streams:
  * - local bytes are sealed into records as they are read, so a read of up to 64 KiB is one
  *   record and one vectored write;
  * - backpressure is TCP's own: a socket whose write buffer is full pauses the one feeding it
@@ -12,10 +11,10 @@
  *   an error on either side resets both.
  */
 import type { Socket } from 'node:net';
-import type { OpenedRecord, RecordOpener, RecordSealer } from './data-records.ts';
-import { TunnelProtocolError } from './errors.ts';
+import { TunnelProtocolError } from '../../errors.ts';
+import type { SpliceResult } from '../carrier.ts';
+import type { OpenedRecord, RecordOpener, RecordSealer } from './record-encryption.ts';
 import { dataEventReader, type SocketReader } from './socket-reader.ts';
-import type { SpliceResult } from './splice.ts';
 
 /** A data connection with its record state, after the handshake. */
 export interface DataConnection {

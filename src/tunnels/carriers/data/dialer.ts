@@ -12,7 +12,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Connection } from '@libp2p/interface';
-import type { Logger } from '../logging/index.ts';
+import type { Logger } from '../../../logging/index.ts';
 import {
   DATA_CONNECT_TIMEOUT_MS,
   DATA_POOL_SIZE,
@@ -23,19 +23,11 @@ import {
   TICKET_MARGIN_MS,
   TICKET_PREFETCH,
   TICKET_TTL_MS,
-} from './constants.ts';
-import { DATA_MAGIC, type DataTicket } from './data-listener.ts';
-import { deriveRecordKeys, RecordOpener, RecordSealer } from './data-records.ts';
-import type { DataConnection } from './data-splice.ts';
+} from '../../constants.ts';
+import { deriveRecordKeys, RecordOpener, RecordSealer } from './record-encryption.ts';
 import { SharedBufferReader } from './socket-reader.ts';
-
-/** Where a peer's data listener is, with fresh tickets for it. */
-export interface TicketGrant {
-  /** The listener's host, when it is bound to a specific address. */
-  host?: string;
-  port: number;
-  tickets: DataTicket[];
-}
+import type { DataConnection } from './splice.ts';
+import { DATA_MAGIC, type DataTicket, type TicketGrant } from './tickets.ts';
 
 /** What the dialer needs from the tunnel service. */
 export interface DataDialerComponents {

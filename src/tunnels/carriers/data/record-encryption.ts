@@ -1,6 +1,7 @@
 /**
- * The record layer of a tunnel's data connection (docs/tunnels.md, data connections, says why
- * tunnels have one).
+ * Where a direct tunnel's bytes are encrypted: the record layer of its data connection
+ * (docs/tunnels.md, data connections, says why tunnels have one). Bytes on the mesh stream are
+ * encrypted by the mesh connection itself (libp2p's Noise, and pnet), not here.
  * Each direction is a sequence of AES-256-GCM records:
  *
  *   [u32 BE: bit 31 = FIN, bits 0..30 = plaintext length L][L bytes ciphertext][16-byte tag]
@@ -21,7 +22,7 @@ import {
   hkdfSync,
   type KeyObject,
 } from 'node:crypto';
-import { TunnelProtocolError } from './errors.ts';
+import { TunnelProtocolError } from '../../errors.ts';
 
 /** Header bytes before a record's ciphertext. */
 export const RECORD_HEADER_BYTES = 4;

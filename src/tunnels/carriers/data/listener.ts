@@ -9,28 +9,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Logger } from '../logging/index.ts';
+import type { Logger } from '../../../logging/index.ts';
 import {
   DATA_PREAMBLE_TIMEOUT_MS,
   MAX_DATA_PREAMBLES,
   MAX_TICKETS_PER_PEER,
   MAX_TICKETS_TOTAL,
   TICKET_TTL_MS,
-} from './constants.ts';
-import { TunnelLimitError } from './errors.ts';
-
-/** The 8 bytes that open a data connection, before the ticket id. */
-export const DATA_MAGIC = Buffer.from('PLXDATA1');
-/** Preamble length: magic and ticket id. */
-export const DATA_PREAMBLE_BYTES = DATA_MAGIC.byteLength + 16;
-
-/** A ticket as handed to the peer. */
-export interface DataTicket {
-  /** base64url of the 16-byte id. */
-  id: string;
-  /** base64url of the 32-byte secret. */
-  key: string;
-}
+} from '../../constants.ts';
+import { TunnelLimitError } from '../../errors.ts';
+import { DATA_MAGIC, DATA_PREAMBLE_BYTES, type DataTicket } from './tickets.ts';
 
 /** A redeemed ticket: who it was issued to, and its secret. */
 export interface RedeemedTicket {
@@ -48,6 +36,23 @@ interface Issued {
 export interface DataListenerInit {
   host: string;
   port: number;
+}
+
+/**
+ * Where the data listener binds, from config `tunnels.dataListen`: `auto` takes the host of the
+ * first IP mesh listen address with any free port; `off` (or no IP listen address) gives none.
+ */
+export function dataListenOf(setting: string, meshListen: string[]): DataListenerInit | undefined {
+  if (setting === 'off') return undefined;
+  if (setting !== 'auto') {
+    const at = setting.lastIndexOf(':');
+    return { host: setting.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(setting.slice(at + 1)) };
+  }
+  for (const addr of meshListen) {
+    const m = /^\/ip([46])\/([^/]+)\/tcp\//.exec(addr);
+    if (m) return { host: m[2], port: 0 };
+  }
+  return undefined;
 }
 
 /** The data listener and its tickets. */

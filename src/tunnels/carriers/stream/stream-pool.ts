@@ -4,7 +4,7 @@
  * latency on the mesh-stream path.
  */
 import type { Connection, Stream } from '@libp2p/interface';
-import { OPEN_TIMEOUT_MS, POOL_IDLE_MS } from './constants.ts';
+import { OPEN_TIMEOUT_MS, POOL_IDLE_MS } from '../../constants.ts';
 
 interface PoolEntry {
   conn: Connection;

@@ -1,0 +1,94 @@
+/**
+ * The client end of the data carrier: a tunnel over a data connection of its own (a direct link
+ * whose data port answers). The request is the first record, the far side's reply the first
+ * record back; then records carry the bytes (splice.ts).
+ */
+import { PlexusError } from '../../../core/errors.ts';
+import { MAX_REPLY_BYTES } from '../../constants.ts';
+import { TunnelProtocolError } from '../../errors.ts';
+import { acceptReply } from '../../handshake.ts';
+import type { TunnelLedger } from '../../ledger.ts';
+import type { OpenedTunnel, OpeningTunnel } from '../carrier.ts';
+import type { OpenedRecord } from './record-encryption.ts';
+import { type DataConnection, readFirstRecord, spliceData, writeRecords } from './splice.ts';
+
+/** Client bytes kept while a data connection's answer is on its way, to resend over the stream. */
+const MAX_EARLY_KEPT_BYTES = 1024 * 1024;
+
+/** What the data carrier's client end uses. */
+export interface DataOpenContext {
+  ledger: TunnelLedger;
+  /** Opens the same tunnel over the mesh stream instead (the data connection died early). */
+  overStream(): Promise<OpenedTunnel>;
+}
+
+/** Sends the tunnel's request on `data` and, unless optimistic, waits for the answer. */
+export async function openOverData(
+  t: OpeningTunnel,
+  data: DataConnection,
+  c: DataOpenContext,
+): Promise<OpenedTunnel> {
+  const { member, sig } = t;
+  const answer = async () => {
+    const { value, rest } = await readFirstRecord(data, sig, MAX_REPLY_BYTES);
+    acceptReply(value);
+    c.ledger.counts.opened++;
+    c.ledger.counts.openedData++;
+    return rest;
+  };
+  // A data connection that dies before the far side answers (its agent restarted, say, while
+  // the connection sat in the pool) is not the target refusing: the tunnel goes over the mesh
+  // stream instead, and the client never notices.
+  const fallsBack = (err: unknown) =>
+    !sig.aborted && !(err instanceof PlexusError && !(err instanceof TunnelProtocolError));
+  let rest: OpenedRecord[] | undefined;
+  try {
+    writeRecords(data.socket, data.sealer.seal(Buffer.from(JSON.stringify(t.req))));
+    if (!t.optimistic) rest = await answer();
+  } catch (err) {
+    data.socket.destroy();
+    if (fallsBack(err)) return c.overStream();
+    return t.fail(err);
+  }
+  return {
+    path: 'direct',
+    carrier: 'data',
+    attach: async (socket, firstBytes) => {
+      const untrack = c.ledger.track(socket, data.socket, member.peerId);
+      try {
+        if (rest === undefined) {
+          // Optimistic: send what the client says while the answer is on its way, and keep a
+          // copy (bounded) to send again over the stream if this connection turns out dead.
+          const kept: Buffer[] = [];
+          let keptBytes = 0;
+          const early = (d: Buffer) => {
+            keptBytes += d.byteLength;
+            if (keptBytes <= MAX_EARLY_KEPT_BYTES) kept.push(d);
+            if (!writeRecords(data.socket, data.sealer.seal(d))) socket.pause();
+          };
+          socket.on('data', early);
+          try {
+            rest = await answer();
+          } catch (err) {
+            untrack();
+            data.socket.destroy();
+            if (!fallsBack(err) || keptBytes > MAX_EARLY_KEPT_BYTES) return t.fail(err);
+            const again = await c.overStream();
+            return again.attach(socket, Buffer.concat([...(firstBytes ? [firstBytes] : []), ...kept]));
+          } finally {
+            socket.off('data', early);
+          }
+        }
+        const r = await spliceData(socket, data, { initial: rest, firstBytes });
+        c.ledger.spliced(r, { node: member.name, carrier: 'data' });
+      } finally {
+        untrack();
+        t.done();
+      }
+    },
+    abort: () => {
+      data.socket.destroy();
+      t.done();
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * The server end of the data carrier: a data connection redeemed its ticket (listener.ts); read
+ * its header record, connect to the exposed local port, answer, and splice the two; or refuse
+ * with the reason. Served like a stream (carriers/stream/serve.ts), with the same refusals.
+ */
+import type { Socket } from 'node:net';
+import { PlexusError } from '../../../core/errors.ts';
+import type { Logger } from '../../../logging/index.ts';
+import { HEADER_WAIT_MS, MAX_HEADER_BYTES } from '../../constants.ts';
+import { parseRequest, refusalOf, type TunnelRequest } from '../../handshake.ts';
+import type { TunnelLedger } from '../../ledger.ts';
+import { connectLocal } from '../../local-target.ts';
+import type { RedeemedTicket } from './listener.ts';
+import { deriveRecordKeys, type OpenedRecord, RecordOpener, RecordSealer } from './record-encryption.ts';
+import { dataEventReader, SharedBufferReader } from './socket-reader.ts';
+import { type DataConnection, readFirstRecord, spliceData, writeRecords } from './splice.ts';
+
+/** What the data carrier's server end uses. */
+export interface DataServeContext {
+  ledger: TunnelLedger;
+  /** The local port a request may reach; throws when it is not exposed. */
+  portFor(req: TunnelRequest): number;
+  logger: Logger;
+}
+
+/** Serves one data connection of a member, from its ticket's secret on. */
+export async function serveData(
+  ticket: RedeemedTicket,
+  socket: Socket,
+  early: Buffer,
+  c: DataServeContext,
+): Promise<void> {
+  const peer = ticket.peer;
+  const keys = deriveRecordKeys(ticket.secret, 'server');
+  const data: DataConnection = {
+    socket,
+    reader: dataEventReader(socket),
+    sealer: new RecordSealer(keys.send),
+    opener: new RecordOpener(keys.receive),
+  };
+  // A pooled connection may wait a while for its header; it is tracked so that stopping the
+  // agent or revoking the peer closes it.
+  const untrackIdle = c.ledger.track(socket, undefined, peer);
+  let header: { value: unknown; rest: OpenedRecord[] };
+  c.ledger.dataWaiting++;
+  try {
+    header = await readFirstRecord(data, AbortSignal.timeout(HEADER_WAIT_MS), MAX_HEADER_BYTES, early);
+  } catch {
+    if (!socket.destroyed) socket.resetAndDestroy();
+    return;
+  } finally {
+    c.ledger.dataWaiting--;
+    untrackIdle();
+  }
+  const answer = (body: unknown) => writeRecords(socket, data.sealer.seal(Buffer.from(JSON.stringify(body))));
+  const refuse = (err: unknown) => {
+    answer(refusalOf(err));
+    writeRecords(socket, data.sealer.fin());
+    socket.end();
+    // Whatever the opener already sent behind its header is dropped with the connection.
+    setTimeout(() => socket.destroy(), 2000).unref();
+  };
+  let release: () => void;
+  try {
+    release = c.ledger.acquire(peer);
+  } catch (err) {
+    c.ledger.counts.refused++;
+    return refuse(err);
+  }
+  c.ledger.counts.inbound++;
+  let target: Socket | undefined;
+  try {
+    const port = c.portFor(parseRequest(header.value));
+    const targetReader = new SharedBufferReader();
+    target = await connectLocal(port, targetReader);
+    answer({ ok: true });
+    c.ledger.counts.opened++;
+    c.ledger.counts.openedData++;
+    const untrack = c.ledger.track(target, socket, peer);
+    const r = await spliceData(target, data, { initial: header.rest, localReader: targetReader });
+    untrack();
+    c.ledger.spliced(r, { peer, port, carrier: 'data' });
+  } catch (err) {
+    target?.destroy();
+    c.ledger.counts.refused++;
+    if (!(err instanceof PlexusError)) c.logger.warn({ err, peer }, 'tunnel failed');
+    refuse(err);
+  } finally {
+    c.ledger.counts.inbound--;
+    release();
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The server side of the tunnels: serves `/plexus/tcp/1.0.0` to members and runs the data
+ * listener. Only exposed services and ports are reachable (portFor); anything else is refused
+ * with UNKNOWN_SERVICE or PORT_NOT_EXPOSED, on either carrier. A stream's first frame is a
+ * tunnel request (served by carriers/stream/serve.ts) or a request for data tickets (answered
+ * here); a redeemed data connection is served by carriers/data/serve.ts.
+ */
+import { isIP, type Socket } from 'node:net';
+import type { Connection, Stream } from '@libp2p/interface';
+import type { PlexusError } from '../core/errors.ts';
+import type { Logger } from '../logging/index.ts';
+import type { Mesh } from '../mesh/index.ts';
+import { DataListener, type DataListenerInit, type RedeemedTicket } from './carriers/data/listener.ts';
+import { type DataServeContext, serveData } from './carriers/data/serve.ts';
+import { ticketRequestOf } from './carriers/data/tickets.ts';
+import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
+import { refuseStream, type StreamServeContext, serveStream } from './carriers/stream/serve.ts';
+import { HEADER_WAIT_MS, MAX_HEADER_BYTES, OPEN_TIMEOUT_MS, TCP_PROTOCOL } from './constants.ts';
+import { DataPathOffError, PortNotExposedError, UnknownServiceError } from './errors.ts';
+import type { TunnelRequest } from './handshake.ts';
+import type { TunnelLedger } from './ledger.ts';
+import type { ServiceDirectory } from './services.ts';
+
+/** Options of the server side. */
+export interface TunnelServerInit {
+  /** Concurrent tunnels to or from one peer: sets libp2p's stream limits for the protocol. */
+  maxPerPeer: number;
+  /** Coalesce socket reads up to this many bytes per stream write. */
+  coalesceBytes: number;
+  /** Where the data listener binds (port 0: any free port), or undefined for no data path. */
+  dataListen?: DataListenerInit;
+}
+
+/** What the server side uses; the mesh is read at use time (it may start after this is built). */
+export interface TunnelServerComponents {
+  mesh: Pick<Mesh, 'libp2p' | 'name' | 'membership'>;
+  services: ServiceDirectory;
+  ledger: TunnelLedger;
+  logger: Logger;
+}
+
+/** The server side: the protocol handler and the data listener. */
+export class TunnelServer {
+  readonly #init: TunnelServerInit;
+  readonly #c: TunnelServerComponents;
+  readonly #listener: DataListener | undefined;
+  readonly #context: StreamServeContext & DataServeContext;
+  #handling = false;
+
+  constructor(init: TunnelServerInit, components: TunnelServerComponents) {
+    this.#init = init;
+    this.#c = components;
+    this.#context = {
+      ledger: components.ledger,
+      portFor: (req: TunnelRequest) => this.portFor(req),
+      coalesceBytes: init.coalesceBytes,
+      logger: components.logger,
+    };
+    this.#listener = init.dataListen
+      ? new DataListener(init.dataListen, {
+          logger: components.logger,
+          onConnection: (ticket, socket, rest) => this.#acceptData(ticket, socket, rest),
+        })
+      : undefined;
+  }
+
+  /** The data listener's port, or null when the data path is off. */
+  get dataPort(): number | null {
+    return this.#listener?.port ?? null;
+  }
+
+  /** Registers the protocol handler, then binds the data listener. */
+  async start(): Promise<void> {
+    const limit = this.#init.maxPerPeer + 16;
+    await this.#c.mesh.libp2p.handle(TCP_PROTOCOL, (stream, conn) => this.#serve(stream, conn), {
+      runOnLimitedConnection: true,
+      // libp2p's per-protocol defaults (32 in, 64 out) are far below a busy forward; our own
+      // limits apply on top, with a small margin so that we answer with a clear refusal.
+      maxInboundStreams: limit,
+      maxOutboundStreams: limit,
+    });
+    this.#handling = true;
+    await this.#listener?.start();
+  }
+
+  /** Unregisters the handler and closes the data listener. */
+  async stop(): Promise<void> {
+    if (this.#handling) await this.#c.mesh.libp2p.unhandle(TCP_PROTOCOL).catch(() => {});
+    this.#handling = false;
+    this.#listener?.stop();
+  }
+
+  /** Forgets a peer's unused data tickets (it was revoked). */
+  forget(peer: string): void {
+    this.#listener?.forget(peer);
+  }
+
+  async #serve(stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString();
+    if (!this.#c.mesh.membership.isMember(peer)) {
+      stream.abort(new Error('not a member'));
+      return;
+    }
+    // The opener may hold this stream ready in its pool for a while before it sends a header:
+    // it only becomes a tunnel (counted, limited) once the header arrives.
+    let header: Awaited<ReturnType<typeof readFrame>>;
+    try {
+      header = await readFrame(stream, MAX_HEADER_BYTES, AbortSignal.timeout(HEADER_WAIT_MS));
+    } catch (err) {
+      if ((err as PlexusError).code === 'STREAM_CLOSED') stream.abort(err as Error);
+      else await refuseStream(stream, err as Error);
+      return;
+    }
+    let tickets: number | undefined;
+    try {
+      tickets = ticketRequestOf(header.value);
+    } catch (err) {
+      await refuseStream(stream, err as Error);
+      return;
+    }
+    if (tickets !== undefined) return this.#serveTickets(stream, peer, tickets);
+    return serveStream(stream, peer, header, this.#context);
+  }
+
+  /** Answers a request for data tickets (docs/tunnels.md, data connections), then ends it. */
+  async #serveTickets(stream: Stream, peer: string, count: number): Promise<void> {
+    const listener = this.#listener;
+    if (!listener) {
+      await refuseStream(stream, new DataPathOffError());
+      return;
+    }
+    try {
+      const tickets = listener.issue(peer, count);
+      const host = listener.host;
+      stream.send(
+        encodeFrame({ ok: true, port: listener.port, ...(host && isIP(host) ? { host } : {}), tickets }),
+      );
+      await stream.close({ signal: AbortSignal.timeout(OPEN_TIMEOUT_MS) });
+    } catch (err) {
+      await refuseStream(stream, err as Error);
+    }
+  }
+
+  /** A data connection redeemed its ticket: serve it if its peer is still a member. */
+  #acceptData(ticket: RedeemedTicket, socket: Socket, early: Buffer): void {
+    if (!this.#c.mesh.membership.isMember(ticket.peer)) return void socket.resetAndDestroy();
+    void serveData(ticket, socket, early, this.#context);
+  }
+
+  /** The local port a request may reach: only exposed services and ports. */
+  portFor(req: TunnelRequest): number {
+    const services = this.#c.services;
+    if ('service' in req) {
+      const port = services.portOf(req.service);
+      if (port === undefined) throw new UnknownServiceError(req.service, this.#c.mesh.name);
+      return port;
+    }
+    if (!services.isExposedPort(req.port)) throw new PortNotExposedError(req.port, this.#c.mesh.name);
+    return req.port;
+  }
+}
