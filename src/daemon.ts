@@ -16,7 +16,7 @@ import { type Config, dataPaths, loadConfig } from './config/index.ts';
 import { ActionRegistry } from './core/actions.ts';
 import { VERSION } from './core/version.ts';
 import { createLogger, type Logger } from './logging/index.ts';
-import { loadNodeKeys, Mesh, meshActions, meshMigrations } from './mesh/index.ts';
+import { loadNodeKeys, Mesh, meshMigrations } from './mesh/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, createTelemetry, telemetryActions } from './telemetry/index.ts';
 import { createTunnels, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
@@ -89,7 +89,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     );
     await mesh.start();
     stops.push(() => mesh.stop());
-    actions.register(...meshActions(mesh, keys));
+    actions.register(...mesh.actions);
 
     // --- tunnels: exposed services, /plexus/tcp/1.0.0, forwards, SOCKS5 -----------------------
     const tunnels = createTunnels(

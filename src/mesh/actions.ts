@@ -1,15 +1,36 @@
 /** The mesh's actions: status, peers, ping, tokens and revocation. */
 import { z } from 'zod';
-import { defineAction } from '../core/actions.ts';
+import { type ActionDef, defineAction } from '../core/actions.ts';
 import { DEFAULT_TOKEN_TTL_S } from './constants.ts';
 import { CannotRevokeSelfError, NotAdminError } from './errors.ts';
 import type { NodeKeys } from './keys.ts';
-import type { Mesh } from './mesh.ts';
+import type { Member, Membership } from './membership.ts';
+import type { NodeStatus } from './node-status.ts';
+import type { PeerView, PingResult } from './peer-directory.ts';
 import { nodeNameSchema, signRevocation } from './records.ts';
 import { encodeToken, newTokenId } from './token.ts';
+import type { TokenLedger } from './token-ledger.ts';
 
-/** Builds the mesh actions over a started mesh. */
-export function meshActions(mesh: Mesh, keys: NodeKeys) {
+/** What the actions use of the mesh (the Mesh; named here so that this file need not import it). */
+export interface MeshActionsTarget {
+  readonly peerId: string;
+  readonly membership: Pick<Membership, 'revoke'>;
+  readonly tokens: TokenLedger;
+  status(): NodeStatus;
+  peers(): PeerView[];
+  ping(
+    nameOrPeer: string,
+    count: number,
+    onReply: (ms: number, seq: number) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<PingResult>;
+  resolve(nameOrPeer: string): Member;
+  bootstrapAddrs(): string[];
+  publishRevocation(blob: unknown): void;
+}
+
+/** Builds the mesh actions; their handlers run once the mesh has started. */
+export function meshActions(mesh: MeshActionsTarget, keys: NodeKeys): ActionDef[] {
   const requireAdmin = (what: string) => {
     if (!keys.admin) throw new NotAdminError(what);
     return keys.admin;

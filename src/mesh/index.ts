@@ -4,7 +4,6 @@
  */
 import { Mesh, type MeshComponents, type MeshInit } from './mesh.ts';
 
-export { meshActions } from './actions.ts';
 export * from './constants.ts';
 export * from './errors.ts';
 export { loadNodeKeys, type NodeKeys } from './keys.ts';
@@ -44,7 +43,7 @@ export { type TokenEntry, TokenLedger } from './token-ledger.ts';
 /**
  * Creates the mesh without network I/O (it only reads the already-open store into the
  * membership's caches); `start()` creates and starts the libp2p node, `stop()` stops it.
- * Register its actions with `meshActions(mesh, init.keys)`.
+ * The composition root registers `mesh.actions`.
  */
 export function createMesh(init: MeshInit, components: MeshComponents): Mesh {
   return new Mesh(init, components);

@@ -9,9 +9,11 @@
 import type { Connection } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Config } from '../config/index.ts';
+import type { ActionDef } from '../core/actions.ts';
 import type { Startable } from '../core/lifecycle.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Db } from '../store/index.ts';
+import { meshActions } from './actions.ts';
 import { admitHandler } from './admission.ts';
 import { Connector } from './connector.ts';
 import {
@@ -67,6 +69,8 @@ export class Mesh implements Startable {
   readonly tokens: TokenLedger;
   /** The latest telemetry record of every member, and this node's own. */
   readonly telemetry: TelemetryBus;
+  /** `node.status`, `mesh.peers`, `mesh.ping`, tokens and revocation: the composition root registers them. */
+  readonly actions: ActionDef[];
   readonly #init: MeshInit;
   readonly #logger: Logger;
   readonly #expulsions = new Expulsions();
@@ -82,6 +86,7 @@ export class Mesh implements Startable {
     this.membership = new Membership(components.db, init.keys.adminPublicKey);
     this.tokens = new TokenLedger(components.db, this.membership);
     this.telemetry = new TelemetryBus(components.logger);
+    this.actions = meshActions(this, init.keys);
   }
 
   /** This node's peer ID. */
