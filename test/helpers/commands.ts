@@ -1,10 +1,52 @@
 /**
- * Helpers for signed-command tests: sign envelopes with a key file, POST raw bodies to an
- * agent's API, and read NDJSON frames back. Traffic goes only to 127.0.0.1.
+ * Helpers for signed-command tests: a command service built in-process, sign envelopes with a
+ * key file, POST raw bodies to an agent's API, and read NDJSON frames back. Traffic goes only to
+ * 127.0.0.1.
  */
 import { request } from 'node:http';
+import pino from 'pino';
+import { AuditLog, SeenIds } from '../../src/commands/audit.ts';
 import { signCommand } from '../../src/commands/envelope.ts';
-import { readKeyFile } from '../../src/crypto/ed25519.ts';
+import { commandMigrations } from '../../src/commands/migrations.ts';
+import { CommandService, type RelayFn } from '../../src/commands/service.ts';
+import type { ActionRegistry } from '../../src/core/actions.ts';
+import { generateSigner, readKeyFile, type Signer } from '../../src/crypto/ed25519.ts';
+import { Membership } from '../../src/mesh/membership.ts';
+import { meshMigrations } from '../../src/mesh/migrations.ts';
+import { peerIdOf } from '../../src/mesh/peer-ids.ts';
+import { openStore } from '../../src/store/index.ts';
+
+/**
+ * A node's command service, as the agent builds it, on SQLite :memory: with a fresh node key:
+ * `admin` is the network's admin key, operator grants go into `membership.operators`.
+ */
+export function commandNode(init: {
+  admin: Signer;
+  actions: ActionRegistry;
+  isMember?: (peerId: string) => boolean;
+  relay?: RelayFn;
+}) {
+  const db = openStore(':memory:', [...meshMigrations, ...commandMigrations]);
+  const membership = new Membership(db, init.admin.publicKey);
+  const node = generateSigner().signer;
+  const self = peerIdOf(node.publicKey);
+  const audit = new AuditLog(db);
+  const service = new CommandService({
+    actions: init.actions,
+    lookupKey: (kid) => membership.operators.lookup(kid),
+    audit,
+    seen: new SeenIds(db),
+    self: { peerId: self, signer: node },
+    isMember: init.isMember ?? (() => false),
+    relay:
+      init.relay ??
+      (async () => {
+        throw new Error('this test node relays nothing');
+      }),
+    logger: pino({ level: 'silent' }),
+  });
+  return { membership, node, self, audit, service };
+}
 
 /** A raw HTTP answer, with NDJSON frames parsed when the body is a stream of them. */
 export interface RawReply {

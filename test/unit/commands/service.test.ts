@@ -1,27 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import pino from 'pino';
 import { z } from 'zod';
-import { AuditLog, SeenIds } from '../../../src/commands/audit.ts';
 import { inputHasher, signCommand, verifyFrame } from '../../../src/commands/envelope.ts';
-import { commandMigrations } from '../../../src/commands/migrations.ts';
-import { CommandService, type FrameSink } from '../../../src/commands/service.ts';
+import type { FrameSink } from '../../../src/commands/service.ts';
 import { ActionRegistry, defineAction } from '../../../src/core/actions.ts';
 import type { Frame } from '../../../src/core/frames.ts';
 import { b64u, generateSigner, type Signer } from '../../../src/crypto/ed25519.ts';
-import { Membership } from '../../../src/mesh/membership.ts';
-import { meshMigrations } from '../../../src/mesh/migrations.ts';
 import { type GrantPayload, signGrant } from '../../../src/mesh/operators.ts';
 import { peerIdOf } from '../../../src/mesh/peer-ids.ts';
-import { openStore } from '../../../src/store/index.ts';
+import { commandNode } from '../../helpers/commands.ts';
 
 const admin = generateSigner().signer;
 
 function setup() {
-  const db = openStore(':memory:', [...meshMigrations, ...commandMigrations]);
-  const membership = new Membership(db, admin.publicKey);
-  const node = generateSigner().signer;
-  const self = peerIdOf(node.publicKey);
   const ran: string[] = [];
   const actions = new ActionRegistry();
   const app = z.object({ app: z.string() });
@@ -86,20 +77,15 @@ function setup() {
       },
     }),
   );
-  const audit = new AuditLog(db);
   const relayed: string[] = [];
-  const service = new CommandService({
+  const { membership, node, self, audit, service } = commandNode({
+    admin,
     actions,
-    lookupKey: (kid) => membership.operators.lookup(kid),
-    audit,
-    seen: new SeenIds(db),
-    self: { peerId: self, signer: node },
     isMember: () => true,
     relay: async (target, _env, _input, sink) => {
       relayed.push(target);
       await sink({ type: 'result', result: 'relayed' });
     },
-    logger: pino({ level: 'silent' }),
   });
   const grant = (role: GrantPayload['role'], extra: Partial<GrantPayload> = {}): Signer => {
     const key = generateSigner().signer;

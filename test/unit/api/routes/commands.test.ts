@@ -8,43 +8,29 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { createHttpApi } from '../../../../src/api/http.ts';
 import { mountCommandRoutes } from '../../../../src/api/routes/commands.ts';
-import { AuditLog, SeenIds } from '../../../../src/commands/audit.ts';
 import { MAX_ENVELOPE_BYTES, MAX_INPUT_BYTES } from '../../../../src/commands/constants.ts';
 import { signCommand, verifyFrame } from '../../../../src/commands/envelope.ts';
 import { TargetUnreachableError } from '../../../../src/commands/errors.ts';
 import { execAction } from '../../../../src/commands/exec.ts';
-import { commandMigrations } from '../../../../src/commands/migrations.ts';
-import { CommandService } from '../../../../src/commands/service.ts';
 import { ActionRegistry } from '../../../../src/core/actions.ts';
 import type { Frame } from '../../../../src/core/frames.ts';
 import { generateSigner } from '../../../../src/crypto/ed25519.ts';
-import { Membership } from '../../../../src/mesh/membership.ts';
-import { meshMigrations } from '../../../../src/mesh/migrations.ts';
 import { peerIdOf } from '../../../../src/mesh/peer-ids.ts';
-import { openStore } from '../../../../src/store/index.ts';
+import { commandNode } from '../../../helpers/commands.ts';
 
 const admin = generateSigner().signer;
 
 function setup() {
-  const db = openStore(':memory:', [...meshMigrations, ...commandMigrations]);
-  const membership = new Membership(db, admin.publicKey);
-  const node = generateSigner().signer;
-  const self = peerIdOf(node.publicKey);
   const other = peerIdOf(generateSigner().signer.publicKey);
   const actions = new ActionRegistry();
   actions.register(execAction());
-  const audit = new AuditLog(db);
-  const service = new CommandService({
+  const { node, self, audit, service } = commandNode({
+    admin,
     actions,
-    lookupKey: (kid) => membership.operators.lookup(kid),
-    audit,
-    seen: new SeenIds(db),
-    self: { peerId: self, signer: node },
     isMember: (peerId) => peerId === other,
     relay: async () => {
       throw new TargetUnreachableError('no mesh in this test');
     },
-    logger: pino({ level: 'silent' }),
   });
   const api = createHttpApi(
     { listen: '127.0.0.1:0', maxBodyBytes: 1024 },
