@@ -42,15 +42,7 @@ export { loadMasterKey } from './secrets.ts';
 export { parseHealth, type RestartPolicy, type RunSpec } from './spec.ts';
 export { createSystemdBackend, systemdUnavailableReason } from './systemd-backend.ts';
 export { renderUnit } from './systemd-unit.ts';
-export type {
-  AppChange,
-  AppInfo,
-  DeployRequest,
-  DeployResult,
-  WorkloadsComponents,
-  WorkloadsEvents,
-  WorkloadsInit,
-} from './types.ts';
+export type * from './types.ts';
 export { signWebhook } from './webhook.ts';
 export { Workloads } from './workloads.ts';
 
