@@ -1,19 +1,6 @@
 /** What `plexus status` shows of this node: identity, addresses, peer counts and footprint. */
 import type { PeerView } from './peer-directory.ts';
 
-/** This node's status. */
-export interface NodeStatus {
-  name: string;
-  peerId: string;
-  networkId: string;
-  version: string;
-  uptimeS: number;
-  addrs: string[];
-  admin: boolean;
-  peers: { total: number; online: number; suspect: number; down: number };
-  agent: { pid: number; rssMb: number; heapUsedMb: number };
-}
-
 /** What the mesh knows of itself, for `nodeStatus`. */
 export interface SelfView {
   name: string;
@@ -28,7 +15,7 @@ export interface SelfView {
 }
 
 /** Builds the status from this node's view of itself and of its peers. */
-export function nodeStatus(self: SelfView, peers: PeerView[]): NodeStatus {
+export function nodeStatus(self: SelfView, peers: PeerView[]) {
   const counts = { online: 0, suspect: 0, down: 0 };
   for (const p of peers) counts[p.state]++;
   return {
@@ -48,3 +35,6 @@ export function nodeStatus(self: SelfView, peers: PeerView[]): NodeStatus {
     },
   };
 }
+
+/** This node's status, as `plexus status` prints it. */
+export type NodeStatus = ReturnType<typeof nodeStatus>;
