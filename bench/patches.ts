@@ -16,6 +16,8 @@
  *    wall and CPU seconds.
  * 3. @libp2p/peer-store, @libp2p/peer-record: RSS added by the first sort of multiaddrs (peer
  *    records compare address lists this way); `localeCompare` loads ICU's collation.
+ * 4. prom-client: RSS added by `require('prom-client')`, and whether it loaded TLS (its index
+ *    required the Pushgateway, and so node:https, at once).
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -101,9 +103,24 @@ async function sortChild(file: string): Promise<object> {
   return { equal, rssMiB: (process.memoryUsage.rss() - rss0) / 2 ** 20, ms: performance.now() - t0 };
 }
 
+/** 4: RSS added by loading the prom-client in `dir`, and whether that loaded TLS. */
+function promClientChild(dir: string): object {
+  const rss0 = process.memoryUsage.rss();
+  createRequire(import.meta.url)(dir);
+  const tls = (process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes(
+    'NativeModule tls',
+  );
+  return { rssMiB: (process.memoryUsage.rss() - rss0) / 2 ** 20, tls };
+}
+
 if (values.child) {
   const dir = values.dir ?? '';
-  const out = values.child === 'xsalsa20' ? xsalsa20Child(dir, Number(values.mb)) : await sortChild(dir);
+  const out =
+    values.child === 'xsalsa20'
+      ? xsalsa20Child(dir, Number(values.mb))
+      : values.child === 'prom-client'
+        ? promClientChild(dir)
+        : await sortChild(dir);
   console.log(JSON.stringify(out));
   process.exit(0);
 }
@@ -239,6 +256,18 @@ try {
         2,
       )} ms`,
     );
+  }
+
+  type Prom = { rssMiB: number; tls: boolean };
+  const prom = unpatchedCopy(tmp, file('prom-client+'));
+  console.log("\nprom-client: RSS added by require('prom-client')");
+  for (const [label, dir] of [
+    ['patched  ', join(ROOT, 'node_modules', 'prom-client')],
+    ['unpatched', prom],
+  ] as const) {
+    const rs = children<Prom>('prom-client', dir, runs);
+    const tls = rs.filter((x) => x.tls).length;
+    console.log(`  ${label}  RSS +${stat(rs.map((x) => x.rssMiB))} MiB, TLS loaded ${tls}/${rs.length}`);
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });

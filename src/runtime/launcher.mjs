@@ -4,7 +4,7 @@
  * - A release install has a prebuilt `dist/agent.mjs` beside a `dist/BUILD` stamp (written by
  *   `scripts/build --out dist`): it runs as it is, with no look at the sources.
  * - A development checkout keys its bundle by the sources: every file under src/ (path, size,
- *   mtime), package.json, the lockfile and the Node version. The bundle for the current key
+ *   mtime), package.json, the lockfile, the patches to dependencies and the Node version. The bundle for the current key
  *   lives in the compile cache (`.tools/compile-cache/agent/agent-KEY.mjs`); when it is
  *   missing, a child process builds it. Editing any source thus rebuilds it on the next start.
  *
@@ -29,26 +29,27 @@ export const RELEASE_STAMP = 'BUILD';
 /** A build takes ~1 s; past this the agent runs from the sources rather than wait. */
 const BUILD_TIMEOUT_MS = 60_000;
 
-/** A key that changes with any source file, the installed dependencies and the Node version. */
+/** A key that changes with any source file, the dependencies, their patches and the Node version. */
 function sourceKey(root) {
   const h = createHash('sha256').update(process.version);
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (/\.(ts|mts|mjs|cjs|js|json)$/.test(e.name)) {
+      else if (/\.(ts|mts|mjs|cjs|js|json|patch)$/.test(e.name)) {
         const st = statSync(p);
         h.update(`${relative(root, p)}\0${st.size}\0${st.mtimeMs}\n`);
       }
     }
   };
   walk(join(root, 'src'));
-  for (const f of ['package.json', 'package-lock.json']) {
+  for (const f of ['package.json', 'package-lock.json', 'patches']) {
     try {
       const st = statSync(join(root, f));
-      h.update(`${f}\0${st.size}\0${st.mtimeMs}\n`);
+      if (st.isDirectory()) walk(join(root, f));
+      else h.update(`${f}\0${st.size}\0${st.mtimeMs}\n`);
     } catch {
-      // A checkout without a lockfile: the key just ignores it.
+      // A checkout without a lockfile or patches: the key just ignores it.
     }
   }
   return h.digest('hex').slice(0, 16);

@@ -21,11 +21,12 @@ function parse(file: string): { name: string; version: string } {
 }
 
 describe('dependency patches', () => {
-  it('covers yamux, xsalsa20 and the peer store and records', () => {
+  it('covers yamux, xsalsa20, the peer store and records, and prom-client', () => {
     assert.deepEqual(files.map((f) => parse(f).name).sort(), [
       '@chainsafe/libp2p-yamux',
       '@libp2p/peer-record',
       '@libp2p/peer-store',
+      'prom-client',
       'xsalsa20',
     ]);
   });

@@ -1,7 +1,7 @@
 /**
  * The agent bundle (src/runtime/bundle.mjs, `scripts/build`): a release build writes the bundle
  * and its BUILD stamp, the bundle is ASCII and runs the CLI, and an agent started from it works
- * and does not load undici.
+ * and loads neither undici nor TLS.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -44,7 +44,7 @@ describe('scripts/build --out', () => {
     assert.match(r.stdout, /^plexus \d+\.\d+\.\d+ /);
   });
 
-  it('runs an agent that does not load undici', async () => {
+  it('runs an agent that loads neither undici nor TLS', async () => {
     const data = join(dir, 'node');
     const init = spawnSync(
       PLEXUS,
@@ -65,7 +65,7 @@ describe('scripts/build --out', () => {
     );
     assert.equal(init.status, 0, init.stderr);
     // Reports, as the agent exits, which of Node's own modules it has loaded.
-    const probe = `data:text/javascript,process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(process.moduleLoadList.filter((m) => /undici/.test(m))) + '\\n'))`;
+    const probe = `data:text/javascript,process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(process.moduleLoadList.filter((m) => /undici|NativeModule (tls|https)$/.test(m))) + '\\n'))`;
     const agent = spawn(process.execPath, ['--import', probe, out, 'agent', '--data-dir', data], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -92,7 +92,7 @@ describe('scripts/build --out', () => {
     agent.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
     // node:http's WebSocket getters load undici (~3.5 MB) when it is imported as an ES module
-    // (src/core/http-modules.ts).
+    // (src/core/http-modules.ts); prom-client's Pushgateway loads TLS unless patched (patches/).
     assert.match(stderr, /LOADED \[\]/);
   });
 

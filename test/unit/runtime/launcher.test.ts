@@ -56,7 +56,12 @@ describe('devBundlePath', () => {
     assert.match(first ?? '', /agent-[0-9a-f]{16}\.mjs$/);
     assert.equal(devBundlePath(root, join(root, '.tools', 'compile-cache')), first);
     writeFileSync(join(root, 'src', 'a.ts'), 'export const a = 12;\n');
-    assert.notEqual(devBundlePath(root, join(root, '.tools', 'compile-cache')), first);
+    const second = devBundlePath(root, join(root, '.tools', 'compile-cache'));
+    assert.notEqual(second, first);
+    // A new or changed patch to a dependency changes the bundle as much as a source does.
+    mkdirSync(join(root, 'patches'));
+    writeFileSync(join(root, 'patches', 'x+1.0.0.patch'), 'diff\n');
+    assert.notEqual(devBundlePath(root, join(root, '.tools', 'compile-cache')), second);
   });
 
   it('has none for a cache outside the checkout (its packages would not resolve)', () => {
