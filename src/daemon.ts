@@ -1,6 +1,12 @@
 /**
- * The composition root: config → store → logger → mesh → workloads → api, started in that
- * order and stopped in reverse. It is the only place that wires subsystems together.
+ * The composition root: the one place that wires subsystems together (docs/architecture.md).
+ *
+ * It reads the config and keys, opens the logger and the store, then builds every subsystem with
+ * its factory, `createX(init, components)`, which does no I/O (src/core/lifecycle.ts). Only
+ * when all are built does it start them, in the order below, and it stops them in reverse: a
+ * subsystem may rely on everything started before it for as long as it runs. Peers (tunnels,
+ * workloads, telemetry, commands) never import each other; the callbacks that join them are
+ * written here.
  */
 import { writeFileSync } from 'node:fs';
 import {
@@ -12,11 +18,12 @@ import {
   mountTelemetryRoutes,
 } from './api/index.ts';
 import { commandMigrations, createCommands } from './commands/index.ts';
-import { type Config, dataPaths, loadConfig } from './config/index.ts';
+import { type Config, type DataPaths, dataPaths, loadConfig } from './config/index.ts';
 import { ActionRegistry } from './core/actions.ts';
+import { startInOrder } from './core/lifecycle.ts';
 import { VERSION } from './core/version.ts';
 import { createLogger, type Logger } from './logging/index.ts';
-import { loadNodeKeys, Mesh, meshMigrations } from './mesh/index.ts';
+import { createMesh, loadNodeKeys, type Mesh, meshMigrations, type NodeKeys } from './mesh/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, createTelemetry, telemetryActions } from './telemetry/index.ts';
 import { createTunnels, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
@@ -37,9 +44,8 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Builds and starts every subsystem. On failure, tears down what had started and rethrows. */
+/** Builds and starts every subsystem. On failure, stops what had started and rethrows. */
 export async function startDaemon(init: DaemonInit): Promise<Daemon> {
-  const startedAt = Date.now();
   const paths = dataPaths(init.dataDir);
   const config = loadConfig(paths.config);
   const keys = loadNodeKeys(paths);
@@ -49,136 +55,121 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
     stdout: init.stdoutLogs !== false,
   });
   const logger = root.logger.child({ node: config.node.name });
-  const stops: (() => Promise<void> | void)[] = [() => root.close()];
-  const stopAll = async () => {
-    for (const stop of stops.reverse()) {
-      try {
-        await stop();
-      } catch (err) {
-        logger.warn({ err }, 'error during shutdown');
-      }
-    }
-  };
+  let db: Db | undefined;
   try {
-    // --- store: every subsystem's migrations, in one file -------------------------------------
-    const db: Db = openStore(paths.db, [
+    // Every subsystem's tables, in one SQLite file; each subsystem owns its migrations.
+    db = openStore(paths.db, [
       ...meshMigrations,
       ...commandMigrations,
       ...tunnelMigrations,
       ...workloadsMigrations,
     ]);
-    stops.push(() => {
-      db.close();
-    });
-    const actions = new ActionRegistry({ logger: logger.child({ module: 'actions' }) });
-    const http =
-      config.api.listen === 'off'
-        ? undefined
-        : createHttpApi(
-            { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes },
-            { logger: logger.child({ module: 'http' }) },
-          );
-
-    // --- mesh ---------------------------------------------------------------------------------
-    // The metrics registry comes first: libp2p reports into it from the moment it is created.
-    // The telemetry service attaches its figures to it when it starts.
-    const metrics = createMetricsRegistry();
-    const mesh = new Mesh(
-      { keys, config, version: VERSION, libp2pMetrics: metrics.libp2pMetrics },
-      { db, logger: logger.child({ module: 'mesh' }) },
+    const parts = buildAgent({ paths, config, keys, db, logger });
+    const stopAll = await startInOrder(parts, (name, err) =>
+      logger.warn({ err, part: name }, 'error during shutdown'),
     );
-    await mesh.start();
-    stops.push(() => mesh.stop());
-    actions.register(...mesh.actions);
-
-    // --- tunnels: exposed services, /plexus/tcp/1.0.0, forwards, SOCKS5 -----------------------
-    const tunnels = createTunnels(
-      {
-        socksListen: config.socks.listen,
-        dataListen: dataListenOf(config.tunnels.dataListen, config.mesh.listen),
-      },
-      { mesh, db, logger: logger.child({ module: 'tunnels' }) },
-    );
-    await tunnels.start();
-    stops.push(() => tunnels.stop());
-    actions.register(...tunnels.actions);
-
-    // --- workloads: apps, releases, supervisor, secrets (issue 3) -----------------------------
-    // After the mesh, so apps only start once the node is reachable; stopped before it. Stopping
-    // leaves apps running: the next start re-adopts them.
-    const workloads = createWorkloads(
-      { appsDir: paths.apps, backend: config.workloads.backend },
-      { db, logger: logger.child({ module: 'workloads' }), masterKey: loadMasterKey(paths.masterKey) },
-    );
-    await workloads.start();
-    stops.push(() => workloads.stop());
-    actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));
-    // An app with a `port` is exposed in the mesh under its own name.
-    tunnels.services.addProvider('app', () => workloads.ports());
-
-    // --- telemetry: host and app figures, history, metrics, panel push ------------------------
-    const telemetry = createTelemetry(
-      { version: VERSION, panel: config.panel },
-      {
-        mesh,
-        logger: logger.child({ module: 'telemetry' }),
-        apps: {
-          list: () => workloads.list(),
-          onChange: (listener) => {
-            workloads.on('change', listener);
-            return () => workloads.off('change', listener);
-          },
-        },
-        services: () => tunnels.services.list().map(({ name, port }) => ({ name, port })),
-        metrics,
-      },
-    );
-    telemetry.start();
-    stops.push(() => telemetry.stop());
-    actions.register(...telemetryActions(telemetry));
-
-    // --- commands: operator keys, signed envelopes, /plexus/cmd/1.0.0, audit (issue 5) --------
-    const commands = createCommands(
-      {},
-      { mesh, db, actions, keys, logger: logger.child({ module: 'commands' }) },
-    );
-    actions.register(...commands.actions);
-    await commands.start();
-    stops.push(() => commands.stop());
-
-    // --- api: control socket and HTTP ---------------------------------------------------------
-    const control = createControlSocket(
-      { path: paths.socket },
-      {
-        commands: commands.service,
-        actions,
-        logger: logger.child({ module: 'control' }),
-      },
-    );
-    await control.start();
-    stops.push(() => control.stop());
-    if (http) {
-      mountHealthRoutes(http, { version: VERSION, startedAt });
-      mountCommandRoutes(http, { commands: commands.service, self: commands.self });
-      mountHookRoutes(http, { workloads });
-      mountTelemetryRoutes(http, { actions, metrics: () => metrics.render() });
-      await http.start();
-      stops.push(() => http.stop());
-    }
-
     writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     logger.info({ version: VERSION, dataDir: paths.dataDir }, 'agent started');
+    const opened = db;
     return {
       config,
       logger,
-      mesh,
+      mesh: parts.mesh,
       async stop() {
         logger.info('agent stopping');
         await stopAll();
+        opened.close();
+        await root.close();
       },
     };
   } catch (err) {
-    await stopAll();
+    db?.close();
+    await root.close();
     throw err;
   }
+}
+
+/** What every subsystem is built from. */
+interface AgentBase {
+  paths: DataPaths;
+  config: Config;
+  keys: NodeKeys;
+  db: Db;
+  logger: Logger;
+}
+
+/**
+ * Builds every subsystem, without I/O, and returns them in start order. The order is the
+ * dependency order: the mesh first (everything else speaks over it); workloads after tunnels, so
+ * that apps start once the node is reachable (stopping the agent leaves apps running: the next
+ * start adopts them); commands once every action is registered; the control socket and HTTP API
+ * last, so that nothing reaches a subsystem that is not running yet.
+ */
+function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
+  const log = (module: string) => logger.child({ module });
+  const actions = new ActionRegistry({ logger: log('actions') });
+
+  // The metrics registry comes before the mesh: libp2p reports into it from its creation. The
+  // telemetry service attaches its own figures to it when it starts.
+  const metrics = createMetricsRegistry();
+  const mesh = createMesh(
+    { keys, config, version: VERSION, libp2pMetrics: metrics.libp2pMetrics },
+    { db, logger: log('mesh') },
+  );
+  actions.register(...mesh.actions);
+
+  const tunnels = createTunnels(
+    {
+      socksListen: config.socks.listen,
+      dataListen: dataListenOf(config.tunnels.dataListen, config.mesh.listen),
+    },
+    { mesh, db, logger: log('tunnels') },
+  );
+  actions.register(...tunnels.actions);
+
+  const workloads = createWorkloads(
+    { appsDir: paths.apps, backend: config.workloads.backend },
+    { db, logger: log('workloads'), masterKey: loadMasterKey(paths.masterKey) },
+  );
+  actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));
+  // An app with a `port` is exposed in the mesh under its own name.
+  tunnels.services.addProvider('app', () => workloads.ports());
+
+  const telemetry = createTelemetry(
+    { version: VERSION, panel: config.panel },
+    {
+      mesh,
+      logger: log('telemetry'),
+      apps: {
+        list: () => workloads.list(),
+        onChange: (listener) => {
+          workloads.on('change', listener);
+          return () => workloads.off('change', listener);
+        },
+      },
+      services: () => tunnels.services.list().map(({ name, port }) => ({ name, port })),
+      metrics,
+    },
+  );
+  actions.register(...telemetryActions(telemetry));
+
+  const commands = createCommands({}, { mesh, db, actions, keys, logger: log('commands') });
+  actions.register(...commands.actions);
+
+  const control = createControlSocket(
+    { path: paths.socket },
+    { commands: commands.service, actions, logger: log('control') },
+  );
+  let http: ReturnType<typeof createHttpApi> | undefined;
+  if (config.api.listen !== 'off') {
+    http = createHttpApi(
+      { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes },
+      { logger: log('http') },
+    );
+    mountHealthRoutes(http, { version: VERSION, startedAt: Date.now() });
+    mountCommandRoutes(http, { commands: commands.service, self: commands.self });
+    mountHookRoutes(http, { workloads });
+    mountTelemetryRoutes(http, { actions, metrics: () => metrics.render() });
+  }
+  return { mesh, tunnels, workloads, telemetry, commands, control, http };
 }

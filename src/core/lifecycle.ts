@@ -14,33 +14,30 @@ export interface Startable {
   stop(): Promise<void> | void;
 }
 
-/** A named part of the agent, as the composition root lists them (for logs on start and stop). */
-export interface NamedStartable extends Startable {
-  readonly name: string;
-}
-
 /**
- * Starts `parts` in order. If one fails, stops those already started, in reverse, and rethrows.
- * Returns a function that stops them all in reverse, logging (not throwing) each failure.
+ * Starts `parts` in the order of their keys, skipping undefined ones (a part that the
+ * configuration turns off). If one fails, stops those already started, in reverse, and rethrows.
+ * Returns a function that stops them all in reverse, reporting (not throwing) each failure.
  */
 export async function startInOrder(
-  parts: readonly NamedStartable[],
+  parts: Record<string, Startable | undefined>,
   onStopError: (name: string, err: unknown) => void,
 ): Promise<() => Promise<void>> {
-  const started: NamedStartable[] = [];
+  const started: [string, Startable][] = [];
   const stopAll = async () => {
-    for (const part of started.splice(0).reverse()) {
+    for (const [name, part] of started.splice(0).reverse()) {
       try {
         await part.stop();
       } catch (err) {
-        onStopError(part.name, err);
+        onStopError(name, err);
       }
     }
   };
   try {
-    for (const part of parts) {
+    for (const [name, part] of Object.entries(parts)) {
+      if (!part) continue;
       await part.start();
-      started.push(part);
+      started.push([name, part]);
     }
   } catch (err) {
     await stopAll();
