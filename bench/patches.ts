@@ -6,8 +6,8 @@
  *
  * The baseline is the installed package with its patch reversed (`patch -R`) into a copy under
  * .tools/, so that its own imports still resolve from node_modules. Each figure is the median of
- * `--runs` with the spread (min-max); xsalsa20 and the sort run each measurement in a fresh
- * child process (WebAssembly memory and ICU data are per process).
+ * `--runs` with the spread (min-max); xsalsa20, the sort and prom-client run each measurement
+ * in a fresh child process (WebAssembly memory, ICU data and loaded modules are per process).
  *
  * 1. @chainsafe/libp2p-yamux: window-update frames a stream sends back while it receives
  *    `--messages` small messages (300 B, a gossiped telemetry record's size).
