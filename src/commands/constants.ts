@@ -1,6 +1,6 @@
 /** Defaults of the command API (issue 5), each with why it was chosen. */
 
-/** The mesh protocol that carries a signed command to its target (DESIGN.md, Commands). */
+/** The mesh protocol that carries a signed command to its target (docs/commands.md). */
 export const COMMAND_PROTOCOL = '/plexus/cmd/1.0.0';
 /** One envelope line: args are small (uploads stream as input frames), so 256 KiB is plenty. */
 export const MAX_ENVELOPE_BYTES = 256 * 1024;

@@ -1,5 +1,5 @@
 /**
- * Command envelopes (DESIGN.md, Commands): `{v:1, kid, payload, sig}` where `payload` is the
+ * Command envelopes (docs/commands.md): `{v:1, kid, payload, sig}` where `payload` is the
  * base64url of JSON `{id, target, action, args, iat, exp}` and `sig` is Ed25519 over
  * `"plexus-cmd/1\n" + payload`. Reply frames are signed by the target's node key over
  * `"plexus-cmd-frame/1\n" + id + "\n" + seq + "\n" + JSON(frame)`, so a relaying node can drop a
@@ -22,9 +22,9 @@ import {
 export const COMMAND_DOMAIN = 'plexus-cmd/1';
 /** Domain of reply-frame signatures. */
 export const FRAME_DOMAIN = 'plexus-cmd-frame/1';
-/** `iat` may differ from the verifier's clock by this much (DESIGN.md: ±60 s). */
+/** `iat` may differ from the verifier's clock by this much (docs/commands.md: ±60 s). */
 export const MAX_CLOCK_SKEW_S = 60;
-/** Longest allowed validity window `exp - iat` (DESIGN.md: 300 s). */
+/** Longest allowed validity window `exp - iat` (docs/commands.md: 300 s). */
 export const MAX_TTL_S = 300;
 /** Default validity the CLI signs with: a minute covers slow relays, a short life limits theft. */
 export const DEFAULT_TTL_S = 60;

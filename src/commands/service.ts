@@ -1,5 +1,5 @@
 /**
- * Signed commands (DESIGN.md, Commands): the door check on the node an envelope arrives at, the
+ * Signed commands (docs/commands.md): the door check on the node an envelope arrives at, the
  * full verification on its target, and running the action with every reply frame signed by the
  * target's node key. Transports (HTTP, control socket, the mesh protocol) only move frames; every
  * decision is made here (who may run what: authorize.ts), and every refusal or acceptance is

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 
 /**
  * Resolves DATA: `--data-dir`, then `PLEXUS_DATA_DIR`, then `/var/lib/plexus` as root, or
- * `~/.local/share/plexus` otherwise (DESIGN.md, Data and config).
+ * `~/.local/share/plexus` otherwise (docs/architecture.md, Data layout).
  */
 export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (flag) return resolve(flag);

@@ -15,7 +15,7 @@ export const CONNECTION_PING_MS = 30_000;
 export const YAMUX_KEEPALIVE_MS = 120_000;
 /** Gossip topic of admissions and revocations. */
 export const MEMBERS_TOPIC = 'plexus/members/1';
-/** Gossip topic of telemetry records (DESIGN.md, Mesh). */
+/** Gossip topic of telemetry records (docs/telemetry.md). */
 export const TELEMETRY_TOPIC = 'plexus/telemetry/1';
 
 /** A token is a few hundred bytes; 8 KiB leaves room for many bootstrap addresses. */
@@ -57,5 +57,5 @@ export const ONLINE_INTERVALS = 3;
 export const DOWN_INTERVALS = 6;
 /** Default token lifetime: long enough to provision a machine, short enough to limit a leak. */
 export const DEFAULT_TOKEN_TTL_S = 3600;
-/** Default mesh port (DESIGN.md, Data and config). */
+/** Default mesh port (docs/architecture.md, Data layout). */
 export const DEFAULT_MESH_PORT = 7070;

@@ -1,5 +1,5 @@
 /**
- * The key material under DATA/keys (DESIGN.md, Keys and the network), each file mode 0600:
+ * The key material under DATA/keys (docs/architecture.md, Trust model), each file mode 0600:
  * node.key (libp2p Ed25519 identity, protobuf), swarm.key (pnet v1 format), master.key
  * (32 random bytes for app secrets), network.json, and admin.key on the admin's node.
  * Written with node:crypto only; the libp2p key object is built by `createMesh` when needed.

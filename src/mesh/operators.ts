@@ -1,5 +1,5 @@
 /**
- * Operator keys (DESIGN.md, Keys: operator keys): admin-signed grants
+ * Operator keys (docs/architecture.md, Trust model; docs/commands.md): admin-signed grants
  * `{kid, pubkey, role, tenant?, exp?, exec?, at}` that travel with the membership records (gossip
  * topic `plexus/members/1` and the `/plexus/members/1.0.0` sync), and the repository of the grants
  * a node has learnt. A key is revoked with an admin-signed revocation of kind `operator`, which

@@ -1,5 +1,5 @@
 /**
- * Relay reservations for a node behind NAT (issue 5; DESIGN.md, Mesh: relays). A node with
+ * Relay reservations for a node behind NAT (issue 5; docs/mesh.md, relays). A node with
  * `mesh.reservations: N` (N ≤ 4, 2 recommended behind NAT) keeps reservations on N members that
  * serve circuit relay and that it reaches over a direct connection, and replaces a relay that
  * goes away on the next pass (every few seconds). It also tries, now and then, to replace a

@@ -1,5 +1,5 @@
 /**
- * The full telemetry record (DESIGN.md, Mesh: telemetry), validated field by field at the gossip
+ * The full telemetry record (docs/telemetry.md), validated field by field at the gossip
  * boundary. Every number is finite and bounded, every string and list is capped, so that one
  * record stays well under the 16 KiB limit and a hostile member cannot make us store junk.
  *

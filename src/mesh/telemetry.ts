@@ -9,7 +9,7 @@ import type { Logger } from '../logging/index.ts';
 import { DOWN_INTERVALS, MAX_TELEMETRY_BYTES, ONLINE_INTERVALS } from './constants.ts';
 import { type FullTelemetryRecord, telemetryRecordSchema } from './telemetry-schema.ts';
 
-/** A telemetry record as gossiped and stored (DESIGN.md, Mesh: telemetry). */
+/** A telemetry record as gossiped and stored (docs/telemetry.md). */
 export type TelemetryRecord = FullTelemetryRecord;
 /** The identity and reachability fields the mesh fills; providers add the figures. */
 export type TelemetryBase = Pick<
@@ -22,7 +22,7 @@ export type TelemetryDropReason = 'not-member' | 'malformed' | 'forged';
 /** A peer's liveness from the age of its last record. */
 export type PeerState = 'online' | 'suspect' | 'down';
 
-/** Derives the state from the age of the last sighting (DESIGN.md: 3 and 6 intervals). */
+/** Derives the state from the age of the last sighting (docs/telemetry.md: 3 and 6 intervals). */
 export function stateOf(
   lastSeen: number | null | undefined,
   intervalMs: number,

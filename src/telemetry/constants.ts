@@ -22,7 +22,7 @@ export const COARSE_POINTS = 1_440;
  */
 export const MAX_HISTORY_NODES = 1_024;
 
-/** Panel heartbeats kept while the panel is unreachable (DESIGN.md, Mesh: at most 10). */
+/** Panel heartbeats kept while the panel is unreachable (docs/telemetry.md: at most 10). */
 export const PANEL_QUEUE_MAX = 10;
 /** One panel POST must answer within this time (a panel that never answers must not pile up). */
 export const PANEL_TIMEOUT_MS = 10_000;

@@ -1,5 +1,5 @@
 /**
- * Heartbeats to an external panel (issue 4, DESIGN.md: optional panel push). Every interval the
+ * Heartbeats to an external panel (issue 4, docs/telemetry.md: optional panel push). Every interval the
  * agent POSTs one beat with `Authorization: Bearer TOKEN`. While the panel is unreachable (network
  * error, timeout, 5xx, 408, 429) beats wait in a queue of at most PANEL_QUEUE_MAX, oldest dropped
  * first, and are sent oldest first once it answers. A reply's `next_heartbeat_seconds` sets the

@@ -1,6 +1,6 @@
 /** Defaults of the tunnels, each with why it was chosen. */
 
-/** The tunnel protocol (DESIGN.md, Traffic between servers). */
+/** The tunnel protocol (docs/tunnels.md). */
 export const TCP_PROTOCOL = '/plexus/tcp/1.0.0';
 
 /** A request header is `{service}` or `{port}`; 1 KiB leaves room and bounds what a peer can send. */

@@ -2,7 +2,7 @@
 import type { Db } from '../store/index.ts';
 import type { RunSpec } from './spec.ts';
 
-/** App status (DESIGN.md, Workloads). */
+/** App status (docs/workloads.md). */
 export type AppStatus = 'deploying' | 'running' | 'stopped' | 'failed' | 'crashloop';
 
 /** An app row. */

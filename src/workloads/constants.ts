@@ -1,6 +1,6 @@
 /** Defaults of the workload manager, each with why it was chosen. */
 
-/** Releases kept per app: enough to roll back a few steps without filling the disk (DESIGN.md). */
+/** Releases kept per app: enough to roll back a few steps without filling the disk (docs/workloads.md). */
 export const KEEP_RELEASES = 5;
 /** Rows of `releases` kept per app, pruned and failed ones included: a readable recent history. */
 export const KEEP_RELEASE_ROWS = 20;

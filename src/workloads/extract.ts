@@ -3,7 +3,7 @@
  * directory. It refuses, rather than silently fixes, entries with `..` or absolute paths, links
  * that point outside the release, device files, and archives over the entry or byte limits (zip
  * bombs). The caller extracts into a temporary directory and deletes it on any error, so a bad
- * archive never leaves a half-written release (DESIGN.md, Workloads). The format readers are
+ * archive never leaves a half-written release (docs/workloads.md). The format readers are
  * extract-tar.ts and extract-zip.ts; the checks they share are in extract-checks.ts.
  */
 import { createReadStream } from 'node:fs';

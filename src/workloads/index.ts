@@ -1,6 +1,6 @@
 /**
  * The workload manager: apps, releases, artifacts, the `process` and `systemd` backends, logs,
- * secrets and webhook deploys (DESIGN.md, Workloads; issue 3).
+ * secrets and webhook deploys (docs/workloads.md; issue 3).
  *
  * What other subsystems use (plain typed methods and one event):
  *

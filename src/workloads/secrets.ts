@@ -1,7 +1,7 @@
 /**
  * App secrets at rest: AES-256-GCM under DATA/keys/master.key, a random 96-bit nonce per value,
  * and `app \0 name` as additional authenticated data so that a ciphertext moved to another app or
- * variable fails to decrypt (DESIGN.md, Workloads). Plaintext exists only in memory on its way
+ * variable fails to decrypt (docs/workloads.md). Plaintext exists only in memory on its way
  * into a child's environment or to `env ls --reveal`.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
