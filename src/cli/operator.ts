@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+// A type only: erased at run time, so the verb loads nothing of the command subsystem.
+import type { AuditEntry as AuditRow } from '../commands/audit.ts';
 import { agentOf, wantsJson } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
 import { ago, printJson, printTable } from './output.ts';
@@ -17,20 +19,6 @@ interface KeyRow {
   expiresAt: number | null;
   state: string;
   source: string;
-}
-
-interface AuditRow {
-  seq: number;
-  at: number;
-  id: string | null;
-  kid: string | null;
-  action: string | null;
-  target: string | null;
-  verdict: string;
-  code: string | null;
-  detail: string | null;
-  via: string;
-  outcome: string | null;
 }
 
 function parseDuration(text: string): number {

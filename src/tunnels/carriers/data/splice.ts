@@ -13,6 +13,7 @@
 import type { Socket } from 'node:net';
 import { TunnelProtocolError } from '../../errors.ts';
 import type { SpliceResult } from '../carrier.ts';
+import { waitForHandshake } from '../handshake-wait.ts';
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record-encryption.ts';
 import { dataEventReader, type SocketReader } from './socket-reader.ts';
 
@@ -176,52 +177,39 @@ export function readFirstRecord(
   early?: Buffer,
 ): Promise<{ value: unknown; rest: OpenedRecord[] }> {
   const { socket, opener } = data;
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      settle();
-      socket.pause();
-      data.reader.set(undefined);
-      socket.off('close', onClose);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const fail = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onAbort = () => fail(TunnelProtocolError.handshakeTimeout());
-    const onClose = () => fail(TunnelProtocolError.handshakeClosed());
+  return waitForHandshake<{ value: unknown; rest: OpenedRecord[] }>(signal, (wait) => {
     const onData = (chunk: Buffer) => {
       let records: OpenedRecord[];
       try {
         records = opener.push(chunk);
       } catch (err) {
-        return fail(err as Error);
+        return wait.fail(err as Error);
       }
       if (records.length === 0) return;
       const [first, ...rest] = records;
       const size = first.parts.reduce((n, p) => n + p.byteLength, 0);
       if (size > maxBytes || first.fin)
-        return fail(new TunnelProtocolError('BAD_FRAME', 'bad tunnel handshake record', 'invalid'));
+        return wait.fail(new TunnelProtocolError('BAD_FRAME', 'bad tunnel handshake record', 'invalid'));
       let value: unknown;
       try {
         value = JSON.parse(Buffer.concat(first.parts).toString('utf8'));
       } catch {
-        return fail(new TunnelProtocolError('BAD_FRAME', 'tunnel handshake record is not JSON', 'invalid'));
+        return wait.fail(
+          new TunnelProtocolError('BAD_FRAME', 'tunnel handshake record is not JSON', 'invalid'),
+        );
       }
-      cleanup();
-      resolve({ value, rest });
+      wait.done({ value, rest });
     };
-    let settled = false;
-    const settle = () => {
-      settled = true;
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onClose = () => wait.closed();
     socket.once('close', onClose);
     // Bytes that came with the preamble go first; they may already hold the whole record.
     if (early?.byteLength) onData(early);
-    if (settled) return;
-    data.reader.set(onData);
-    if (!settled) socket.resume();
+    if (!wait.settled) data.reader.set(onData);
+    if (!wait.settled) socket.resume();
+    return () => {
+      socket.pause();
+      data.reader.set(undefined);
+      socket.off('close', onClose);
+    };
   });
 }

@@ -7,6 +7,7 @@
 import type { Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
 import { TunnelProtocolError } from '../../errors.ts';
+import { waitForHandshake } from '../handshake-wait.ts';
 
 /** Encodes a value as varint length + JSON. */
 export function encodeFrame(value: unknown): Uint8Array {
@@ -30,20 +31,8 @@ export function readFrame(
   maxBytes: number,
   signal: AbortSignal,
 ): Promise<{ value: unknown; rest: Uint8ArrayList }> {
-  return new Promise((resolve, reject) => {
+  return waitForHandshake<{ value: unknown; rest: Uint8ArrayList }>(signal, (wait) => {
     const buf = new Uint8ArrayList();
-    const cleanup = () => {
-      stream.removeEventListener('message', onMessage);
-      stream.removeEventListener('close', onClose);
-      stream.removeEventListener('end', onClose);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const fail = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onAbort = () => fail(TunnelProtocolError.handshakeTimeout());
-    const onClose = () => fail(TunnelProtocolError.handshakeClosed());
     const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }) => {
       buf.append(evt.data);
       let len = 0;
@@ -56,10 +45,10 @@ export function readFrame(
         if ((b & 0x80) === 0) break;
         shift += 7;
         if (shift > 21)
-          return fail(new TunnelProtocolError('BAD_FRAME', 'frame length prefix too long', 'invalid'));
+          return wait.fail(new TunnelProtocolError('BAD_FRAME', 'frame length prefix too long', 'invalid'));
       }
       if (len > maxBytes)
-        return fail(
+        return wait.fail(
           new TunnelProtocolError('FRAME_TOO_LARGE', `frame larger than ${maxBytes} bytes`, 'too_large'),
         );
       if (buf.byteLength < i + len) return;
@@ -67,16 +56,19 @@ export function readFrame(
       try {
         value = JSON.parse(Buffer.from(buf.subarray(i, i + len)).toString('utf8'));
       } catch {
-        return fail(new TunnelProtocolError('BAD_FRAME', 'frame is not valid JSON', 'invalid'));
+        return wait.fail(new TunnelProtocolError('BAD_FRAME', 'frame is not valid JSON', 'invalid'));
       }
       buf.consume(i + len);
-      cleanup();
-      resolve({ value, rest: buf });
+      wait.done({ value, rest: buf });
     };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onClose = () => wait.closed();
     stream.addEventListener('message', onMessage);
     stream.addEventListener('close', onClose);
     stream.addEventListener('end', onClose);
+    return () => {
+      stream.removeEventListener('message', onMessage);
+      stream.removeEventListener('close', onClose);
+      stream.removeEventListener('end', onClose);
+    };
   });
 }
