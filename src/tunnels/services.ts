@@ -90,7 +90,7 @@ export class ServiceDirectory {
       }
     }
     // Names are [a-z0-9-]: code-unit order is their order, and it needs no ICU collation data
-    // (~3 MB of an idle agent's RSS; see agent-bundle.mjs).
+    // (~2.5 MB of an idle agent's RSS; see patches/README.md, the peer-store sort).
     return [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

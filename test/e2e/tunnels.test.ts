@@ -209,7 +209,7 @@ function socksRequest(cmd: number, host: string | number[], port: number): Buffe
  * One contract, two carriers (docs/tunnels.md, data connections): tunnels over their own data
  * connections (the default on a direct link), and over the mesh stream (what a relayed link or
  * a filtered data port gets; forced here with `tunnels.dataListen: off`). The second run also
- * starts its agents from the TypeScript sources instead of the bundle (src/runtime/agent-bundle.mjs),
+ * starts its agents from the TypeScript sources instead of the bundle (src/runtime/launcher.mjs),
  * so that both ways of starting an agent stay tested.
  */
 const carriers = [
