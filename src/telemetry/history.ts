@@ -197,8 +197,12 @@ export class TelemetryHistory {
     if (!s) return undefined;
     const fineFrom = s.fine.firstTs() ?? Number.POSITIVE_INFINITY;
     const coarseFrom = s.coarse.firstTs() ?? Number.POSITIVE_INFINITY;
-    // Fine when it reaches back to `since`, or when the coarse ring has nothing older anyway.
-    const res: Resolution = resolution ?? (since >= fineFrom || coarseFrom >= fineFrom ? 'fine' : 'coarse');
+    // Fine when it reaches back to `since`, or when the coarse ring has nothing older anyway. A
+    // minute's mean is stamped with the minute's start, so it is older data only when it comes
+    // from a minute before the one of the first fine point (the fine ring has wrapped); the
+    // minute a node started in is not (a young node's chart would get 1 point a minute).
+    const coarseOlder = coarseFrom < minuteOf(fineFrom);
+    const res: Resolution = resolution ?? (since >= fineFrom || !coarseOlder ? 'fine' : 'coarse');
     if (res === 'fine') {
       return {
         node: s.name,

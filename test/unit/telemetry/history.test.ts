@@ -37,6 +37,18 @@ describe('telemetry history', () => {
     assert.equal(old?.points.length, 120, '119 closed minutes plus the running one');
   });
 
+  it('a young node answers from its fine points, also once a minute has closed', () => {
+    // First record 20 s into a minute, a query reaching back 60 s across the next minute: the
+    // closed minute's mean is stamped with the minute's start, 20 s before the first fine point,
+    // but it holds no older data, so the fine points (one per interval) must answer.
+    const h = new TelemetryHistory({ intervalMs: 1000 });
+    const start = T0 + 20_000;
+    for (let i = 0; i < 50; i++) h.add(rec(start + i * 1000, i));
+    const r = h.query('web-1', start + 49_000 - 60_000);
+    assert.equal(r?.resolution, 'fine');
+    assert.equal(r?.points.length, 50);
+  });
+
   it('replaces, not adds, a point published inside the same interval (app change)', () => {
     const h = new TelemetryHistory({ intervalMs: 5000 });
     h.add(rec(T0, 1));
