@@ -160,12 +160,14 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
     { path: paths.socket },
     { commands: commands.service, actions, logger: log('control') },
   );
-  let http: ReturnType<typeof createHttpApi> | undefined;
-  if (config.api.listen !== 'off') {
-    http = createHttpApi(
-      { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes },
-      { logger: log('http') },
-    );
+  const http =
+    config.api.listen === 'off'
+      ? undefined
+      : createHttpApi(
+          { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes },
+          { logger: log('http') },
+        );
+  if (http) {
     mountHealthRoutes(http, { version: VERSION, startedAt: Date.now() });
     mountCommandRoutes(http, { commands: commands.service, self: commands.self });
     mountHookRoutes(http, { workloads });
