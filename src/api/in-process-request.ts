@@ -86,6 +86,11 @@ export async function requestInProcess(
 
   const res = new http.ServerResponse(req);
   res.assignSocket(socket as unknown as Socket);
+  // As node:http does: a connection that closes before the body is complete aborts the request,
+  // so a handler reading it stops at once instead of at its own deadline.
+  socket.once('close', () => {
+    if (!req.complete) req.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+  });
   const ended = new Promise<void>((resolve) => {
     res.once('finish', resolve);
     socket.once('close', resolve);

@@ -24,11 +24,8 @@ export * from './errors.ts';
 export { commandMigrations } from './migrations.ts';
 export { CommandService, type FrameSink, type Via } from './service.ts';
 
-/** Options of the command subsystem. */
-export interface CommandsInit {
-  /** Commands run or relayed at once before new ones are refused with BUSY; default MAX_COMMANDS_IN_FLIGHT. */
-  maxInFlight?: number;
-}
+/** Options of the command subsystem: none yet (its limits are constants.ts). */
+export type CommandsInit = Record<string, never>;
 
 /** What the command subsystem needs. */
 export interface CommandsComponents {
@@ -59,29 +56,26 @@ export interface Commands {
 }
 
 /** Builds the command subsystem; no I/O until `start()`. */
-export function createCommands(init: CommandsInit, components: CommandsComponents): Commands {
+export function createCommands(_init: CommandsInit, components: CommandsComponents): Commands {
   const { mesh, db, actions, keys, logger } = components;
   const audit = new AuditLog(db);
   const seen = new SeenIds(db);
-  const service = new CommandService(
-    {
-      actions,
-      lookupKey: (kid) => mesh.membership.operators.lookup(kid),
-      audit,
-      seen,
-      // Read on each command: the peer ID is known once the mesh has started.
-      self: {
-        get peerId() {
-          return mesh.peerId;
-        },
-        signer: keys.identity.signer,
+  const service = new CommandService({
+    actions,
+    lookupKey: (kid) => mesh.membership.operators.lookup(kid),
+    audit,
+    seen,
+    // Read on each command: the peer ID is known once the mesh has started.
+    self: {
+      get peerId() {
+        return mesh.peerId;
       },
-      isMember: (peerId) => mesh.membership.isMember(peerId),
-      relay: meshRelay(mesh),
-      logger,
+      signer: keys.identity.signer,
     },
-    { maxInFlight: init.maxInFlight },
-  );
+    isMember: (peerId) => mesh.membership.isMember(peerId),
+    relay: meshRelay(mesh),
+    logger,
+  });
   let serving = false;
   return {
     service,

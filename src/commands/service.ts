@@ -58,13 +58,10 @@ export interface CommandServiceComponents {
 /** Runs and relays signed commands. */
 export class CommandService {
   readonly #c: CommandServiceComponents;
-  readonly #maxInFlight: number;
   #inFlight = 0;
 
-  /** `init.maxInFlight` bounds the commands run or relayed at once (default MAX_COMMANDS_IN_FLIGHT). */
-  constructor(components: CommandServiceComponents, init: { maxInFlight?: number } = {}) {
+  constructor(components: CommandServiceComponents) {
     this.#c = components;
-    this.#maxInFlight = init.maxInFlight ?? MAX_COMMANDS_IN_FLIGHT;
   }
 
   /**
@@ -84,7 +81,7 @@ export class CommandService {
     this.#inFlight++;
     try {
       ({ envelope, payload } = decodeEnvelope(raw));
-      if (this.#inFlight > this.#maxInFlight) throw new CommandsBusyError(this.#maxInFlight);
+      if (this.#inFlight > MAX_COMMANDS_IN_FLIGHT) throw new CommandsBusyError(MAX_COMMANDS_IN_FLIGHT);
       const key = authenticate((kid) => this.#c.lookupKey(kid), envelope, payload, now);
       if (payload.target !== self) {
         // A relay only passes on what it was asked to: the target never relays further.

@@ -93,7 +93,9 @@ function ensureDevBundle(root, cacheDir) {
 function bundleFor(root, cacheDir) {
   if (process.env.PLEXUS_NO_BUNDLE === '1') return undefined;
   const release = join(root, RELEASE_DIR);
-  if (existsSync(join(release, RELEASE_STAMP))) return join(release, RELEASE_BUNDLE);
+  // A stamp without its bundle (a half-copied release) falls back like a missing bundle does.
+  if (existsSync(join(release, RELEASE_STAMP)) && existsSync(join(release, RELEASE_BUNDLE)))
+    return join(release, RELEASE_BUNDLE);
   return ensureDevBundle(root, cacheDir);
 }
 

@@ -53,8 +53,6 @@ export class TunnelClient {
   readonly #streams: StreamPool;
   readonly #dialer: DataDialer;
   readonly #resolved = new Map<string, { member: Member; until: number }>();
-  #started = false;
-  #selfPeerId: string | undefined;
 
   constructor(init: TunnelClientInit, components: TunnelClientComponents) {
     this.#init = init;
@@ -71,15 +69,8 @@ export class TunnelClient {
     return this.#dialer;
   }
 
-  /** From now on, a stream is negotiated ahead for each peer a tunnel went to. */
-  start(): void {
-    this.#selfPeerId = this.#c.mesh.peerId;
-    this.#started = true;
-  }
-
-  /** Closes the pooled streams and data connections. */
+  /** Closes the pooled streams and data connections (the pool negotiates no more ahead). */
   stop(): void {
-    this.#started = false;
     this.#streams.stop();
     this.#dialer.stop();
   }
@@ -130,7 +121,8 @@ export class TunnelClient {
   ): Promise<OpenedTunnel> {
     const member = this.resolve(target.node);
     const req: TunnelRequest = 'service' in target ? { service: target.service } : { port: target.port };
-    if (member.peerId === this.#selfPeerId) return openLocal(this.#c.portFor(req), this.#c.ledger);
+    // Read at each open: the mesh's peer ID is known once it has started (libp2p caches the string).
+    if (member.peerId === this.#c.mesh.peerId) return openLocal(this.#c.portFor(req), this.#c.ledger);
     const ledger = this.#c.ledger;
     const release = ledger.acquire(member.peerId);
     ledger.counts.outbound++;
@@ -159,7 +151,6 @@ export class TunnelClient {
       openOverStream(tunnel, conn, {
         ledger,
         streams: this.#streams,
-        refill: this.#started,
         coalesceBytes: this.#init.coalesceBytes,
       });
     if (!isRelayed(conn)) {

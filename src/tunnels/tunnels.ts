@@ -57,10 +57,9 @@ export class Tunnels implements Startable {
     );
   }
 
-  /** Registers the protocol handler, binds the data listener, and lets the client pool streams. */
+  /** Registers the protocol handler and binds the data listener. */
   async start(): Promise<void> {
     await this.#server.start();
-    this.#client.start();
   }
 
   /** Unregisters the handler, closes the pools and the listener, and resets every open tunnel. */

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { AppContext } from './app-context.ts';
+import type { AppRow } from './app-repo.ts';
 import { type DeployProgress, stageBundle } from './deploy-source.ts';
 import { InvalidSpecError, UnknownReleaseError } from './errors.ts';
 import { checkCommand } from './preflight.ts';
@@ -85,15 +86,15 @@ export async function deployRelease(
   }
 }
 
-/** Switches back to release `to`, or to the newest ready one older than the current release. */
+/** Switches `row`'s app back to release `to`, or to the newest ready one older than the current release. */
 export async function rollbackRelease(
   ctx: AppContext,
   releaseSwitch: ReleaseSwitch,
-  app: string,
+  row: AppRow,
   to: string | undefined,
   onProgress?: (p: DeployProgress) => void,
 ): Promise<DeployResult> {
-  const row = ctx.row(app);
+  const app = row.name;
   const started = Date.now();
   const all = ctx.releases.list(app);
   const current = row.release ? all.find((r) => r.id === row.release) : undefined;

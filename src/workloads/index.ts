@@ -22,12 +22,10 @@
  * leaves apps running: they survive an agent restart or upgrade and are re-adopted by pid and
  * process start time on the next `start()`.
  */
-import type { Logger } from '../logging/index.ts';
-import type { Db } from '../store/index.ts';
 import type { Backend } from './backend.ts';
 import { createProcessBackend, type ProcessBackendInit } from './process-backend.ts';
 import { createSystemdBackend } from './systemd-backend.ts';
-import type { WorkloadsInit } from './types.ts';
+import type { WorkloadsComponents, WorkloadsInit } from './types.ts';
 import { Workloads } from './workloads.ts';
 
 export { workloadsActions } from './actions.ts';
@@ -54,13 +52,8 @@ export interface CreateWorkloadsInit extends WorkloadsInit {
   processBackend?: ProcessBackendInit;
 }
 
-/** What `createWorkloads` uses. */
-export interface CreateWorkloadsComponents {
-  db: Db;
-  logger: Logger;
-  /** The 32-byte master key for app secrets: `loadMasterKey(DATA/keys/master.key)`. */
-  masterKey: Buffer;
-}
+/** What `createWorkloads` uses: the manager's components but the backend, which it builds. */
+export type CreateWorkloadsComponents = Omit<WorkloadsComponents, 'backend'>;
 
 /**
  * Builds the workload manager with the configured backend, without I/O. `start()` takes the apps

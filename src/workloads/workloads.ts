@@ -115,9 +115,9 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
 
   /** Puts an earlier release back (the one before the current, or `to`), health gated too. */
   async rollback(app: string, to?: string, onProgress?: (p: DeployProgress) => void): Promise<DeployResult> {
-    this.#ctx.row(app);
+    const row = this.#ctx.row(app);
     return this.#ctx.exclusive(app, 'deploying', () =>
-      rollbackRelease(this.#ctx, this.#switch, app, to, onProgress),
+      rollbackRelease(this.#ctx, this.#switch, row, to, onProgress),
     );
   }
 

@@ -15,9 +15,8 @@ import type { StreamPool } from './stream-pool.ts';
 /** What the stream carrier's client end uses. */
 export interface StreamOpenContext {
   ledger: TunnelLedger;
+  /** Also negotiates the next stream to this peer ahead of use (not once the pool is stopped). */
   streams: StreamPool;
-  /** Whether to negotiate the next stream to this peer ahead of use (false once stopped). */
-  refill: boolean;
   /** Coalesce socket reads up to this many bytes per stream write. */
   coalesceBytes: number;
 }
@@ -40,7 +39,7 @@ export async function openOverStream(
   let rest: Uint8ArrayList | undefined;
   try {
     stream = await c.streams.take(member.peerId, conn, sig);
-    if (c.refill) c.streams.refill(member.peerId, conn);
+    c.streams.refill(member.peerId, conn);
     stream.send(encodeFrame(t.req));
     if (!t.optimistic) rest = await answer(stream);
   } catch (err) {
