@@ -56,7 +56,7 @@ describe('dependency patches', () => {
     });
   }
 
-  it('are applied at install, and a patch that no longer applies fails the install', () => {
+  it('run at install from postinstall with --error-on-fail, from a regular dependency', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
       dependencies: Record<string, string>;
