@@ -64,6 +64,24 @@ function cacheStatements(db: Db): void {
   }) as Db['prepare'];
 }
 
+/**
+ * Runs `fn` in one transaction that is on disk when this returns, even across an OS crash or a
+ * power loss (`synchronous = FULL` for its commit). For the security tables, where a lost last
+ * write would reopen a replay or undo a revocation: seen command ids, webhook signatures,
+ * admissions (token uses) and revocations. Everything else keeps NORMAL: the mesh re-learns it.
+ * The pragma is per connection and the agent is single-threaded, so nothing else commits while
+ * it is FULL; it cannot change inside a transaction, so nesting runs `fn` in the outer one.
+ */
+export function durably<T>(db: Db, fn: () => T): T {
+  if (db.inTransaction) return fn();
+  db.pragma('synchronous = FULL');
+  try {
+    return db.transaction(fn)();
+  } finally {
+    db.pragma('synchronous = NORMAL');
+  }
+}
+
 /** Applies the migrations that have not run yet. Exported for tests. */
 export function migrate(db: Db, migrations: Migration[]): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
