@@ -8,7 +8,7 @@ export function registerJoin(program: Command): void {
   program
     .command('join')
     .description('join a network with a token from `plexus token create`')
-    .argument('<token>', 'the join token (plx1.…)')
+    .argument('<token>', 'the join token (plx2.…)')
     .requiredOption('--name <name>', 'this node name (a DNS label)')
     .option('--listen <multiaddr>', 'mesh listen address (repeatable)', collect, [])
     .option('--api <host:port>', 'HTTP API address, or off (default 127.0.0.1:7071)')

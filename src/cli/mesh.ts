@@ -69,12 +69,25 @@ export function registerMesh(program: Command): void {
       }
     });
 
+  /** A refused or lost claim, as `mesh.conflicts` returns it. */
+  interface Conflict {
+    at: number;
+    code: string;
+    message: string;
+  }
+
   program
     .command('peers')
     .description('every other node with its state, path and latency')
     .option('--json', 'print JSON')
     .action(async (_opts, cmd: Command) => {
-      const peers = (await agentOf(cmd).call('mesh.peers')) as Peer[];
+      const agent = agentOf(cmd);
+      const peers = (await agent.call('mesh.peers')) as Peer[];
+      // Refused claims to a name or a token use go to stderr, so `--json` output keeps its shape.
+      const conflicts = (await agent.call('mesh.conflicts')) as Conflict[];
+      for (const c of conflicts.slice(0, 5)) {
+        process.stderr.write(`warning: ${new Date(c.at).toISOString()} ${c.code}: ${c.message}\n`);
+      }
       if (wantsJson(cmd)) return printJson(peers);
       if (peers.length === 0) {
         process.stdout.write("no other nodes yet; add one with 'plexus token create' and 'plexus join'\n");

@@ -15,7 +15,7 @@ export function registerToken(program: Command): void {
   const token = program.command('token').description('join tokens for new servers');
   token
     .command('create')
-    .description('create a join token (a secret: it carries the swarm key)')
+    .description('create a join token (a secret until it is used up or expires: whoever holds it can join)')
     .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '1h')
     .option('--uses <n>', 'how many servers may join with it', '1')
     .option(

@@ -30,6 +30,14 @@ export const configSchema = z.strictObject({
        * so that losing one relay does not make it unreachable.
        */
       reservations: z.number().int().min(0).max(4).default(0),
+      /**
+       * The join door, where new nodes are admitted without the swarm key (docs/mesh.md): `auto`
+       * (beside each mesh listen address; port 7073 when the mesh uses 7070, else any free port),
+       * `off` (this node admits nobody), or multiaddrs such as `/ip4/0.0.0.0/tcp/7073`.
+       */
+      door: z
+        .union([z.literal('auto'), z.literal('off'), z.array(z.string().max(256)).min(1).max(8)])
+        .default('auto'),
     })
     .prefault({}),
   api: z

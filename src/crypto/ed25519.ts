@@ -59,6 +59,20 @@ export function signerFromSeed(seed: Uint8Array, publicKey: Uint8Array): Signer 
   return signerFromKeyObject(priv);
 }
 
+// PKCS#8 DER header of an Ed25519 private key: the 32-byte seed follows it.
+const ED25519_PKCS8_HEADER = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** A signer from a 32-byte seed alone (its public key is derived). */
+export function signerFromSecret(seed: Uint8Array): Signer {
+  if (seed.length !== 32) throw new KeyInvalidError('an Ed25519 secret key is 32 bytes');
+  const priv = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_HEADER, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  return signerFromKeyObject(priv);
+}
+
 /** Generates a fresh key pair, returned with its seed for storage. */
 export function generateSigner(): { signer: Signer; seed: Buffer } {
   const { privateKey } = generateKeyPairSync('ed25519');

@@ -2,13 +2,13 @@
 import { z } from 'zod';
 import { type ActionDef, defineAction } from '../core/actions.ts';
 import { DEFAULT_TOKEN_TTL_S } from './constants.ts';
-import { CannotRevokeSelfError, NotAdminError } from './errors.ts';
+import { CannotRevokeSelfError, NoDoorError, NotAdminError } from './errors.ts';
 import type { NodeKeys } from './keys.ts';
-import type { Member, Membership } from './membership.ts';
+import type { Conflict, Member, Membership } from './membership.ts';
 import type { NodeStatus } from './node-status.ts';
 import type { PeerView, PingResult } from './peer-directory.ts';
 import { nodeNameSchema, signRevocation } from './records.ts';
-import { encodeToken, newTokenId } from './token.ts';
+import { encodeToken, newTokenId, newTokenKey } from './token.ts';
 import type { TokenLedger } from './token-ledger.ts';
 
 /** What the actions use of the mesh (the Mesh; named here so that this file need not import it). */
@@ -25,7 +25,8 @@ export interface MeshActionsTarget {
     signal: AbortSignal,
   ): Promise<PingResult>;
   resolve(nameOrPeer: string): Member;
-  bootstrapAddrs(): string[];
+  doorAddrs(): string[];
+  conflicts(): Conflict[];
   publishRevocation(blob: unknown): void;
 }
 
@@ -49,6 +50,13 @@ export function meshActions(mesh: MeshActionsTarget, keys: NodeKeys): ActionDef[
       access: 'read',
       args: z.object({}),
       handler: async () => mesh.peers(),
+    }),
+    defineAction({
+      name: 'mesh.conflicts',
+      describe: 'claims to a name or a token use that were refused or lost a race',
+      access: 'read',
+      args: z.object({}),
+      handler: async () => mesh.conflicts(),
     }),
     defineAction({
       name: 'mesh.ping',
@@ -77,24 +85,29 @@ export function meshActions(mesh: MeshActionsTarget, keys: NodeKeys): ActionDef[
       }),
       handler: async (args) => {
         const admin = requireAdmin('creating a join token');
-        const bootstrap = mesh.bootstrapAddrs();
+        const door = mesh.doorAddrs();
+        if (door.length === 0) throw new NoDoorError();
         const id = newTokenId();
-        const exp = Math.floor(Date.now() / 1000) + args.ttlS;
+        const iat = Math.floor(Date.now() / 1000);
+        const exp = iat + args.ttlS;
+        const { seed, key } = newTokenKey();
         const token = encodeToken(
           {
             net: keys.network.networkId,
             adm: keys.network.adminPublicKey,
-            psk: keys.psk.toString('hex'),
-            bootstrap,
+            tk: key.publicKey.toString('base64url'),
+            door,
+            iat,
             exp,
             id,
             uses: args.uses,
             tags: args.tags,
           },
           admin,
+          seed,
         );
         mesh.tokens.record({ id, exp, uses: args.uses, tags: args.tags });
-        return { token, id, expiresAt: exp * 1000, uses: args.uses, tags: args.tags, bootstrap };
+        return { token, id, expiresAt: exp * 1000, uses: args.uses, tags: args.tags, door };
       },
     }),
     defineAction({

@@ -1,21 +1,14 @@
 /**
- * Connections: keeps a connection to every live member and none to strangers for long. Every
- * CONNECT_INTERVAL_MS it dials the members it is not connected to (the bootstrap list first
- * when no member is connected, exponential backoff per member, DHT lookups late and rarely).
- * A peer that connects without being a member (it holds the swarm key) gets ADMISSION_GRACE_MS
- * to be admitted, then is expelled and refused for a while (see gater.ts).
+ * Connections: keeps a connection to every live member. Every CONNECT_INTERVAL_MS it dials the
+ * members it is not connected to (the bootstrap list first when no member is connected,
+ * exponential backoff per member, DHT lookups late and rarely). Strangers never get a
+ * connection: the gater refuses any peer that is not a member (gater.ts).
  */
-import type { Connection, PeerId } from '@libp2p/interface';
+import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from '../logging/index.ts';
-import {
-  ADMISSION_GRACE_MS,
-  LOOKUP_DELAY_MS,
-  LOOKUP_INTERVAL_MS,
-  MAX_REDIAL_BACKOFF_MS,
-} from './constants.ts';
-import type { Expulsions } from './gater.ts';
+import { LOOKUP_DELAY_MS, LOOKUP_INTERVAL_MS, MAX_REDIAL_BACKOFF_MS } from './constants.ts';
 import type { Membership } from './membership.ts';
 import type { PlexusLibp2p } from './node.ts';
 
@@ -23,8 +16,6 @@ import type { PlexusLibp2p } from './node.ts';
 export interface ConnectorComponents {
   node: PlexusLibp2p;
   membership: Membership;
-  /** Shared with the connection gater, which refuses expelled peers. */
-  expulsions: Expulsions;
   /** Multiaddrs of the network's bootstrap nodes (from the network file). */
   bootstrap: readonly string[];
   logger: Logger;
@@ -35,44 +26,27 @@ interface DialState {
   nextAt: number;
 }
 
-/** Dials every member; expels strangers that do not get admitted in time. */
+/** Dials every member. */
 export class Connector {
   readonly #c: ConnectorComponents;
   readonly #dials = new Map<string, DialState>();
   /** When each member with no known address may next be looked up in the DHT. */
   readonly #lookups = new Map<string, number>();
-  readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   #stopping = false;
 
   constructor(components: ConnectorComponents) {
     this.#c = components;
   }
 
-  /** Stops dialling and drops the pending grace timers. */
+  /** Stops dialling. */
   stop(): void {
     this.#stopping = true;
-    for (const t of this.#graceTimers.values()) clearTimeout(t);
   }
 
   /** A member's connection opened: forget its redial backoff and pending lookup. */
   connected(peerId: string): void {
     this.#dials.delete(peerId);
     this.#lookups.delete(peerId);
-  }
-
-  /** A stranger holding the swarm key connected: it may run admission, then must be a member or leave. */
-  giveGrace(conn: Connection): void {
-    const id = conn.remotePeer.toString();
-    if (this.#graceTimers.has(id)) return;
-    const t = setTimeout(() => {
-      this.#graceTimers.delete(id);
-      if (this.#c.membership.isMember(id) || this.#stopping) return;
-      this.#c.expulsions.expel(id);
-      this.#c.logger.warn({ peer: id }, 'expelling a peer that did not get admitted in time');
-      void this.#c.node.hangUp(conn.remotePeer).catch(() => {});
-    }, ADMISSION_GRACE_MS);
-    t.unref();
-    this.#graceTimers.set(id, t);
   }
 
   /** Seeds the peer store with the members' stored addresses, so a restarted node reaches any known peer. */

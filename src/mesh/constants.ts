@@ -1,7 +1,10 @@
 /** Defaults of the mesh, each with why it was chosen. */
 
-/** Admission protocol: the only protocol a not-yet-admitted peer may use. */
-export const ADMIT_PROTOCOL = '/plexus/admit/1.0.0';
+/**
+ * Admission protocol: the only protocol a peer that is not a member may use, and only at the
+ * join door (door.ts), a listener of its own with Noise and no swarm key.
+ */
+export const ADMIT_PROTOCOL = '/plexus/admit/2.0.0';
 /** Anti-entropy: a peer asks another for its full membership view. */
 export const MEMBERS_PROTOCOL = '/plexus/members/1.0.0';
 /** Kad-DHT under our own prefix so it never mixes with the public Amino DHT. */
@@ -18,24 +21,21 @@ export const MEMBERS_TOPIC = 'plexus/members/1';
 /** Gossip topic of telemetry records (docs/telemetry.md). */
 export const TELEMETRY_TOPIC = 'plexus/telemetry/1';
 
-/** A token is a few hundred bytes; 8 KiB leaves room for many bootstrap addresses. */
-export const MAX_TOKEN_BYTES = 8 * 1024;
+/** A token is about a kilobyte; 12 KiB leaves room for 16 door addresses of the longest kind. */
+export const MAX_TOKEN_BYTES = 12 * 1024;
+/** A token's certificate (the token without its secret), as admissions carry it. */
+export const MAX_TOKEN_CERT_BYTES = 12 * 1024;
 /** Admission request/response frames: a token, a record and a reply with the member list head. */
 export const MAX_ADMIT_FRAME_BYTES = 64 * 1024;
-/** A full membership snapshot: ~600 bytes per member, so 4 MiB covers thousands of nodes. */
-export const MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024;
-/** One signed record (member admission or revocation). */
+/** A full membership snapshot: ~1.5 KiB per member (each carries its token), 16 MiB covers 10 000. */
+export const MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024;
+/** One signed record (a member's record, a revocation); an admission adds a token certificate. */
 export const MAX_RECORD_BYTES = 4 * 1024;
+/** One admission: a member record, its token's certificate and the token key's signature. */
+export const MAX_ADMISSION_BYTES = MAX_RECORD_BYTES + MAX_TOKEN_CERT_BYTES + 256;
 /** A telemetry record (issue 4: at most 16 KiB). */
 export const MAX_TELEMETRY_BYTES = 16 * 1024;
 
-/**
- * How long a peer that is not admitted may stay connected: long enough to run admission over a
- * slow link, short enough that a stranger holding the swarm key gets nothing useful.
- */
-export const ADMISSION_GRACE_MS = 10_000;
-/** After a grace expires, refuse the same peer for this long so it cannot cycle grace windows. */
-export const EXPELLED_FOR_MS = 60_000;
 /** Deadline for one protocol exchange (admission, sync, ping). */
 export const PROTOCOL_TIMEOUT_MS = 10_000;
 /** How often the connector re-checks that every member is connected. */
@@ -59,3 +59,27 @@ export const DOWN_INTERVALS = 6;
 export const DEFAULT_TOKEN_TTL_S = 3600;
 /** Default mesh port (docs/architecture.md, Data layout). */
 export const DEFAULT_MESH_PORT = 7070;
+
+/**
+ * How far apart two honest clocks, or a record's signing and its arrival, may be: a member
+ * record dated more than this outside its token's lifetime is refused, and so is one first seen
+ * more than this after its token expired or was revoked (docs/architecture.md, Trust model).
+ */
+export const CLOCK_ALLOWANCE_MS = 5 * 60_000;
+/**
+ * A member is settled once it has been known this long: a later claim to its name or to its
+ * token's last use is refused and reported, never preferred. Before that, two claims that raced
+ * (two doors admitting at once) are decided the same way everywhere: the earlier record wins.
+ */
+export const SETTLE_MS = 2 * 60_000;
+/** Refused claims kept for `plexus peers` and to judge each only once; the oldest go first. */
+export const MAX_LOST_ROWS = 1000;
+/** Default door port when the mesh uses its default port (a fixed one, for firewalls and tokens). */
+export const DEFAULT_DOOR_PORT = 7073;
+/** A door holds a fresh admission this long before answering, so that a racing claim can arrive. */
+export const JOIN_HOLD_MS = 1000;
+/** Admission attempts per source address: a burst, then one per DOOR_REFILL_MS. */
+export const DOOR_BURST = 10;
+export const DOOR_REFILL_MS = 3000;
+/** A door connection is closed this long after it opened, whatever it is doing. */
+export const DOOR_CONNECTION_MS = 15_000;

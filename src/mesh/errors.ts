@@ -81,3 +81,15 @@ export class CannotRevokeSelfError extends PlexusError {
     );
   }
 }
+
+/** A token cannot be made: no join door is open here or on a reachable member. */
+export class NoDoorError extends PlexusError {
+  override name = 'NoDoorError';
+  constructor() {
+    super(
+      'NO_DOOR',
+      "no join door is open (mesh.door is 'off' here and no online member has one); set mesh.door to 'auto' in config.yaml and restart",
+      'unavailable',
+    );
+  }
+}

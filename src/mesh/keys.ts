@@ -28,6 +28,8 @@ export const networkFileSchema = z.strictObject({
   bootstrap: z.array(z.string().max(512)).max(64),
   /** When this node created or joined the network (ms). */
   createdAt: z.number().int(),
+  /** Which swarm key swarm.key holds: 0 from init, +1 for each `plexus rotate-swarm-key`. */
+  swarmEpoch: z.number().int().min(0).optional(),
 });
 
 /** Parsed network.json. */
@@ -138,9 +140,9 @@ export function writeNodeKeys(paths: DataPaths, keys: NewNodeKeys): void {
 /** The loaded key material of a node. */
 export interface NodeKeys {
   identity: NodeIdentity;
-  /** The swarm.key file bytes as @libp2p/pnet expects them. */
-  swarmKeyFile: Uint8Array;
   psk: Buffer;
+  /** network.json's `swarmEpoch` (0 when absent). */
+  swarmEpoch: number;
   network: NetworkFile;
   adminPublicKey: Buffer;
   /** Present only where admin.key exists. */
@@ -178,8 +180,8 @@ export function loadNodeKeys(paths: DataPaths): NodeKeys {
   }
   const keys: NodeKeys = {
     identity,
-    swarmKeyFile: Buffer.from(formatSwarmKey(psk)),
     psk,
+    swarmEpoch: network.swarmEpoch ?? 0,
     network,
     adminPublicKey: fromB64u(network.adminPublicKey),
   };

@@ -8,7 +8,13 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { Logger } from '../logging/index.ts';
-import { MAX_SNAPSHOT_BYTES, MEMBERS_PROTOCOL, MEMBERS_TOPIC, PROTOCOL_TIMEOUT_MS } from './constants.ts';
+import {
+  MAX_ADMISSION_BYTES,
+  MAX_SNAPSHOT_BYTES,
+  MEMBERS_PROTOCOL,
+  MEMBERS_TOPIC,
+  PROTOCOL_TIMEOUT_MS,
+} from './constants.ts';
 import { jsonChannel } from './json-stream.ts';
 import type { Membership } from './membership.ts';
 import type { PlexusLibp2p } from './node.ts';
@@ -51,7 +57,7 @@ export class MembershipSync {
   /** The topic validator of `plexus/members/1`: merges the record, and forwards it only if new. */
   validate(data: Uint8Array): TopicValidatorResult {
     const { membership } = this.#c;
-    if (data.byteLength > 16 * 1024) return TopicValidatorResult.Reject;
+    if (data.byteLength > MAX_ADMISSION_BYTES + 1024) return TopicValidatorResult.Reject;
     let msg: { type?: string; admission?: unknown; blob?: unknown };
     try {
       msg = JSON.parse(Buffer.from(data).toString('utf8'));
@@ -59,12 +65,11 @@ export class MembershipSync {
       return TopicValidatorResult.Reject;
     }
     if (msg?.type === 'admission') {
-      const r = membership.accept(msg.admission);
-      return r === 'rejected'
-        ? TopicValidatorResult.Reject
-        : r === 'known'
-          ? TopicValidatorResult.Ignore
-          : TopicValidatorResult.Accept;
+      // Only a new record is passed on. A refused one is dropped, not punished: an honest member
+      // forwards a claim that lost a race as readily as the one that won it.
+      return membership.accept(msg.admission) === 'added'
+        ? TopicValidatorResult.Accept
+        : TopicValidatorResult.Ignore;
     }
     if (msg?.type === 'revocation') {
       return membership.revoke(msg.blob) ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
@@ -84,12 +89,9 @@ export class MembershipSync {
     const ch = jsonChannel(stream, MAX_SNAPSHOT_BYTES);
     const signal = AbortSignal.timeout(PROTOCOL_TIMEOUT_MS);
     try {
-      // The caller sends its own snapshot first: sync is symmetric in one round trip.
+      // The caller sends its own snapshot first: sync is symmetric in one round trip. The
+      // gater let only members connect, but one may have been revoked since.
       const theirs = await ch.read(signal);
-      // A peer we do not know yet may be a member whose admission has not reached us (it was
-      // admitted elsewhere a moment ago): its snapshot carries the signed admission, so merge
-      // first (every record is verified) and only then decide. Otherwise we would expel it.
-      if (!membership.isMember(id)) membership.merge(theirs);
       if (!membership.isMember(id)) {
         stream.abort(new Error('not a member'));
         return;

@@ -14,17 +14,16 @@ import type { Startable } from '../core/lifecycle.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Db } from '../store/index.ts';
 import { meshActions } from './actions.ts';
-import { admitHandler } from './admission.ts';
 import { Connector } from './connector.ts';
 import {
-  ADMIT_PROTOCOL,
   CONNECT_INTERVAL_MS,
   MEMBERS_PROTOCOL,
   MEMBERS_TOPIC,
   SYNC_INTERVAL_MS,
   TELEMETRY_TOPIC,
 } from './constants.ts';
-import { createGater, Expulsions } from './gater.ts';
+import { doorListenAddrs, JoinDoor } from './door.ts';
+import { createGater } from './gater.ts';
 import { repairGossipStreams } from './gossip-repair.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
@@ -33,6 +32,7 @@ import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
 import { type NodeStatus, nodeStatus } from './node-status.ts';
 import { type ConnectionPath, PeerDirectory, type PeerView, type PingResult } from './peer-directory.ts';
 import { keepReservations } from './reservations.ts';
+import { SwarmKeySwitch } from './swarm-key.ts';
 import { TelemetryBus } from './telemetry.ts';
 import { TelemetryGossip } from './telemetry-gossip.ts';
 import { TokenLedger } from './token-ledger.ts';
@@ -73,7 +73,9 @@ export class Mesh implements Startable {
   readonly actions: ActionDef[];
   readonly #init: MeshInit;
   readonly #logger: Logger;
-  readonly #expulsions = new Expulsions();
+  /** The swarm key new mesh connections use (it changes on rotation; open ones keep theirs). */
+  readonly swarmKey: SwarmKeySwitch;
+  readonly #door: JoinDoor;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #startedAt = Date.now();
   #running: Running | undefined;
@@ -86,6 +88,21 @@ export class Mesh implements Startable {
     this.membership = new Membership(components.db, init.keys.adminPublicKey);
     this.tokens = new TokenLedger(components.db, this.membership);
     this.telemetry = new TelemetryBus(components.logger);
+    this.swarmKey = new SwarmKeySwitch(init.keys.psk, init.keys.swarmEpoch);
+    this.#door = new JoinDoor(
+      {
+        nodeKey: init.keys.identity.protobuf,
+        listen: doorListenAddrs(init.config.mesh.door, init.config.mesh.listen),
+      },
+      {
+        membership: this.membership,
+        adminPublicKey: init.keys.adminPublicKey,
+        logger: components.logger,
+        publishAdmission: (adm) => this.#running?.sync.publish({ type: 'admission', admission: adm }),
+        swarmKey: () => ({ psk: this.swarmKey.psk.toString('hex'), epoch: this.swarmKey.epoch }),
+        addressHints: () => this.#addressHints(),
+      },
+    );
     this.actions = meshActions(this, init.keys);
   }
 
@@ -121,14 +138,14 @@ export class Mesh implements Startable {
     const logger = this.#logger;
     const node = await createNode({
       nodeKey: keys.identity.protobuf,
-      swarmKeyFile: keys.swarmKeyFile,
+      protector: this.swarmKey.protector(),
       listen: config.mesh.listen,
       announce: config.mesh.announce,
       relayServer: config.mesh.relay,
       // Reservations are held by keepReservations (reservations.ts), not by '/p2p-circuit'
       // listen addresses, whose relay discovery freezes the agent while the DHT is empty.
       reservations: 0,
-      gater: createGater(membership, this.#expulsions),
+      gater: createGater(membership),
       agentVersion: `plexus/${version}`,
       metrics: this.#init.libp2pMetrics,
     });
@@ -137,7 +154,6 @@ export class Mesh implements Startable {
     const connector = new Connector({
       node,
       membership,
-      expulsions: this.#expulsions,
       bootstrap: keys.network.bootstrap,
       logger,
     });
@@ -150,6 +166,7 @@ export class Mesh implements Startable {
       name: this.name,
       version,
       startedAt: this.#startedAt,
+      doorAddrs: () => this.#door.addrs(),
     });
     const sync = new MembershipSync({
       node,
@@ -161,25 +178,11 @@ export class Mesh implements Startable {
     const running: Running = { node, directory, connector, gossip, sync };
     this.#running = running;
 
-    await node.handle(
-      ADMIT_PROTOCOL,
-      admitHandler({
-        membership,
-        self: { peerId: self, signer: keys.identity.signer },
-        networkId: keys.network.networkId,
-        adminPublicKey: keys.adminPublicKey,
-        logger,
-        publishAdmission: (adm) => sync.publish({ type: 'admission', admission: adm }),
-        selfAddrs: () => node.getMultiaddrs().map((a) => a.toString()),
-      }),
-      { runOnLimitedConnection: true },
-    );
     await node.handle(MEMBERS_PROTOCOL, (stream, conn) => sync.serve(stream, conn), {
       runOnLimitedConnection: true,
     });
 
     membership.on('member', (m) => {
-      this.#expulsions.forgive(m.peerId);
       logger.info({ peer: m.peerId, name: m.name }, 'member added');
       void connector.connectAll();
     });
@@ -193,6 +196,13 @@ export class Mesh implements Startable {
       }
       void node.hangUp(peerIdFromString(r.subject)).catch(() => {});
     });
+    membership.on('lost', (m) => {
+      telemetry.forget(m.peerId);
+      if (m.peerId !== self) void node.hangUp(peerIdFromString(m.peerId)).catch(() => {});
+    });
+    membership.on('conflict', (c) => {
+      logger.warn({ peer: c.peerId, name: c.name, token: c.tokenId, code: c.code }, c.message);
+    });
 
     node.addEventListener('connection:open', (evt) => this.#onConnection(running, evt.detail));
     node.addEventListener('peer:identify', (evt) => {
@@ -203,6 +213,7 @@ export class Mesh implements Startable {
     });
 
     await node.start();
+    await this.#door.start();
     await connector.seedPeerStore();
 
     const pubsub = node.services.pubsub;
@@ -237,6 +248,7 @@ export class Mesh implements Startable {
     this.#stopping = true;
     for (const t of this.#timers) clearInterval(t);
     const running = this.#running;
+    await this.#door.stop();
     if (!running) return;
     running.gossip.stop();
     running.directory.saveLastSeen();
@@ -260,16 +272,16 @@ export class Mesh implements Startable {
     this.#timers.push(t);
   }
 
-  /** A member's connection: note it, swap snapshots, measure the RTT. A stranger's: start its grace. */
+  /** A member's connection (the gater lets no other through): note it, swap snapshots, measure the RTT. */
   #onConnection({ directory, connector, sync }: Running, conn: Connection): void {
     const id = conn.remotePeer.toString();
-    if (!this.membership.isMember(id)) {
-      connector.giveGrace(conn);
-      return;
-    }
+    if (!this.membership.isMember(id)) return;
     directory.seen(id);
     connector.connected(id);
-    void sync.syncWith(conn.remotePeer).catch(() => {});
+    void sync
+      .syncWith(conn.remotePeer)
+      .then(() => this.membership.inSync())
+      .catch(() => {});
     directory.measureRtt(conn.remotePeer);
   }
 
@@ -323,9 +335,39 @@ export class Mesh implements Startable {
     );
   }
 
-  /** Our dialable addresses for a join token: ours first, then a few other members'. */
-  bootstrapAddrs(): string[] {
-    return this.#started().directory.bootstrapAddrs();
+  /** Join doors for a token: ours first, then those of a few other members that are online. */
+  doorAddrs(): string[] {
+    const own = this.#door.addrs();
+    const others = this.#running?.gossip.doorsOfPeers() ?? [];
+    return [...own, ...others].slice(0, 16);
+  }
+
+  /** This node's join door addresses (empty with `mesh.door: off`). */
+  ownDoorAddrs(): string[] {
+    return this.#door.addrs();
+  }
+
+  /** Recently refused or dropped claims to a name or a token use, for `plexus peers`. */
+  conflicts(): ReturnType<Membership['conflicts']> {
+    return this.membership.conflicts();
+  }
+
+  /**
+   * Where each member listens, handed to a joiner so that its agent can dial every member at
+   * once instead of discovering them one by one. Unsigned hints: a wrong one costs a failed dial.
+   */
+  #addressHints(): Record<string, string[]> {
+    const node = this.#running?.node;
+    const hints: Record<string, string[]> = {};
+    if (node)
+      hints[node.peerId.toString()] = node
+        .getMultiaddrs()
+        .map((a) => a.toString())
+        .slice(0, 16);
+    for (const m of this.membership.list()) {
+      if (m.addrs.length && !hints[m.peerId]) hints[m.peerId] = m.addrs.slice(0, 16);
+    }
+    return hints;
   }
 
   /** Spreads a signed revocation (already merged locally). */

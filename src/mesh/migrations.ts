@@ -56,4 +56,17 @@ export const meshMigrations: Migration[] = [
       );
     `,
   },
+  {
+    // Self-certifying admissions (issue 12): when this node first saw each one (the token's
+    // deadline and the settling of races are judged by it), and `lost`, set on a claim that lost
+    // a conflict (name taken, token used up, a race): such rows are kept to be reported, and are
+    // neither members nor passed on. A lost row does not hold its name.
+    id: 'mesh-003',
+    sql: `
+      ALTER TABLE members ADD COLUMN first_seen INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE members ADD COLUMN lost TEXT;
+      DROP INDEX members_live_name;
+      CREATE UNIQUE INDEX members_live_name ON members(name) WHERE revoked_at IS NULL AND lost IS NULL;
+    `,
+  },
 ];

@@ -12,10 +12,9 @@ import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { dcutr } from '@libp2p/dcutr';
 import { gossipsub } from '@libp2p/gossipsub';
 import { identify, identifyPush } from '@libp2p/identify';
-import type { ConnectionGater } from '@libp2p/interface';
+import type { ConnectionGater, ConnectionProtector } from '@libp2p/interface';
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
-import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2pOptions } from 'libp2p';
 import { CONNECTION_PING_MS, DHT_PROTOCOL, YAMUX_KEEPALIVE_MS } from './constants.ts';
@@ -24,8 +23,8 @@ import { CONNECTION_PING_MS, DHT_PROTOCOL, YAMUX_KEEPALIVE_MS } from './constant
 export interface NodeInit {
   /** node.key contents (libp2p protobuf). */
   nodeKey: Uint8Array;
-  /** swarm.key file contents. */
-  swarmKeyFile: Uint8Array;
+  /** pnet with the swarm key (swarm-key.ts: it can change while connections stay open). */
+  protector: () => ConnectionProtector;
   listen: string[];
   announce: string[];
   /** Serve circuit-relay-v2 (to members only, via the gater). */
@@ -81,7 +80,7 @@ export async function createNode(init: NodeInit) {
     privateKey,
     addresses: { listen, announce: init.announce },
     transports: [tcp(), circuitRelayTransport()],
-    connectionProtector: preSharedKey({ psk: init.swarmKeyFile }),
+    connectionProtector: init.protector,
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({
@@ -163,26 +162,47 @@ export async function createNode(init: NodeInit) {
 }
 
 /**
- * A node for `plexus join` to ask for admission: the same transports (TCP, pnet, Noise, Yamux)
- * and identify, none of the mesh services. It shares the joining node's identity, and it
- * must not look like that node to the admitting member: a gossipsub stream it opened while
- * shutting down used to leave the member holding a dead outbound stream for the peer ID,
- * which gossipsub then kept for the real agent's connection, so the member never sent it
- * a message again (found by test/e2e/tunnels-relay.test.ts failing one run in three).
+ * A node for `plexus join` to ask a join door for admission: TCP, Noise and Yamux, no swarm
+ * key (the joiner has none yet) and no services. It shares the joining node's identity, which
+ * the door checks against the member record. It never speaks to the mesh port.
  */
-export async function createJoinNode(init: Pick<NodeInit, 'nodeKey' | 'swarmKeyFile' | 'agentVersion'>) {
+export async function createJoinNode(init: Pick<NodeInit, 'nodeKey' | 'agentVersion'>) {
   return createLibp2p({
     start: false,
     privateKey: privateKeyFromProtobuf(init.nodeKey),
     addresses: { listen: [] },
-    // The circuit transport too: a token may name a member reachable only through a relay.
-    transports: [tcp(), circuitRelayTransport()],
-    connectionProtector: preSharedKey({ psk: init.swarmKeyFile }),
+    transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: { denyDialMultiaddr: async () => false },
     nodeInfo: { userAgent: init.agentVersion },
-    services: { identify: identify() },
+    services: {},
+  });
+}
+
+/**
+ * The join door (door.ts): TCP, Noise and Yamux without the swarm key, and no services at all:
+ * no identify, ping, DHT or gossip, so a stranger learns nothing here but admission refusals.
+ * Small connection limits; per-address rates are the door's gater's.
+ */
+export async function createDoorNode(init: Pick<NodeInit, 'nodeKey' | 'listen' | 'gater'>) {
+  return createLibp2p({
+    start: false,
+    privateKey: privateKeyFromProtobuf(init.nodeKey),
+    addresses: { listen: init.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: init.gater,
+    connectionManager: {
+      maxConnections: 64,
+      maxIncomingPendingConnections: 16,
+      inboundConnectionThreshold: 5,
+      inboundUpgradeTimeout: 5000,
+    },
+    // No identify: the door's protocols are nobody's business.
+    nodeInfo: { userAgent: 'plexus-door' },
+    services: {},
   });
 }
 

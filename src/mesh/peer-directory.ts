@@ -156,18 +156,4 @@ export class PeerDirectory {
       connection: this.connectionTo(m.peerId),
     };
   }
-
-  /** Our dialable addresses for a join token: ours first, then a few other members'. */
-  bootstrapAddrs(): string[] {
-    const own = this.#c.node.getMultiaddrs().map((a) => a.toString());
-    const others = this.peers()
-      .filter((p) => p.state === 'online' && p.connection === 'direct')
-      .flatMap((p) =>
-        p.addrs
-          .filter((a) => !a.includes('/p2p-circuit'))
-          .map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${p.peerId}`)),
-      )
-      .slice(0, 8);
-    return [...own, ...others].slice(0, 32);
-  }
 }

@@ -1,18 +1,23 @@
 /**
- * Signed membership records. A joining node signs `{peerId, name, tags, tokenId, at}` with its
- * node key; the admitting node countersigns the pair, and that admission travels by gossip and
- * anti-entropy sync. Revocations are signed by the admin key. Every check here is pure.
+ * Signed membership records, and the self-certifying admission (docs/architecture.md, Trust
+ * model). A joining node signs `{peerId, name, tags, tokenId, at}` with its node key (it holds
+ * that peer ID), and signs that record again with its join token's one-time key (it holds the
+ * token). The admission is the token's admin-signed certificate, the record and that second
+ * signature: any node checks it back to the admin key with nothing else, and no member's word
+ * enters into it. Revocations are signed by the admin key. Every check here is pure, and light
+ * (node:crypto and zod, no libp2p), so the CLI verifies the nodes it talks to with it.
  */
 import { z } from 'zod';
 import { b64u, fromB64u, type Signer, verifyEd25519 } from '../crypto/ed25519.ts';
 import { BadSignatureError } from '../crypto/errors.ts';
+import { ed25519KeyOfPeerId } from '../crypto/peer-key.ts';
 import { isSignedBlob, openBlob, type SignedBlob, signBlob, signingBytes } from '../crypto/signed.ts';
-import { MAX_RECORD_BYTES } from './constants.ts';
+import { CLOCK_ALLOWANCE_MS, MAX_RECORD_BYTES, MAX_TOKEN_CERT_BYTES } from './constants.ts';
 import { MalformedRecordError } from './errors.ts';
-import { publicKeyOfPeerId } from './peer-ids.ts';
+import { openTokenCert, type TokenPayload } from './token.ts';
 
-const MEMBER_DOMAIN = 'plexus-member/1';
-const ADMIT_DOMAIN = 'plexus-admit/1';
+const MEMBER_DOMAIN = 'plexus-member/2';
+const ADMIT_DOMAIN = 'plexus-admit/2';
 const REVOKE_DOMAIN = 'plexus-revoke/1';
 
 /** A node name is a DNS label. */
@@ -28,7 +33,7 @@ export const memberPayloadSchema = z.strictObject({
   peerId: z.string().min(1).max(128),
   name: nodeNameSchema,
   tags: z.array(z.string().min(1).max(64)).max(32),
-  /** The token used to join; `init` for the first node. */
+  /** The token used to join (the first node's is one the admin made for it at init). */
   tokenId: z.string().min(1).max(32),
   /** Signing time, ms. */
   at: z.number().int().positive(),
@@ -36,13 +41,20 @@ export const memberPayloadSchema = z.strictObject({
 /** A member's self-description. */
 export type MemberPayload = z.infer<typeof memberPayloadSchema>;
 
-/** The admitting node's countersignature over a member record. */
+/** A self-certifying admission: what every member checks and stores. */
 export interface Admission {
+  /** The join token's certificate: its payload signed by the admin key (no secret). */
+  token: SignedBlob;
+  /** The member record, signed by the node key of the peer it names. */
   member: SignedBlob;
-  /** Peer ID of the admitting node, or `admin` for the first node (signed by the admin key). */
-  by: string;
-  /** base64url signature over `"plexus-admit/1\n" + member.p + "." + member.s`. */
-  bs: string;
+  /** The token key's signature over `"plexus-admit/2\n" + member.p + "." + member.s`. */
+  ts: string;
+}
+
+/** What a verified admission says. */
+export interface VerifiedAdmission {
+  member: MemberPayload;
+  token: TokenPayload;
 }
 
 /** An admin-signed revocation of a node, a token or an operator key. */
@@ -61,9 +73,14 @@ export function signMember(payload: MemberPayload, node: Signer): SignedBlob {
   return signBlob(MEMBER_DOMAIN, payload, node);
 }
 
-/** Countersigns a member record; `by` is the admitting peer ID or `admin`. */
-export function countersign(member: SignedBlob, by: string, signer: Signer): Admission {
-  return { member, by, bs: b64u(signer.sign(signingBytes(ADMIT_DOMAIN, `${member.p}.${member.s}`))) };
+/** Makes an admission: the member record signed by the node, then by the token key. */
+export function signAdmission(
+  payload: MemberPayload,
+  node: Signer,
+  token: { cert: SignedBlob; key: Signer },
+): Admission {
+  const member = signMember(payload, node);
+  return { token: token.cert, member, ts: b64u(token.key.sign(admitBytes(member))) };
 }
 
 /** Checks shape and the member's own signature; returns the payload. */
@@ -72,40 +89,58 @@ export function openMember(member: unknown): MemberPayload {
   const unverified = memberPayloadSchema.safeParse(decodeUnverified(member.p));
   if (!unverified.success)
     throw new MalformedRecordError(`member record is invalid: ${unverified.error.issues[0].message}`);
-  const pub = publicKeyOfPeerId(unverified.data.peerId);
+  const pub = ed25519KeyOfPeerId(unverified.data.peerId);
   if (!pub) throw new MalformedRecordError('member record has an unsupported peer id');
   openBlob(MEMBER_DOMAIN, member, pub, 'member record');
   return unverified.data;
 }
 
-/** Checks an admission's structure; returns it typed. */
+/** Checks an admission's structure; returns a copy holding only its known fields. */
 export function asAdmission(value: unknown): Admission {
   const a = value as Admission;
   if (
     typeof a !== 'object' ||
     a === null ||
-    typeof a.by !== 'string' ||
-    a.by.length > 128 ||
-    typeof a.bs !== 'string' ||
-    a.bs.length > 128 ||
+    typeof a.ts !== 'string' ||
+    a.ts.length > 128 ||
+    !isSignedBlob(a.token, MAX_TOKEN_CERT_BYTES) ||
     !isSignedBlob(a.member, MAX_RECORD_BYTES)
   ) {
     throw new MalformedRecordError('admission record is malformed');
   }
-  return { member: { p: a.member.p, s: a.member.s }, by: a.by, bs: a.bs };
+  return { token: { p: a.token.p, s: a.token.s }, member: { p: a.member.p, s: a.member.s }, ts: a.ts };
 }
 
-/** Verifies the countersignature with the admitter's public key. */
-export function verifyCountersign(adm: Admission, admitterKey: Uint8Array): void {
+/**
+ * Verifies an admission back to the admin key, with nothing but the admission: the token
+ * certificate is the admin's, the record is the peer's own, the token key signed the record, and
+ * the record's token, tags and time agree with the token. Whether the token was still good when
+ * the admission appeared, and whether its uses and the name are free, are the membership's
+ * questions (membership.ts). Throws MalformedRecordError, TokenError or BadSignatureError.
+ */
+export function verifyAdmission(value: unknown, adminPublicKey: Uint8Array): VerifiedAdmission {
+  const adm = asAdmission(value);
+  const token = openTokenCert(adm.token, adminPublicKey);
+  const member = openMember(adm.member);
   let sig: Buffer;
   try {
-    sig = fromB64u(adm.bs);
+    sig = fromB64u(adm.ts);
   } catch {
     throw new BadSignatureError('admission');
   }
-  if (!verifyEd25519(admitterKey, signingBytes(ADMIT_DOMAIN, `${adm.member.p}.${adm.member.s}`), sig)) {
+  if (!verifyEd25519(fromB64u(token.tk), admitBytes(adm.member), sig))
     throw new BadSignatureError('admission');
-  }
+  if (member.tokenId !== token.id) throw new MalformedRecordError('member record names another token');
+  const missing = token.tags.find((t) => !member.tags.includes(t));
+  if (missing !== undefined)
+    throw new MalformedRecordError(`member record drops the token's tag '${missing}'`);
+  if (member.at < token.iat * 1000 - CLOCK_ALLOWANCE_MS || member.at > token.exp * 1000 + CLOCK_ALLOWANCE_MS)
+    throw new MalformedRecordError("member record is dated outside its token's lifetime");
+  return { member, token };
+}
+
+function admitBytes(member: SignedBlob): Buffer {
+  return signingBytes(ADMIT_DOMAIN, `${member.p}.${member.s}`);
 }
 
 /** Signs a revocation with the admin key. */

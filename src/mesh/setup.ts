@@ -9,9 +9,9 @@ import { connect } from 'node:net';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { type ConfigInput, type DataPaths, parseConfig, writeConfig } from '../config/index.ts';
-import { generateSigner } from '../crypto/ed25519.ts';
+import { b64u, generateSigner } from '../crypto/ed25519.ts';
 import { openStore } from '../store/index.ts';
-import { requestAdmission } from './admission.ts';
+import { askDoor, type DoorGrant } from './admission.ts';
 import { ADMIT_PROTOCOL, PROTOCOL_TIMEOUT_MS } from './constants.ts';
 import { AdmissionError, BadListenError, NetworkSetupError } from './errors.ts';
 import { generateNodeIdentity, type NetworkFile, writeNodeKeys } from './keys.ts';
@@ -19,8 +19,8 @@ import { Membership } from './membership.ts';
 import { meshMigrations } from './migrations.ts';
 import { createJoinNode } from './node.ts';
 import { peerIdOf } from './peer-ids.ts';
-import { countersign, signMember } from './records.ts';
-import { decodeToken, networkIdOf } from './token.ts';
+import { signAdmission } from './records.ts';
+import { decodeToken, networkIdOf, newTokenId, newTokenKey, openTokenCert, signTokenCert } from './token.ts';
 
 /** Options shared by init and join. */
 export interface SetupOptions {
@@ -82,22 +82,43 @@ export function initNetwork(opts: SetupOptions): SetupResult {
   const identity = generateNodeIdentity();
   const peerId = peerIdOf(identity.publicKey);
   const networkId = networkIdOf(admin.signer.publicKey);
+  const now = Date.now();
+  // The first node is admitted like every other: with a token, here a one-use one made for it,
+  // so every member checks it the same way (records.ts). Its secret is used once and dropped.
+  const tags = opts.tags ?? [];
+  const tokenKey = newTokenKey();
+  const cert = signTokenCert(
+    {
+      net: networkId,
+      adm: b64u(admin.signer.publicKey),
+      tk: b64u(tokenKey.key.publicKey),
+      door: [],
+      iat: Math.floor(now / 1000),
+      exp: Math.floor(now / 1000) + 600,
+      id: newTokenId(),
+      uses: 1,
+      tags,
+    },
+    admin.signer,
+  );
+  const admission = signAdmission(
+    { peerId, name: opts.name, tags, tokenId: openTokenCert(cert, admin.signer.publicKey).id, at: now },
+    identity.signer,
+    { cert, key: tokenKey.key },
+  );
   const network: NetworkFile = {
     networkId,
     adminPublicKey: admin.signer.publicKey.toString('base64url'),
     bootstrap: [],
-    createdAt: Date.now(),
+    createdAt: now,
+    swarmEpoch: 0,
   };
   writeNodeKeys(paths, { identity, psk: randomBytes(32), network, admin });
   writeConfig(paths.config, config);
   const db = openStore(paths.db, meshMigrations);
   try {
-    const membership = new Membership(db, admin.signer.publicKey);
-    const member = signMember(
-      { peerId, name: opts.name, tags: opts.tags ?? [], tokenId: 'init', at: Date.now() },
-      identity.signer,
-    );
-    membership.accept(countersign(member, 'admin', admin.signer));
+    const verdict = new Membership(db, admin.signer.publicKey).judge(admission, now);
+    if (verdict.result === 'rejected') throw verdict.error;
   } finally {
     db.close();
   }
@@ -105,46 +126,45 @@ export function initNetwork(opts: SetupOptions): SetupResult {
 }
 
 /**
- * Joins a network with a token: checks it offline, then asks a bootstrap node for admission
- * over a temporary libp2p node, and only then writes keys, config and membership.
+ * Joins a network with a token: checks it offline, makes this node's self-certifying admission
+ * (signed by its new node key and by the token key), hands it to a join door over Noise (no
+ * swarm key yet), and only once a door admitted it writes keys, the swarm key the door returned,
+ * config and membership.
  */
 export async function joinNetwork(opts: SetupOptions & { token: string }): Promise<SetupResult> {
   const { paths } = opts;
   const token = decodeToken(opts.token);
   refuseExisting(paths);
-  const tags = [...new Set([...token.tags, ...(opts.tags ?? [])])];
+  const { payload } = token;
+  if (payload.door.length === 0)
+    throw new AdmissionError('NO_DOOR', 'this token names no join door; create it on a running member');
+  const tags = [...new Set([...payload.tags, ...(opts.tags ?? [])])];
   const config = buildConfig(opts, tags);
   const identity = generateNodeIdentity();
   const peerId = peerIdOf(identity.publicKey);
-  const member = signMember(
-    { peerId, name: opts.name, tags, tokenId: token.id, at: Date.now() },
+  const admission = signAdmission(
+    { peerId, name: opts.name, tags, tokenId: payload.id, at: Date.now() },
     identity.signer,
+    token,
   );
-  const adminPublicKey = Buffer.from(token.adm, 'base64url');
+  const adminPublicKey = Buffer.from(payload.adm, 'base64url');
 
-  const psk = Buffer.from(token.psk, 'hex');
-  const swarmKeyFile = Buffer.from(`/key/swarm/psk/1.0.0/\n/base16/\n${token.psk}\n`);
-  const node = await createJoinNode({
-    nodeKey: identity.protobuf,
-    swarmKeyFile,
-    agentVersion: 'plexus-join',
-  });
+  const node = await createJoinNode({ nodeKey: identity.protobuf, agentVersion: 'plexus-join' });
   await node.start();
   const failures: string[] = [];
-  let result: Awaited<ReturnType<typeof requestAdmission>> | undefined;
-  let admittedBy = '';
+  let grant: DoorGrant | undefined;
+  let door = '';
   try {
-    for (const addr of token.bootstrap) {
+    for (const addr of payload.door) {
       try {
-        const ma = multiaddr(addr);
-        const stream = await node.dialProtocol(ma, ADMIT_PROTOCOL, {
+        const stream = await node.dialProtocol(multiaddr(addr), ADMIT_PROTOCOL, {
           signal: AbortSignal.timeout(PROTOCOL_TIMEOUT_MS),
         });
-        admittedBy = addr;
-        result = await requestAdmission(stream, opts.token, member);
+        door = addr;
+        grant = await askDoor(stream, { type: 'join', admission });
         break;
       } catch (err) {
-        // A refusal is final (the next node would say the same); a dial failure is not.
+        // A refusal is final (the next door would say the same); a dial failure is not.
         if (err instanceof AdmissionError) throw err;
         failures.push(`${addr}: ${(err as Error).message.split('\n')[0]}`);
       }
@@ -152,54 +172,56 @@ export async function joinNetwork(opts: SetupOptions & { token: string }): Promi
   } finally {
     await Promise.resolve(node.stop()).catch(() => {});
   }
-  if (!result) {
-    // A node that accepts TCP but fails the encrypted handshake (reset, or silence until the
-    // timeout) is almost always one with another swarm key: say so rather than "unreachable".
-    const tcpOk = await Promise.all(token.bootstrap.map((a) => tcpReachable(a)));
+  if (!grant) {
+    const tcpOk = await Promise.all(payload.door.map((a) => tcpReachable(a)));
     const hint = tcpOk.some(Boolean)
-      ? "a node accepted the connection but the encrypted handshake failed: the token's swarm key does not match that network"
-      : 'check that a bootstrap node is running and reachable from here';
+      ? 'a door accepted the connection but the encrypted handshake failed: it is not the node the token names'
+      : 'check that the node that made the token is running and its join door (mesh.door, port 7073) is reachable from here';
     throw new AdmissionError(
-      'BOOTSTRAP_UNREACHABLE',
-      `could not reach any bootstrap node: ${hint} (${failures.slice(0, 3).join('; ')})`,
+      'DOOR_UNREACHABLE',
+      `could not reach any join door: ${hint} (${failures.slice(0, 3).join('; ')})`,
       'unavailable',
     );
   }
 
-  // Verify what we were given before writing anything: the admission must check out against
-  // the snapshot (its admitter a member) and be ours. Then persist the same records.
+  // Check what the door gave before writing anything: our own admission must stand in the
+  // snapshot it sent, judged as every member judges it. Then persist the same records.
   const check = new Membership(openStore(':memory:', meshMigrations), adminPublicKey);
-  check.merge(result.snapshot);
-  check.accept(result.admission);
+  check.merge(grant.snapshot);
+  check.accept(admission);
   if (!check.isMember(peerId)) {
     throw new AdmissionError(
       'BAD_REPLY',
-      'the admitting node returned an admission that does not verify',
+      'the join door answered with a membership that does not admit us',
       'internal',
     );
   }
-  const admitter =
-    result.admission.by === 'admin' ? 'admin' : (check.get(result.admission.by)?.name ?? admittedBy);
   const network: NetworkFile = {
-    networkId: token.net,
-    adminPublicKey: token.adm,
-    bootstrap: token.bootstrap,
+    networkId: payload.net,
+    adminPublicKey: payload.adm,
+    // Where this node looks for the mesh when it knows no member's address: every member's
+    // last known addresses come with the snapshot, so this is only the last resort.
+    bootstrap: Object.entries(grant.addrs)
+      .flatMap(([peer, addrs]) => addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)))
+      .filter((a) => !a.includes('/p2p-circuit'))
+      .slice(0, 32),
     createdAt: Date.now(),
+    swarmEpoch: grant.swarmKey.epoch,
   };
-  writeNodeKeys(paths, { identity, psk, network });
+  writeNodeKeys(paths, { identity, psk: Buffer.from(grant.swarmKey.psk, 'hex'), network });
   writeConfig(paths.config, config);
   const db = openStore(paths.db, meshMigrations);
   try {
     const membership = new Membership(db, adminPublicKey);
-    membership.merge(result.snapshot);
-    membership.accept(result.admission);
-    for (const [peer, addrs] of Object.entries(result.addrs)) membership.touch(peer, { addrs });
+    membership.merge(grant.snapshot);
+    membership.accept(admission);
+    for (const [peer, addrs] of Object.entries(grant.addrs)) membership.touch(peer, { addrs });
     return {
       name: opts.name,
       peerId,
-      networkId: token.net,
+      networkId: payload.net,
       dataDir: paths.dataDir,
-      admittedBy: admitter,
+      admittedBy: check.get(door.split('/p2p/')[1] ?? '')?.name ?? door,
       members: membership.list().length,
     };
   } finally {

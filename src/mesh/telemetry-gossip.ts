@@ -27,6 +27,8 @@ export interface TelemetryGossipComponents {
   version: string;
   /** When the mesh was created: a record's uptime, and the newcomer window. */
   startedAt: number;
+  /** This node's join door addresses, carried in its record. */
+  doorAddrs(): string[];
 }
 
 /** Publishes our telemetry record and validates members' records. */
@@ -56,9 +58,20 @@ export class TelemetryGossip {
       version: this.#c.version,
       uptimeS: Math.round((Date.now() - this.#c.startedAt) / 1000),
       addrs: addrs.slice(0, 32),
+      door: this.#c.doorAddrs().slice(0, 8),
       reach: addrs.some((a) => !a.includes('/p2p-circuit')) ? 'direct' : 'relayed',
     });
     await node.services.pubsub.publish(TELEMETRY_TOPIC, Buffer.from(JSON.stringify(record))).catch(() => {});
+  }
+
+  /** Join doors of the members that are online and reachable directly, from their records. */
+  doorsOfPeers(): string[] {
+    const { directory, telemetry } = this.#c;
+    return directory
+      .peers()
+      .filter((p) => p.state === 'online' && p.connection === 'direct')
+      .flatMap((p) => telemetry.latest(p.peerId)?.door ?? [])
+      .slice(0, 8);
   }
 
   /**

@@ -50,6 +50,8 @@ export const telemetryRecordSchema = z.object({
   version: z.string().max(64),
   uptimeS: finite.min(0).max(100 * 365 * 86400),
   addrs: z.array(z.string().max(512)).max(32).optional(),
+  /** Where this node's join door listens (for tokens made on other members). */
+  door: z.array(z.string().max(512)).max(8).optional(),
   reach: z.enum(['direct', 'relayed']),
   cpu: z.strictObject({
     pct: gauge(100),

@@ -14,7 +14,7 @@ export type TelemetryRecord = FullTelemetryRecord;
 /** The identity and reachability fields the mesh fills; providers add the figures. */
 export type TelemetryBase = Pick<
   TelemetryRecord,
-  'node' | 'peerId' | 'version' | 'uptimeS' | 'addrs' | 'reach'
+  'node' | 'peerId' | 'version' | 'uptimeS' | 'addrs' | 'door' | 'reach'
 >;
 /** Why a received record was dropped (a label of the rejection counter). */
 export type TelemetryDropReason = 'not-member' | 'malformed' | 'forged';

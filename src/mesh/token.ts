@@ -1,41 +1,61 @@
 /**
- * Join tokens: `plx1.<base64url(payload)>.<base64url(sig)>`, signed by the network's admin key.
- * The payload carries the swarm key, so a token is a secret. It also carries the admin public
- * key (`adm`), and the network id is derived from it, so a joining node can check a token's
- * signature and expiry offline before it writes anything.
+ * Join tokens: `plx2.<base64url(payload)>.<base64url(admin sig)>.<base64url(token secret)>`.
+ *
+ * The first three parts are the token's certificate: the payload signed by the admin key. It
+ * names a one-time token key (`tk`) made for this token; the fourth part is that key's secret.
+ * A joiner signs its membership record with the token secret, and the admission it gossips
+ * carries the certificate and that signature but never the secret, so every member can check the
+ * admission back to the admin key on its own, and a member that never held the token cannot
+ * mint one (docs/architecture.md, Trust model).
+ *
+ * A token carries no swarm key: only where the join doors are (`door`, multiaddrs ending in
+ * the door's `/p2p/` id, so the joiner authenticates the door). The swarm key is handed over
+ * after admission, inside the door's Noise channel. Tokens of the old `plx1` form, which did
+ * carry the swarm key, are refused with a hint.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { b64u, fromB64u, type Signer, verifyEd25519 } from '../crypto/ed25519.ts';
-import { signingBytes } from '../crypto/signed.ts';
-import { MAX_TOKEN_BYTES } from './constants.ts';
+import { b64u, fromB64u, type Signer, signerFromSecret } from '../crypto/ed25519.ts';
+import { isSignedBlob, openBlob, type SignedBlob, signBlob } from '../crypto/signed.ts';
+import { MAX_TOKEN_BYTES, MAX_TOKEN_CERT_BYTES } from './constants.ts';
 import { TokenError } from './errors.ts';
 
-const TOKEN_DOMAIN = 'plexus-token/1';
-const PREFIX = 'plx1';
+const TOKEN_DOMAIN = 'plexus-token/2';
+const PREFIX = 'plx2';
+const B64U_KEY = /^[A-Za-z0-9_-]{43}$/;
 
-/** The decoded payload of a join token. */
+/** The signed payload of a join token: its certificate's contents. */
 export const tokenPayloadSchema = z.strictObject({
   /** Network id (derived from the admin public key). */
   net: z.string().regex(/^plx-[a-z0-9]{16}$/),
   /** Admin public key, base64url of 32 raw bytes. */
-  adm: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
-  /** Swarm pre-shared key, 64 hex characters. */
-  psk: z.string().regex(/^[0-9a-f]{64}$/),
-  /** Multiaddrs of nodes that can admit the joiner. */
-  bootstrap: z.array(z.string().min(1).max(512)).min(1).max(32),
-  /** Expiry, unix seconds. */
+  adm: z.string().regex(B64U_KEY),
+  /** The token key's public half, base64url of 32 raw bytes. */
+  tk: z.string().regex(B64U_KEY),
+  /** Multiaddrs of join doors, each ending in `/p2p/<door peer id>`. Empty for the first node. */
+  door: z.array(z.string().min(1).max(512)).max(16),
+  /** Issued at and expiry, unix seconds. */
+  iat: z.number().int().positive(),
   exp: z.number().int().positive(),
   /** Token id (for uses, listing and revocation). */
   id: z.string().regex(/^[A-Za-z0-9_-]{8,32}$/),
-  /** How many nodes may join with it. */
+  /** How many nodes may join with it, counted by every member. */
   uses: z.number().int().min(1).max(100_000),
-  /** Tags given to nodes that join with it. */
+  /** Tags every node joining with it carries. */
   tags: z.array(z.string().min(1).max(64)).max(32),
 });
 
-/** A join token's payload. */
+/** A join token's signed payload. */
 export type TokenPayload = z.infer<typeof tokenPayloadSchema>;
+
+/** A decoded join token: what it says, its certificate, and the token key that signs with it. */
+export interface DecodedToken {
+  payload: TokenPayload;
+  /** The admin-signed payload, as admissions carry it. */
+  cert: SignedBlob;
+  /** The one-time token key (from the token's secret part). */
+  key: Signer;
+}
 
 /** The network id for an admin public key: stable, short, and checkable from a token. */
 export function networkIdOf(adminPublicKey: Uint8Array): string {
@@ -58,56 +78,85 @@ export function newTokenId(): string {
   }
 }
 
-/** Encodes and signs a token. */
-export function encodeToken(payload: TokenPayload, admin: Signer): string {
-  const p = b64u(JSON.stringify(payload));
-  const s = b64u(admin.sign(signingBytes(TOKEN_DOMAIN, p)));
-  return `${PREFIX}.${p}.${s}`;
+/** A fresh token key: the seed goes in the token text, the public half in its payload. */
+export function newTokenKey(): { seed: Buffer; key: Signer } {
+  const seed = randomBytes(32);
+  return { seed, key: signerFromSecret(seed) };
+}
+
+/** Signs a token payload with the admin key and returns the token text (with the secret). */
+export function encodeToken(payload: TokenPayload, admin: Signer, tokenSeed: Buffer): string {
+  const cert = signBlob(TOKEN_DOMAIN, payload, admin);
+  return `${PREFIX}.${cert.p}.${cert.s}.${b64u(tokenSeed)}`;
+}
+
+/** Signs a token certificate without making a token text (the first node's own admission). */
+export function signTokenCert(payload: TokenPayload, admin: Signer): SignedBlob {
+  return signBlob(TOKEN_DOMAIN, payload, admin);
 }
 
 /**
- * Decodes a token and checks its format, signature (against its own `adm`, which must also
- * match `net`) and, unless `now` is null, its expiry. Throws TokenError with a one-line reason.
+ * Checks a token certificate against the network's admin key and returns its payload. Pure:
+ * expiry is the caller's question (an admission is judged by when it was first seen).
  */
-export function decodeToken(token: string, now: number | null = Date.now()): TokenPayload {
+export function openTokenCert(cert: unknown, adminPublicKey: Uint8Array): TokenPayload {
+  if (!isSignedBlob(cert, MAX_TOKEN_CERT_BYTES))
+    throw new TokenError('TOKEN_MALFORMED', 'token certificate is malformed');
+  let raw: unknown;
+  try {
+    raw = openBlob(TOKEN_DOMAIN, cert, adminPublicKey, 'token');
+  } catch {
+    throw new TokenError(
+      'TOKEN_TAMPERED',
+      "token is not signed by this network's admin key",
+      'unauthenticated',
+    );
+  }
+  const parsed = tokenPayloadSchema.safeParse(raw);
+  if (!parsed.success) throw new TokenError('TOKEN_MALFORMED', 'token payload is not valid');
+  if (parsed.data.net !== networkIdOf(adminPublicKey) || parsed.data.adm !== b64u(adminPublicKey))
+    throw new TokenError('WRONG_NETWORK', 'token belongs to another network', 'unauthenticated');
+  return parsed.data;
+}
+
+/**
+ * Decodes a token text and checks its format, its signature (against its own `adm`, which must
+ * match `net`), that its secret is the key it names and, unless `now` is null, its expiry.
+ * Throws TokenError with a one-line reason.
+ */
+export function decodeToken(token: string, now: number | null = Date.now()): DecodedToken {
   const text = token.trim();
   if (text.length > MAX_TOKEN_BYTES)
     throw new TokenError('TOKEN_MALFORMED', 'token is too long to be a plexus join token');
   const parts = text.split('.');
-  if (parts.length !== 3 || parts[0] !== PREFIX) {
+  if (parts[0] === 'plx1') {
     throw new TokenError(
-      'TOKEN_MALFORMED',
-      "not a plexus join token (expected 'plx1.…'); copy it whole from 'plexus token create'",
+      'TOKEN_OUTDATED',
+      "this token is from an older plexus that put the swarm key in tokens; ask for a new one with 'plexus token create'",
     );
   }
-  let raw: unknown;
+  if (parts.length !== 4 || parts[0] !== PREFIX) {
+    throw new TokenError(
+      'TOKEN_MALFORMED',
+      "not a plexus join token (expected 'plx2.…'); copy it whole from 'plexus token create'",
+    );
+  }
+  let claimed: TokenPayload;
   try {
-    raw = JSON.parse(fromB64u(parts[1]).toString('utf8'));
+    claimed = tokenPayloadSchema.parse(JSON.parse(fromB64u(parts[1]).toString('utf8')));
   } catch {
     throw new TokenError('TOKEN_MALFORMED', 'token payload is corrupt; copy the token again');
   }
-  const parsed = tokenPayloadSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new TokenError('TOKEN_MALFORMED', 'token payload is not valid; copy the token again');
-  const payload = parsed.data;
-  const adm = fromB64u(payload.adm);
-  let sig: Buffer;
+  const cert = { p: parts[1], s: parts[2] };
+  const payload = openTokenCert(cert, fromB64u(claimed.adm));
+  let key: Signer;
   try {
-    sig = fromB64u(parts[2]);
+    key = signerFromSecret(fromB64u(parts[3]));
   } catch {
-    throw new TokenError(
-      'TOKEN_TAMPERED',
-      'token signature is corrupt; copy the token again',
-      'unauthenticated',
-    );
+    throw new TokenError('TOKEN_MALFORMED', "token's secret part is corrupt; copy the token again");
   }
-  if (networkIdOf(adm) !== payload.net || !verifyEd25519(adm, signingBytes(TOKEN_DOMAIN, parts[1]), sig)) {
-    throw new TokenError(
-      'TOKEN_TAMPERED',
-      'token signature does not verify: it was altered or truncated',
-      'unauthenticated',
-    );
-  }
+  if (b64u(key.publicKey) !== payload.tk)
+    throw new TokenError('TOKEN_TAMPERED', "token's secret does not match its key: it was altered");
   if (now !== null && payload.exp * 1000 <= now) {
     const when = new Date(payload.exp * 1000).toISOString();
     throw new TokenError(
@@ -116,7 +165,7 @@ export function decodeToken(token: string, now: number | null = Date.now()): Tok
       'unauthenticated',
     );
   }
-  return payload;
+  return { payload, cert, key };
 }
 
 /** Parses `1h`, `30m`, `7d`, `90s` or plain seconds; returns seconds. */
