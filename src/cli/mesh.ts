@@ -12,6 +12,7 @@ interface Status {
   version: string;
   uptimeS: number;
   addrs: string[];
+  door?: string[];
   admin: boolean;
   peers: { total: number; online: number; suspect: number; down: number };
   agent?: { pid: number; rssMb: number; heapUsedMb: number };
@@ -53,7 +54,8 @@ export function registerMesh(program: Command): void {
           `version  ${s.version}, up ${formatDuration(s.uptimeS)}` +
           (s.agent ? `, pid ${s.agent.pid}, ${s.agent.rssMb} MB RSS\n` : '\n') +
           `peers    ${s.peers.online} online, ${s.peers.suspect} suspect, ${s.peers.down} down\n` +
-          `listen   ${s.addrs.join('\n         ') || '-'}\n`,
+          `listen   ${s.addrs.join('\n         ') || '-'}\n` +
+          `door     ${s.door?.join('\n         ') || "off (this node admits nobody; mesh.door in config.yaml)"}\n`,
       );
       if (t) {
         const svc = t.services.map(

@@ -107,7 +107,7 @@ export class JoinDoor implements Startable {
     await node.handle(
       ADMIT_PROTOCOL,
       admitHandler({ ...this.#c, allow: (remote) => this.#limiter.allow(remote) }),
-      { maxInboundStreams: 1, maxOutboundStreams: 0 },
+      { maxInboundStreams: 4, maxOutboundStreams: 0 },
     );
     node.addEventListener('connection:open', (evt) => this.#bound(evt.detail));
     await node.start();

@@ -329,6 +329,7 @@ export class Mesh implements Startable {
         version: this.#init.version,
         startedAt: this.#startedAt,
         addrs: this.libp2p.getMultiaddrs().map((a) => a.toString()),
+        door: this.#door.addrs(),
         admin: Boolean(this.#init.keys.admin),
       },
       peers,

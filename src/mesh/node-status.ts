@@ -10,6 +10,8 @@ export interface SelfView {
   /** When the mesh was created, ms. */
   startedAt: number;
   addrs: string[];
+  /** Where its join door listens (empty when `mesh.door` is off). */
+  door: string[];
   /** This node holds the admin key. */
   admin: boolean;
 }
@@ -25,6 +27,7 @@ export function nodeStatus(self: SelfView, peers: PeerView[]) {
     version: self.version,
     uptimeS: Math.round((Date.now() - self.startedAt) / 1000),
     addrs: self.addrs,
+    door: self.door,
     admin: self.admin,
     peers: { total: peers.length, ...counts },
     // The agent's own footprint, so operators can see what it costs them.

@@ -13,9 +13,10 @@ import pino from 'pino';
 import { repairGossipStreams } from '../../src/mesh/gossip-repair.ts';
 import { generateNodeIdentity } from '../../src/mesh/keys.ts';
 import { createNode, type PlexusLibp2p } from '../../src/mesh/node.ts';
+import { SwarmKeySwitch } from '../../src/mesh/swarm-key.ts';
 
 const TOPIC = 'plexus/test/1';
-const swarmKeyFile = Buffer.from(`/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`);
+const swarmKey = new SwarmKeySwitch(randomBytes(32), 0);
 const logger = pino({ level: 'silent' });
 
 interface Outbound {
@@ -30,7 +31,7 @@ const internals = (n: PlexusLibp2p) => n.services.pubsub as unknown as Internals
 async function node(): Promise<PlexusLibp2p> {
   const n = await createNode({
     nodeKey: generateNodeIdentity().protobuf,
-    swarmKeyFile,
+    protector: swarmKey.protector(),
     listen: ['/ip4/127.0.0.1/tcp/0'],
     announce: [],
     relayServer: false,

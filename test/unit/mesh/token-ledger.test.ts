@@ -1,18 +1,17 @@
 /** `plexus token ls`: each token created here shows its uses and whether it is still usable. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { generateSigner } from '../../../src/crypto/ed25519.ts';
-import { generateNodeIdentity } from '../../../src/mesh/keys.ts';
 import { Membership } from '../../../src/mesh/membership.ts';
 import { meshMigrations } from '../../../src/mesh/migrations.ts';
-import { peerIdOf } from '../../../src/mesh/peer-ids.ts';
-import { countersign, signMember, signRevocation } from '../../../src/mesh/records.ts';
+import { signRevocation } from '../../../src/mesh/records.ts';
 import { TokenLedger } from '../../../src/mesh/token-ledger.ts';
 import { openStore } from '../../../src/store/index.ts';
+import { identity, testNetwork } from '../../helpers/admissions.ts';
 
 describe('token ledger', () => {
   it('lists tokens created here as active, used, expired or revoked', () => {
-    const admin = generateSigner().signer;
+    const net = testNetwork();
+    const admin = net.admin;
     const db = openStore(':memory:', meshMigrations);
     const membership = new Membership(db, admin.publicKey);
     const ledger = new TokenLedger(db, membership);
@@ -24,14 +23,13 @@ describe('token ledger', () => {
     ledger.record({ id: 'tok_REVOKED1', exp, uses: 1, tags: [] });
 
     // One node joined with each of the first two tokens; the last one was revoked.
-    for (const tokenId of ['tok_ACTIVE01', 'tok_USEDUP01']) {
-      const id = generateNodeIdentity();
-      const name = tokenId.slice(4).toLowerCase();
-      const member = signMember(
-        { peerId: peerIdOf(id.publicKey), name, tags: [], tokenId, at: now },
-        id.signer,
-      );
-      assert.equal(membership.accept(countersign(member, 'admin', admin)), 'added');
+    for (const [id, uses] of [
+      ['tok_ACTIVE01', 2],
+      ['tok_USEDUP01', 1],
+    ] as const) {
+      const token = net.token({ id, uses }).decoded;
+      const name = id.slice(4).toLowerCase();
+      assert.equal(membership.accept(net.admit(identity(), name, { token })), 'added');
     }
     membership.revoke(signRevocation({ kind: 'token', subject: 'tok_REVOKED1', at: now }, admin));
 

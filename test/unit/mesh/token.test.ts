@@ -1,89 +1,97 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { generateSigner } from '../../../src/crypto/ed25519.ts';
+import { b64u, generateSigner } from '../../../src/crypto/ed25519.ts';
 import {
   decodeToken,
   encodeToken,
-  networkIdOf,
   newTokenId,
+  newTokenKey,
+  openTokenCert,
   parseTtl,
-  type TokenPayload,
 } from '../../../src/mesh/token.ts';
+import { testNetwork } from '../../helpers/admissions.ts';
 import { codeOf } from '../../helpers/errors.ts';
 
-function payload(admin = generateSigner().signer, over: Partial<TokenPayload> = {}): TokenPayload {
-  return {
-    net: networkIdOf(admin.publicKey),
-    adm: admin.publicKey.toString('base64url'),
-    psk: 'ab'.repeat(32),
-    bootstrap: ['/ip4/127.0.0.1/tcp/7070/p2p/12D3KooWQ3xHs5bXmEV84BqS98CWgdmzEbiEJJBeZ3W3sipFhjQ1'],
-    exp: Math.floor(Date.now() / 1000) + 3600,
-    id: 'tok_abcdefgh',
-    uses: 2,
-    tags: ['edge'],
-    ...over,
-  };
-}
-
 describe('join token codec', () => {
-  it('round-trips a signed token', () => {
-    const { signer } = generateSigner();
-    const p = payload(signer);
-    const token = encodeToken(p, signer);
-    assert.match(token, /^plx1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
-    assert.deepEqual(decodeToken(token), p);
+  it('round-trips a signed token with its one-time key, and carries no swarm key', () => {
+    const net = testNetwork();
+    const { text, decoded } = net.token({ uses: 2, tags: ['edge'] });
+    assert.match(text, /^plx2\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    const again = decodeToken(text);
+    assert.deepEqual(again.payload, decoded.payload);
+    assert.equal(b64u(again.key.publicKey), again.payload.tk);
+    assert.equal('psk' in again.payload, false);
+    assert.deepEqual(openTokenCert(again.cert, net.admin.publicKey), again.payload);
   });
 
   it('refuses an expired token, but decodes it when expiry is not checked', () => {
-    const { signer } = generateSigner();
-    const token = encodeToken(payload(signer, { exp: Math.floor(Date.now() / 1000) - 1 }), signer);
+    const { text } = testNetwork().token({ exp: Math.floor(Date.now() / 1000) - 1 });
     assert.equal(
-      codeOf(() => decodeToken(token)),
+      codeOf(() => decodeToken(text)),
       'TOKEN_EXPIRED',
     );
-    assert.equal(decodeToken(token, null).id, 'tok_abcdefgh');
+    assert.ok(decodeToken(text, null).payload.id);
   });
 
-  it('refuses a tampered payload', () => {
-    const { signer } = generateSigner();
-    const p = payload(signer);
-    const token = encodeToken(p, signer);
-    const [pre, , sig] = token.split('.');
-    const forged = Buffer.from(JSON.stringify({ ...p, uses: 1000 })).toString('base64url');
+  it('refuses a tampered payload, and a secret that is not the named key', () => {
+    const net = testNetwork();
+    const { text, decoded } = net.token();
+    const [pre, , sig, secret] = text.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...decoded.payload, uses: 1000 })).toString('base64url');
     assert.equal(
-      codeOf(() => decodeToken(`${pre}.${forged}.${sig}`)),
+      codeOf(() => decodeToken(`${pre}.${forged}.${sig}.${secret}`)),
+      'TOKEN_TAMPERED',
+    );
+    const otherSecret = net.token().text.split('.')[3];
+    assert.equal(
+      codeOf(() => decodeToken(`${pre}.${text.split('.')[1]}.${sig}.${otherSecret}`)),
       'TOKEN_TAMPERED',
     );
   });
 
   it('refuses a token re-signed by another key that claims the same network', () => {
-    const real = generateSigner().signer;
+    const real = testNetwork();
     const other = generateSigner().signer;
-    // Same net id, but the attacker signs and swaps in its own key: net no longer matches adm.
-    const token = encodeToken(payload(real, { adm: other.publicKey.toString('base64url') }), other);
+    const { decoded } = real.token();
+    // The attacker swaps in its own admin key: the network id no longer matches it.
+    const { seed, key } = newTokenKey();
+    const payload = { ...decoded.payload, adm: b64u(other.publicKey), tk: b64u(key.publicKey) };
+    const text = encodeToken(payload, other, seed);
     assert.equal(
-      codeOf(() => decodeToken(token)),
+      codeOf(() => decodeToken(text)),
+      'WRONG_NETWORK',
+    );
+    // And a real certificate never opens under another network's admin key.
+    assert.equal(
+      codeOf(() => openTokenCert(decoded.cert, other.publicKey)),
       'TOKEN_TAMPERED',
     );
   });
 
-  it('refuses truncated, garbage and oversized input', () => {
-    const { signer } = generateSigner();
-    const token = encodeToken(payload(signer), signer);
+  it('refuses old plx1 tokens with a hint, and truncated, garbage and oversized input', () => {
+    const { text } = testNetwork().token();
     assert.equal(
-      codeOf(() => decodeToken(token.slice(0, -10))),
-      'TOKEN_TAMPERED',
+      codeOf(() => decodeToken('plx1.eyJhIjoxfQ.c2ln')),
+      'TOKEN_OUTDATED',
+    );
+    assert.equal(
+      codeOf(() => decodeToken(text.slice(0, -10))),
+      'TOKEN_MALFORMED',
+    );
+    assert.equal(
+      codeOf(() => decodeToken(text.split('.').slice(0, 3).join('.'))),
+      'TOKEN_MALFORMED',
     );
     assert.equal(
       codeOf(() => decodeToken('hello')),
       'TOKEN_MALFORMED',
     );
     assert.equal(
-      codeOf(() => decodeToken('plx1.!!!.???')),
+      codeOf(() => decodeToken('plx2.!!!.???.x')),
       'TOKEN_MALFORMED',
     );
     assert.equal(
-      codeOf(() => decodeToken(`plx1.${'a'.repeat(20000)}.b`)),
+      codeOf(() => decodeToken(`plx2.${'a'.repeat(20000)}.b.c`)),
       'TOKEN_MALFORMED',
     );
   });
