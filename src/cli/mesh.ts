@@ -55,7 +55,7 @@ export function registerMesh(program: Command): void {
           (s.agent ? `, pid ${s.agent.pid}, ${s.agent.rssMb} MB RSS\n` : '\n') +
           `peers    ${s.peers.online} online, ${s.peers.suspect} suspect, ${s.peers.down} down\n` +
           `listen   ${s.addrs.join('\n         ') || '-'}\n` +
-          `door     ${s.door?.join('\n         ') || "off (this node admits nobody; mesh.door in config.yaml)"}\n`,
+          `door     ${s.door?.join('\n         ') || 'off (this node admits nobody; mesh.door in config.yaml)'}\n`,
       );
       if (t) {
         const svc = t.services.map(

@@ -70,8 +70,11 @@ export const CLOCK_ALLOWANCE_MS = 5 * 60_000;
  * A member is settled once it has been known this long: a later claim to its name or to its
  * token's last use is refused and reported, never preferred. Before that, two claims that raced
  * (two doors admitting at once) are decided the same way everywhere: the earlier record wins.
+ * Short on purpose: a real race is over once gossip has crossed the mesh and the door's hold
+ * (JOIN_HOLD_MS) has passed, and every second of it is a second in which whoever holds a token
+ * with a use left could date a record just before a newcomer's and take its name.
  */
-export const SETTLE_MS = 2 * 60_000;
+export const SETTLE_MS = 15_000;
 /** Refused claims kept for `plexus peers` and to judge each only once; the oldest go first. */
 export const MAX_LOST_ROWS = 1000;
 /** Default door port when the mesh uses its default port (a fixed one, for firewalls and tokens). */
