@@ -155,6 +155,20 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
 
   const commands = createCommands({}, { mesh, db, actions, keys, logger: log('commands') });
   actions.register(...commands.actions);
+  // A refused claim to a name or a token use is a security event for the admin to see in
+  // `plexus audit`, beside the log line and the `plexus peers` warning the mesh gives it.
+  mesh.membership.on('conflict', (c) => {
+    commands.audit.record({
+      id: null,
+      kid: null,
+      action: 'mesh.admission',
+      target: c.peerId,
+      verdict: 'refused',
+      code: c.code,
+      detail: `${c.name} (token ${c.tokenId}): ${c.message}`,
+      via: 'mesh',
+    });
+  });
 
   const control = createControlSocket(
     { path: paths.socket },
