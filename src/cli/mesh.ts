@@ -85,9 +85,10 @@ export function registerMesh(program: Command): void {
     .action(async (_opts, cmd: Command) => {
       const agent = agentOf(cmd);
       const peers = (await agent.call('mesh.peers')) as Peer[];
-      // Refused claims to a name or a token use go to stderr, so `--json` output keeps its shape.
+      // Refused claims to a name or a token use of the last day go to stderr, so `--json` output
+      // keeps its shape; `plexus audit` keeps them all.
       const conflicts = (await agent.call('mesh.conflicts')) as Conflict[];
-      for (const c of conflicts.slice(0, 5)) {
+      for (const c of conflicts.filter((x) => x.at > Date.now() - 86_400_000).slice(0, 5)) {
         process.stderr.write(`warning: ${new Date(c.at).toISOString()} ${c.code}: ${c.message}\n`);
       }
       if (wantsJson(cmd)) return printJson(peers);
