@@ -1,0 +1,256 @@
+/**
+ * The remote CLI verifies who answers (issue 12): before it trusts a peer id it checks the
+ * entry node's admission, and the target's, back to the network's admin key, which
+ * `operator keygen --admin` / `operator use` record next to the operator key. Fake entry nodes
+ * (HTTP servers in this test, on 127.0.0.1) answer for the target in every way we could think
+ * of; the CLI must refuse each, print nothing the fake planted, and name the node that sent the
+ * reply (its name, the end of its peer id, and the API URL).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type CommandPayload, decodeEnvelope, signFrame } from '../../src/commands/envelope.ts';
+import type { Frame } from '../../src/core/frames.ts';
+import { b64u, generateSigner, type Signer } from '../../src/crypto/ed25519.ts';
+import { parseNodeKey } from '../../src/mesh/keys.ts';
+import { peerIdOf } from '../../src/mesh/peer-ids.ts';
+import { testNetwork } from '../helpers/admissions.ts';
+import { type Cluster, freePort, plexus, startCluster } from '../helpers/cluster.ts';
+
+interface NodeAnswer {
+  name: string;
+  peerId: string;
+  networkId?: string;
+  admission?: unknown;
+}
+
+/** What a fake entry answers to one signed command: frames signed by `signer` as `by`. */
+type Answer = { signer: Signer; by: string; frames: Frame[] };
+
+/** An HTTP server posing as an agent's API. */
+async function fakeEntry(handlers: {
+  node: () => Promise<NodeAnswer> | NodeAnswer;
+  command: (payload: CommandPayload) => Answer;
+}): Promise<{ url: string; server: Server }> {
+  const port = await freePort();
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    for await (const c of req) body += c;
+    if (req.method === 'GET' && req.url === '/v1/node') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(await handlers.node()));
+      return;
+    }
+    const { payload } = decodeEnvelope(JSON.parse(body.split('\n')[0]));
+    const answer = handlers.command(payload);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    answer.frames.forEach((f, seq) => {
+      res.write(`${JSON.stringify(signFrame(answer.signer, answer.by, payload.id, seq, f))}\n`);
+    });
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${port}`, server };
+}
+
+/** An admission for `name` from a network of the attacker's own making. */
+const madeUpAdmission = (node: Signer, name: string) => testNetwork().admit(node, name);
+
+const PLANTED = [{ name: 'planted-by-the-fake' }];
+
+function getJson(url: string): Promise<NodeAnswer> {
+  return new Promise((resolve, reject) => {
+    request(url, (res) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve(JSON.parse(body)));
+    })
+      .once('error', reject)
+      .end();
+  });
+}
+
+describe('the remote CLI verifies who answers', () => {
+  let cluster: Cluster;
+  let api1: string;
+  let adminKey: string;
+  let laptop: string;
+  let realN1: NodeAnswer;
+  const servers: Server[] = [];
+
+  before(async () => {
+    cluster = await startCluster(2);
+    api1 = `http://127.0.0.1:${cluster.nodes[0].apiPort}`;
+    adminKey = join(cluster.nodes[0].dataDir, 'keys', 'admin.key');
+    // A data dir with no agent and no network: an operator's laptop.
+    laptop = join(cluster.root, 'laptop');
+    realN1 = await getJson(`${api1}/v1/node`);
+  });
+  after(async () => {
+    for (const s of servers) s.close();
+    await cluster?.stop();
+  });
+
+  /** `plexus --api URL --key KEY apps --node n2 --json` from the laptop. */
+  const appsVia = (url: string, key = adminKey, node = 'n2') =>
+    plexus(['--api', url, '--key', key, '--data-dir', laptop, 'apps', '--node', node, '--json']);
+
+  const refused = (
+    r: { code: number; stdout: string; stderr: string },
+    sender: { name: string; peerId: string; url: string },
+  ) => {
+    assert.equal(r.code, 1, `the CLI must refuse; it printed ${r.stdout}`);
+    assert.doesNotMatch(r.stdout, /planted/);
+    const line = r.stderr.trim();
+    assert.equal(line.split('\n').length, 1, `one line: ${line}`);
+    assert.ok(line.includes(sender.url), `names the API URL: ${line}`);
+    assert.ok(line.includes(sender.name), `names the node ${sender.name}: ${line}`);
+    assert.ok(line.includes(sender.peerId.slice(-6)), `names its peer id: ${line}`);
+  };
+
+  it('the entry shows its admission and networkId on GET /v1/node; node.resolve answers with one', async () => {
+    assert.equal(realN1.name, 'n1');
+    assert.match(String(realN1.networkId), /^plx-[a-z0-9]{16}$/);
+    assert.equal(typeof (realN1.admission as { ts?: unknown })?.ts, 'string');
+  });
+
+  it('a fake entry with an admission from another admin key is refused', async () => {
+    const fake = generateSigner().signer;
+    const fakePeer = peerIdOf(fake.publicKey);
+    const { url, server } = await fakeEntry({
+      node: () => ({
+        name: 'n1',
+        peerId: fakePeer,
+        networkId: realN1.networkId,
+        admission: madeUpAdmission(fake, 'n1'),
+      }),
+      command: (p) => ({
+        signer: fake,
+        by: p.target,
+        frames: [
+          {
+            type: 'result',
+            result: p.action === 'node.resolve' ? { name: 'n2', peerId: fakePeer } : PLANTED,
+          },
+        ],
+      }),
+    });
+    servers.push(server);
+    refused(await appsVia(url), { name: 'n1', peerId: fakePeer, url });
+  });
+
+  it("a fake entry showing a real member's admission but signing with its own key is refused", async () => {
+    const fake = generateSigner().signer;
+    const { url, server } = await fakeEntry({
+      node: () => realN1,
+      command: (p) => ({
+        signer: fake,
+        by: p.target,
+        frames: [
+          {
+            type: 'result',
+            result: p.action === 'node.resolve' ? { name: 'n2', peerId: peerIdOf(fake.publicKey) } : PLANTED,
+          },
+        ],
+      }),
+    });
+    servers.push(server);
+    refused(await appsVia(url), { name: 'n1', peerId: realN1.peerId, url });
+  });
+
+  it("a proxy to the real entry that swaps in the attacker's peer id and answers node.resolve itself is refused", async () => {
+    const attacker = generateSigner().signer;
+    const attackerPeer = peerIdOf(attacker.publicKey);
+    const { url, server } = await fakeEntry({
+      // The real n1's answer, admission and all, with the attacker's peer id.
+      node: async () => ({ ...(await getJson(`${api1}/v1/node`)), peerId: attackerPeer }),
+      command: (p) => ({
+        signer: attacker,
+        by: p.target,
+        frames: [
+          {
+            type: 'result',
+            result:
+              p.action === 'node.resolve'
+                ? { name: 'n2', peerId: attackerPeer, admission: realN1.admission }
+                : PLANTED,
+          },
+        ],
+      }),
+    });
+    servers.push(server);
+    refused(await appsVia(url), { name: 'n1', peerId: attackerPeer, url });
+  });
+
+  it('a compromised real member that resolves n2 to itself is refused, and named', async () => {
+    // The fake holds n1's own node key: it signs as n1, and answers for n2 with n1's admission.
+    const n1 = parseNodeKey(readFileSync(join(cluster.nodes[0].dataDir, 'keys', 'node.key'))).signer;
+    const { url, server } = await fakeEntry({
+      node: () => realN1,
+      command: (p) => ({
+        signer: n1,
+        by: p.target,
+        frames: [
+          {
+            type: 'result',
+            result:
+              p.action === 'node.resolve'
+                ? { name: 'n2', peerId: realN1.peerId, admission: realN1.admission }
+                : PLANTED,
+          },
+        ],
+      }),
+    });
+    servers.push(server);
+    refused(await appsVia(url), { name: 'n1', peerId: realN1.peerId, url });
+  });
+
+  it('works through the real entry with the admin key recorded by operator keygen --admin', async () => {
+    const key = join(cluster.root, 'ci.key');
+    const network = join(cluster.nodes[1].dataDir, 'keys', 'network.json');
+    const k = await plexus(['operator', 'keygen', '--out', key, '--admin', network, '--data-dir', laptop]);
+    assert.equal(k.code, 0, k.stderr);
+    const grant = await cluster.nodes[0].run(['operator', 'add', '--pub', `${key}.pub`, '--role', 'viewer']);
+    assert.equal(grant.code, 0, grant.stderr);
+    const r = await appsVia(api1, key);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), []);
+    // By peer id too: the CLI resolves it through the entry and checks the admission names it.
+    const n2 = (await cluster.nodes[1].json<{ peerId: string }>(['status'])).peerId;
+    const byId = await appsVia(api1, key, n2);
+    assert.equal(byId.code, 0, byId.stderr);
+  });
+
+  it("without a recorded admin key a remote call fails with one line naming 'plexus operator use'; use records it", async () => {
+    const key = join(cluster.root, 'laptop.key');
+    assert.equal((await plexus(['operator', 'keygen', '--out', key, '--data-dir', laptop])).code, 0);
+    const grant = await cluster.nodes[0].run(['operator', 'add', '--pub', `${key}.pub`, '--role', 'viewer']);
+    assert.equal(grant.code, 0, grant.stderr);
+    const before = await appsVia(api1, key);
+    assert.equal(before.code, 1);
+    assert.match(before.stderr.trim(), /^plexus: [^\n]*plexus operator use [^\n]*--admin/);
+    // The admin's public key, as `operator keygen`'s .pub or a 43-character string.
+    const adminPub = JSON.parse(readFileSync(adminKey, 'utf8')).publicKey as string;
+    const use = await plexus(['operator', 'use', key, '--admin', adminPub, '--data-dir', laptop]);
+    assert.equal(use.code, 0, use.stderr);
+    const r = await appsVia(api1, key);
+    assert.equal(r.code, 0, r.stderr);
+    // A record for another network: the entry is refused, by name.
+    const other = generateSigner().signer;
+    const wrong = await plexus([
+      'operator',
+      'use',
+      key,
+      '--admin',
+      b64u(other.publicKey),
+      '--data-dir',
+      laptop,
+    ]);
+    assert.equal(wrong.code, 0, wrong.stderr);
+    refused(await appsVia(api1, key), { name: 'n1', peerId: realN1.peerId, url: api1 });
+  });
+});
