@@ -8,7 +8,16 @@
  * A file that exists but is invalid, oversized, or writable by another user is an error, never
  * skipped: a planted record would decide whom the CLI trusts.
  */
-import { chmodSync, closeSync, fstatSync, openSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  fstatSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { b64u, fromB64u } from '../crypto/ed25519.ts';
 import { networkIdOf } from '../mesh/token.ts';

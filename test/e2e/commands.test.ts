@@ -456,7 +456,10 @@ describe('signed commands', () => {
         const tampered = await run();
         assert.equal(tampered.code, 1);
         assert.doesNotMatch(tampered.stdout, /HELLO/);
-        assert.match(tampered.stderr, /is not signed by n2 \(…[^)]+\): the agent at http:\/\/127\.0\.0\.1:\d+ \(presenting itself as n1/);
+        assert.match(
+          tampered.stderr,
+          /is not signed by n2 \(…[^)]+\): the agent at http:\/\/127\.0\.0\.1:\d+ \(presenting itself as n1/,
+        );
         alter = false;
         const clean = await run();
         assert.equal(clean.code, 0, clean.stderr);
