@@ -27,7 +27,14 @@ import { readKeyFile, type Signer } from '../crypto/ed25519.ts';
 import { ed25519KeyOfPeerId } from '../crypto/peer-key.ts';
 import { type AgentClient, type CallOptions, RemoteError, socketClient } from './client.ts';
 import { CliError, ForgedReplyError } from './errors.ts';
-import { describeAgent, type ProvenNode, proveEntry, proveResolved, shortPeer } from './membership-proof.ts';
+import {
+  describeAgent,
+  isPeerId,
+  type ProvenNode,
+  proveEntry,
+  proveResolved,
+  shortPeer,
+} from './membership-proof.ts';
 import { networkTrustOf } from './network-record.ts';
 
 /** Where and how to send signed commands. */
@@ -159,10 +166,14 @@ async function resolveLocal(
   socketPath: string,
   node?: string,
 ): Promise<{ target: ProvenNode; sender: string }> {
-  const r = (await socketClient(socketPath).call('node.resolve', node ? { node } : {})) as {
-    name: string;
-    peerId: string;
-  };
+  // A peer ID needs no asking; a non-member is refused at the door (UNKNOWN_TARGET).
+  const r =
+    node && isPeerId(node)
+      ? { name: node, peerId: node }
+      : ((await socketClient(socketPath).call('node.resolve', node ? { node } : {})) as {
+          name: string;
+          peerId: string;
+        });
   const key = ed25519KeyOfPeerId(r.peerId);
   if (!key) throw new CliError(`'${r.peerId}' is not an Ed25519 peer id`);
   return { target: { name: r.name, peerId: r.peerId, key }, sender: `the local agent (${socketPath})` };
@@ -187,10 +198,17 @@ function checkFrame(
   if (typeof f !== 'object' || f === null) throw forged('a malformed reply frame');
   if (f.fsig === undefined) {
     if (f.type !== 'error' || typeof f.error?.code !== 'string') throw forged(`reply frame ${seq}`);
-    // Refused by the node we talked to, before reaching the target.
+    // Refused by the node we talked to, before reaching the target. Unsigned, so it is kept to
+    // one line without control characters: it cannot move the cursor or fake more output.
     return {
       type: 'error',
-      error: { code: f.error.code, message: String(f.error.message), kind: f.error.kind },
+      error: {
+        code: f.error.code.slice(0, 64),
+        message: String(f.error.message)
+          .replace(/[\x00-\x1f\x7f-\x9f]/g, ' ')
+          .slice(0, 1024),
+        kind: f.error.kind,
+      },
     };
   }
   try {
