@@ -112,7 +112,7 @@ describe('the remote CLI verifies who answers', () => {
     assert.ok(line.includes(sender.peerId.slice(-6)), `names its peer id: ${line}`);
   };
 
-  it('the entry shows its admission and networkId on GET /v1/node; node.resolve answers with one', async () => {
+  it("GET /v1/node shows the entry agent's admission and network id", async () => {
     assert.equal(realN1.name, 'n1');
     assert.match(String(realN1.networkId), /^plx-[a-z0-9]{16}$/);
     assert.equal(typeof (realN1.admission as { ts?: unknown })?.ts, 'string');
