@@ -16,7 +16,7 @@ import type { Frame } from '../../src/core/frames.ts';
 import { b64u, generateSigner, type Signer } from '../../src/crypto/ed25519.ts';
 import { parseNodeKey } from '../../src/mesh/keys.ts';
 import { peerIdOf } from '../../src/mesh/peer-ids.ts';
-import { testNetwork } from '../helpers/admissions.ts';
+import { identity, type TestIdentity, testNetwork } from '../helpers/admissions.ts';
 import { type Cluster, freePort, plexus, startCluster } from '../helpers/cluster.ts';
 
 interface NodeAnswer {
@@ -56,7 +56,7 @@ async function fakeEntry(handlers: {
 }
 
 /** An admission for `name` from a network of the attacker's own making. */
-const madeUpAdmission = (node: Signer, name: string) => testNetwork().admit(node, name);
+const madeUpAdmission = (node: TestIdentity, name: string) => testNetwork().admit(node, name);
 
 const PLANTED = [{ name: 'planted-by-the-fake' }];
 
@@ -119,8 +119,8 @@ describe('the remote CLI verifies who answers', () => {
   });
 
   it('a fake entry with an admission from another admin key is refused', async () => {
-    const fake = generateSigner().signer;
-    const fakePeer = peerIdOf(fake.publicKey);
+    const fake = identity();
+    const fakePeer = fake.peerId;
     const { url, server } = await fakeEntry({
       node: () => ({
         name: 'n1',
@@ -129,7 +129,7 @@ describe('the remote CLI verifies who answers', () => {
         admission: madeUpAdmission(fake, 'n1'),
       }),
       command: (p) => ({
-        signer: fake,
+        signer: fake.id.signer,
         by: p.target,
         frames: [
           {

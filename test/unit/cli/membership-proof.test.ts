@@ -7,24 +7,23 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { proveEntry, proveResolved, shortPeer } from '../../../src/cli/membership-proof.ts';
 import type { NetworkTrust } from '../../../src/cli/network-record.ts';
-import { generateSigner } from '../../../src/crypto/ed25519.ts';
-import { peerIdOf } from '../../../src/mesh/peer-ids.ts';
-import { testNetwork } from '../../helpers/admissions.ts';
+import { networkIdOf } from '../../../src/mesh/token.ts';
+import { identity, testNetwork } from '../../helpers/admissions.ts';
 import { codeOf } from '../../helpers/errors.ts';
 
 const net = testNetwork();
 const trust: NetworkTrust = {
   adminPublicKey: net.admin.publicKey,
-  networkId: net.networkId,
+  networkId: networkIdOf(net.admin.publicKey),
   source: 'test',
 };
 const URL = 'http://10.0.0.5:7071';
-const n1 = generateSigner().signer;
-const n2 = generateSigner().signer;
+const n1 = identity();
+const n2 = identity();
 const self = {
   name: 'n1',
-  peerId: peerIdOf(n1.publicKey),
-  networkId: net.networkId,
+  peerId: n1.peerId,
+  networkId: trust.networkId,
   admission: net.admit(n1, 'n1'),
 };
 const sender = `the agent at ${URL} (presenting itself as n1, ${shortPeer(self.peerId)})`;
@@ -33,21 +32,21 @@ describe('membership proof', () => {
   it("accepts an entry whose admission names it, and a target's admission asked for by name or peer id", () => {
     const entry = proveEntry(self, trust, URL);
     assert.deepEqual([entry.name, entry.peerId], ['n1', self.peerId]);
-    assert.deepEqual(entry.key, n1.publicKey);
-    const answer = { name: 'n2', peerId: peerIdOf(n2.publicKey), admission: net.admit(n2, 'n2') };
+    assert.deepEqual(entry.key, n1.id.publicKey);
+    const answer = { name: 'n2', peerId: n2.peerId, admission: net.admit(n2, 'n2') };
     assert.equal(proveResolved(answer, 'n2', trust, sender).peerId, answer.peerId);
     assert.equal(proveResolved(answer, answer.peerId, trust, sender).name, 'n2');
   });
 
   it('refuses an entry without an admission, from another network, or showing another node', () => {
     const other = testNetwork();
-    const stranger = generateSigner().signer;
+    const stranger = identity();
     const bad: [string, unknown][] = [
       ['no admission', { ...self, admission: undefined }],
       ['null admission', { ...self, admission: null }],
       ['another admin key', { ...self, admission: other.admit(n1, 'n1') }],
-      ['another network id', { ...self, networkId: other.networkId }],
-      ["another node's admission", { ...self, peerId: peerIdOf(stranger.publicKey) }],
+      ['another network id', { ...self, networkId: networkIdOf(other.admin.publicKey) }],
+      ["another node's admission", { ...self, peerId: stranger.peerId }],
       ['another name', { ...self, name: 'web-2' }],
       [
         'a tampered admission',
@@ -78,7 +77,7 @@ describe('membership proof', () => {
   });
 
   it('refuses a node.resolve answer that does not prove the node asked for', () => {
-    const n2peer = peerIdOf(n2.publicKey);
+    const n2peer = n2.peerId;
     const bad: [string, unknown, string][] = [
       ['no admission', { name: 'n2', peerId: n2peer }, 'n2'],
       ["n1's admission for n2", { name: 'n2', peerId: self.peerId, admission: self.admission }, 'n2'],

@@ -12,9 +12,9 @@ import { after, describe, it } from 'node:test';
 import { writeNetworkRecord } from '../../../src/cli/network-record.ts';
 import { remoteClient } from '../../../src/cli/remote-client.ts';
 import { decodeEnvelope, signFrame } from '../../../src/commands/envelope.ts';
-import { generateSigner, type Signer, writeKeyFile } from '../../../src/crypto/ed25519.ts';
-import { peerIdOf } from '../../../src/mesh/peer-ids.ts';
-import { testNetwork } from '../../helpers/admissions.ts';
+import { generateSigner, writeKeyFile } from '../../../src/crypto/ed25519.ts';
+import { networkIdOf } from '../../../src/mesh/token.ts';
+import { identity, type TestIdentity, testNetwork } from '../../helpers/admissions.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'plexus-remote-'));
 const servers: Server[] = [];
@@ -29,11 +29,11 @@ const op = generateSigner();
 writeKeyFile(keyFile, op.seed, op.signer);
 writeNetworkRecord(keyFile, net.admin.publicKey);
 
-const nodes: Record<string, Signer> = { n1: generateSigner().signer, n2: generateSigner().signer };
+const nodes: Record<string, TestIdentity> = { n1: identity(), n2: identity() };
 const who = (name: string) => ({
   name,
-  peerId: peerIdOf(nodes[name].publicKey),
-  networkId: net.networkId,
+  peerId: nodes[name].peerId,
+  networkId: networkIdOf(net.admin.publicKey),
   admission: net.admit(nodes[name], name),
 });
 
@@ -63,7 +63,7 @@ describe('remote client', () => {
         const { payload } = decodeEnvelope(JSON.parse(body.split('\n')[0]));
         const [name, result] =
           payload.action === 'node.resolve' ? ['n1', who('n2')] : ['n2', { ran: payload.action }];
-        return `${JSON.stringify(signFrame(nodes[name], payload.target, payload.id, 0, { type: 'result', result }))}\n`;
+        return `${JSON.stringify(signFrame(nodes[name].id.signer, payload.target, payload.id, 0, { type: 'result', result }))}\n`;
       },
     );
     const client = remoteClient({ url, keyFile, dataDir: dir, node: 'n2' });
