@@ -11,8 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type CommandPayload, decodeEnvelope, signFrame } from '../../src/commands/envelope.ts';
-import type { Frame } from '../../src/core/frames.ts';
+import { decodeEnvelope, signFrame } from '../../src/commands/envelope.ts';
 import { b64u, generateSigner, type Signer } from '../../src/crypto/ed25519.ts';
 import { parseNodeKey } from '../../src/mesh/keys.ts';
 import { peerIdOf } from '../../src/mesh/peer-ids.ts';
@@ -26,39 +25,41 @@ interface NodeAnswer {
   admission?: unknown;
 }
 
-/** What a fake entry answers to one signed command: frames signed by `signer` as `by`. */
-type Answer = { signer: Signer; by: string; frames: Frame[] };
+const PLANTED = [{ name: 'planted-by-the-fake' }];
+const servers: Server[] = [];
 
-/** An HTTP server posing as an agent's API. */
-async function fakeEntry(handlers: {
+/**
+ * An HTTP server posing as an agent's API: `node` answers `GET /v1/node`; every command is
+ * answered by `signer`, in the name of the peer it was addressed to: `node.resolve` with
+ * `resolved`, anything else with PLANTED.
+ */
+async function fakeEntry(init: {
   node: () => Promise<NodeAnswer> | NodeAnswer;
-  command: (payload: CommandPayload) => Answer;
-}): Promise<{ url: string; server: Server }> {
+  signer: Signer;
+  resolved: unknown;
+}): Promise<string> {
   const port = await freePort();
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     for await (const c of req) body += c;
     if (req.method === 'GET' && req.url === '/v1/node') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(await handlers.node()));
+      res.end(JSON.stringify(await init.node()));
       return;
     }
     const { payload } = decodeEnvelope(JSON.parse(body.split('\n')[0]));
-    const answer = handlers.command(payload);
+    const result = payload.action === 'node.resolve' ? init.resolved : PLANTED;
+    const frame = signFrame(init.signer, payload.target, payload.id, 0, { type: 'result', result });
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    answer.frames.forEach((f, seq) => {
-      res.write(`${JSON.stringify(signFrame(answer.signer, answer.by, payload.id, seq, f))}\n`);
-    });
-    res.end();
+    res.end(`${JSON.stringify(frame)}\n`);
   });
+  servers.push(server);
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${port}`, server };
+  return `http://127.0.0.1:${port}`;
 }
 
 /** An admission for `name` from a network of the attacker's own making. */
 const madeUpAdmission = (node: TestIdentity, name: string) => testNetwork().admit(node, name);
-
-const PLANTED = [{ name: 'planted-by-the-fake' }];
 
 function getJson(url: string): Promise<NodeAnswer> {
   return new Promise((resolve, reject) => {
@@ -80,7 +81,6 @@ describe('the remote CLI verifies who answers', () => {
   let adminKey: string;
   let laptop: string;
   let realN1: NodeAnswer;
-  const servers: Server[] = [];
 
   before(async () => {
     cluster = await startCluster(2);
@@ -120,92 +120,49 @@ describe('the remote CLI verifies who answers', () => {
 
   it('a fake entry with an admission from another admin key is refused', async () => {
     const fake = identity();
-    const fakePeer = fake.peerId;
-    const { url, server } = await fakeEntry({
+    const url = await fakeEntry({
       node: () => ({
         name: 'n1',
-        peerId: fakePeer,
+        peerId: fake.peerId,
         networkId: realN1.networkId,
         admission: madeUpAdmission(fake, 'n1'),
       }),
-      command: (p) => ({
-        signer: fake.id.signer,
-        by: p.target,
-        frames: [
-          {
-            type: 'result',
-            result: p.action === 'node.resolve' ? { name: 'n2', peerId: fakePeer } : PLANTED,
-          },
-        ],
-      }),
+      signer: fake.id.signer,
+      resolved: { name: 'n2', peerId: fake.peerId },
     });
-    servers.push(server);
-    refused(await appsVia(url), { name: 'n1', peerId: fakePeer, url });
+    refused(await appsVia(url), { name: 'n1', peerId: fake.peerId, url });
   });
 
   it("a fake entry showing a real member's admission but signing with its own key is refused", async () => {
     const fake = generateSigner().signer;
-    const { url, server } = await fakeEntry({
+    const url = await fakeEntry({
       node: () => realN1,
-      command: (p) => ({
-        signer: fake,
-        by: p.target,
-        frames: [
-          {
-            type: 'result',
-            result: p.action === 'node.resolve' ? { name: 'n2', peerId: peerIdOf(fake.publicKey) } : PLANTED,
-          },
-        ],
-      }),
+      signer: fake,
+      resolved: { name: 'n2', peerId: peerIdOf(fake.publicKey) },
     });
-    servers.push(server);
     refused(await appsVia(url), { name: 'n1', peerId: realN1.peerId, url });
   });
 
   it("a proxy to the real entry that swaps in the attacker's peer id and answers node.resolve itself is refused", async () => {
     const attacker = generateSigner().signer;
     const attackerPeer = peerIdOf(attacker.publicKey);
-    const { url, server } = await fakeEntry({
+    const url = await fakeEntry({
       // The real n1's answer, admission and all, with the attacker's peer id.
       node: async () => ({ ...(await getJson(`${api1}/v1/node`)), peerId: attackerPeer }),
-      command: (p) => ({
-        signer: attacker,
-        by: p.target,
-        frames: [
-          {
-            type: 'result',
-            result:
-              p.action === 'node.resolve'
-                ? { name: 'n2', peerId: attackerPeer, admission: realN1.admission }
-                : PLANTED,
-          },
-        ],
-      }),
+      signer: attacker,
+      resolved: { name: 'n2', peerId: attackerPeer, admission: realN1.admission },
     });
-    servers.push(server);
     refused(await appsVia(url), { name: 'n1', peerId: attackerPeer, url });
   });
 
   it('a compromised real member that resolves n2 to itself is refused, and named', async () => {
     // The fake holds n1's own node key: it signs as n1, and answers for n2 with n1's admission.
     const n1 = parseNodeKey(readFileSync(join(cluster.nodes[0].dataDir, 'keys', 'node.key'))).signer;
-    const { url, server } = await fakeEntry({
+    const url = await fakeEntry({
       node: () => realN1,
-      command: (p) => ({
-        signer: n1,
-        by: p.target,
-        frames: [
-          {
-            type: 'result',
-            result:
-              p.action === 'node.resolve'
-                ? { name: 'n2', peerId: realN1.peerId, admission: realN1.admission }
-                : PLANTED,
-          },
-        ],
-      }),
+      signer: n1,
+      resolved: { name: 'n2', peerId: realN1.peerId, admission: realN1.admission },
     });
-    servers.push(server);
     refused(await appsVia(url), { name: 'n1', peerId: realN1.peerId, url });
   });
 
