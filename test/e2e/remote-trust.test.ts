@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeEnvelope, signFrame } from '../../src/commands/envelope.ts';
@@ -17,6 +17,7 @@ import { parseNodeKey } from '../../src/mesh/keys.ts';
 import { peerIdOf } from '../../src/mesh/peer-ids.ts';
 import { identity, type TestIdentity, testNetwork } from '../helpers/admissions.ts';
 import { type Cluster, freePort, plexus, startCluster } from '../helpers/cluster.ts';
+import { httpText } from '../helpers/http.ts';
 
 interface NodeAnswer {
   name: string;
@@ -61,18 +62,9 @@ async function fakeEntry(init: {
 /** An admission for `name` from a network of the attacker's own making. */
 const madeUpAdmission = (node: TestIdentity, name: string) => testNetwork().admit(node, name);
 
-function getJson(url: string): Promise<NodeAnswer> {
-  return new Promise((resolve, reject) => {
-    request(url, (res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve(JSON.parse(body)));
-    })
-      .once('error', reject)
-      .end();
-  });
+/** The real entry's `GET /v1/node` answer. */
+async function nodeAnswerOf(port: number): Promise<NodeAnswer> {
+  return JSON.parse((await httpText(port, '/v1/node')).body) as NodeAnswer;
 }
 
 describe('the remote CLI verifies who answers', () => {
@@ -88,7 +80,7 @@ describe('the remote CLI verifies who answers', () => {
     adminKey = join(cluster.nodes[0].dataDir, 'keys', 'admin.key');
     // A data dir with no agent and no network: an operator's laptop.
     laptop = join(cluster.root, 'laptop');
-    realN1 = await getJson(`${api1}/v1/node`);
+    realN1 = await nodeAnswerOf(cluster.nodes[0].apiPort);
   });
   after(async () => {
     for (const s of servers) s.close();
@@ -148,7 +140,7 @@ describe('the remote CLI verifies who answers', () => {
     const attackerPeer = peerIdOf(attacker.publicKey);
     const url = await fakeEntry({
       // The real n1's answer, admission and all, with the attacker's peer id.
-      node: async () => ({ ...(await getJson(`${api1}/v1/node`)), peerId: attackerPeer }),
+      node: async () => ({ ...(await nodeAnswerOf(cluster.nodes[0].apiPort)), peerId: attackerPeer }),
       signer: attacker,
       resolved: { name: 'n2', peerId: attackerPeer, admission: realN1.admission },
     });
