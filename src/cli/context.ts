@@ -18,7 +18,8 @@ export function dataDirOf(cmd: Command): string {
 /**
  * A client for the command: the local agent's control socket, or signed commands when the verb
  * targets another node (`--node NAME`) or another agent (`--api URL` / PLEXUS_API). Signed
- * commands use `--key FILE` / PLEXUS_KEY, else DATA/keys/admin.key. The signing client is
+ * commands use `--key FILE` / PLEXUS_KEY, else DATA/keys/admin.key; through an API they check
+ * the agents that answer against the network's admin key (network-record.ts). The signing client is
  * imported only when needed, so plain local verbs stay as light as before.
  */
 export function agentOf(cmd: Command): AgentClient {
@@ -32,6 +33,7 @@ export function agentOf(cmd: Command): AgentClient {
     url: api,
     socketPath: paths.socket,
     keyFile: o.key ?? process.env.PLEXUS_KEY ?? paths.adminKey,
+    dataDir: paths.dataDir,
     node: o.node,
   };
   let client: Promise<AgentClient> | undefined;

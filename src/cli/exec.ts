@@ -54,6 +54,7 @@ export function registerExec(program: Command): void {
         url: process.env.PLEXUS_API || undefined,
         socketPath: paths.socket,
         keyFile: g.key ?? process.env.PLEXUS_KEY ?? paths.adminKey,
+        dataDir: paths.dataDir,
         node,
       });
       const r = (await run(() =>

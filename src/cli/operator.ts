@@ -1,7 +1,9 @@
 /**
- * `plexus operator keygen|add|ls|revoke` and `plexus audit`. `keygen` needs no agent. `add` and
- * `revoke` are signed by the admin key: the local agent's, or, with `--api`, the operator's own
- * `--key` (which must then be the admin key), signed here and merged by the remote agent.
+ * `plexus operator keygen|use|add|ls|revoke` and `plexus audit`. `keygen` and `use` need no
+ * agent: they record the network's admin key beside an operator key (KEY.network), which the
+ * remote CLI checks every agent against (network-record.ts). `add` and `revoke` are signed by
+ * the admin key: the local agent's, or, with `--api`, the operator's own `--key` (which must then
+ * be the admin key), signed here and merged by the remote agent.
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -63,10 +65,17 @@ export function registerOperator(program: Command): void {
   op.command('keygen')
     .description('create an operator key pair (no agent needed); FILE.pub holds the public half')
     .requiredOption('--out <file>', 'where to write the secret key (mode 0600)')
+    .option(
+      '--admin <key|file|dir>',
+      "the network's admin public key, recorded in FILE.network (see 'operator use')",
+    )
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
       const { generateSigner, writeKeyFile, b64u } = await import('../crypto/ed25519.ts');
       const { writeFileSync } = await import('node:fs');
+      const records = await import('./network-record.ts');
+      // Read before anything is written, so a bad --admin leaves no half-made key behind.
+      const admin = opts.admin === undefined ? undefined : records.adminKeyFromArg(opts.admin);
       const { signer, seed } = generateSigner();
       try {
         writeKeyFile(opts.out, seed, signer);
@@ -80,10 +89,52 @@ export function registerOperator(program: Command): void {
       }
       const pub = { type: 'plexus-ed25519-public', kid: signer.kid, publicKey: b64u(signer.publicKey) };
       writeFileSync(`${opts.out}.pub`, `${JSON.stringify(pub, null, 2)}\n`, { mode: 0o644 });
-      if (wantsJson(cmd)) return printJson({ ...pub, file: opts.out, publicFile: `${opts.out}.pub` });
+      const record = admin ? records.writeNetworkRecord(opts.out, admin) : undefined;
+      if (wantsJson(cmd))
+        return printJson({
+          ...pub,
+          file: opts.out,
+          publicFile: `${opts.out}.pub`,
+          networkId: record?.networkId ?? null,
+          networkFile: record?.path ?? null,
+        });
       process.stdout.write(
         `wrote ${opts.out} (secret) and ${opts.out}.pub\n  kid        ${pub.kid}\n  public key ${pub.publicKey}\n` +
-          `next: on an admin node, 'plexus operator add --pub ${opts.out}.pub --role operator'\n`,
+          (record ? `  network    ${record.networkId} (admin key recorded in ${record.path})\n` : '') +
+          `next: on an admin node, 'plexus operator add --pub ${opts.out}.pub --role operator'\n` +
+          (record
+            ? ''
+            : `then, to use it with --api: 'plexus operator use ${opts.out} --admin ADMIN' (the admin key's .pub or a member's keys/network.json)\n`),
+      );
+    });
+
+  op.command('use')
+    .description("record the network's admin key for an operator key, so --api calls can check who answers")
+    .argument('<keyfile>', 'the operator key (its record is written to KEYFILE.network, mode 0644)')
+    .requiredOption(
+      '--admin <key|file|dir>',
+      "admin public key, the admin's .pub or key file, a network.json, or a data dir",
+    )
+    .option('--json', 'print JSON')
+    .action(async (keyFile: string, opts, cmd: Command) => {
+      const { readKeyFile } = await import('../crypto/ed25519.ts');
+      const records = await import('./network-record.ts');
+      try {
+        readKeyFile(keyFile);
+      } catch (err) {
+        throw new UsageError(`${(err as Error).message}; 'operator use' takes the secret key file`);
+      }
+      const r = records.writeNetworkRecord(keyFile, records.adminKeyFromArg(opts.admin));
+      if (wantsJson(cmd))
+        return printJson({
+          file: keyFile,
+          networkFile: r.path,
+          networkId: r.networkId,
+          replaced: r.replaced ?? null,
+        });
+      process.stdout.write(
+        `recorded network ${r.networkId} for ${keyFile} in ${r.path}${r.replaced ? ` (was ${r.replaced})` : ''}; ` +
+          `--api calls with this key now check every agent against its admin key\n`,
       );
     });
 

@@ -1,9 +1,13 @@
 /**
  * The signed-command client: every call becomes an envelope signed with an operator key
  * (`--key FILE`, PLEXUS_KEY, or DATA/keys/admin.key), sent to the local agent's control socket
- * or to any agent's HTTP API (`--api URL`), which runs it or relays it to `--node NAME`. Every
- * reply frame must carry the target's signature, so a relaying node cannot alter results
- * unnoticed. Light on purpose (node:http, node:net, node:crypto): `plexus exec` starts fast.
+ * or to any agent's HTTP API (`--api URL`), which runs it or relays it to `--node NAME`. Through
+ * an API, the CLI first checks whom it talks to (membership-proof.ts): the entry agent's
+ * admission, and the target's, must check back to the network's admin key (network-record.ts)
+ * and name the peer id it then addresses. Every reply frame must carry that target's signature,
+ * so neither a relaying node nor a fake entry can alter or forge results unnoticed, and a
+ * refusal names the agent that sent the reply. Light on purpose (node:http, node:net,
+ * node:crypto): `plexus exec` starts fast.
  */
 import { createConnection } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -22,7 +26,16 @@ import { parseJsonLine, readLines } from '../core/ndjson.ts';
 import { readKeyFile, type Signer } from '../crypto/ed25519.ts';
 import { ed25519KeyOfPeerId } from '../crypto/peer-key.ts';
 import { type AgentClient, type CallOptions, RemoteError, socketClient } from './client.ts';
-import { CliError } from './errors.ts';
+import { CliError, ForgedReplyError } from './errors.ts';
+import {
+  describeAgent,
+  isPeerId,
+  type ProvenNode,
+  proveEntry,
+  proveResolved,
+  shortPeer,
+} from './membership-proof.ts';
+import { networkTrustOf } from './network-record.ts';
 
 /** Where and how to send signed commands. */
 export interface RemoteInit {
@@ -31,18 +44,23 @@ export interface RemoteInit {
   socketPath?: string;
   /** Operator key file. */
   keyFile: string;
+  /** This machine's data dir: its keys/network.json names the admin key when no record does. */
+  dataDir: string;
   /** Target node name or peer ID; the entry agent itself when absent. */
   node?: string;
 }
 
 /** The most input (upload) a CLI buffers to sign its digest. */
 const MAX_SIGNED_INPUT_BYTES = 512 * 1024 * 1024;
-const PEER_ID_RE = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/;
+/** `GET /v1/node` is a name, a peer id and an admission (at most about 17 KiB). */
+const MAX_NODE_ANSWER_BYTES = 64 * 1024;
+/** How long the entry agent may take to say who it is. */
+const NODE_ANSWER_TIMEOUT_MS = 30_000;
 
 /** A client that signs each call and checks each reply frame's signature. */
 export function remoteClient(init: RemoteInit): AgentClient {
   let signer: Signer | undefined;
-  let target: Promise<string> | undefined;
+  let target: Promise<{ target: ProvenNode; sender: string }> | undefined;
   const key = () => {
     if (!signer) {
       try {
@@ -68,7 +86,8 @@ export function remoteClient(init: RemoteInit): AgentClient {
 
   /** Runs one signed command and returns its result. */
   async function signed(
-    peerId: string,
+    target: ProvenNode,
+    sender: string,
     action: string,
     args: Record<string, unknown>,
     opts: CallOptions,
@@ -87,14 +106,12 @@ export function remoteClient(init: RemoteInit): AgentClient {
       if (input.length > 0) digest = h.digest();
     }
     const { envelope, payload } = signCommand(key(), {
-      target: peerId,
+      target: target.peerId,
       action,
       args,
       ttlS: DEFAULT_TTL_S,
       input: digest,
     });
-    const targetKey = ed25519KeyOfPeerId(peerId);
-    if (!targetKey) throw new CliError(`'${peerId}' is not an Ed25519 peer id`);
     let seq = 0;
     let result: unknown;
     let failure: Error | undefined;
@@ -102,7 +119,7 @@ export function remoteClient(init: RemoteInit): AgentClient {
       envelope,
       input,
       async (raw) => {
-        const frame = checkFrame(raw, targetKey, payload, seq);
+        const frame = checkFrame(raw, target, sender, payload, seq);
         if ('fsig' in (raw as object)) seq++;
         if (frame.type === 'data') {
           await opts.onData?.(frame.data);
@@ -118,52 +135,86 @@ export function remoteClient(init: RemoteInit): AgentClient {
     return result;
   }
 
-  async function resolveTarget(): Promise<string> {
-    if (init.node && PEER_ID_RE.test(init.node)) return init.node;
-    if (!init.url) {
-      // Over the control socket the file permission is the authority: ask unsigned.
-      const r = (await socketClient(init.socketPath!).call(
-        'node.resolve',
-        init.node ? { node: init.node } : {},
-      )) as {
-        peerId: string;
-      };
-      return r.peerId;
-    }
-    const entry = (await getJson(`${init.url.replace(/\/$/, '')}/v1/node`)) as {
-      name: string;
-      peerId: string;
-    };
-    if (!init.node || init.node === entry.name) return entry.peerId;
-    const r = (await signed(entry.peerId, 'node.resolve', { node: init.node }, {})) as { peerId: string };
-    return r.peerId;
+  /** Whom to address, and how to name the agent that answers. */
+  async function resolveTarget(): Promise<{ target: ProvenNode; sender: string }> {
+    if (!init.url) return resolveLocal(init.socketPath!, init.node);
+    const url = init.url.replace(/\/$/, '');
+    const trust = networkTrustOf(init.keyFile, init.dataDir);
+    const entry = proveEntry(await getJson(`${url}/v1/node`), trust, url);
+    const sender = describeAgent(url, entry);
+    if (!init.node || init.node === entry.name || init.node === entry.peerId)
+      return { target: entry, sender };
+    // The answer is signed by the entry, which is proven; the admission in it proves the target.
+    const answer = await signed(entry, sender, 'node.resolve', { node: init.node }, {});
+    return { target: proveResolved(answer, init.node, trust, sender), sender };
   }
 
   return {
     async call(action, args = {}, opts = {}) {
       target ??= resolveTarget();
-      return signed(await target, action, args, opts);
+      const { target: node, sender } = await target;
+      return signed(node, sender, action, args, opts);
     },
   };
 }
 
-/** Verifies a frame: signed frames must be the target's next one; unsigned ones only refusals at the door. */
-function checkFrame(raw: unknown, targetKey: Buffer, payload: CommandPayload, seq: number): Frame {
+/**
+ * Over the control socket the file permission is the authority: the local agent, which holds
+ * this machine's keys, is asked unsigned which peer a name is.
+ */
+async function resolveLocal(
+  socketPath: string,
+  node?: string,
+): Promise<{ target: ProvenNode; sender: string }> {
+  // A peer ID needs no asking; a non-member is refused at the door (UNKNOWN_TARGET).
+  const r =
+    node && isPeerId(node)
+      ? { name: node, peerId: node }
+      : ((await socketClient(socketPath).call('node.resolve', node ? { node } : {})) as {
+          name: string;
+          peerId: string;
+        });
+  const key = ed25519KeyOfPeerId(r.peerId);
+  if (!key) throw new CliError(`'${r.peerId}' is not an Ed25519 peer id`);
+  return { target: { name: r.name, peerId: r.peerId, key }, sender: `the local agent (${socketPath})` };
+}
+
+/**
+ * Verifies a frame: signed frames must be the target's next one; unsigned ones only refusals
+ * at the door. A frame that fails names the target and the agent that sent it.
+ */
+function checkFrame(
+  raw: unknown,
+  target: ProvenNode,
+  sender: string,
+  payload: CommandPayload,
+  seq: number,
+): Frame {
   const f = raw as Frame & { fsig?: unknown };
-  if (typeof f !== 'object' || f === null) throw new CliError('the agent sent a malformed frame');
+  const forged = (what: string) =>
+    new ForgedReplyError(
+      `${what} is not signed by ${target.name} (${shortPeer(target.peerId)}): ${sender}, or something between it and this CLI, forged or altered it`,
+    );
+  if (typeof f !== 'object' || f === null) throw forged('a malformed reply frame');
   if (f.fsig === undefined) {
-    if (f.type !== 'error' || typeof f.error?.code !== 'string')
-      throw new CliError('a reply frame is not signed by the target: a relaying node altered the reply');
-    // Refused by the node we talked to, before reaching the target.
+    if (f.type !== 'error' || typeof f.error?.code !== 'string') throw forged(`reply frame ${seq}`);
+    // Refused by the node we talked to, before reaching the target. Unsigned, so it is kept to
+    // one line without control characters: it cannot move the cursor or fake more output.
     return {
       type: 'error',
-      error: { code: f.error.code, message: String(f.error.message), kind: f.error.kind },
+      error: {
+        code: f.error.code.slice(0, 64),
+        message: String(f.error.message)
+          .replace(/[\x00-\x1f\x7f-\x9f]/g, ' ')
+          .slice(0, 1024),
+        kind: f.error.kind,
+      },
     };
   }
   try {
-    return verifyFrame(targetKey, payload.target, payload.id, seq, raw);
-  } catch (err) {
-    throw new CliError((err as Error).message);
+    return verifyFrame(target.key, payload.target, payload.id, seq, raw);
+  } catch {
+    throw forged(`reply frame ${seq}`);
   }
 }
 
@@ -231,7 +282,7 @@ function sendHttp(
     req.once('response', (res) => {
       const type = String(res.headers['content-type'] ?? '');
       if (!type.startsWith('application/x-ndjson')) {
-        readAll(res).then((body) => reject(httpError(res.statusCode ?? 0, body)), reject);
+        readAll(res).then((body) => reject(httpError(res.statusCode ?? 0, body ?? '')), reject);
         return;
       }
       consume(readLines(res, MAX_LINE_BYTES * 16), onFrame).then(() => {
@@ -245,11 +296,16 @@ function sendHttp(
   });
 }
 
+/** GETs a small JSON answer (who the entry agent is), with a size limit and a deadline. */
 function getJson(url: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = (u.protocol === 'https:' ? https().request : http.request)(u, { method: 'GET' }, (res) => {
-      readAll(res).then((body) => {
+      readAll(res, MAX_NODE_ANSWER_BYTES).then((body) => {
+        if (body === undefined)
+          return reject(
+            new CliError(`${url} answered with over ${MAX_NODE_ANSWER_BYTES} bytes; is it a plexus API?`),
+          );
         if (res.statusCode !== 200) return reject(httpError(res.statusCode ?? 0, body));
         try {
           resolve(JSON.parse(body));
@@ -258,16 +314,23 @@ function getJson(url: string): Promise<unknown> {
         }
       }, reject);
     });
+    req.setTimeout(NODE_ANSWER_TIMEOUT_MS, () =>
+      req.destroy(new Error(`no answer within ${NODE_ANSWER_TIMEOUT_MS / 1000} s`)),
+    );
     req.once('error', (err) => reject(new CliError(`cannot reach the API at ${u.origin}: ${err.message}`)));
     req.end();
   });
 }
 
-async function readAll(stream: Readable): Promise<string> {
+/** Reads a body of at most `max` bytes; undefined when it is longer. */
+async function readAll(stream: Readable, max = 1024 * 1024): Promise<string | undefined> {
   let body = '';
   for await (const chunk of stream) {
     body += chunk;
-    if (body.length > 1024 * 1024) break;
+    if (body.length > max) {
+      stream.destroy();
+      return undefined;
+    }
   }
   return body;
 }

@@ -9,6 +9,7 @@
 import type { ActionDef, ActionRegistry } from '../core/actions.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Mesh, NodeKeys } from '../mesh/index.ts';
+import type { Admission } from '../mesh/records.ts';
 import type { Db } from '../store/index.ts';
 import { AuditLog, SeenIds } from './audit.ts';
 import { COMMAND_PROTOCOL } from './constants.ts';
@@ -47,8 +48,8 @@ export interface Commands {
   audit: AuditLog;
   /** `node.exec`, `operator.*`, `audit.list`, `node.resolve`: the composition root registers them. */
   actions: ActionDef[];
-  /** This node's name and peer ID (for `GET /v1/node`); valid once the mesh has started. */
-  self(): { name: string; peerId: string };
+  /** This node's name, peer ID, network and admission (for `GET /v1/node`); valid once the mesh has started. */
+  self(): { name: string; peerId: string; networkId: string; admission: Admission | null };
   /** Forgets expired command ids and serves `/plexus/cmd/1.0.0`. Needs a started mesh. */
   start(): Promise<void>;
   /** Stops serving `/plexus/cmd/1.0.0`. */
@@ -81,7 +82,12 @@ export function createCommands(_init: CommandsInit, components: CommandsComponen
     service,
     audit,
     actions: [execAction(), ...operatorActions(mesh, keys.admin, audit)] as ActionDef[],
-    self: () => ({ name: mesh.name, peerId: mesh.peerId }),
+    self: () => ({
+      name: mesh.name,
+      peerId: mesh.peerId,
+      networkId: mesh.networkId,
+      admission: mesh.membership.admissionOf(mesh.peerId) ?? null,
+    }),
     async start() {
       seen.prune();
       await serveCommands(mesh, service, logger);

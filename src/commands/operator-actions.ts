@@ -1,7 +1,8 @@
 /**
  * Actions for operator keys and the audit log: `operator.add`, `operator.list`,
  * `operator.revoke`, `audit.list`, and `node.resolve` (name → peer ID, which a remote CLI needs
- * to address a command). Grants and revocations are signed by the admin key: by this node's
+ * to address a command, with the node's admission, which lets the CLI check the answer back to
+ * the admin key instead of taking this node's word for it). Grants and revocations are signed by the admin key: by this node's
  * admin.key, or already signed by a remote CLI that holds it and passed in as a blob.
  */
 import { z } from 'zod';
@@ -134,13 +135,12 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
     }),
     defineAction({
       name: 'node.resolve',
-      describe: "a node's peer ID by name (this node when no name is given)",
+      describe: "a node's peer ID and admission by name or peer ID (this node when none is given)",
       access: 'read',
       args: z.object({ node: z.string().min(1).max(128).optional() }),
       handler: async (args) => {
-        if (!args.node) return { name: mesh.name, peerId: mesh.peerId };
-        const m = mesh.resolve(args.node);
-        return { name: m.name, peerId: m.peerId };
+        const m = args.node ? mesh.resolve(args.node) : { name: mesh.name, peerId: mesh.peerId };
+        return { name: m.name, peerId: m.peerId, admission: mesh.membership.admissionOf(m.peerId) ?? null };
       },
     }),
   ];

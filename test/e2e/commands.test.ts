@@ -44,9 +44,20 @@ describe('signed commands', () => {
     mkdirSync(laptop);
     api1 = `http://127.0.0.1:${cluster.nodes[0].apiPort}`;
     for (const n of cluster.nodes) peer[n.name] = (await n.json<{ peerId: string }>(['status'])).peerId;
-    // keygen needs no agent: run it against the empty laptop data dir.
+    // keygen needs no agent: run it against the empty laptop data dir. `--admin` records the
+    // network's admin key (from a member's data dir), which the CLI checks every agent against.
     for (const k of ['viewer', 'blue', 'red', 'execer', 'revoked', 'stranger']) {
-      const r = await plexus(['operator', 'keygen', '--out', key(k), '--json', '--data-dir', laptop]);
+      const r = await plexus([
+        'operator',
+        'keygen',
+        '--out',
+        key(k),
+        '--admin',
+        cluster.nodes[1].dataDir,
+        '--json',
+        '--data-dir',
+        laptop,
+      ]);
       assert.equal(r.code, 0, r.stderr);
       kid[k] = JSON.parse(r.stdout).kid;
     }
@@ -445,7 +456,10 @@ describe('signed commands', () => {
         const tampered = await run();
         assert.equal(tampered.code, 1);
         assert.doesNotMatch(tampered.stdout, /HELLO/);
-        assert.match(tampered.stderr, /not signed by the target/);
+        assert.match(
+          tampered.stderr,
+          /is not signed by n2 \(…[^)]+\): the agent at http:\/\/127\.0\.0\.1:\d+ \(presenting itself as n1/,
+        );
         alter = false;
         const clean = await run();
         assert.equal(clean.code, 0, clean.stderr);

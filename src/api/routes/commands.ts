@@ -16,6 +16,7 @@ import {
 import type { CommandService } from '../../commands/service.ts';
 import type { Frame } from '../../core/frames.ts';
 import { parseJsonLine, readLines, writeJsonLine } from '../../core/ndjson.ts';
+import type { Admission } from '../../mesh/records.ts';
 import {
   BadRequestError,
   BodyTimeoutError,
@@ -29,14 +30,24 @@ import { type ApiRequest, type Router, STATUS_BY_KIND } from '../http.ts';
 export interface CommandRoutesDeps {
   /** Decides on and runs envelopes; records the requests refused before one was read. */
   commands: Pick<CommandService, 'handle' | 'refuseRequest'>;
-  /** This node's name and peer ID. */
-  self(): { name: string; peerId: string };
+  /** Who this node is, with the admission that proves it. */
+  self(): NodeSelf;
+}
+
+/** `GET /v1/node`: this node's name, peer ID, network, and its self-certifying admission. */
+export interface NodeSelf {
+  name: string;
+  peerId: string;
+  networkId: string;
+  /** Checks back to the network's admin key with nothing else (src/mesh/records.ts). */
+  admission: Admission | null;
 }
 
 /**
  * Mounts the command endpoint, and `GET /v1/node`: the name and peer ID of this node, which a
- * remote CLI needs to address a signed command to it (a peer ID is public: every libp2p
- * handshake reveals it).
+ * remote CLI needs to address a signed command to it, with the admission that lets the CLI
+ * check them back to the network's admin key (docs/commands.md). None of it is secret: a peer
+ * ID shows in every libp2p handshake, and every member holds every admission.
  */
 export function mountCommandRoutes(router: Router, deps: CommandRoutesDeps): void {
   router.route('POST', '/v1/commands', (req, res) => handleCommand(req, res, deps.commands));

@@ -42,6 +42,8 @@ describe('light CLI verbs', () => {
     ['logs', 'web', ...data],
     ['exec', 'n2', ...data, '--', 'true'],
     ['operator', 'keygen', '--out', key],
+    // Records an admin key, so that the remote verb below gets as far as asking the API.
+    ['operator', 'use', key, '--admin', 'A'.repeat(43)],
     ['--api', 'http://127.0.0.1:9', '--key', key, 'apps', '--node', 'n2'],
   ]) {
     it(`plexus ${args.join(' ')} loads no libp2p and no SQLite`, () => {

@@ -36,7 +36,10 @@ function setup() {
     { listen: '127.0.0.1:0', maxBodyBytes: 1024 },
     { logger: pino({ level: 'silent' }) },
   );
-  mountCommandRoutes(api, { commands: service, self: () => ({ name: 'n1', peerId: self }) });
+  mountCommandRoutes(api, {
+    commands: service,
+    self: () => ({ name: 'n1', peerId: self, networkId: 'plx-0000000000000000', admission: null }),
+  });
   const post = (body: string, headers: Record<string, string> = {}) =>
     api.request('POST', '/v1/commands', {
       headers: { 'content-type': 'application/x-ndjson', ...headers },
@@ -51,9 +54,14 @@ const lastError = (frames: Frame[]) => {
 };
 
 describe('command routes', () => {
-  it('GET /v1/node names this node', async () => {
+  it('GET /v1/node names this node, its network and its admission', async () => {
     const t = setup();
-    assert.deepEqual((await t.api.request('GET', '/v1/node')).json(), { name: 'n1', peerId: t.self });
+    assert.deepEqual((await t.api.request('GET', '/v1/node')).json(), {
+      name: 'n1',
+      peerId: t.self,
+      networkId: 'plx-0000000000000000',
+      admission: null,
+    });
   });
 
   it('runs a signed command and streams its signed frames as NDJSON', async () => {
