@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PLEXUS, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
-import { createNatTopology, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
+import { createNatTopology, doorPort, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
 import { privateSshd } from './private-sshd.ts';
 
 const { values } = parseArgs({
@@ -86,7 +86,7 @@ async function latency(): Promise<void> {
       await n.setup(['join', tok]);
       await n.start();
     }
-    topo.allowEgress([7101, 7102]);
+    topo.allowEgress([7101, 7102, doorPort(7101)]);
     await natted.setup(['join', tok, '--behind-nat']);
     await natted.start();
     const key = join(root, 'op.key');

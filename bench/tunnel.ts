@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
-import { createNatTopology, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
+import { createNatTopology, doorPort, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
 import { privateSshd, tcpOpen } from './private-sshd.ts';
 
 const { values } = parseArgs({
@@ -257,7 +257,7 @@ async function relayed(): Promise<void> {
     const tok = (await r1.run(['token', 'create', '--ttl', '10m', '--uses', '2'])).stdout.trim();
     await entry.setup(['join', tok]);
     await entry.start();
-    topo.allowEgress([7201]);
+    topo.allowEgress([7201, doorPort(7201)]);
     await natted.setup(['join', tok]);
     await natted.start({ PLEXUS_MESH__RESERVATIONS: '1' });
     const srcNat = await startPeer(['source', '0', String(BYTES)], topo.nat);

@@ -10,6 +10,12 @@ export function registerInit(program: Command): void {
     .description('create a new network with this server as its first node and admin')
     .requiredOption('--name <name>', 'this node name (a DNS label)')
     .option('--listen <multiaddr>', 'mesh listen address (repeatable)', collect, [])
+    .option(
+      '--door <multiaddr|off>',
+      'join door listen address (repeatable; default: port 7073 beside the mesh)',
+      collect,
+      [],
+    )
     .option('--api <host:port>', 'HTTP API address, or off (default 127.0.0.1:7071)')
     .option('--socks <host:port|off>', 'SOCKS5 proxy address, or off (default 127.0.0.1:7072)')
     .option('--tags <a,b>', 'tags for this node', (v: string) => v.split(',').filter(Boolean))
@@ -24,6 +30,7 @@ export function registerInit(program: Command): void {
         paths,
         name: opts.name,
         listen: opts.listen,
+        door: opts.door,
         api: opts.api,
         socks: opts.socks,
         tags: opts.tags,

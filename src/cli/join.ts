@@ -11,6 +11,12 @@ export function registerJoin(program: Command): void {
     .argument('<token>', 'the join token (plx2.…)')
     .requiredOption('--name <name>', 'this node name (a DNS label)')
     .option('--listen <multiaddr>', 'mesh listen address (repeatable)', collect, [])
+    .option(
+      '--door <multiaddr|off>',
+      'join door listen address (repeatable; default: port 7073 beside the mesh)',
+      collect,
+      [],
+    )
     .option('--api <host:port>', 'HTTP API address, or off (default 127.0.0.1:7071)')
     .option('--socks <host:port|off>', 'SOCKS5 proxy address, or off (default 127.0.0.1:7072)')
     .option('--behind-nat', 'cannot be dialled: hold two relay reservations (mesh.reservations: 2)')
@@ -27,6 +33,7 @@ export function registerJoin(program: Command): void {
         token,
         name: opts.name,
         listen: opts.listen,
+        door: opts.door,
         api: opts.api,
         socks: opts.socks,
         reservations: opts.behindNat ? 2 : undefined,

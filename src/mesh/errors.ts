@@ -62,11 +62,11 @@ export class GrantError extends PlexusError {
   override name = 'GrantError';
 }
 
-/** A `--listen` flag of init or join is not a multiaddr. */
+/** A `--listen` or `--door` flag of init or join is not a multiaddr. */
 export class BadListenError extends PlexusError {
   override name = 'BadListenError';
   constructor(addr: string) {
-    super('BAD_LISTEN', `--listen ${addr} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/7070)`, 'invalid');
+    super('BAD_LISTEN', `${addr} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/7070)`, 'invalid');
   }
 }
 

@@ -27,6 +27,8 @@ export interface SetupOptions {
   paths: DataPaths;
   name: string;
   listen?: string[];
+  /** Join door listen multiaddrs, or `['off']` (default: `auto`, beside the mesh listeners). */
+  door?: string[];
   api?: string;
   socks?: string;
   /** Relay reservations to hold (`join --behind-nat` sets 2). */
@@ -47,11 +49,13 @@ export interface SetupResult {
 function buildConfig(opts: SetupOptions, tags: string[]): ConfigInput {
   const config: ConfigInput = { node: { name: opts.name, tags } };
   if (opts.listen?.length) config.mesh = { listen: opts.listen };
+  if (opts.door?.length)
+    config.mesh = { ...config.mesh, door: opts.door.includes('off') ? 'off' : opts.door };
   if (opts.api) config.api = { listen: opts.api };
   if (opts.socks) config.socks = { listen: opts.socks };
   // A node behind NAT holds reservations and serves no relay: nobody could dial it to use one.
   if (opts.reservations) config.mesh = { ...config.mesh, reservations: opts.reservations, relay: false };
-  for (const addr of opts.listen ?? []) {
+  for (const addr of [...(opts.listen ?? []), ...(opts.door ?? []).filter((a) => a !== 'off')]) {
     try {
       multiaddr(addr);
     } catch {

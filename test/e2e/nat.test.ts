@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../helpers/cluster.ts';
 import {
   createNatTopology,
+  doorPort,
   type NatTopology,
   type NsNode,
   natUnavailable,
@@ -52,7 +53,7 @@ describe('NAT: a node behind a masquerading gateway', { skip }, () => {
       await n.start();
     }
     // The NAT'd node may open connections to the two relays and nowhere else.
-    topo.allowEgress([7101, 7102]);
+    topo.allowEgress([7101, 7102, doorPort(7101)]);
     // `--behind-nat` writes mesh.reservations: 2 into its config.
     await natted.setup(['join', tok.stdout.trim(), '--behind-nat']);
     await natted.start();

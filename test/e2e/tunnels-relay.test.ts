@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { ROOT, waitFor } from '../helpers/cluster.ts';
 import {
   createNatTopology,
+  doorPort,
   type NatTopology,
   type NsNode,
   natUnavailable,
@@ -70,7 +71,7 @@ describe('tunnels through a circuit relay', { skip, timeout: 300_000 }, () => {
     await entry.setup(['join', tok], '127.0.0.1:7472');
     await entry.start();
     // The NAT'd node may only reach the relay; nothing can dial it.
-    topo.allowEgress([7401]);
+    topo.allowEgress([7401, doorPort(7401)]);
     await natted.setup(['join', tok], 'off');
     await natted.start({ PLEXUS_MESH__RESERVATIONS: '1' });
     await waitFor(

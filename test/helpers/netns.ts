@@ -145,7 +145,12 @@ export interface NsNode {
   output(): string;
 }
 
-/** Describes an agent in `ns` listening on `ip:meshPort`, API on `ip:apiPort`. */
+/** The join door port of a namespaced node: its mesh port + 1000. */
+export function doorPort(meshPort: number): number {
+  return meshPort + 1000;
+}
+
+/** Describes an agent in `ns` listening on `ip:meshPort`, API on `ip:apiPort`, door on `doorPort`. */
 export async function nsNode(
   ns: string,
   root: string,
@@ -190,6 +195,9 @@ export async function nsNode(
         name,
         '--listen',
         node.meshAddr,
+        // A fixed door port, so that a NAT test can let a node reach it (doorPort below).
+        '--door',
+        `/ip4/${ip}/tcp/${doorPort(meshPort)}`,
         '--api',
         node.api,
         '--socks',
