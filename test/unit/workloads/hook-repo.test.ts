@@ -26,3 +26,18 @@ describe('hook repository', () => {
     assert.equal(hooks.remember('sha256=ab', exp), false);
   });
 });
+
+describe('hook repository durability', () => {
+  it('a webhook signature commits with synchronous=FULL (a power cut cannot reopen its replay)', () => {
+    const db = openStore(':memory:', workloadsMigrations);
+    const levels: string[] = [];
+    const pragma = db.pragma.bind(db);
+    db.pragma = ((source: string, options?: { simple?: boolean }) => {
+      if (/^synchronous\s*=/.test(source)) levels.push(source.replace(/\s+/g, ''));
+      return pragma(source, options);
+    }) as typeof db.pragma;
+    const hooks = new HookRepo(db, new SecretBox(Buffer.alloc(32, 1)));
+    assert.equal(hooks.remember('sha256=cd', Date.now() + 60_000), true);
+    assert.deepEqual(levels, ['synchronous=FULL', 'synchronous=NORMAL']);
+  });
+});
