@@ -48,6 +48,27 @@ describe('audit log: refusal folding', () => {
     assert.equal(audit.list()[0].lastAt, t0 + 49 * 100);
   });
 
+  it("refusals of verified keys fold per key, so one operator's refusals never hide another's", () => {
+    const audit = new AuditLog(openStore(':memory:', commandMigrations));
+    const relay = '12D3KooWrelay';
+    for (const kid of ['kidAAAAAAAAAAAAA', 'kidBBBBBBBBBBBBB', 'kidAAAAAAAAAAAAA'])
+      audit.refuse(
+        { ...refusal('FORBIDDEN_ROLE'), kid, via: 'mesh', source: relay, verifiedKid: kid },
+        5_000,
+      );
+    // A claimed, unverified kid does not split a fold: anyone can write any kid.
+    for (const kid of ['kidCCCCCCCCCCCCC', 'kidDDDDDDDDDDDDD'])
+      audit.refuse({ ...refusal('BAD_SIGNATURE'), kid, via: 'mesh', source: relay }, 5_000);
+    assert.deepEqual(
+      audit.list().map((r) => [r.code, r.kid, r.count]),
+      [
+        ['FORBIDDEN_ROLE', 'kidAAAAAAAAAAAAA', 2],
+        ['FORBIDDEN_ROLE', 'kidBBBBBBBBBBBBB', 1],
+        ['BAD_SIGNATURE', 'kidCCCCCCCCCCCCC', 2],
+      ],
+    );
+  });
+
   it('accepted and relayed entries are never folded', () => {
     const audit = new AuditLog(openStore(':memory:', commandMigrations));
     for (let i = 0; i < 3; i++) {
