@@ -56,7 +56,10 @@ function setup() {
     { logger: pino({ level: 'silent' }) },
   );
   mountHealthRoutes(api, { version: 'test', startedAt: Date.now() });
-  mountCommandRoutes(api, { commands: service, self: () => ({ name: 'n1', peerId: self }) });
+  mountCommandRoutes(api, {
+    commands: service,
+    self: () => ({ name: 'n1', peerId: self, networkId: 'plx-0000000000000000', admission: null }),
+  });
   mountHookRoutes(api, {
     workloads: {
       acceptWebhook(app: string) {

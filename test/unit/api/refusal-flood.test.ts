@@ -44,7 +44,10 @@ describe('HTTP refusal flood', () => {
       { listen: '127.0.0.1:0', maxBodyBytes: 64 * 1024 },
       { logger: pino({ level: 'silent' }) },
     );
-    mountCommandRoutes(api, { commands: service, self: () => ({ name: 'n1', peerId: self }) });
+    mountCommandRoutes(api, {
+      commands: service,
+      self: () => ({ name: 'n1', peerId: self, networkId: 'plx-0000000000000000', admission: null }),
+    });
     await api.start();
     t.after(() => api.stop());
     const port = api.address!.port;
