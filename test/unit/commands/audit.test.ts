@@ -14,6 +14,7 @@ import { ActionRegistry, defineAction } from '../../../src/core/actions.ts';
 import { generateSigner } from '../../../src/crypto/ed25519.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { commandNode } from '../../helpers/commands.ts';
+import { recordSynchronous } from '../../helpers/sqlite.ts';
 
 const admin = generateSigner().signer;
 
@@ -153,12 +154,7 @@ describe('audit log: refusal folding', () => {
 describe('seen command ids', () => {
   it('a claim commits with synchronous=FULL, and a second claim of the id is a replay', () => {
     const db = openStore(':memory:', commandMigrations);
-    const levels: unknown[] = [];
-    const pragma = db.pragma.bind(db);
-    db.pragma = ((source: string, options?: { simple?: boolean }) => {
-      if (/^synchronous\s*=/.test(source)) levels.push(source.replace(/\s+/g, ''));
-      return pragma(source, options);
-    }) as typeof db.pragma;
+    const levels = recordSynchronous(db);
     const seen = new SeenIds(db);
     const exp = Math.floor(Date.now() / 1000) + 60;
     assert.equal(seen.claim('id-0000000000000001', exp), true);

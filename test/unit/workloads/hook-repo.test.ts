@@ -5,6 +5,7 @@ import { AppRepo } from '../../../src/workloads/app-repo.ts';
 import { HookRepo } from '../../../src/workloads/hook-repo.ts';
 import { workloadsMigrations } from '../../../src/workloads/migrations.ts';
 import { SecretBox } from '../../../src/workloads/secrets.ts';
+import { recordSynchronous } from '../../helpers/sqlite.ts';
 
 describe('hook repository', () => {
   it('hooks: a signature is accepted once, and a secret survives only as ciphertext', () => {
@@ -30,12 +31,7 @@ describe('hook repository', () => {
 describe('hook repository durability', () => {
   it('a webhook signature commits with synchronous=FULL (a power cut cannot reopen its replay)', () => {
     const db = openStore(':memory:', workloadsMigrations);
-    const levels: string[] = [];
-    const pragma = db.pragma.bind(db);
-    db.pragma = ((source: string, options?: { simple?: boolean }) => {
-      if (/^synchronous\s*=/.test(source)) levels.push(source.replace(/\s+/g, ''));
-      return pragma(source, options);
-    }) as typeof db.pragma;
+    const levels = recordSynchronous(db);
     const hooks = new HookRepo(db, new SecretBox(Buffer.alloc(32, 1)));
     assert.equal(hooks.remember('sha256=cd', Date.now() + 60_000), true);
     assert.deepEqual(levels, ['synchronous=FULL', 'synchronous=NORMAL']);
