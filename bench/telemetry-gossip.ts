@@ -26,7 +26,13 @@ const INTERVAL_S = 5;
 /** How long to wait for every agent to see every other online before measuring anyway. */
 const CONVERGE_S = Number(process.env.BENCH_CONVERGE_S ?? 180);
 const CLK_TCK = 100;
-const env = { PLEXUS_TELEMETRY__INTERVAL_S: String(INTERVAL_S), PLEXUS_LOG__LEVEL: 'warn' };
+/** /metrics is served only with api.metricsToken set (issue 12). */
+const METRICS_TOKEN = 'bench-metrics-token-0123456789';
+const env = {
+  PLEXUS_TELEMETRY__INTERVAL_S: String(INTERVAL_S),
+  PLEXUS_LOG__LEVEL: 'warn',
+  PLEXUS_API__METRICS_TOKEN: METRICS_TOKEN,
+};
 
 const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
@@ -181,7 +187,10 @@ interface Snapshot {
 }
 
 async function scrape(n: TestNode) {
-  const res = await fetch(`http://127.0.0.1:${n.apiPort}/metrics`, { signal: AbortSignal.timeout(30_000) });
+  const res = await fetch(`http://127.0.0.1:${n.apiPort}/metrics`, {
+    headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    signal: AbortSignal.timeout(30_000),
+  });
   const text = await res.text();
   return { text, online: Number(/^plexus_mesh_peers\{state="online"\} (\d+)/m.exec(text)?.[1] ?? 0) };
 }

@@ -178,14 +178,18 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
     config.api.listen === 'off'
       ? undefined
       : createHttpApi(
-          { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes },
+          { listen: config.api.listen, maxBodyBytes: config.api.maxBodyBytes, hosts: config.api.hosts },
           { logger: log('http') },
         );
   if (http) {
     mountHealthRoutes(http, { version: VERSION, startedAt: Date.now() });
     mountCommandRoutes(http, { commands: commands.service, self: commands.self });
     mountHookRoutes(http, { workloads });
-    mountTelemetryRoutes(http, { actions, metrics: () => metrics.render() });
+    mountTelemetryRoutes(http, {
+      commands: commands.service,
+      metrics: () => metrics.render(),
+      metricsToken: config.api.metricsToken,
+    });
   }
   return { mesh, tunnels, workloads, telemetry, commands, control, http };
 }

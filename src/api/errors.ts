@@ -128,3 +128,58 @@ export class AgentRunningError extends PlexusError {
     super('AGENT_RUNNING', `another agent is already running on ${path}; stop it first`, 'conflict');
   }
 }
+
+/**
+ * The request's Host header is not one this API serves: the DNS rebinding guard (issue 12). The
+ * router answers it with 421 Misdirected Request, before any route runs.
+ */
+export class HostNotAllowedError extends PlexusError {
+  override name = 'HostNotAllowedError';
+  constructor(host: string | undefined) {
+    super(
+      'HOST_NOT_ALLOWED',
+      host === undefined || host === ''
+        ? 'the request has no Host header; send the address you connect to (an IP, localhost, or a name in api.hosts)'
+        : `Host '${printable(host)}' is not served here (DNS rebinding guard): add the name to api.hosts in config.yaml (PLEXUS_API__HOSTS), or connect by IP address or localhost`,
+      'denied',
+    );
+  }
+}
+
+/** The route needs credentials the request does not carry; `hint` says which. */
+export class UnauthenticatedError extends PlexusError {
+  override name = 'UnauthenticatedError';
+  constructor(hint: string) {
+    super('UNAUTHENTICATED', hint, 'unauthenticated');
+  }
+}
+
+/** An `Authorization: Plexus …` header that does not hold a base64url JSON envelope. */
+export class BadAuthorizationError extends PlexusError {
+  override name = 'BadAuthorizationError';
+  constructor() {
+    super(
+      'BAD_AUTHORIZATION',
+      "the Authorization header must be 'Plexus ' and the base64url of a JSON command envelope",
+      'unauthenticated',
+    );
+  }
+}
+
+/** `GET /metrics` is off because no `api.metricsToken` is configured. */
+export class MetricsDisabledError extends PlexusError {
+  override name = 'MetricsDisabledError';
+  constructor() {
+    super(
+      'METRICS_DISABLED',
+      '/metrics is off: set api.metricsToken in config.yaml (PLEXUS_API__METRICS_TOKEN) and send it as a bearer token',
+      'not_found',
+    );
+  }
+}
+
+/** At most 64 printable ASCII characters of a header value, for a one-line message. */
+function printable(text: string): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 64 ? `${clean.slice(0, 64)}…` : clean;
+}

@@ -10,7 +10,14 @@ import { type ErrorKind, isPlexusError } from '../core/errors.ts';
 import { http } from '../core/http-modules.ts';
 import type { Logger } from '../logging/index.ts';
 import { parseJsonBody, readLimited } from './body.ts';
-import { BadAddressError, MethodNotAllowedError, PortInUseError, RouteNotFoundError } from './errors.ts';
+import {
+  BadAddressError,
+  HostNotAllowedError,
+  MethodNotAllowedError,
+  PortInUseError,
+  RouteNotFoundError,
+} from './errors.ts';
+import { isAllowedHost, normalizeHostName } from './host-allowlist.ts';
 import { type InProcessRequestInit, type InProcessResponse, requestInProcess } from './in-process-request.ts';
 
 /** HTTP status for each error kind (only src/api knows about HTTP). */
@@ -34,6 +41,11 @@ export interface ApiRequest {
   params: Record<string, string>;
   query: URLSearchParams;
   headers: IncomingMessage['headers'];
+  /**
+   * Who sent it, for the audit log: the remote IPv4 address, the /64 of an IPv6 one (one host
+   * holds a whole /64), or `in-process`.
+   */
+  source: string;
   /** The raw request, for streaming bodies (uploads). */
   raw: IncomingMessage;
   /** Reads the whole body up to `maxBytes` (default: the server's limit). */
@@ -65,6 +77,11 @@ export interface HttpApiInit {
   maxBodyBytes: number;
   /** A request body must arrive within this time (slow-loris guard); default 30 s. */
   bodyTimeoutMs?: number;
+  /**
+   * Host names served besides loopback names and IP literals (`api.hosts`): any other Host
+   * header gets 421 (the DNS rebinding guard, host-allowlist.ts).
+   */
+  hosts?: string[];
 }
 
 /** What the HTTP API needs. */
@@ -83,12 +100,14 @@ export class HttpApi implements Router {
   readonly #routes: Route[] = [];
   readonly #init: HttpApiInit;
   readonly #logger: Logger;
+  readonly #hosts: ReadonlySet<string>;
   #server: Server | undefined;
 
   /** Prefer `createHttpApi`. */
   constructor(init: HttpApiInit, components: HttpApiComponents) {
     this.#init = init;
     this.#logger = components.logger;
+    this.#hosts = new Set((init.hosts ?? []).map(normalizeHostName));
   }
 
   /** Registers a route; `path` segments starting with `:` are parameters. */
@@ -111,6 +130,14 @@ export class HttpApi implements Router {
 
   /** Handles one request: from the server once started, or from `request()`. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Before any route: a rebound name must not reach a handler, not even a 404.
+    if (!isAllowedHost(req.headers.host, this.#hosts)) {
+      const err = new HostNotAllowedError(req.headers.host);
+      this.#logger.debug({ host: req.headers.host?.slice(0, 100) }, 'request for a foreign Host refused');
+      res.shouldKeepAlive = false;
+      sendJson(res, 421, { error: { code: err.code, message: err.message } });
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://local');
     const segs = url.pathname.split('/').filter(Boolean);
     let match: { route: Route; params: Record<string, string> } | undefined;
@@ -147,6 +174,7 @@ export class HttpApi implements Router {
       params,
       query: url.searchParams,
       headers: req.headers,
+      source: sourceOf(req.socket?.remoteAddress),
       raw: req,
       body: readBody,
       async json<T>(maxBytes?: number) {
@@ -232,4 +260,21 @@ function matchPath(parts: string[], segs: string[]): Record<string, string> | un
     } else if (parts[i] !== segs[i]) return undefined;
   }
   return params;
+}
+
+/** The audit log's source for a remote address: IPv4 as is, IPv6 by its /64. */
+function sourceOf(address: string | undefined): string {
+  if (!address) return 'in-process';
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!address.includes(':')) return address;
+  const [head, tail = ''] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::')
+    ? [...left, ...Array(Math.max(8 - left.length - right.length, 0)).fill('0'), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, '').toLowerCase())
+    .join(':')}::/64`;
 }

@@ -12,7 +12,10 @@ import { http } from '../core/http-modules.ts';
 
 /** A request's headers and body. */
 export interface InProcessRequestInit {
-  /** Header names in any case. `content-length` is filled in for a string or byte body. */
+  /**
+   * Header names in any case. `content-length` is filled in for a string or byte body, and
+   * `host` is `localhost` unless given.
+   */
   headers?: Record<string, string>;
   /** The body: whole, or streamed chunk by chunk (a slow or endless body for timeout tests). */
   body?: string | Uint8Array | AsyncIterable<string | Uint8Array>;
@@ -76,7 +79,8 @@ export async function requestInProcess(
   req.httpVersion = '1.1';
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
-  const headers: Record<string, string> = {};
+  // A client always names the host it connects to; tests of the Host check set their own.
+  const headers: Record<string, string> = { host: 'localhost' };
   for (const [name, value] of Object.entries(init.headers ?? {})) headers[name.toLowerCase()] = value;
   const { body } = init;
   if ((typeof body === 'string' || body instanceof Uint8Array) && headers['content-length'] === undefined)

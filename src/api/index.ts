@@ -4,6 +4,13 @@
  * the routes serve (actions, signed commands, webhooks, telemetry) lives in the subsystems; the
  * composition root hands it to the route modules when it mounts them.
  */
+
+export {
+  bearerMatches,
+  envelopeOfAuthorization,
+  PLEXUS_AUTH_SCHEME,
+  plexusAuthorization,
+} from './authorization.ts';
 export {
   type ControlSocket,
   type ControlSocketComponents,
@@ -11,6 +18,7 @@ export {
   createControlSocket,
 } from './control-socket.ts';
 export * from './errors.ts';
+export { isAllowedHost } from './host-allowlist.ts';
 export {
   type ApiRequest,
   createHttpApi,

@@ -246,16 +246,20 @@ export function registerOperator(program: Command): void {
         process.stdout.write('no commands yet\n');
         return;
       }
+      // COUNT: refusals from one source with one code within a minute share a row; its time is
+      // the first of them, and `last` says when the latest came (docs/commands.md).
       printTable(
-        ['time', 'verdict', 'code', 'action', 'kid', 'id', 'via', 'outcome'],
+        ['time', 'verdict', 'code', 'count', 'action', 'kid', 'id', 'via', 'source', 'outcome'],
         rows.map((r) => [
           `${new Date(r.at).toISOString()} (${ago(r.at)})`,
           r.verdict,
           r.code,
+          (r.count ?? 1) > 1 && r.lastAt ? `${r.count} (last ${ago(r.lastAt)})` : String(r.count ?? 1),
           r.action,
           r.kid,
           r.id,
           r.via,
+          r.source,
           r.outcome,
         ]),
       );

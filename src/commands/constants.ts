@@ -18,6 +18,22 @@ export const MAX_REPLY_FRAME_BYTES = 4 * 1024 * 1024;
 export const RELAY_DIAL_TIMEOUT_MS = 15_000;
 /** Audit rows kept on a node; older ones are pruned so the table cannot grow without bound. */
 export const MAX_AUDIT_ROWS = 100_000;
+/**
+ * Refusals from one source with one code within this window share one audit row with a count
+ * (issue 12: one client wrote 375 rows/s and rolled the log over in minutes). A minute keeps the
+ * log readable while still showing when a flood started, paused and resumed.
+ */
+export const REFUSAL_FOLD_WINDOW_MS = 60_000;
+/** A folded row's count is written at most this often; readers of the log flush it first. */
+export const REFUSAL_FOLD_FLUSH_MS = 2_000;
+/** Sources whose fold is remembered (least recently refused forgotten first): bounds memory. */
+export const MAX_REFUSAL_FOLDS = 1024;
+/**
+ * New refusal rows per fold window, over all sources. Past it (a flood from many addresses),
+ * refusals fold into one row per code with source `*`, so even a spread-out flood needs hours,
+ * not minutes, to roll MAX_AUDIT_ROWS over.
+ */
+export const MAX_REFUSAL_ROWS_PER_WINDOW = 300;
 /** `plexus exec` default timeout and ceiling. */
 export const EXEC_DEFAULT_TIMEOUT_S = 60;
 export const EXEC_MAX_TIMEOUT_S = 3600;

@@ -170,6 +170,18 @@ export class UnknownCommandActionError extends CommandRefusedError {
   }
 }
 
+/** A signed request's envelope is for another action or other args than the request asks for. */
+export class RequestMismatchError extends CommandRefusedError {
+  override name = 'RequestMismatchError';
+  constructor(action: string) {
+    super(
+      'REQUEST_MISMATCH',
+      `the signed envelope must be for ${action} with exactly the request's arguments; sign a new one`,
+      'invalid',
+    );
+  }
+}
+
 /** The command id was seen before. */
 export class ReplayError extends CommandRefusedError {
   override name = 'ReplayError';

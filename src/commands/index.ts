@@ -23,7 +23,7 @@ export * from './constants.ts';
 export { type CommandPayload, type Envelope, signCommand } from './envelope.ts';
 export * from './errors.ts';
 export { commandMigrations } from './migrations.ts';
-export { CommandService, type FrameSink, type Via } from './service.ts';
+export { CommandService, type FrameSink, type HandleOptions, type Via } from './service.ts';
 
 /** Options of the command subsystem: none yet (its limits are constants.ts). */
 export type CommandsInit = Record<string, never>;
@@ -52,7 +52,7 @@ export interface Commands {
   self(): { name: string; peerId: string; networkId: string; admission: Admission | null };
   /** Forgets expired command ids and serves `/plexus/cmd/1.0.0`. Needs a started mesh. */
   start(): Promise<void>;
-  /** Stops serving `/plexus/cmd/1.0.0`. */
+  /** Stops serving `/plexus/cmd/1.0.0` and writes the folded refusal counts. */
   stop(): Promise<void>;
 }
 
@@ -94,6 +94,12 @@ export function createCommands(_init: CommandsInit, components: CommandsComponen
       serving = true;
     },
     async stop() {
+      // Folded refusal counts still in memory reach their rows.
+      try {
+        audit.flush();
+      } catch (err) {
+        logger.warn({ err }, 'cannot write the last refusal counts to the audit log');
+      }
       if (!serving) return;
       serving = false;
       await mesh.libp2p.unhandle(COMMAND_PROTOCOL).catch(() => {});

@@ -34,4 +34,15 @@ export const commandMigrations: Migration[] = [
       CREATE INDEX audit_id ON audit(id);
     `,
   },
+  {
+    id: 'api-002',
+    sql: `
+      -- Refusal folding (issue 12): repeated refusals from one source with one code share a row.
+      -- count: how many refusals the row stands for (1 for every other row); source: the remote
+      -- address (http), the relaying peer (mesh) or 'socket'; last_at: the latest folded one.
+      ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE audit ADD COLUMN source TEXT;
+      ALTER TABLE audit ADD COLUMN last_at INTEGER;
+    `,
+  },
 ];

@@ -104,7 +104,7 @@ export async function serveCommands(
         try {
           raw = await readJson(lp, AbortSignal.timeout(ENVELOPE_TIMEOUT_MS));
         } catch (err) {
-          commands.refuseRequest(err, 'mesh');
+          commands.refuseRequest(err, 'mesh', from);
           throw err;
         }
         await commands.handle(raw, streamInput(lp), sink, { via: 'mesh', signal: abort.signal, from });

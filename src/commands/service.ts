@@ -6,6 +6,7 @@
  * written to the audit log.
  */
 
+import { isDeepStrictEqual } from 'node:util';
 import type { ActionRegistry, Caller } from '../core/actions.ts';
 import { isPlexusError, toErrorBody } from '../core/errors.ts';
 import type { Frame } from '../core/frames.ts';
@@ -19,6 +20,7 @@ import { type CommandPayload, decodeEnvelope, type Envelope, signFrame } from '.
 import {
   CommandsBusyError,
   ReplayError,
+  RequestMismatchError,
   UnknownCommandActionError,
   UnknownTargetError,
   WrongTargetError,
@@ -30,6 +32,25 @@ export type FrameSink = (frame: Frame) => Promise<void>;
 
 /** How an envelope arrived. */
 export type Via = 'http' | 'socket' | 'mesh';
+
+/** How one envelope arrived, and what its transport expects of it. */
+export interface HandleOptions {
+  via: Via;
+  signal: AbortSignal;
+  /** The relaying peer, for `via: 'mesh'`. */
+  from?: string;
+  /**
+   * Who sent it, for the audit log and refusal folding: the remote address over HTTP. Default:
+   * the relaying peer over the mesh, `socket` over the control socket.
+   */
+  source?: string;
+  /**
+   * A request that carries its envelope as a credential (a signed GET) names what it asks for:
+   * the envelope must then be for this node, this action and exactly these args, and is never
+   * relayed (REQUEST_MISMATCH, WRONG_TARGET otherwise).
+   */
+  expect?: { action: string; args: Record<string, unknown> };
+}
 
 /** Passes an accepted envelope on to another node and copies its reply frames into `sink`. */
 export type RelayFn = (
@@ -72,31 +93,36 @@ export class CommandService {
     raw: unknown,
     input: AsyncIterable<unknown>,
     sink: FrameSink,
-    opts: { via: Via; signal: AbortSignal; from?: string },
+    opts: HandleOptions,
   ): Promise<void> {
     const now = Date.now();
     let envelope: Envelope | undefined;
     let payload: CommandPayload | undefined;
+    let verifiedKid: string | undefined;
     const self = this.#c.self.peerId;
     this.#inFlight++;
     try {
       ({ envelope, payload } = decodeEnvelope(raw));
       if (this.#inFlight > MAX_COMMANDS_IN_FLIGHT) throw new CommandsBusyError(MAX_COMMANDS_IN_FLIGHT);
       const key = authenticate((kid) => this.#c.lookupKey(kid), envelope, payload, now);
+      verifiedKid = key.kid;
+      if (opts.expect) checkExpected(payload, self, opts.expect);
       if (payload.target !== self) {
         // A relay only passes on what it was asked to: the target never relays further.
         if (opts.via === 'mesh') throw new WrongTargetError();
         if (!this.#c.isMember(payload.target)) throw new UnknownTargetError(payload.target);
-        this.#audit(envelope, payload, 'relayed', opts, null, null);
+        this.#record(envelope, payload, 'relayed', opts);
         await this.#c.relay(payload.target, envelope, input, sink, opts.signal);
         return;
       }
       await this.#execute(envelope, payload, key, input, sink, opts);
     } catch (err) {
       const body = toErrorBody(err);
+      const { folded } = this.#refuse(opts, body, { envelope, payload, raw, verifiedKid });
       if (!isPlexusError(err)) this.#c.logger.error({ err }, 'command failed unexpectedly');
-      else this.#c.logger.info({ code: body.code, kid: envelope?.kid, via: opts.via }, 'command refused');
-      this.#audit(envelope, payload, 'refused', opts, body.code, body.message, raw);
+      // One line per audit row: a flood folded into one row does not flood the log either.
+      else if (!folded)
+        this.#c.logger.info({ code: body.code, kid: envelope?.kid, via: opts.via }, 'command refused');
       const frame: Frame = { type: 'error', error: body };
       // A refusal by the target is signed like any reply; one at the door is the door's own word.
       await sink(
@@ -113,13 +139,13 @@ export class CommandService {
     key: OperatorKey,
     input: AsyncIterable<unknown>,
     sink: FrameSink,
-    opts: { via: Via; signal: AbortSignal; from?: string },
+    opts: HandleOptions,
   ): Promise<void> {
     const def = this.#c.actions.get(payload.action);
     if (!def) throw new UnknownCommandActionError(payload.action);
     authorize(key, def, payload.args);
     if (!this.#c.seen.claim(payload.id, payload.exp)) throw new ReplayError(payload.id);
-    const seq0 = this.#audit(envelope, payload, 'accepted', opts, null, null);
+    const seq0 = this.#record(envelope, payload, 'accepted', opts);
     const { signer, peerId } = this.#c.self;
     let seq = 0;
     const send = (frame: Frame) => sink(signFrame(signer, peerId, payload.id, seq++, frame));
@@ -135,26 +161,24 @@ export class CommandService {
     await send(final).catch((err) => this.#c.logger.debug({ err }, 'caller left before the result'));
   }
 
-  #audit(
-    envelope: Envelope | undefined,
-    payload: CommandPayload | undefined,
-    verdict: 'accepted' | 'refused' | 'relayed',
-    opts: { via: Via; from?: string },
-    code: string | null,
-    detail: string | null,
-    raw?: unknown,
+  /** Writes an accepted or relayed entry; returns its seq (-1 when the log cannot be written). */
+  #record(
+    envelope: Envelope,
+    payload: CommandPayload,
+    verdict: 'accepted' | 'relayed',
+    opts: Pick<HandleOptions, 'via' | 'from' | 'source'>,
   ): number {
     try {
-      const rawKid = (raw as { kid?: unknown })?.kid;
       return this.#c.audit.record({
-        id: payload?.id ?? null,
-        kid: envelope?.kid ?? (typeof rawKid === 'string' ? rawKid.slice(0, 64) : null),
-        action: payload?.action ?? null,
-        target: payload?.target ?? null,
+        id: payload.id,
+        kid: envelope.kid,
+        action: payload.action,
+        target: payload.target,
         verdict,
-        code,
-        detail: opts.from ? `${detail ? `${detail}; ` : ''}from ${opts.from}` : detail,
+        code: null,
+        detail: opts.from ? `from ${opts.from}` : null,
         via: opts.via,
+        source: sourceOf(opts),
       });
     } catch (err) {
       this.#c.logger.error({ err }, 'cannot write the audit log');
@@ -162,9 +186,51 @@ export class CommandService {
     }
   }
 
-  /** Records a request refused before it even held an envelope (bad JSON, too large, too slow). */
-  refuseRequest(err: unknown, via: Via): void {
-    const body = toErrorBody(err);
-    this.#audit(undefined, undefined, 'refused', { via }, body.code, body.message);
+  /** Writes (or folds) a refusal; `folded` when it was counted into an earlier row. */
+  #refuse(
+    opts: Pick<HandleOptions, 'via' | 'from' | 'source'>,
+    error: { code: string; message: string },
+    seen: { envelope?: Envelope; payload?: CommandPayload; raw?: unknown; verifiedKid?: string } = {},
+  ): { folded: boolean } {
+    const { envelope, payload, raw, verifiedKid } = seen;
+    try {
+      const rawKid = (raw as { kid?: unknown })?.kid;
+      return this.#c.audit.refuse({
+        id: payload?.id ?? null,
+        kid: envelope?.kid ?? (typeof rawKid === 'string' ? rawKid.slice(0, 64) : null),
+        action: payload?.action ?? null,
+        target: payload?.target ?? null,
+        code: error.code,
+        detail: opts.from ? `${error.message}; from ${opts.from}` : error.message,
+        via: opts.via,
+        source: sourceOf(opts),
+        verifiedKid,
+      });
+    } catch (err) {
+      this.#c.logger.error({ err }, 'cannot write the audit log');
+      return { folded: false };
+    }
   }
+
+  /** Records a request refused before it even held an envelope (bad JSON, too large, too slow). */
+  refuseRequest(err: unknown, via: Via, source?: string): void {
+    const body = toErrorBody(err);
+    this.#refuse({ via, source }, body);
+  }
+}
+
+/** Who sent an envelope, as the audit log names it. */
+function sourceOf(opts: Pick<HandleOptions, 'via' | 'from' | 'source'>): string {
+  return opts.source ?? opts.from ?? (opts.via === 'socket' ? 'socket' : 'unknown');
+}
+
+/** A signed request's envelope must ask for exactly what the request does, on this node. */
+function checkExpected(
+  payload: CommandPayload,
+  self: string,
+  expect: NonNullable<HandleOptions['expect']>,
+): void {
+  if (payload.target !== self) throw new WrongTargetError();
+  if (payload.action !== expect.action || !isDeepStrictEqual(payload.args, expect.args))
+    throw new RequestMismatchError(expect.action);
 }

@@ -6,6 +6,15 @@ const hostPort = z
   .max(300)
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, for example 127.0.0.1:7071');
 const hostPortOrOff = z.union([z.literal('off'), hostPort]);
+/** A DNS name as a Host header carries it; stored lower case, without a trailing dot. */
+const dnsName = z
+  .string()
+  .max(254)
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/,
+    'expected a DNS name, for example plexus.example.com',
+  )
+  .transform((name) => name.toLowerCase().replace(/\.$/, ''));
 
 /** The validated agent configuration. */
 export const configSchema = z.strictObject({
@@ -51,6 +60,33 @@ export const configSchema = z.strictObject({
         .min(1024)
         .max(64 * 1024 * 1024)
         .default(1024 * 1024),
+      /**
+       * Host names the API answers to besides loopback names and IP literals, e.g. the name a
+       * webhook sender or a remote CLI uses. Any other Host header gets 421 (DNS rebinding guard).
+       * In the environment: a JSON array or a comma-separated list.
+       */
+      hosts: z
+        .preprocess(
+          (v) =>
+            typeof v === 'string'
+              ? v
+                  .split(',')
+                  .map((name) => name.trim())
+                  .filter(Boolean)
+              : v,
+          z.array(dnsName).max(32),
+        )
+        .default([]),
+      /**
+       * The bearer token `GET /metrics` requires (Prometheus: `authorization: {credentials: …}`);
+       * without one, /metrics is off. At least 16 printable characters, no spaces.
+       */
+      metricsToken: z
+        .string()
+        .min(16)
+        .max(512)
+        .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+        .optional(),
     })
     .prefault({}),
   socks: z

@@ -1,6 +1,6 @@
 /** `app_hooks` and `hook_seen`: webhook secrets (sealed) and the signatures already accepted. */
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../store/index.ts';
+import { type Db, durably } from '../store/index.ts';
 import type { SecretBox } from './secrets.ts';
 
 /** The AAD name under which hook secrets are sealed; not a valid env name, so no clash. */
@@ -44,9 +44,14 @@ export class HookRepo {
   /** Records a signature; false if it was already seen (a replay). Expired ones are purged. */
   remember(sig: string, expiresAt: number): boolean {
     this.#db.prepare('DELETE FROM hook_seen WHERE expires_at < ?').run(Date.now());
-    return (
-      this.#db.prepare('INSERT OR IGNORE INTO hook_seen (sig, expires_at) VALUES (?, ?)').run(sig, expiresAt)
-        .changes === 1
+    // On disk before the deploy starts: a signature lost to a power cut would let the same
+    // webhook call deploy again within its timestamp window (issue 12).
+    return durably(
+      this.#db,
+      () =>
+        this.#db
+          .prepare('INSERT OR IGNORE INTO hook_seen (sig, expires_at) VALUES (?, ?)')
+          .run(sig, expiresAt).changes === 1,
     );
   }
 }

@@ -20,6 +20,9 @@ interface Beat {
   agent_version: string;
 }
 
+/** /metrics is served only with api.metricsToken set (issue 12). */
+const METRICS_TOKEN = 'e2e-metrics-token-0123456789';
+
 describe('telemetry: panel push', () => {
   const beats: { at: number; auth?: string; beat: Beat }[] = [];
   const panel = { status: 200, failed: 0 };
@@ -53,6 +56,7 @@ describe('telemetry: panel push', () => {
         PLEXUS_PANEL__TOKEN: 'panel-secret-token',
         // 60 s by default; the panel's next_heartbeat_seconds (1) keeps it at one a second.
         PLEXUS_PANEL__INTERVAL_S: '1',
+        PLEXUS_API__METRICS_TOKEN: METRICS_TOKEN,
       },
     });
   });
@@ -151,7 +155,11 @@ describe('telemetry: panel push', () => {
       'flushed oldest first',
     );
     assert.ok((queued.at(-1)?.at ?? 0) - queued[0].at < 2000, 'flushed together, not one per interval');
-    const metrics = await (await fetch(`http://127.0.0.1:${cluster.nodes[0].apiPort}/metrics`)).text();
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${cluster.nodes[0].apiPort}/metrics`, {
+        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+      })
+    ).text();
     assert.match(metrics, /^plexus_panel_queue_length 0$/m);
     assert.match(metrics, /^plexus_panel_heartbeats_total\{result="dropped"\} [1-9]/m);
   });

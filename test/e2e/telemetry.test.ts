@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { plexusAuthorization } from '../../src/api/authorization.ts';
 import { type Cluster, ROOT, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { sign } from '../helpers/commands.ts';
 
 const execFileP = promisify(execFile);
 
@@ -38,7 +40,22 @@ const INTERVAL_S = 0.5;
 const FORGER = join(ROOT, 'test', 'fixtures', 'telemetry', 'forger.ts');
 const peer = async (node: TestNode, name: string) =>
   (await node.json<Peer[]>(['peers'])).find((p) => p.name === name);
-const api = (node: TestNode, path: string) => fetch(`http://127.0.0.1:${node.apiPort}${path}`);
+const METRICS_TOKEN = 'e2e-metrics-token-0123456789';
+/** A GET to the node's API; /metrics with its bearer token. */
+const api = (node: TestNode, path: string, headers: Record<string, string> = {}) =>
+  fetch(`http://127.0.0.1:${node.apiPort}${path}`, {
+    headers: path === '/metrics' ? { authorization: `Bearer ${METRICS_TOKEN}`, ...headers } : headers,
+  });
+/** GET /v1/telemetry signed with the network's admin key (on n1) for exactly `args`. */
+async function history(node: TestNode, query: string, args: Record<string, unknown>) {
+  const { peerId } = await (await api(node, '/v1/node')).json();
+  const { envelope } = sign(join(node.dataDir, 'keys', 'admin.key'), {
+    target: peerId,
+    action: 'telemetry.history',
+    args,
+  });
+  return api(node, `/v1/telemetry?${query}`, { authorization: plexusAuthorization(envelope) });
+}
 
 /** promtool from Debian's prometheus package: installed with apt-get when missing and root. */
 function promtool(): string | undefined {
@@ -59,7 +76,9 @@ function promtool(): string | undefined {
 describe('telemetry: gossip, CLI, HTTP', () => {
   let cluster: Cluster;
   before(async () => {
-    cluster = await startCluster(3, { env: { PLEXUS_TELEMETRY__INTERVAL_S: String(INTERVAL_S) } });
+    cluster = await startCluster(3, {
+      env: { PLEXUS_TELEMETRY__INTERVAL_S: String(INTERVAL_S), PLEXUS_API__METRICS_TOKEN: METRICS_TOKEN },
+    });
   });
   after(async () => cluster?.stop());
 
@@ -138,15 +157,19 @@ describe('telemetry: gossip, CLI, HTTP', () => {
     assert.equal(rm.code, 0, rm.stderr);
   });
 
-  it('GET /health, and GET /v1/telemetry returns history for charts', async () => {
+  it('GET /health, and a signed GET /v1/telemetry returns history for charts; unsigned is 401', async () => {
     const [n1] = cluster.nodes;
     const health = await (await api(n1, '/health')).json();
     assert.equal(health.status, 'ok');
     assert.equal(typeof health.uptimeS, 'number');
     assert.equal(typeof health.version, 'string');
 
+    const unsigned = await api(n1, '/v1/telemetry?node=n2');
+    assert.equal(unsigned.status, 401);
+    assert.equal((await unsigned.json()).error.code, 'UNAUTHENTICATED');
+
     const since = Date.now() - 60_000;
-    const res = await api(n1, `/v1/telemetry?node=n2&since=${since}`);
+    const res = await history(n1, `node=n2&since=${since}`, { node: 'n2', since });
     assert.equal(res.status, 200);
     const h = await res.json();
     assert.equal(h.node, 'n2');
@@ -155,16 +178,23 @@ describe('telemetry: gossip, CLI, HTTP', () => {
     assert.ok(h.points.length >= 3);
     assert.ok(h.points.every((p: { ts: number }) => p.ts >= since));
     assert.ok(h.points.some((p: { memTotalMb: number | null }) => p.memTotalMb && p.memTotalMb > 0));
-    const self = await (await api(n1, '/v1/telemetry?node=n1')).json();
+    const self = await (await history(n1, 'node=n1', { node: 'n1' })).json();
     assert.ok(self.points.length >= 1, 'own history too');
-    const coarse = await (await api(n1, '/v1/telemetry?node=n2&resolution=coarse')).json();
+    const coarse = await (
+      await history(n1, 'node=n2&resolution=coarse', { node: 'n2', resolution: 'coarse' })
+    ).json();
     assert.equal(coarse.stepS, 60);
 
-    const unknown = await api(n1, '/v1/telemetry?node=nope');
+    const unknown = await history(n1, 'node=nope', { node: 'nope' });
     assert.equal(unknown.status, 404);
     assert.equal((await unknown.json()).error.code, 'NO_HISTORY');
-    const missing = await api(n1, '/v1/telemetry');
+    const missing = await history(n1, '', {});
     assert.equal(missing.status, 400);
+  });
+
+  it('/metrics without its token is 401', async () => {
+    const res = await fetch(`http://127.0.0.1:${cluster.nodes[0].apiPort}/metrics`);
+    assert.equal(res.status, 401);
   });
 
   it('GET /metrics has node, app and mesh metrics and passes promtool check metrics', async (t) => {

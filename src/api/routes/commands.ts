@@ -63,7 +63,7 @@ async function handleCommand(
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES) {
     const err = new BodyTooLargeError(MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES);
-    commands.refuseRequest(err, 'http');
+    commands.refuseRequest(err, 'http', req.source);
     throw err;
   }
   const abort = new AbortController();
@@ -86,7 +86,7 @@ async function handleCommand(
     if (Buffer.byteLength(first.value) > MAX_ENVELOPE_BYTES)
       throw new BodyTooLargeError(MAX_ENVELOPE_BYTES, 'envelope');
   } catch (err) {
-    commands.refuseRequest(err, 'http');
+    commands.refuseRequest(err, 'http', req.source);
     dropAfterReply(res);
     throw err;
   } finally {
@@ -96,7 +96,7 @@ async function handleCommand(
   try {
     envelope = parseJsonLine(first.value);
   } catch (err) {
-    commands.refuseRequest(err, 'http');
+    commands.refuseRequest(err, 'http', req.source);
     dropAfterReply(res);
     throw err;
   }
@@ -128,7 +128,7 @@ async function handleCommand(
     }
     await writeJsonLine(res, frame);
   };
-  await commands.handle(envelope, input, sink, { via: 'http', signal: abort.signal });
+  await commands.handle(envelope, input, sink, { via: 'http', signal: abort.signal, source: req.source });
   // Whatever input the action did not read is not wanted any more: drop the connection after
   // the reply, and say so, so that no client reuses it.
   if (!raw.readableEnded) dropAfterReply(res);

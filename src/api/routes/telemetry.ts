@@ -1,52 +1,53 @@
 /**
- * `GET /metrics` (Prometheus text format, unauthenticated like /health: the default listen is
- * loopback) and `GET /v1/telemetry?node=NAME&since=TS[&resolution=fine|coarse]` (history for
- * charts). The history route runs the `telemetry.history` action, so the same operation is
- * reachable as a signed command, and takes an `authorize` hook: the HTTP operator auth (issue 5)
- * plugs in there without touching this file's callers.
+ * `GET /metrics` (Prometheus text format) and `GET /v1/telemetry?node=NAME&since=TS
+ * [&resolution=fine|coarse]` (history for charts). Both tell who runs what on every node, so
+ * neither is open (issue 12): /metrics needs the bearer token of `api.metricsToken` (and is off
+ * without one), /v1/telemetry a signed request for `telemetry.history` with the query's args
+ * (signed-request.ts), the same operation a signed command through POST /v1/commands runs.
  */
-
-import type { ActionRegistry, Caller } from '../../core/actions.ts';
-import { ActionFailedError, BadSinceError, MissingNodeError } from '../errors.ts';
-import type { ApiRequest, Router } from '../http.ts';
+import { bearerMatches } from '../authorization.ts';
+import { BadSinceError, MetricsDisabledError, MissingNodeError, UnauthenticatedError } from '../errors.ts';
+import type { Router } from '../http.ts';
+import { runSignedRequest, type SignedRequestCommands, signedEnvelopeOf } from '../signed-request.ts';
 
 /** What the telemetry routes need. */
 export interface TelemetryRoutesDeps {
-  /** Runs `telemetry.history`. */
-  actions: Pick<ActionRegistry, 'run'>;
+  /** Checks the signed GET and runs `telemetry.history`. */
+  commands: SignedRequestCommands;
   /** Renders the Prometheus exposition. */
   metrics(): Promise<{ contentType: string; body: string }>;
-  /**
-   * Decides who is calling /v1/telemetry, or throws an `unauthenticated`/`denied` PlexusError.
-   * Default: a read-only local caller, which is right only while the API listens on loopback.
-   */
-  authorize?(req: ApiRequest): Promise<Caller> | Caller;
+  /** The bearer token /metrics requires (`api.metricsToken`); /metrics is off without one. */
+  metricsToken?: string;
 }
 
-const LOOPBACK_VIEWER: Caller = { kind: 'local', kid: 'http-loopback', role: 'viewer' };
+const HISTORY_HINT =
+  "GET /v1/telemetry needs 'Authorization: Plexus <envelope>', an operator's envelope for telemetry.history " +
+  "with the query's args (docs/telemetry.md), or POST that command to /v1/commands (plexus --api URL --key FILE)";
 
 /** Mounts /metrics and /v1/telemetry. */
 export function mountTelemetryRoutes(router: Router, deps: TelemetryRoutesDeps): void {
-  router.route('GET', '/metrics', async (_req, res) => {
+  router.route('GET', '/metrics', async (req, res) => {
+    if (!deps.metricsToken) throw new MetricsDisabledError();
+    if (!bearerMatches(req.headers.authorization, deps.metricsToken))
+      throw new UnauthenticatedError(
+        "/metrics needs 'Authorization: Bearer <api.metricsToken>' (Prometheus: authorization.credentials)",
+      );
     const { contentType, body } = await deps.metrics();
     res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
 
-  router.route('GET', '/v1/telemetry', async (req) => {
-    const caller = deps.authorize ? await deps.authorize(req) : LOOPBACK_VIEWER;
+  router.route('GET', '/v1/telemetry', async (req, res) => {
+    const envelope = signedEnvelopeOf(req, deps.commands, HISTORY_HINT);
     const node = req.query.get('node');
     if (!node) throw new MissingNodeError();
     const sinceText = req.query.get('since');
-    const since = sinceText == null ? undefined : parseSince(sinceText);
-    const resolution = req.query.get('resolution') ?? undefined;
-    const frame = await deps.actions.run(
-      'telemetry.history',
-      { node, since, resolution },
-      { caller, signal: AbortSignal.timeout(10_000), emit: async () => {}, input: (async function* () {})() },
-    );
-    if (frame.type === 'error') throw new ActionFailedError(frame.error);
-    return frame.type === 'result' ? frame.result : {};
+    const resolution = req.query.get('resolution');
+    // The args a signer writes for this query: absent parameters are absent keys.
+    const args: Record<string, unknown> = { node };
+    if (sinceText != null) args.since = parseSince(sinceText);
+    if (resolution != null) args.resolution = resolution;
+    return runSignedRequest(deps.commands, envelope, { action: 'telemetry.history', args }, req, res);
   });
 }
 

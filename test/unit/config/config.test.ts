@@ -62,4 +62,35 @@ describe('config', () => {
       ),
     );
   });
+
+  it('api.hosts and api.metricsToken: names normalised, a list or JSON from the environment, bad values refused', () => {
+    withFile('node:\n  name: a\napi:\n  hosts: [Plexus.Example.COM., hooks.example.com]\n', (path) => {
+      const c = loadConfig(path, {});
+      assert.deepEqual(c.api.hosts, ['plexus.example.com', 'hooks.example.com']);
+      assert.equal(c.api.metricsToken, undefined);
+    });
+    withFile('node:\n  name: a\n', (path) => {
+      assert.deepEqual(loadConfig(path, {}).api.hosts, []);
+      const env = loadConfig(path, {
+        PLEXUS_API__HOSTS: 'a.example, b.example',
+        PLEXUS_API__METRICS_TOKEN: 'prom-0123456789abcdef',
+      });
+      assert.deepEqual(env.api.hosts, ['a.example', 'b.example']);
+      assert.equal(env.api.metricsToken, 'prom-0123456789abcdef');
+      assert.deepEqual(loadConfig(path, { PLEXUS_API__HOSTS: '["c.example"]' }).api.hosts, ['c.example']);
+      for (const env of [
+        { PLEXUS_API__HOSTS: 'evil example' },
+        { PLEXUS_API__HOSTS: 'a..example' },
+        { PLEXUS_API__HOSTS: `${'a'.repeat(64)}.example` },
+        { PLEXUS_API__HOSTS: JSON.stringify(Array.from({ length: 33 }, (_, i) => `h${i}.example`)) },
+        { PLEXUS_API__METRICS_TOKEN: 'short' },
+        { PLEXUS_API__METRICS_TOKEN: 'has a space in it, 0123456789' },
+      ])
+        assert.equal(
+          codeOf(() => loadConfig(path, env)),
+          'CONFIG_INVALID',
+          JSON.stringify(env),
+        );
+    });
+  });
 });

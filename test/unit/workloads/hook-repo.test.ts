@@ -5,6 +5,7 @@ import { AppRepo } from '../../../src/workloads/app-repo.ts';
 import { HookRepo } from '../../../src/workloads/hook-repo.ts';
 import { workloadsMigrations } from '../../../src/workloads/migrations.ts';
 import { SecretBox } from '../../../src/workloads/secrets.ts';
+import { recordSynchronous } from '../../helpers/sqlite.ts';
 
 describe('hook repository', () => {
   it('hooks: a signature is accepted once, and a secret survives only as ciphertext', () => {
@@ -24,5 +25,15 @@ describe('hook repository', () => {
     const exp = Date.now() + 60_000;
     assert.equal(hooks.remember('sha256=ab', exp), true);
     assert.equal(hooks.remember('sha256=ab', exp), false);
+  });
+});
+
+describe('hook repository durability', () => {
+  it('a webhook signature commits with synchronous=FULL (a power cut cannot reopen its replay)', () => {
+    const db = openStore(':memory:', workloadsMigrations);
+    const levels = recordSynchronous(db);
+    const hooks = new HookRepo(db, new SecretBox(Buffer.alloc(32, 1)));
+    assert.equal(hooks.remember('sha256=cd', Date.now() + 60_000), true);
+    assert.deepEqual(levels, ['synchronous=FULL', 'synchronous=NORMAL']);
   });
 });

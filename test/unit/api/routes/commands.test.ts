@@ -104,7 +104,7 @@ describe('command routes', () => {
     );
   });
 
-  it('an oversized body or envelope line gets 413 and an audit entry', async () => {
+  it('an oversized body or envelope line gets 413 and an audit entry (folded: same source, same code)', async () => {
     const t = setup();
     const declared = await t.post('{}\n', {
       'content-length': String(MAX_ENVELOPE_BYTES + MAX_INPUT_BYTES + 1),
@@ -114,12 +114,10 @@ describe('command routes', () => {
     const line = await t.post(`${JSON.stringify({ pad: 'x'.repeat(MAX_ENVELOPE_BYTES) })}\n`);
     assert.equal(line.status, 413);
     assert.equal(line.json<{ error: { code: string } }>().error.code, 'BODY_TOO_LARGE');
+    // Two refusals from one source with one code: one audit row counting both (issue 12).
     assert.deepEqual(
-      t.audit.list().map((r) => [r.verdict, r.code]),
-      [
-        ['refused', 'BODY_TOO_LARGE'],
-        ['refused', 'BODY_TOO_LARGE'],
-      ],
+      t.audit.list().map((r) => [r.verdict, r.code, r.count, r.source]),
+      [['refused', 'BODY_TOO_LARGE', 2, 'in-process']],
     );
   });
 
