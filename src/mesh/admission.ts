@@ -39,8 +39,8 @@ export interface AdmitterComponents {
   logger: Logger;
   /** Spreads a fresh admission to the mesh. */
   publishAdmission(adm: Admission): void;
-  /** The current swarm key. */
-  swarmKey(): SwarmKeyGrant;
+  /** The swarm key in use, for `peer` (refused to a node a rotation names as revoked). */
+  swarmKey(peer: string): SwarmKeyGrant;
   /** Member addresses, handed to the joiner so that its agent can dial every member at once. */
   addressHints(): Record<string, string[]>;
   /** Admission attempts from one source are rate-limited; false when this one is over budget. */
@@ -144,7 +144,7 @@ async function answer(
   if (request?.type === 'rekey') {
     if (!membership.isMember(remote))
       throw new AdmissionError('NOT_A_MEMBER', 'only members get the swarm key', 'denied');
-    return { ok: true, swarmKey: components.swarmKey() };
+    return { ok: true, swarmKey: components.swarmKey(remote) };
   }
   if (request?.type !== 'join')
     throw new AdmissionError('BAD_REQUEST', "a door request is {type: 'join', admission} or {type: 'rekey'}");
@@ -164,7 +164,7 @@ async function answer(
   components.logger.info({ peer: remote }, 'admitted a new node');
   return {
     ok: true,
-    swarmKey: components.swarmKey(),
+    swarmKey: components.swarmKey(remote),
     admission,
     snapshot: membership.snapshot(),
     addrs: components.addressHints(),
