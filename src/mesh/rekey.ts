@@ -21,8 +21,7 @@ import {
 } from './constants.ts';
 import type { Membership } from './membership.ts';
 import { createJoinNode, type PlexusLibp2p } from './node.ts';
-import { verifyKeyGrant } from './rotation-record.ts';
-import type { SwarmRotation } from './swarm-rotation.ts';
+import { type VerifiedKey, verifyKeyGrant } from './rotation-record.ts';
 import { loadDoors, saveDoors } from './swarm-store.ts';
 
 /** How often the rekeyer checks whether this node is cut off. */
@@ -41,7 +40,8 @@ export interface RekeyInit {
 export interface RekeyComponents {
   node: PlexusLibp2p;
   membership: Membership;
-  rotation: SwarmRotation;
+  /** The rotation service (swarm-rotation.ts): the epoch held, and where a fetched key goes. */
+  rotation: { readonly heldEpoch: number; adopt(key: VerifiedKey): void };
   logger: Logger;
 }
 
