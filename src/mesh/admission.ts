@@ -19,7 +19,7 @@ import { toErrorBody } from '../core/errors.ts';
 import type { Logger } from '../logging/index.ts';
 import { CLOCK_ALLOWANCE_MS, JOIN_HOLD_MS, MAX_ADMIT_FRAME_BYTES, PROTOCOL_TIMEOUT_MS } from './constants.ts';
 import { AdmissionError } from './errors.ts';
-import { jsonChannel } from './json-stream.ts';
+import { jsonChannel, replyAndClose } from './json-stream.ts';
 import type { Membership, MembershipSnapshot } from './membership.ts';
 import { type Admission, asAdmission, verifyAdmission } from './records.ts';
 
@@ -126,12 +126,7 @@ export function admitHandler(components: AdmitterComponents) {
       );
       reply = { ok: false, error: { code: body.code, message: body.message } };
     }
-    try {
-      await ch.write(reply, signal);
-      await stream.close({ signal });
-    } catch (err) {
-      stream.abort(err as Error);
-    }
+    await replyAndClose(ch, reply, signal);
   };
 }
 

@@ -26,7 +26,7 @@ import {
   SWARM_KEY_PROTOCOL,
 } from './constants.ts';
 import { NotAdminError, SwarmKeyError } from './errors.ts';
-import { jsonChannel } from './json-stream.ts';
+import { jsonChannel, replyAndClose } from './json-stream.ts';
 import type { NodeKeys } from './keys.ts';
 import type { Membership } from './membership.ts';
 import type { PlexusLibp2p } from './node.ts';
@@ -273,12 +273,7 @@ export class SwarmRotation {
       this.#c.logger.warn({ peer: remote, code: body.code }, 'refused a swarm key request');
       reply = { ok: false, error: { code: body.code, message: body.message } };
     }
-    try {
-      await ch.write(reply, signal);
-      await stream.close({ signal });
-    } catch (err) {
-      stream.abort(err as Error);
-    }
+    await replyAndClose(ch, reply, signal);
   }
 
   /** What SWARM_KEY_PROTOCOL answers `peer`, which holds `epoch`. Throws SwarmKeyError. */

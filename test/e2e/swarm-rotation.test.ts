@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +22,7 @@ import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { type Cluster, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { dialLoopback } from '../helpers/sockets.ts';
 
 /** Rotations measured after the first (which carries the transfer), each beside a baseline window. */
 const ROTATIONS = Number(process.env.ROTATIONS ?? 5);
@@ -53,17 +54,9 @@ function echoServer(): Promise<{ server: Server; port: number }> {
   });
 }
 
-function dial(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
 /** One small request through the forward: 'ping' out, 'ping' back, within 5 s. */
 async function echoOnce(port: number): Promise<void> {
-  const s = await dial(port);
+  const s = await dialLoopback(port);
   const chunks: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('echo timed out')), 5000);
@@ -120,7 +113,7 @@ async function pacedTransfer(
   port: number,
   total: number,
 ): Promise<{ sent: string; got: string; bytes: number }> {
-  const s = await dial(port);
+  const s = await dialLoopback(port);
   const sent = createHash('sha256');
   const got = createHash('sha256');
   let bytes = 0;

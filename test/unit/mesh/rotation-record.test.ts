@@ -11,6 +11,7 @@ import {
   signRotation,
   verifyKeyGrant,
 } from '../../../src/mesh/rotation-record.ts';
+import { codeOf } from '../../helpers/errors.ts';
 
 const admin = generateSigner().signer;
 const psk = randomBytes(32);
@@ -24,15 +25,6 @@ const payload = (over: Partial<RotationPayload> = {}): RotationPayload => ({
   ...over,
 });
 const grant = (rotation: unknown, key = psk) => ({ psk: key.toString('hex'), rotation });
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-};
-
 describe('rotation record', () => {
   it('verifies a key with its admin-signed record', () => {
     const v = verifyKeyGrant(grant(signRotation(payload(), admin)), admin.publicKey, 2);

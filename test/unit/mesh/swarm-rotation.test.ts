@@ -13,23 +13,15 @@ import { dataPaths } from '../../../src/config/paths.ts';
 import type { Signer } from '../../../src/crypto/ed25519.ts';
 import { silentLogger } from '../../../src/logging/index.ts';
 import { ROTATION_LEAD_MS } from '../../../src/mesh/constants.ts';
-import {
-  formatSwarmKey,
-  generateNodeIdentity,
-  loadNodeKeys,
-  type NodeIdentity,
-  writeNodeKeys,
-} from '../../../src/mesh/keys.ts';
-import { Membership } from '../../../src/mesh/membership.ts';
-import { meshMigrations } from '../../../src/mesh/migrations.ts';
+import { formatSwarmKey, generateNodeIdentity, loadNodeKeys, writeNodeKeys } from '../../../src/mesh/keys.ts';
 import { peerIdOf } from '../../../src/mesh/peer-ids.ts';
-import { signAdmission, signRevocation } from '../../../src/mesh/records.ts';
+import { signRevocation } from '../../../src/mesh/records.ts';
 import { keyIdOf, signRotation, verifyKeyGrant } from '../../../src/mesh/rotation-record.ts';
 import { initNetwork } from '../../../src/mesh/setup.ts';
 import { SwarmKeySwitch } from '../../../src/mesh/swarm-key.ts';
 import { SwarmRotation } from '../../../src/mesh/swarm-rotation.ts';
-import { newTokenId, newTokenKey, signTokenCert } from '../../../src/mesh/token.ts';
-import { openStore } from '../../../src/store/index.ts';
+import { testNetwork } from '../../helpers/admissions.ts';
+import { codeOf } from '../../helpers/errors.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'plexus-rotation-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -39,34 +31,7 @@ initNetwork({ paths: adminPaths, name: 'n1' });
 const adminKeys = loadNodeKeys(adminPaths);
 const admin = adminKeys.admin as Signer;
 
-/** A self-certifying admission of a new node, as `join` makes it. */
-function admissionOf(identity: NodeIdentity, name: string) {
-  const tokenKey = newTokenKey();
-  const now = Date.now();
-  const cert = signTokenCert(
-    {
-      net: adminKeys.network.networkId,
-      adm: adminKeys.network.adminPublicKey,
-      tk: tokenKey.key.publicKey.toString('base64url'),
-      door: [],
-      iat: Math.floor(now / 1000),
-      exp: Math.floor(now / 1000) + 600,
-      id: newTokenId(),
-      uses: 1,
-      tags: [],
-    },
-    admin,
-  );
-  const tokenId = JSON.parse(Buffer.from(cert.p, 'base64url').toString()).id as string;
-  return signAdmission(
-    { peerId: peerIdOf(identity.publicKey), name, tags: [], tokenId, at: now },
-    identity.signer,
-    {
-      cert,
-      key: tokenKey.key,
-    },
-  );
-}
+const net = testNetwork(admin);
 
 const member = generateNodeIdentity();
 const memberPeer = peerIdOf(member.publicKey);
@@ -74,10 +39,10 @@ const revokedNode = generateNodeIdentity();
 const revokedPeer = peerIdOf(revokedNode.publicKey);
 
 /** A membership knowing `member` (live) and `revokedNode` (revoked). */
-function membership(): Membership {
-  const m = new Membership(openStore(':memory:', meshMigrations), adminKeys.adminPublicKey);
-  assert.equal(m.accept(admissionOf(member, 'n2')), 'added');
-  assert.equal(m.accept(admissionOf(revokedNode, 'n3')), 'added');
+function membership() {
+  const m = net.membership();
+  assert.equal(m.accept(net.admit({ id: member, peerId: memberPeer }, 'n2')), 'added');
+  assert.equal(m.accept(net.admit({ id: revokedNode, peerId: revokedPeer }, 'n3')), 'added');
   m.revoke(signRevocation({ kind: 'node', subject: revokedPeer, at: Date.now() }, admin));
   return m;
 }
@@ -99,15 +64,6 @@ writeNodeKeys(memberPaths, {
   psk: loadNodeKeys(adminPaths).psk,
   network: { ...adminKeys.network, bootstrap: [] },
 });
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-};
 
 describe('swarm-key rotation', () => {
   const a = serviceOn(adminPaths);
