@@ -220,7 +220,7 @@ describe('swarm-key rotation in a 5-node mesh', { timeout: 15 * 60_000 }, () => 
     const g = await loop.stop();
     gaps.push(g.maxGap);
     console.log(
-      `# rotation to epoch 1 with the transfer: forward max gap ${g.maxGap} ms, ${g.echoes} echoes, ${g.failures} failed`,
+      `# rotation to epoch 1 with the transfer: forward max gap ${g.maxGap} ms (from ${g.gapFrom - rotated.switchAt} ms after switchAt), ${g.echoes} echoes, ${g.failures} failed`,
     );
     for (const n of cluster.nodes.filter((x) => x !== n4)) {
       assert.equal((await swarmOf(n)).epoch, 1, `${n.name} uses epoch 1`);
@@ -250,7 +250,7 @@ describe('swarm-key rotation in a 5-node mesh', { timeout: 15 * 60_000 }, () => 
       const g = await loop.stop();
       gaps.push(g.maxGap);
       console.log(
-        `# rotation to epoch ${rotated.epoch}: forward max gap ${g.maxGap} ms, ${g.echoes} echoes, ${g.failures} failed`,
+        `# rotation to epoch ${rotated.epoch}: forward max gap ${g.maxGap} ms (from ${g.gapFrom - rotated.switchAt} ms after switchAt), ${g.echoes} echoes, ${g.failures} failed`,
       );
       loop = echoLoop(forwardPort);
       await sleep(ROTATION_WINDOW_MS);
