@@ -113,7 +113,7 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   // telemetry service attaches its own figures to it when it starts.
   const metrics = createMetricsRegistry();
   const mesh = createMesh(
-    { keys, config, version: VERSION, libp2pMetrics: metrics.libp2pMetrics },
+    { keys, paths, config, version: VERSION, libp2pMetrics: metrics.libp2pMetrics },
     { db, logger: log('mesh') },
   );
   actions.register(...mesh.actions);

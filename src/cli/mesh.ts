@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { agentOf, wantsJson } from './context.ts';
 import { UsageError } from './errors.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
+import { refuseRemoteRotation, rotateAndReport } from './swarm-key.ts';
 import { appsCell, diskCell, memCell, pctCell, type RecordFigures } from './telemetry-format.ts';
 
 interface Status {
@@ -151,13 +152,17 @@ export function registerMesh(program: Command): void {
     .description('revoke a node: every node drops and refuses it (needs the admin key)')
     .argument('<node>', 'node name or peer id')
     .option('--reason <text>', 'recorded with the revocation')
+    .option('--rotate', 'then move the mesh to a new swarm key, so its copy of the old one gets it nothing')
     .option('--json', 'print JSON')
     .action(async (node: string, opts, cmd: Command) => {
+      if (opts.rotate) refuseRemoteRotation(cmd);
       const r = (await agentOf(cmd).call('mesh.revoke', { node, reason: opts.reason })) as {
         name: string;
         peerId: string;
       };
-      if (wantsJson(cmd)) return printJson(r);
-      process.stdout.write(`revoked ${r.name} (${r.peerId}); every node will drop it within seconds\n`);
+      if (!wantsJson(cmd))
+        process.stdout.write(`revoked ${r.name} (${r.peerId}); every node will drop it within seconds\n`);
+      const rotation = opts.rotate ? await rotateAndReport(cmd, true) : undefined;
+      if (wantsJson(cmd)) return printJson(rotation ? { ...r, rotation } : r);
     });
 }

@@ -28,6 +28,8 @@ export function dataPaths(dataDir: string) {
     keys,
     nodeKey: join(keys, 'node.key'),
     swarmKey: join(keys, 'swarm.key'),
+    /** The admin's record of the swarm key, and a rotated key not yet in use (mesh/swarm-store.ts). */
+    swarmRotation: join(keys, 'swarm-rotation.json'),
     masterKey: join(keys, 'master.key'),
     network: join(keys, 'network.json'),
     adminKey: join(keys, 'admin.key'),

@@ -19,7 +19,7 @@ import { toErrorBody } from '../core/errors.ts';
 import type { Logger } from '../logging/index.ts';
 import { CLOCK_ALLOWANCE_MS, JOIN_HOLD_MS, MAX_ADMIT_FRAME_BYTES, PROTOCOL_TIMEOUT_MS } from './constants.ts';
 import { AdmissionError } from './errors.ts';
-import { jsonChannel } from './json-stream.ts';
+import { jsonChannel, replyAndClose } from './json-stream.ts';
 import type { Membership, MembershipSnapshot } from './membership.ts';
 import { type Admission, asAdmission, verifyAdmission } from './records.ts';
 
@@ -39,8 +39,8 @@ export interface AdmitterComponents {
   logger: Logger;
   /** Spreads a fresh admission to the mesh. */
   publishAdmission(adm: Admission): void;
-  /** The current swarm key. */
-  swarmKey(): SwarmKeyGrant;
+  /** The swarm key in use, for `peer` (refused to a node a rotation names as revoked). */
+  swarmKey(peer: string): SwarmKeyGrant;
   /** Member addresses, handed to the joiner so that its agent can dial every member at once. */
   addressHints(): Record<string, string[]>;
   /** Admission attempts from one source are rate-limited; false when this one is over budget. */
@@ -126,12 +126,7 @@ export function admitHandler(components: AdmitterComponents) {
       );
       reply = { ok: false, error: { code: body.code, message: body.message } };
     }
-    try {
-      await ch.write(reply, signal);
-      await stream.close({ signal });
-    } catch (err) {
-      stream.abort(err as Error);
-    }
+    await replyAndClose(ch, reply, signal);
   };
 }
 
@@ -144,7 +139,7 @@ async function answer(
   if (request?.type === 'rekey') {
     if (!membership.isMember(remote))
       throw new AdmissionError('NOT_A_MEMBER', 'only members get the swarm key', 'denied');
-    return { ok: true, swarmKey: components.swarmKey() };
+    return { ok: true, swarmKey: components.swarmKey(remote) };
   }
   if (request?.type !== 'join')
     throw new AdmissionError('BAD_REQUEST', "a door request is {type: 'join', admission} or {type: 'rekey'}");
@@ -164,7 +159,7 @@ async function answer(
   components.logger.info({ peer: remote }, 'admitted a new node');
   return {
     ok: true,
-    swarmKey: components.swarmKey(),
+    swarmKey: components.swarmKey(remote),
     admission,
     snapshot: membership.snapshot(),
     addrs: components.addressHints(),

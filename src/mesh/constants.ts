@@ -86,3 +86,27 @@ export const DOOR_BURST = 10;
 export const DOOR_REFILL_MS = 3000;
 /** A door connection is closed this long after it opened, whatever it is doing. */
 export const DOOR_CONNECTION_MS = 15_000;
+
+/** Members fetch a rotated swarm key from a member that holds it (swarm-rotation.ts). */
+export const SWARM_KEY_PROTOCOL = '/plexus/swarm-key/1.0.0';
+/**
+ * A rotation takes effect this long after the admin signs it: enough for the record to reach
+ * every connected member and for each to fetch the key (one gossip hop and one round trip, well
+ * under a second on a LAN; a relayed member a few), so that they all switch together.
+ */
+export const ROTATION_LEAD_MS = 10_000;
+/** A rotation record may not schedule its switch further out than this (a typo'd clock). */
+export const MAX_ROTATION_LEAD_MS = 60 * 60_000;
+/** A rotation record: its fields and up to MAX_ROTATION_REVOKED peer ids. */
+export const MAX_ROTATION_BYTES = 16 * 1024;
+/** The most recently revoked nodes a rotation names, so no member hands them its key. */
+export const MAX_ROTATION_REVOKED = 64;
+/**
+ * A node that has had no member connection this long since it started, or since its last
+ * connection closed, asks join doors for the current swarm key (it may have missed a rotation
+ * while it was off), then again every REKEY_INTERVAL_MS while that lasts.
+ */
+export const REKEY_AFTER_MS = 15_000;
+export const REKEY_INTERVAL_MS = 60_000;
+/** Join door addresses of members kept in network.json for that (they outlive a restart). */
+export const MAX_KNOWN_DOORS = 32;

@@ -93,3 +93,8 @@ export class NoDoorError extends PlexusError {
     );
   }
 }
+
+/** A swarm-key rotation record or key is forged, stale or does not match, or a key was refused. */
+export class SwarmKeyError extends PlexusError {
+  override name = 'SwarmKeyError';
+}

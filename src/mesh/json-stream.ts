@@ -42,3 +42,13 @@ export function jsonChannel(stream: Stream, maxBytes: number): JsonChannel {
     },
   };
 }
+
+/** Sends the one reply of a request/response exchange and closes the stream (aborts it on failure). */
+export async function replyAndClose(ch: JsonChannel, reply: unknown, signal: AbortSignal): Promise<void> {
+  try {
+    await ch.write(reply, signal);
+    await ch.stream.close({ signal });
+  } catch (err) {
+    ch.stream.abort(err as Error);
+  }
+}

@@ -30,6 +30,8 @@ export const networkFileSchema = z.strictObject({
   createdAt: z.number().int(),
   /** Which swarm key swarm.key holds: 0 from init, +1 for each `plexus rotate-swarm-key`. */
   swarmEpoch: z.number().int().min(0).optional(),
+  /** Members' join doors, where a node that missed a rotation asks for the key (swarm-store.ts). */
+  doors: z.array(z.string().max(512)).max(32).optional(),
 });
 
 /** Parsed network.json. */

@@ -8,7 +8,7 @@
 
 import type { Connection } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { Config } from '../config/index.ts';
+import type { Config, DataPaths } from '../config/index.ts';
 import type { ActionDef } from '../core/actions.ts';
 import type { Startable } from '../core/lifecycle.ts';
 import type { Logger } from '../logging/index.ts';
@@ -32,7 +32,9 @@ import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
 import { type NodeStatus, nodeStatus } from './node-status.ts';
 import { type ConnectionPath, PeerDirectory, type PeerView, type PingResult } from './peer-directory.ts';
 import { keepReservations } from './reservations.ts';
+import { rotationActions } from './rotation-actions.ts';
 import { SwarmKeySwitch } from './swarm-key.ts';
+import { SwarmRotation } from './swarm-rotation.ts';
 import { TelemetryBus } from './telemetry.ts';
 import { TelemetryGossip } from './telemetry-gossip.ts';
 import { TokenLedger } from './token-ledger.ts';
@@ -40,6 +42,8 @@ import { TokenLedger } from './token-ledger.ts';
 /** Options of the mesh. */
 export interface MeshInit {
   keys: NodeKeys;
+  /** Where the keys live: a rotated swarm key is written there. */
+  paths: DataPaths;
   config: Config;
   version: string;
   /** libp2p's metrics implementation (Prometheus), when /metrics is served. */
@@ -75,6 +79,8 @@ export class Mesh implements Startable {
   readonly #logger: Logger;
   /** The swarm key new mesh connections use (it changes on rotation; open ones keep theirs). */
   readonly swarmKey: SwarmKeySwitch;
+  /** Swarm-key rotations: made here (admin), fetched from members or from a join door. */
+  readonly rotation: SwarmRotation;
   readonly #door: JoinDoor;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #startedAt = Date.now();
@@ -89,6 +95,8 @@ export class Mesh implements Startable {
     this.tokens = new TokenLedger(components.db, this.membership);
     this.telemetry = new TelemetryBus(components.logger);
     this.swarmKey = new SwarmKeySwitch(init.keys.psk, init.keys.swarmEpoch);
+    const { swarmKey, membership } = this;
+    this.rotation = new SwarmRotation(init, { ...components, swarmKey, membership });
     this.#door = new JoinDoor(
       {
         nodeKey: init.keys.identity.protobuf,
@@ -99,11 +107,11 @@ export class Mesh implements Startable {
         adminPublicKey: init.keys.adminPublicKey,
         logger: components.logger,
         publishAdmission: (adm) => this.#running?.sync.publish({ type: 'admission', admission: adm }),
-        swarmKey: () => ({ psk: this.swarmKey.psk.toString('hex'), epoch: this.swarmKey.epoch }),
+        swarmKey: (peer) => this.rotation.grant(peer),
         addressHints: () => this.#addressHints(),
       },
     );
-    this.actions = meshActions(this, init.keys);
+    this.actions = [...meshActions(this, init.keys), ...rotationActions(this)];
   }
 
   /** This node's peer ID. */
@@ -214,6 +222,7 @@ export class Mesh implements Startable {
 
     await node.start();
     await this.#door.start();
+    await this.rotation.start({ node, telemetry, connector, announce: () => this.publishTelemetry() });
     await connector.seedPeerStore();
 
     const pubsub = node.services.pubsub;
@@ -249,6 +258,7 @@ export class Mesh implements Startable {
     for (const t of this.#timers) clearInterval(t);
     const running = this.#running;
     await this.#door.stop();
+    this.rotation.stop();
     if (!running) return;
     running.gossip.stop();
     running.directory.saveLastSeen();

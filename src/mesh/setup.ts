@@ -211,6 +211,8 @@ export async function joinNetwork(opts: SetupOptions & { token: string }): Promi
       .slice(0, 32),
     createdAt: Date.now(),
     swarmEpoch: grant.swarmKey.epoch,
+    // Where to ask for the swarm key if this node misses a rotation before it learns any other.
+    doors: payload.door.slice(0, 32),
   };
   writeNodeKeys(paths, { identity, psk: Buffer.from(grant.swarmKey.psk, 'hex'), network });
   writeConfig(paths.config, config);

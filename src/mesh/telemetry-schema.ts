@@ -52,6 +52,13 @@ export const telemetryRecordSchema = z.object({
   addrs: z.array(z.string().max(512)).max(32).optional(),
   /** Where this node's join door listens (for tokens made on other members). */
   door: z.array(z.string().max(512)).max(8).optional(),
+  /** The newest swarm-key epoch this node holds, in use or pending (swarm-rotation.ts). */
+  swarmEpoch: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31)
+    .optional(),
   reach: z.enum(['direct', 'relayed']),
   cpu: z.strictObject({
     pct: gauge(100),

@@ -48,3 +48,12 @@ export async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
   const [srv] = await accepted;
   return [client, srv];
 }
+
+/** A half-close-capable TCP connection to 127.0.0.1:`port`. */
+export function dialLoopback(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}

@@ -38,6 +38,7 @@ describe('light CLI verbs', () => {
   for (const args of [
     ['status', ...data],
     ['peers', ...data],
+    ['rotate-swarm-key', '--status', ...data],
     ['apps', ...data],
     ['logs', 'web', ...data],
     ['exec', 'n2', ...data, '--', 'true'],
