@@ -34,25 +34,34 @@ export function authenticate(
   return key;
 }
 
-/** Which roles may run which access class; `exec` is also open to grants with `exec: true`. */
+/**
+ * Whether `key` may run `def` with `args`. The tenant check comes first: a tenant-limited key
+ * gets the action's own "no such object" answer for an object of another tenant or of nobody
+ * (objects with no tenant belong to admins), before anything about the object, such as the
+ * access a deploy to it would need, can show. Then the role against the invocation's access
+ * class: `exec` is also open to operators whose grant has `exec: true`.
+ */
 export function authorize(key: OperatorKey, def: ActionDef, args: unknown): void {
   const { role } = key;
-  const allowed =
-    def.access === 'read' ||
-    (def.access === 'write' && role !== 'viewer') ||
-    (def.access === 'exec' && (role === 'admin' || (role === 'operator' && key.exec))) ||
-    (def.access === 'admin' && role === 'admin');
-  if (!allowed) throw new ForbiddenRoleError(role, def.name, def.access);
+  const parsed = def.args.safeParse(args ?? {});
+  const access = (parsed.success ? def.accessOf?.(parsed.data) : undefined) ?? def.access;
   if (key.tenant && role !== 'admin') {
-    const parsed = def.args.safeParse(args ?? {});
     const tenant = parsed.success ? def.tenantOf?.(parsed.data) : undefined;
-    // Reads: of the node (no tenant) or of this tenant's apps. Changes: only through actions that
-    // are about an app (they have tenantOf), to an app of this tenant or to one that does not exist
-    // yet (a deploy creates it in the caller's tenant); node-level changes are not for tenants.
-    const allowed =
-      def.access === 'read'
-        ? tenant === undefined || tenant === key.tenant
-        : def.tenantOf !== undefined && (tenant === undefined || tenant === key.tenant);
-    if (!allowed) throw new ForbiddenTenantError(key.tenant, def.name, tenant);
+    // Another tenant's object, an admins' one and a missing one all get the same answer.
+    const hidden = parsed.success && tenant !== key.tenant ? def.hidden?.(parsed.data) : undefined;
+    if (hidden) throw hidden;
+    if (tenant !== undefined && tenant !== key.tenant)
+      throw new ForbiddenTenantError(key.tenant, def.name, tenant ?? undefined);
+    // Changes only through actions that are about an app (they have tenantOf), to an app of this
+    // tenant or to one that does not exist yet (a deploy creates it in the caller's tenant);
+    // node-level changes are not for tenants.
+    if (access !== 'read' && def.tenantOf === undefined)
+      throw new ForbiddenTenantError(key.tenant, def.name, undefined);
   }
+  const allowed =
+    access === 'read' ||
+    (access === 'write' && role !== 'viewer') ||
+    (access === 'exec' && (role === 'admin' || (role === 'operator' && key.exec))) ||
+    (access === 'admin' && role === 'admin');
+  if (!allowed) throw new ForbiddenRoleError(role, def.name, access);
 }

@@ -50,10 +50,25 @@ export interface ActionDef<S extends z.ZodType = z.ZodType> {
   describe: string;
   /** Access class used by role checks. */
   access: Access;
+  /**
+   * The access class of one invocation, when it depends on the arguments (a deploy that picks
+   * the command it runs is `exec`); `access` when absent.
+   */
+  accessOf?(args: z.infer<S>): Access;
   /** Argument schema; validated before the handler runs. */
   args: S;
-  /** The tenant an invocation touches (e.g. the app's), for tenant-limited operators. */
-  tenantOf?(args: z.infer<S>): string | undefined;
+  /**
+   * The tenant an invocation touches, for tenant-limited operators: the tenant of the object
+   * (e.g. the app), `null` when the object exists and has none (it belongs to admins), undefined
+   * when there is no such object.
+   */
+  tenantOf?(args: z.infer<S>): string | null | undefined;
+  /**
+   * The error a tenant-limited caller gets for an object it may not see, and for a missing one:
+   * the action's own "no such object" error, so that it cannot tell the two apart. Undefined
+   * when the invocation names no object, or none that exists and the action creates it.
+   */
+  hidden?(args: z.infer<S>): Error | undefined;
   /** Runs the action. Its return value becomes the `result` frame. */
   handler(args: z.infer<S>, ctx: ActionContext): Promise<unknown>;
 }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { type ActionContext, defineAction } from '../core/actions.ts';
 import { MAX_LOG_LINES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
-import { AdminOnlyError } from './errors.ts';
+import { AdminOnlyError, AppNameTakenError, TenantMismatchError, UnknownAppError } from './errors.ts';
 import { followFile, tailLines } from './log-files.ts';
 import { appNameSchema, envNameSchema, runSpecFields } from './spec.ts';
 import type { Workloads } from './workloads.ts';
@@ -18,18 +18,27 @@ const sha256Schema = z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex dig
 
 /** Builds the `apps.*` actions. `agentLog` is DATA/logs/agent.log for `logs --system`. */
 export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
-  const tenantOf = (args: { app: string }) => w.apps.get(args.app)?.tenant ?? undefined;
+  // An app's tenant, null for an app of admins (no tenant), undefined for no such app.
+  const tenantOf = (args: { app: string }) => {
+    const row = w.apps.get(args.app);
+    return row ? row.tenant : undefined;
+  };
+  // A tenant-limited key gets the same answer for another tenant's app as for a missing one.
+  const hidden = (args: { app: string }) => new UnknownAppError(args.app);
+  // Changing what an app runs (its env included) is choosing code to run: the exec grant, and
+  // an admin for an app that runs as root.
+  const envAccess = (args: { app: string }) => (w.apps.get(args.app)?.runAs === 'root' ? 'admin' : 'exec');
   const progress = (ctx: ActionContext) => (p: DeployProgress) => void ctx.emit(p).catch(() => {});
   return [
     defineAction({
       name: 'apps.deploy',
       describe: 'deploy a bundle (URL or upload) as a new release, health gated with automatic rollback',
       access: 'write',
-      // An existing app keeps its tenant; a new one gets the tenant the deploy names.
-      tenantOf: (args) => {
-        const row = w.apps.get(args.app);
-        return row ? (row.tenant ?? undefined) : args.tenant;
-      },
+      accessOf: (args) => deployAccess(w, args),
+      // An existing app keeps its tenant; a new one gets the deploying key's, or the one named.
+      tenantOf,
+      // The name belongs to an app this key may not see: it cannot have it, and learns no more.
+      hidden: (args) => (w.apps.get(args.app) ? new AppNameTakenError(args.app) : undefined),
       // The run-spec fields are the deploy flags; `env` here is the app's (secret) env to set.
       args: runSpecFields
         .extend({
@@ -40,13 +49,22 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
           sha256: sha256Schema.optional(),
           /** Tenant of a new app (a tenant-limited operator must name its own). */
           tenant: z.string().min(1).max(64).optional(),
+          /** Run as this existing user instead of the app's own (exec grant; root: admin + allowRoot). */
+          user: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a user name is a-z, 0-9, _ and -, up to 32')
+            .optional(),
+          /** An admin's consent to run the app as root. */
+          allowRoot: z.boolean().optional(),
         })
         .refine(
           (a) => (a.url === undefined) !== (a.upload === undefined),
           'give exactly one of url or upload',
         ),
-      handler: ({ app, url, upload, sha256, env, tenant, ...flags }, ctx) =>
-        w.deploy({
+      handler: ({ app, url, upload, sha256, env, tenant, user, allowRoot, ...flags }, ctx) => {
+        if (ctx.caller.tenant && tenant && tenant !== ctx.caller.tenant)
+          throw new TenantMismatchError(ctx.caller.tenant, tenant);
+        return w.deploy({
           app,
           source: url
             ? { kind: 'url', url, sha256 }
@@ -54,15 +72,19 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
           flags,
           env,
           tenant: ctx.caller.tenant ?? tenant,
+          user,
+          allowRoot,
           signal: ctx.signal,
           onProgress: progress(ctx),
-        }),
+        });
+      },
     }),
     defineAction({
       name: 'apps.rollback',
       describe: 'put the previous release (or --to RELEASE) back, health gated',
       access: 'write',
       tenantOf,
+      hidden,
       args: z.object({
         app: appNameSchema,
         to: z
@@ -77,6 +99,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: "an app's releases, newest first",
       access: 'read',
       tenantOf,
+      hidden,
       args: appArgs,
       handler: async (args) => {
         w.get(args.app);
@@ -97,7 +120,8 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       name: 'apps.events',
       describe: 'what happened to apps: deploys, rollbacks, crashes, restarts',
       access: 'read',
-      tenantOf: (a: { app?: string }) => (a.app ? (w.apps.get(a.app)?.tenant ?? undefined) : undefined),
+      tenantOf: (a: { app?: string }) => (a.app ? tenantOf({ app: a.app }) : undefined),
+      hidden: (a: { app?: string }) => (a.app ? new UnknownAppError(a.app) : undefined),
       args: z.object({ app: appNameSchema.optional(), limit: z.number().int().min(1).max(500).default(50) }),
       handler: async (args, ctx) => {
         const events = w.events.list(args.app, args.limit);
@@ -111,6 +135,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: 'start a stopped app',
       access: 'write',
       tenantOf,
+      hidden,
       args: appArgs,
       handler: (args) => w.startApp(args.app),
     }),
@@ -119,6 +144,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: 'stop an app (SIGTERM, then SIGKILL after the grace period)',
       access: 'write',
       tenantOf,
+      hidden,
       args: appArgs,
       handler: (args) => w.stopApp(args.app),
     }),
@@ -127,6 +153,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: 'restart an app (env changes apply)',
       access: 'write',
       tenantOf,
+      hidden,
       args: appArgs,
       handler: (args) => w.restartApp(args.app),
     }),
@@ -135,6 +162,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: 'stop and delete an app with its releases, env and files',
       access: 'write',
       tenantOf,
+      hidden,
       args: appArgs,
       handler: (args) => w.removeApp(args.app),
     }),
@@ -142,7 +170,8 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       name: 'apps.logs',
       describe: "an app's (or the agent's) last lines, optionally followed",
       access: 'read',
-      tenantOf: (a: { app?: string }) => (a.app ? (w.apps.get(a.app)?.tenant ?? undefined) : undefined),
+      tenantOf: (a: { app?: string }) => (a.app ? tenantOf({ app: a.app }) : undefined),
+      hidden: (a: { app?: string }) => (a.app ? new UnknownAppError(a.app) : undefined),
       args: z
         .object({
           app: appNameSchema.optional(),
@@ -170,16 +199,20 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
     defineAction({
       name: 'apps.env.set',
       describe: 'set env vars (encrypted at rest); they apply on the next (re)start',
-      access: 'write',
+      access: 'exec',
+      accessOf: envAccess,
       tenantOf,
+      hidden,
       args: z.object({ app: appNameSchema, vars: z.record(envNameSchema, z.string().max(64 * 1024)) }),
       handler: async (args) => w.setEnv(args.app, args.vars),
     }),
     defineAction({
       name: 'apps.env.unset',
       describe: 'remove env vars; they are gone after the next (re)start',
-      access: 'write',
+      access: 'exec',
+      accessOf: envAccess,
       tenantOf,
+      hidden,
       args: z.object({ app: appNameSchema, names: z.array(envNameSchema).min(1).max(1000) }),
       handler: async (args) => w.unsetEnv(args.app, args.names),
     }),
@@ -188,6 +221,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: 'env var names; values only with reveal, for admins',
       access: 'read',
       tenantOf,
+      hidden,
       args: z.object({ app: appNameSchema, reveal: z.boolean().default(false) }),
       handler: async (args, ctx) => {
         if (args.reveal && ctx.caller.role !== 'admin') {
@@ -201,8 +235,28 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: "show (or rotate) an app's webhook secret",
       access: 'admin',
       tenantOf,
+      hidden,
       args: z.object({ app: appNameSchema, rotate: z.boolean().default(false) }),
       handler: async (args) => w.hookSecret(args.app, args.rotate),
     }),
   ];
+}
+
+/**
+ * What a deploy needs (issue 13): `write` to ship a new bundle under the stored spec; `exec` to
+ * set or change the command, the user or the env, since choosing a command is running code;
+ * `admin` for anything that runs as root, or keeps running as root.
+ */
+function deployAccess(
+  w: Workloads,
+  a: { app: string; cmd?: string; user?: string; allowRoot?: boolean; env?: Record<string, string> },
+): 'write' | 'exec' | 'admin' {
+  const row = w.apps.get(a.app);
+  if (a.allowRoot || row?.runAs === 'root') return 'admin';
+  const current = row?.release ? (w.releases.get(row.name, row.release)?.spec ?? row.spec) : row?.spec;
+  const changes =
+    (a.cmd !== undefined && a.cmd !== current?.cmd) ||
+    (a.user !== undefined && a.user !== (row?.runAs ?? undefined)) ||
+    Object.keys(a.env ?? {}).length > 0;
+  return changes ? 'exec' : 'write';
 }

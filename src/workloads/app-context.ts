@@ -4,18 +4,28 @@
  * tells listeners about each change. The manager (workloads.ts), deploys (deploy.ts), recovery
  * (recovery.ts) and the release switch (release-switch.ts) all work through one of these.
  */
+import { readdirSync } from 'node:fs';
 import type { Logger } from '../logging/index.ts';
+import { chownTree, grantAppDirs, unpassableAncestor } from './app-files.ts';
 import { AppRepo, type AppRow, type AppStatus } from './app-repo.ts';
+import { type AppUser, canSwitchUsers, defaultUserName, ensureAppUser } from './app-users.ts';
 import type { Backend, LaunchSpec, RunChange } from './backend.ts';
 import { EnvRepo } from './env-repo.ts';
-import { AppBusyError, InvalidSpecError, PortInUseError, UnknownAppError } from './errors.ts';
+import {
+  AppBusyError,
+  AppUserError,
+  InvalidSpecError,
+  PortInUseError,
+  RootNotAllowedError,
+  UnknownAppError,
+} from './errors.ts';
 import { type AppEvent, type AppEventKind, EventRepo } from './event-repo.ts';
 import { HookRepo } from './hook-repo.ts';
 import { buildLaunchSpec } from './launch-spec.ts';
 import { checkPortFree } from './preflight.ts';
 import { ProcSampler } from './proc.ts';
 import { ReleaseRepo, type ReleaseRow } from './release-repo.ts';
-import { type AppPaths, appPaths } from './releases.ts';
+import { type AppPaths, appPaths, ensureAppDirs } from './releases.ts';
 import { SecretBox } from './secrets.ts';
 import { appNameSchema, type RunSpec } from './spec.ts';
 import type { AppChange, AppInfo, WorkloadsComponents, WorkloadsInit } from './types.ts';
@@ -35,6 +45,8 @@ export class AppContext {
   /** The operation in progress per app (`deploying`, `stopping`…): one at a time. */
   readonly #busy = new Map<string, string>();
   readonly #sampler = new ProcSampler();
+  /** The user each app runs as, set by `appUser` or `deployUser` before its processes start. */
+  readonly #users = new Map<string, AppUser>();
   readonly #emit: (change: AppChange) => void;
 
   constructor(init: WorkloadsInit, components: WorkloadsComponents, emit: (change: AppChange) => void) {
@@ -119,7 +131,90 @@ export class AppContext {
       this.paths(app),
       { ...this.env.reveal(app), ...extraEnv },
       this.init.inheritEnv,
+      this.#users.get(app),
     );
+  }
+
+  // --- the app's user (issue 13) -----------------------------------------------------------------
+
+  /** The user `app` was last prepared to run as; undefined when the agent cannot switch users. */
+  userOf(app: string): AppUser | undefined {
+    return this.#users.get(app);
+  }
+
+  /**
+   * Prepares `row`'s app to start: resolves its user (creating its default one when missing) and
+   * gives it its folders. An app from before per-app users moves to its own user here, on its
+   * next (re)start, with its files and an event saying so.
+   */
+  async appUser(row: AppRow): Promise<AppUser | undefined> {
+    if (!canSwitchUsers()) return undefined;
+    const user = await this.#resolve(row.name, row.runAs ?? undefined);
+    this.#moveTo(row, user);
+    return user;
+  }
+
+  /**
+   * The user a deploy runs its new release as: `wanted` (the deploy's `--user`), else the one the
+   * app has, else its default user. Root, by name or uid, only with `allowRoot` (an admin's; the
+   * action's access says so), unless the app already ran as root by an admin's choice.
+   */
+  async deployUser(app: string, prev: AppRow | undefined, wanted?: string, allowRoot = false) {
+    if (!canSwitchUsers()) {
+      if (wanted !== undefined)
+        throw new AppUserError(
+          'USER_SWITCH_UNAVAILABLE',
+          'this agent is not root, so its apps run as its own user; leave out --user',
+        );
+      return undefined;
+    }
+    const blocked = unpassableAncestor(this.init.appsDir);
+    if (blocked)
+      throw new AppUserError(
+        'DATA_DIR_UNREACHABLE',
+        `apps run as their own users and cannot pass through ${blocked}; chmod o+x it or move the data dir`,
+      );
+    const user = await this.#resolve(app, wanted ?? prev?.runAs ?? undefined);
+    if (user.uid === 0 && !allowRoot && (wanted !== undefined || prev?.runAs !== user.name))
+      throw new RootNotAllowedError(app);
+    return user;
+  }
+
+  /** Gives an existing app's files to `user` when it changes users; records it. */
+  adoptUser(row: AppRow, user: AppUser | undefined): void {
+    if (user) this.#moveTo(row, user);
+  }
+
+  async #resolve(app: string, name: string | undefined): Promise<AppUser> {
+    if (name === 'root') return { name, uid: 0, gid: 0 };
+    return ensureAppUser(app, name === undefined || name === defaultUserName(app) ? undefined : name);
+  }
+
+  #moveTo(row: AppRow, user: AppUser): void {
+    const p = this.paths(row.name);
+    ensureAppDirs(p);
+    if (row.runAs !== user.name) {
+      // Its releases were the agent's (or another user's): they become the app's, data and all.
+      for (const id of readdirSync(p.releases)) chownTree(`${p.releases}/${id}`, user);
+      this.apps.update(row.name, { runAs: user.name });
+      const from = row.runAs === null ? "the agent's user" : `user ${row.runAs}`;
+      this.record(
+        row.name,
+        'user',
+        row.release,
+        `runs as user ${user.name} (uid ${user.uid}) from now on, not ${from}; its files are now that user's, its data kept`,
+      );
+    }
+    grantAppDirs(p, user);
+    this.#users.set(row.name, user);
+  }
+
+  /** Remembers the user a new app's first release runs as (its row is written later). */
+  setUser(app: string, user: AppUser | undefined): void {
+    if (user) {
+      grantAppDirs(this.paths(app), user);
+      this.#users.set(app, user);
+    }
   }
 
   /** Refuses a port another app declares or another process holds (our own running app may). */

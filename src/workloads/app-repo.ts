@@ -9,6 +9,8 @@ export type AppStatus = 'deploying' | 'running' | 'stopped' | 'failed' | 'crashl
 export interface AppRow {
   name: string;
   tenant: string | null;
+  /** The Unix user it runs as; null for an app from before per-app users (see migrations.ts). */
+  runAs: string | null;
   spec: RunSpec;
   desired: 'running' | 'stopped';
   status: AppStatus;
@@ -26,6 +28,7 @@ export interface AppRow {
 interface Raw {
   name: string;
   tenant: string | null;
+  run_as: string | null;
   spec: string;
   desired: 'running' | 'stopped';
   status: AppStatus;
@@ -41,6 +44,7 @@ interface Raw {
 
 const COLUMNS: Record<string, string> = {
   tenant: 'tenant',
+  runAs: 'run_as',
   spec: 'spec',
   desired: 'desired',
   status: 'status',
@@ -75,14 +79,28 @@ export class AppRepo {
   }
 
   /** Creates an app. */
-  insert(row: Pick<AppRow, 'name' | 'spec' | 'desired' | 'status'> & { tenant?: string | null }): void {
+  insert(
+    row: Pick<AppRow, 'name' | 'spec' | 'desired' | 'status'> & {
+      tenant?: string | null;
+      runAs?: string | null;
+    },
+  ): void {
     const now = Date.now();
     this.#db
       .prepare(
-        `INSERT INTO apps (name, tenant, spec, desired, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO apps (name, tenant, run_as, spec, desired, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(row.name, row.tenant ?? null, JSON.stringify(row.spec), row.desired, row.status, now, now);
+      .run(
+        row.name,
+        row.tenant ?? null,
+        row.runAs ?? null,
+        JSON.stringify(row.spec),
+        row.desired,
+        row.status,
+        now,
+        now,
+      );
   }
 
   /** Updates some fields of an app. */
@@ -111,6 +129,7 @@ function fromRaw(r: Raw): AppRow {
   return {
     name: r.name,
     tenant: r.tenant,
+    runAs: r.run_as,
     spec: JSON.parse(r.spec) as RunSpec,
     desired: r.desired,
     status: r.status,

@@ -3,6 +3,7 @@
  * supervisor or `systemd`. Both pass the shared contract suite in test/unit/workloads-backend-contract.
  */
 import type { EventEmitter } from 'node:events';
+import type { AppUser } from './app-users.ts';
 import type { RestartPolicy } from './spec.ts';
 
 /** Everything a backend needs to run one app. Built fresh for each (re)start. */
@@ -20,6 +21,11 @@ export interface LaunchSpec {
   logFile: string;
   /** The app's own folder: the only place a hardened unit may write. */
   appDir: string;
+  /**
+   * The user the process runs as (issue 13), supplementary groups dropped. Undefined when the
+   * agent is not root and so cannot switch: the app then runs as the agent's own user.
+   */
+  user?: AppUser;
 }
 
 /** How a new process takes over from the one running. */

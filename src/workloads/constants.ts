@@ -78,3 +78,13 @@ export const MAX_WEBHOOK_BODY_BYTES = 16 * 1024;
 
 /** Events kept per app in the events log. */
 export const KEEP_EVENTS_PER_APP = 500;
+
+/** Prefix of the system user each app gets (issue 13: `plexus-app-NAME`). */
+export const APP_USER_PREFIX = 'plexus-app-';
+/** Longest Linux user name `useradd` accepts (shadow's default LOGIN_NAME_MAX check). */
+export const MAX_USER_NAME = 32;
+/**
+ * GECOS comment of the users plexus creates, followed by the app's name: how the agent tells a
+ * user it made from one of the same name that someone else did.
+ */
+export const APP_USER_COMMENT = 'plexus app';

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { AppContext } from './app-context.ts';
+import { chownTree } from './app-files.ts';
 import type { AppRow } from './app-repo.ts';
 import { type DeployProgress, stageBundle } from './deploy-source.ts';
 import { InvalidSpecError, UnknownReleaseError } from './errors.ts';
@@ -38,6 +39,8 @@ export async function deployRelease(
   const prev = ctx.apps.get(app);
   const p = ctx.paths(app);
   ensureAppDirs(p);
+  // Who the release runs as is settled before anything is fetched: a refusal changes nothing.
+  const user = await ctx.deployUser(app, prev, req.user, req.allowRoot);
   let staged: Awaited<ReturnType<typeof stageBundle>> | undefined;
   try {
     staged = await stageBundle(p, req.source, {
@@ -55,6 +58,8 @@ export async function deployRelease(
     checkCommand(spec.cmd, staged.dir, env.PATH ?? spec.env.PATH ?? process.env.PATH);
     await ctx.checkPort(app, spec, prev);
     const id = newReleaseId();
+    // Still in the agent's own tmp/, where the app cannot reach: its files become the app's.
+    if (user) chownTree(staged.dir, user);
     await commitRelease(p, staged.dir, id);
     const row: ReleaseRow = {
       app,
@@ -66,8 +71,17 @@ export async function deployRelease(
       spec,
       status: 'ready',
     };
-    if (!prev)
-      ctx.apps.insert({ name: app, spec, desired: 'running', status: 'deploying', tenant: req.tenant });
+    if (!prev) {
+      ctx.apps.insert({
+        name: app,
+        spec,
+        desired: 'running',
+        status: 'deploying',
+        tenant: req.tenant,
+        runAs: user?.name ?? null,
+      });
+      ctx.setUser(app, user);
+    } else ctx.adoptUser(prev, user);
     ctx.releases.insert(row);
     return await releaseSwitch.switchTo(app, row, prevRelease, {
       kind: 'deploy',
@@ -76,7 +90,7 @@ export async function deployRelease(
       started,
     });
   } catch (err) {
-    if (!prev && !ctx.apps.get(app)) await removeAppDir(p).catch(() => {});
+    if (!prev && !ctx.apps.get(app)) await removeAppDir(p, user).catch(() => {});
     // A first deploy that broke after its row was written: never leave it 'deploying'.
     else if (!prev && !ctx.apps.get(app)?.release)
       ctx.apps.update(app, { status: 'failed', desired: 'stopped' });

@@ -46,7 +46,12 @@ const MAX_REDIRECTS = 5;
  * GET with node:http(s), following redirects: it streams faster than fetch and lets us see
  * the raw socket errors. Resolves with the final response, unread.
  */
-function openGet(url: URL, signal: AbortSignal, redirects: number): Promise<IncomingMessage> {
+function openGet(
+  url: URL,
+  signal: AbortSignal,
+  redirects: number,
+  pinned: boolean,
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? https().get : http.get)(url, { signal, agent: false }, (res) => {
       const status = res.statusCode ?? 0;
@@ -68,7 +73,18 @@ function openGet(url: URL, signal: AbortSignal, redirects: number): Promise<Inco
             new DownloadError('DOWNLOAD_HTTP', `GET ${displayUrl(url.href)}: redirect to ${next.protocol}`),
           );
         }
-        return openGet(next, signal, redirects - 1).then(resolve, reject);
+        // TLS was what vouched for the bytes: a hop to plain http would let anyone on the path
+        // swap them, unless a sha256 pins them (issue 13).
+        if (url.protocol === 'https:' && next.protocol === 'http:' && !pinned) {
+          return reject(
+            new DownloadError(
+              'INSECURE_REDIRECT',
+              `GET ${displayUrl(url.href)} redirects to plain http (${displayUrl(next.href)}); pass --sha256 HEX to pin the bundle, or use a URL that stays on https`,
+              'invalid',
+            ),
+          );
+        }
+        return openGet(next, signal, redirects - 1, pinned).then(resolve, reject);
       }
       resolve(res);
     });
@@ -111,6 +127,13 @@ export async function download(
       'invalid',
     );
   }
+  if (parsed.protocol === 'http:' && !opts.sha256) {
+    throw new DownloadError(
+      'INSECURE_URL',
+      `${shown} is plain http, so the bundle could be swapped on the way; pass --sha256 HEX (a webhook: "sha256" in its body) or use https`,
+      'invalid',
+    );
+  }
   const idleMs = opts.idleTimeoutMs ?? DOWNLOAD_IDLE_TIMEOUT_MS;
   const ctrl = new AbortController();
   const onAbort = () => ctrl.abort();
@@ -128,7 +151,7 @@ export async function download(
   try {
     let res: IncomingMessage;
     try {
-      res = await openGet(parsed, ctrl.signal, MAX_REDIRECTS);
+      res = await openGet(parsed, ctrl.signal, MAX_REDIRECTS, !!opts.sha256);
     } catch (err) {
       throw fetchFailure(err, shown, timedOut, idleMs);
     }

@@ -128,3 +128,43 @@ export class AdminOnlyError extends PlexusError {
     super('DENIED', message, 'denied');
   }
 }
+
+/** The app's Unix user cannot be found, created or used. */
+export class AppUserError extends PlexusError {
+  override name = 'AppUserError';
+  constructor(code: string, message: string) {
+    super(code, message, code === 'APP_USER_FAILED' ? 'internal' : 'invalid');
+  }
+}
+
+/** An app may run as root only when an admin asked for it with `--allow-root`. */
+export class RootNotAllowedError extends PlexusError {
+  override name = 'RootNotAllowedError';
+  constructor(app: string) {
+    super(
+      'ROOT_NOT_ALLOWED',
+      `app '${app}' would run as root; an admin must deploy it with --allow-root, or leave out --user`,
+      'denied',
+    );
+  }
+}
+
+/** A deploy to a name that an app this key may not see already has. */
+export class AppNameTakenError extends PlexusError {
+  override name = 'AppNameTakenError';
+  constructor(app: string) {
+    super('APP_NAME_TAKEN', `app name '${app}' is taken on this node; choose another name`, 'conflict');
+  }
+}
+
+/** A tenant-limited key named another tenant for a new app. */
+export class TenantMismatchError extends PlexusError {
+  override name = 'TenantMismatchError';
+  constructor(keyTenant: string, asked: string) {
+    super(
+      'TENANT_MISMATCH',
+      `this key is limited to tenant '${keyTenant}', not '${asked}'; leave out --tenant`,
+      'denied',
+    );
+  }
+}

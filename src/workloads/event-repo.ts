@@ -14,6 +14,7 @@ export type AppEventKind =
   | 'failed'
   | 'adopt'
   | 'env'
+  | 'user'
   | 'remove';
 
 /** One event. `detail` never holds secret values. */

@@ -2,15 +2,20 @@
  * What a process of a release is started with. The environment is built from scratch on every
  * start, so a variable removed with `env unset` is really gone after the next restart.
  */
+import type { AppUser } from './app-users.ts';
 import type { LaunchSpec } from './backend.ts';
 import type { ReleaseRow } from './release-repo.ts';
 import { type AppPaths, releaseDir } from './releases.ts';
 
-/** Variables copied from the agent's environment: what a program needs to find itself, no more. */
-export const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR'];
+/**
+ * Variables copied from the agent's environment: what a program needs to find itself, no more.
+ * HOME, USER and LOGNAME are the app's own (its data folder and its user), not the agent's.
+ */
+export const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'SHELL', 'TMPDIR'];
 
 /**
- * The launch spec of `rel`: inherited basics, then the bundle's env, `PORT`, `PLEXUS_APP` and
+ * The launch spec of `rel`: inherited basics, the app's HOME (its data folder, also in
+ * `PLEXUS_APP_DATA`) and user names, then the bundle's env, `PORT`, `PLEXUS_APP` and
  * `PLEXUS_RELEASE`, then the app's (decrypted) env vars on top.
  */
 export function buildLaunchSpec(
@@ -19,9 +24,17 @@ export function buildLaunchSpec(
   paths: AppPaths,
   secrets: Record<string, string>,
   inherit: string[] = INHERITED_ENV,
+  user?: AppUser,
 ): LaunchSpec {
   const env: Record<string, string> = {};
   for (const k of inherit) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  env.HOME = paths.data;
+  env.PLEXUS_APP_DATA = paths.data;
+  const name = user?.name ?? process.env.USER;
+  if (name) {
+    env.USER = name;
+    env.LOGNAME = name;
+  }
   Object.assign(env, rel.spec.env);
   if (rel.spec.port) env.PORT = String(rel.spec.port);
   env.PLEXUS_APP = app;
@@ -36,6 +49,7 @@ export function buildLaunchSpec(
     restart: rel.spec.restart,
     logFile: paths.log,
     appDir: paths.root,
+    ...(user ? { user } : {}),
   };
 }
 

@@ -75,4 +75,13 @@ export const workloadsMigrations: Migration[] = [
       CREATE INDEX app_events_app ON app_events(app, id);
     `,
   },
+  {
+    id: 'workloads-002',
+    sql: `
+      -- The Unix user an app runs as (issue 13). NULL for an app deployed before apps had users
+      -- of their own (it ran as the agent's user, root on a server): it moves to its own user
+      -- on its next deploy or (re)start, and the app's event log says so.
+      ALTER TABLE apps ADD COLUMN run_as TEXT;
+    `,
+  },
 ];

@@ -117,6 +117,12 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
         env: spec.env,
         detached: true,
         stdio: ['ignore', fd, fd],
+        // As the app's own user (issue 13). libuv's child calls setgroups(0, NULL) before
+        // setgid/setuid, so the agent's supplementary groups (root's) are dropped too; the
+        // isolation test checks /proc/PID/status.
+        ...(spec.user && spec.user.uid !== process.getuid?.()
+          ? { uid: spec.user.uid, gid: spec.user.gid }
+          : {}),
       });
     } finally {
       closeSync(fd);

@@ -16,8 +16,12 @@ export async function recoverApp(ctx: AppContext, row: AppRow): Promise<void> {
   const p = ctx.paths(row.name);
   ensureAppDirs(p);
   await clearTmp(p); // leftovers of a deploy the agent died in
+  // An app from before per-app users gets its own here (files and all): a restart by the
+  // supervisor, or the start below when its process is gone, runs it as that user.
+  await ctx.appUser(row);
   const known = new Set(ctx.releases.list(row.name).map((r) => r.id));
-  for (const dir of readdirSync(p.releases)) if (!known.has(dir)) await removeReleases(p, [dir]);
+  for (const dir of readdirSync(p.releases))
+    if (!known.has(dir)) await removeReleases(p, [dir], ctx.userOf(row.name));
   if (!row.release) {
     if (row.status === 'deploying') ctx.apps.update(row.name, { status: 'failed' });
     return;

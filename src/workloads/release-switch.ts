@@ -7,6 +7,7 @@
 import { unlink } from 'node:fs/promises';
 import type { Logger } from '../logging/index.ts';
 import type { AppRepo } from './app-repo.ts';
+import type { AppUser } from './app-users.ts';
 import type { Backend, LaunchSpec, RunChange, RunState } from './backend.ts';
 import { DEFAULT_HEALTH_TIMEOUT_MS, KEEP_RELEASE_ROWS, KEEP_RELEASES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
@@ -32,6 +33,8 @@ export interface ReleaseSwitchDeps {
   launchSpec(app: string, rel: ReleaseRow, extraEnv?: Record<string, string>): LaunchSpec;
   record(app: string, kind: AppEventKind, release: string | null, detail?: string): void;
   emitChange(app: string, kind: AppEventKind, detail: string | null): void;
+  /** The user the app runs as, if the agent switches users: it deletes the app's own files. */
+  userOf(app: string): AppUser | undefined;
   /** The switch is over (the app is no longer `deploying`), called before its final events. */
   settled(app: string): void;
   info(app: string): AppInfo;
@@ -122,7 +125,7 @@ export class ReleaseSwitch {
     await this.#d.backend.halt(app, 2_000);
     if (o.kind === 'deploy') {
       this.#d.releases.setStatus(app, next.id, 'failed');
-      await removeReleases(p, [next.id]);
+      await removeReleases(p, [next.id], this.#d.userOf(app));
     }
     this.#d.record(app, 'deploy-failed', next.id, why);
     o.onProgress?.({ phase: 'rollback', to: prev?.id ?? null });
@@ -197,6 +200,7 @@ export class ReleaseSwitch {
     await removeReleases(
       p,
       old.map((r) => r.id),
+      this.#d.userOf(app),
     );
     for (const r of old) this.#d.releases.setStatus(app, r.id, 'pruned');
     this.#d.releases.forgetOld(app, KEEP_RELEASE_ROWS);

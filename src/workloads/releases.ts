@@ -3,19 +3,23 @@
  *
  *   DATA/apps/APP/releases/ID/   one extracted bundle per release
  *   DATA/apps/APP/current        symlink → releases/ID, switched atomically by rename(2)
+ *   DATA/apps/APP/data/          the app's own state, kept across releases (its HOME)
  *   DATA/apps/APP/logs/app.log   the app's stdout and stderr (rotated)
  *   DATA/apps/APP/tmp/           downloads and extraction in progress (never a release)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { removeOwnedTree } from './app-files.ts';
+import type { AppUser } from './app-users.ts';
 
 /** Paths of one app. */
 export interface AppPaths {
   root: string;
   releases: string;
   current: string;
+  data: string;
   logs: string;
   log: string;
   tmp: string;
@@ -28,6 +32,7 @@ export function appPaths(appsDir: string, app: string): AppPaths {
     root,
     releases: join(root, 'releases'),
     current: join(root, 'current'),
+    data: join(root, 'data'),
     logs: join(root, 'logs'),
     log: join(root, 'logs', 'app.log'),
     tmp: join(root, 'tmp'),
@@ -79,9 +84,9 @@ export async function currentRelease(p: AppPaths): Promise<string | undefined> {
   }
 }
 
-/** Deletes release folders. */
-export async function removeReleases(p: AppPaths, ids: string[]): Promise<void> {
-  for (const id of ids) await rm(releaseDir(p, id), { recursive: true, force: true });
+/** Deletes release folders; those `user` owns are emptied as `user` (app-files.ts says why). */
+export async function removeReleases(p: AppPaths, ids: string[], user?: AppUser): Promise<void> {
+  for (const id of ids) await removeOwnedTree(releaseDir(p, id), user);
 }
 
 /** Deletes everything in tmp/ (leftovers of a deploy the agent died in). */
@@ -90,7 +95,12 @@ export async function clearTmp(p: AppPaths): Promise<void> {
   await mkdir(p.tmp, { recursive: true, mode: 0o700 });
 }
 
-/** Deletes the whole app folder. */
-export async function removeAppDir(p: AppPaths): Promise<void> {
+/** Deletes the whole app folder: what `user` owns first, as `user`, then the agent's own rest. */
+export async function removeAppDir(p: AppPaths, user?: AppUser): Promise<void> {
+  if (user) {
+    const ids = (await readdir(p.releases).catch(() => [] as string[])).filter((id) => !id.startsWith('.'));
+    await removeReleases(p, ids, user);
+    await removeOwnedTree(p.data, user);
+  }
   await rm(p.root, { recursive: true, force: true });
 }

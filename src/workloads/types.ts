@@ -49,6 +49,10 @@ export interface DeployRequest {
   /** Env vars to set with the deploy (stored encrypted, applied only if the deploy succeeds). */
   env?: Record<string, string>;
   tenant?: string;
+  /** Run as this existing user instead of the app's own (`--user`); root needs `allowRoot`. */
+  user?: string;
+  /** An admin's consent to run the app as root (`--allow-root`). */
+  allowRoot?: boolean;
   signal?: AbortSignal;
   onProgress?(p: DeployProgress): void;
 }

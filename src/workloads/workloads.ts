@@ -5,8 +5,11 @@
  * deploy.ts, the health-gated switch in release-switch.ts, the take-over on start in recovery.ts.
  */
 import { EventEmitter } from 'node:events';
+import { dirname } from 'node:path';
 import { AppContext } from './app-context.ts';
+import { protectDataDir, unpassableAncestor } from './app-files.ts';
 import type { AppRepo } from './app-repo.ts';
+import { canSwitchUsers } from './app-users.ts';
 import type { Backend, RunChange, RunState } from './backend.ts';
 import { APP_LOG_CHECK_MS, STOP_GRACE_MS } from './constants.ts';
 import { checkAppName, deployRelease, rollbackRelease } from './deploy.ts';
@@ -67,6 +70,17 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
   /** Takes every app back over: re-adopts live processes, restarts those that vanished. */
   async start(): Promise<void> {
     this.#backend.start();
+    if (canSwitchUsers()) {
+      // Apps run as users of their own (issue 13): DATA becomes passable for them, and all of it
+      // but apps/ private to the agent.
+      protectDataDir(dirname(this.#ctx.init.appsDir), this.#ctx.init.appsDir);
+      const blocked = unpassableAncestor(this.#ctx.init.appsDir);
+      if (blocked)
+        this.#ctx.logger.warn(
+          { folder: blocked },
+          'app users cannot pass through this folder above the data dir; apps will fail to start until it is chmod o+x',
+        );
+    }
     for (const row of this.apps.list()) {
       try {
         await recoverApp(this.#ctx, row);
@@ -116,9 +130,10 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
   /** Puts an earlier release back (the one before the current, or `to`), health gated too. */
   async rollback(app: string, to?: string, onProgress?: (p: DeployProgress) => void): Promise<DeployResult> {
     const row = this.#ctx.row(app);
-    return this.#ctx.exclusive(app, 'deploying', () =>
-      rollbackRelease(this.#ctx, this.#switch, row, to, onProgress),
-    );
+    return this.#ctx.exclusive(app, 'deploying', async () => {
+      await this.#ctx.appUser(row);
+      return rollbackRelease(this.#ctx, this.#switch, row, to, onProgress);
+    });
   }
 
   // --- start, stop, remove -----------------------------------------------------------------------
@@ -131,6 +146,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       const state = this.#backend.state(app);
       if (state?.pid && (state.status === 'running' || state.status === 'crashloop')) return this.get(app);
       if (rel.spec.port) await this.#ctx.checkPort(app, rel.spec, undefined);
+      await this.#ctx.appUser(row);
       this.apps.update(app, { desired: 'running' });
       await this.#backend.launch(this.#ctx.launchSpec(app, rel));
       this.#ctx.record(app, 'start', rel.id);
@@ -156,6 +172,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       const rel = this.#ctx.currentRelease(row);
       this.apps.update(app, { desired: 'running', restarts: 0 });
       await this.#backend.halt(app, this.#ctx.init.stopGraceMs ?? STOP_GRACE_MS);
+      // After the stop: an app that ran as root moves to its own user with its files.
+      await this.#ctx.appUser(row);
       await this.#backend.launch(this.#ctx.launchSpec(app, rel));
       this.#ctx.record(app, 'restart', rel.id, 'by operator');
       return this.get(app);
@@ -164,11 +182,11 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
 
   /** Stops an app and deletes it: releases, env, hook secret and files. Its app log goes too. */
   async removeApp(app: string): Promise<{ app: string; removed: true }> {
-    this.#ctx.row(app);
+    const row = this.#ctx.row(app);
     return this.#ctx.exclusive(app, 'removing', async () => {
       await this.#backend.forget(app);
       this.apps.delete(app);
-      await removeAppDir(this.paths(app));
+      await removeAppDir(this.paths(app), this.#ctx.userOf(app) ?? (await this.#ctx.appUser(row)));
       this.#ctx.record(app, 'remove', null);
       this.#ctx.emitRemoved(app);
       return { app, removed: true as const };
