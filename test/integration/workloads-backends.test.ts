@@ -3,11 +3,12 @@
  * process backend everywhere, systemd only where it runs (skipped with the reason otherwise).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { silentLogger } from '../../src/logging/index.ts';
+import { ensureAppUser } from '../../src/workloads/app-users.ts';
 import type { Backend, LaunchSpec, RunChange } from '../../src/workloads/backend.ts';
 import { groupMembers, isSameProcess } from '../../src/workloads/proc.ts';
 import { createProcessBackend, type ProcessBackendInit } from '../../src/workloads/process-backend.ts';
@@ -116,6 +117,23 @@ function contract(name: string, make: () => Backend, skip?: string) {
       assert.ok(!isSameProcess(state.pid!, state.pidStart), 'process is gone');
       assert.deepEqual(groupMembers(state.pid!), [], 'and so is every process of its group');
       assert.ok(Date.now() - t0 >= 350, 'waited for the grace period first');
+      await b.close();
+    });
+
+    it("runs the app as the user it is given, without the agent's groups or capabilities", async (t) => {
+      if (process.getuid?.() !== 0) return t.skip('needs root to switch users');
+      const b = make();
+      const user = await ensureAppUser('contract');
+      const s = await spec(`${name}-user`, { user });
+      const state = await b.launch(s);
+      await waitFor(() => fetchText(s.port, '/health'), 10_000, 'app up');
+      const status = readFileSync(`/proc/${state.pid}/status`, 'utf8');
+      const field = (f: string) => new RegExp(`^${f}:[ \\t]*(.*)$`, 'm').exec(status)?.[1].trim();
+      assert.equal(field('Uid')?.split(/\s+/)[0], String(user.uid));
+      assert.equal(field('Gid')?.split(/\s+/)[0], String(user.gid));
+      assert.equal(field('Groups'), '', 'no supplementary groups');
+      assert.equal(field('CapEff'), '0000000000000000');
+      await b.halt(s.app);
       await b.close();
     });
 

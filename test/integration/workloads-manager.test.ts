@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdtempSync,
@@ -42,6 +43,7 @@ import { killProcessesUnder } from '../helpers/processes.ts';
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
 const SECRET = `sk_live_${randomBytes(8).toString('hex')}_MARKER`;
 const root = mkdtempSync(join(tmpdir(), 'plexus-wl-'));
+chmodSync(root, 0o711); // apps run as users of their own, who pass through to their folders
 const bundles = new Map<string, Buffer>();
 let server: Server;
 let base: string;
@@ -59,6 +61,16 @@ function variant(name: string, files: Record<string, string>): string {
   for (const [f, c] of Object.entries(files)) writeFileSync(join(dir, f), c);
   return dir;
 }
+
+/**
+ * A URL source on the local plain-http server, pinned by the bundle's sha256 as plain http
+ * needs (a URL the server does not serve gets any checksum: it fails before the check).
+ */
+const at = (path: string) => ({
+  kind: 'url' as const,
+  url: `${base}${path}`,
+  sha256: bundles.has(path) ? sha256(bundles.get(path)!) : 'a'.repeat(64),
+});
 
 const info = async (port: number) =>
   JSON.parse((await httpText(port, '/info')).body) as { pid: number; version: string };
@@ -168,7 +180,7 @@ describe('workload manager', () => {
     const changes: string[] = [];
     const onChange = (c: { kind: string }) => changes.push(c.kind);
     w.on('change', onChange);
-    const r = await w.deploy({ app: 'web', source: { kind: 'url', url: `${base}/v2.zip` } });
+    const r = await w.deploy({ app: 'web', source: at('/v2.zip') });
     w.off('change', onChange);
     assert.equal((await info(port)).version, 'v2');
     assert.equal(r.previous, w.releases.list('web')[1].id);
@@ -177,7 +189,7 @@ describe('workload manager', () => {
 
   it('a release that fails its health check is rolled back by itself', async () => {
     const before = w.get('web').release;
-    await assert.rejects(w.deploy({ app: 'web', source: { kind: 'url', url: `${base}/sick.tgz` } }), {
+    await assert.rejects(w.deploy({ app: 'web', source: at('/sick.tgz') }), {
       name: 'DeployFailedError',
       code: 'HEALTH_CHECK_FAILED',
     });
@@ -192,7 +204,7 @@ describe('workload manager', () => {
   });
 
   it('a release that crashes at start is rolled back too', async () => {
-    await assert.rejects(w.deploy({ app: 'web', source: { kind: 'url', url: `${base}/crash.tgz` } }), {
+    await assert.rejects(w.deploy({ app: 'web', source: at('/crash.tgz') }), {
       code: 'HEALTH_CHECK_FAILED',
     });
     assert.equal((await info(port)).version, 'v2');
@@ -218,7 +230,10 @@ describe('workload manager', () => {
         const rows = w.releases.list('web').length;
         const url = String(args.url).startsWith('/') ? `${base}${args.url}` : String(args.url);
         await assert.rejects(
-          w.deploy({ app: 'web', source: { kind: 'url', url, sha256: args.sha256 as string } }),
+          w.deploy({
+            app: 'web',
+            source: { kind: 'url', url, sha256: (args.sha256 as string) ?? at(String(args.url)).sha256 },
+          }),
           (err: Error & { code?: string }) => {
             assert.equal(err.code, code);
             assert.ok(!err.message.includes('\n'), 'one line');
@@ -240,7 +255,7 @@ describe('workload manager', () => {
         await assert.rejects(
           w.deploy({
             app: 'other',
-            source: { kind: 'url', url: `${base}/v3.tgz` },
+            source: at('/v3.tgz'),
             flags: { cmd: `${process.execPath} server.cjs`, port: taken },
           }),
           { code: 'PORT_IN_USE' },
@@ -248,7 +263,7 @@ describe('workload manager', () => {
         await assert.rejects(
           w.deploy({
             app: 'other',
-            source: { kind: 'url', url: `${base}/v3.tgz` },
+            source: at('/v3.tgz'),
             flags: { cmd: `${process.execPath} server.cjs`, port },
           }),
           { code: 'PORT_IN_USE' },
@@ -263,7 +278,7 @@ describe('workload manager', () => {
     it('an unknown app, a bad app name and a bad env name', async () => {
       await assert.rejects(w.rollback('nope'), { code: 'UNKNOWN_APP' });
       await assert.rejects(w.restartApp('nope'), { code: 'UNKNOWN_APP' });
-      await assert.rejects(w.deploy({ app: 'Bad_Name', source: { kind: 'url', url: `${base}/v1.tgz` } }), {
+      await assert.rejects(w.deploy({ app: 'Bad_Name', source: at('/v1.tgz') }), {
         code: 'BAD_APP_NAME',
       });
       const actions = new ActionRegistry();
@@ -287,7 +302,7 @@ describe('workload manager', () => {
   });
 
   it('one operation per app at a time', async () => {
-    const slow = w.deploy({ app: 'web', source: { kind: 'url', url: `${base}/stall` } });
+    const slow = w.deploy({ app: 'web', source: at('/stall') });
     await new Promise((r) => setTimeout(r, 50));
     await assert.rejects(w.restartApp('web'), { code: 'APP_BUSY' });
     assert.equal(w.get('web').status, 'deploying');
@@ -299,10 +314,11 @@ describe('workload manager', () => {
     const actions = new ActionRegistry();
     actions.register(...workloadsActions(w, { agentLog: logFile }));
     const deploy = actions.get('apps.deploy')!;
-    // A new app takes the tenant the deploy names; an existing one keeps its own (none here).
-    assert.equal(deploy.tenantOf?.({ app: 'fresh', url: 'http://x/y.tgz', tenant: 'acme' }), 'acme');
-    assert.equal(deploy.tenantOf?.({ app: 'web', url: 'http://x/y.tgz', tenant: 'acme' }), undefined);
-    assert.equal(actions.get('apps.restart')!.tenantOf?.({ app: 'web' }), undefined);
+    // No app yet: undefined (a deploy creates it in the key's tenant); an existing app has its
+    // own, null for none (it belongs to admins).
+    assert.equal(deploy.tenantOf?.({ app: 'fresh', url: 'http://x/y.tgz', tenant: 'acme' }), undefined);
+    assert.equal(deploy.tenantOf?.({ app: 'web', url: 'http://x/y.tgz', tenant: 'acme' }), null);
+    assert.equal(actions.get('apps.restart')!.tenantOf?.({ app: 'web' }), null);
     const caller = { kind: 'operator' as const, kid: 'k1', role: 'operator' as const, tenant: 'acme' };
     const ctx = {
       caller,
@@ -404,7 +420,7 @@ describe('workload manager', () => {
     await assert.rejects(
       w.deploy({
         app: 'loop',
-        source: { kind: 'url', url: `${base}/crash.tgz` },
+        source: at('/crash.tgz'),
         flags: { cmd: `${process.execPath} server.cjs`, port: p2 },
         env: { LEAK: 'API_TOKEN', API_TOKEN: SECRET },
       }),
@@ -456,7 +472,7 @@ describe('workload manager', () => {
       });
 
     it('accepts a good call and deploys; refuses a replay, a bad signature, an old timestamp, an unknown app', async () => {
-      const body = JSON.stringify({ url: `${base}/v3.tgz` });
+      const body = JSON.stringify({ url: `${base}/v3.tgz`, sha256: at('/v3.tgz').sha256 });
       const ts = String(Math.floor(Date.now() / 1000));
       const headers = {
         'x-plexus-timestamp': ts,

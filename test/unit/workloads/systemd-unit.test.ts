@@ -19,6 +19,7 @@ describe('systemd units', () => {
     restart: 'on-failure' as const,
     logFile: '/var/lib/plexus/apps/web/logs/app.log',
     appDir: '/var/lib/plexus/apps/web',
+    user: { name: 'plexus-app-web', uid: 990, gid: 990 },
   };
 
   it('is hardened', () => {
@@ -27,13 +28,32 @@ describe('systemd units', () => {
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'PrivateTmp=yes',
-      'ReadWritePaths=/var/lib/plexus/apps/web',
       'EnvironmentFile=/run/plexus/web.env',
       'Restart=on-failure',
+      // Issue 13: its own user, no capabilities, nothing of DATA but its own folder.
+      'User=plexus-app-web',
+      'Group=990',
+      'CapabilityBoundingSet=',
+      'RestrictSUIDSGID=yes',
+      'SystemCallFilter=@system-service',
+      'RestrictNamespaces=yes',
+      'LockPersonality=yes',
+      'ProtectHome=yes',
+      'PrivateDevices=yes',
+      'ProtectProc=invisible',
+      'TemporaryFileSystem=/var/lib/plexus:ro',
+      'BindPaths=/var/lib/plexus/apps/web',
+      'InaccessiblePaths=-/run/plexus',
     ]) {
       assert.ok(unit.split('\n').includes(line), `missing ${line}`);
     }
     assert.ok(!unit.includes('a"b$c'), 'secrets go to the env file, never into the unit');
+  });
+
+  it('runs an app that an admin allowed as root without User=, hardened all the same', () => {
+    const unit = renderUnit({ ...spec, user: { name: 'root', uid: 0, gid: 0 } }).split('\n');
+    assert.ok(!unit.some((l) => l.startsWith('User=')));
+    assert.ok(unit.includes('CapabilityBoundingSet='));
   });
 
   it('passes systemd-analyze verify', (t) => {

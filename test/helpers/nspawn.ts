@@ -1,0 +1,231 @@
+/**
+ * A real systemd for tests, on a host whose PID 1 is not systemd: a Debian bookworm minbase
+ * rootfs (debootstrap, from the machine's configured Debian mirror, ~80 s once) cached outside
+ * the repository, booted with `systemd-nspawn -b` and driven with `nsenter`. The rootfs is built
+ * once under a lock, so concurrent test runs share it, and each boot writes only to a tmpfs
+ * overlay (`--volatile=overlay`), so it stays pristine. The repository and its Node are
+ * bind-mounted read-only at their own paths, so code and commands run inside unchanged.
+ *
+ *   const why = await nspawnUnavailableReason();   // a printed skip reason, or undefined
+ *   const box = await bootContainer();
+ *   const out = await box.exec(['systemctl', 'is-system-running']);
+ *   await box.stop();
+ *
+ * Needs root, systemd-nspawn (package systemd-container) and debootstrap; when they are missing
+ * it installs them with apt-get, and gives a reason to skip when it cannot.
+ */
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+/** Where the rootfs is cached: outside the repository, shared by every checkout. */
+export const ROOTFS = process.env.PLEXUS_TEST_ROOTFS ?? '/var/cache/plexus-test/rootfs-bookworm';
+const REPO = resolve(import.meta.dirname, '..', '..');
+
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
+/** The Debian mirror apt is configured with here (deb822 or one-line sources). */
+export function configuredMirror(): string {
+  const files = ['/etc/apt/sources.list']
+    .concat(
+      existsSync('/etc/apt/sources.list.d')
+        ? readdirSync('/etc/apt/sources.list.d').map((f) => `/etc/apt/sources.list.d/${f}`)
+        : [],
+    )
+    .filter((f) => /\.(list|sources)$/.test(f) && existsSync(f));
+  for (const f of files) {
+    const text = readFileSync(f, 'utf8');
+    const m =
+      /^URIs:\s*(\S+\/debian)\/?\s*$/m.exec(text) ??
+      /^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\/?\s+bookworm\b/m.exec(text);
+    if (m) return m[1];
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+/**
+ * Why a container cannot run here (printed as the skip reason), or undefined. Installs the
+ * tools when they are missing and it can; builds (or waits for) the cached rootfs.
+ */
+export async function nspawnUnavailableReason(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'systemd-nspawn needs root';
+  if (!has('systemd-nspawn') || !has('debootstrap') || !has('nsenter')) {
+    const r = spawnSync('apt-get', ['install', '-y', 'systemd-container', 'debootstrap', 'util-linux'], {
+      stdio: 'ignore',
+      timeout: 600_000,
+    });
+    if (r.status !== 0 || !has('systemd-nspawn') || !has('debootstrap'))
+      return 'systemd-nspawn or debootstrap is missing and apt-get could not install them (package systemd-container)';
+  }
+  try {
+    await ensureRootfs();
+  } catch (err) {
+    return `cannot build the Debian rootfs for systemd-nspawn: ${(err as Error).message.split('\n')[0]}`;
+  }
+  return undefined;
+}
+
+/** Builds the rootfs once (debootstrap into a temporary folder, renamed when complete). */
+export async function ensureRootfs(): Promise<string> {
+  if (existsSync(join(ROOTFS, 'usr/lib/systemd/systemd'))) return ROOTFS;
+  mkdirSync(dirname(ROOTFS), { recursive: true });
+  const lock = `${ROOTFS}.lock`;
+  // mkdir is atomic: the first run builds, the others wait for it (a stale lock from a killed
+  // build is taken over after 15 minutes).
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      if (existsSync(join(ROOTFS, 'usr/lib/systemd/systemd'))) return ROOTFS;
+      const owner = Number(readFileSync(join(lock, 'pid'), 'utf8') || 0);
+      if (owner && !existsSync(`/proc/${owner}`)) rmSync(lock, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
+  try {
+    if (existsSync(join(ROOTFS, 'usr/lib/systemd/systemd'))) return ROOTFS;
+    const tmp = `${ROOTFS}.building`;
+    rmSync(tmp, { recursive: true, force: true });
+    await execFileP(
+      'debootstrap',
+      ['--variant=minbase', '--include=systemd,systemd-sysv,dbus', 'bookworm', tmp, configuredMirror()],
+      { timeout: 900_000, maxBuffer: 64 * 1024 * 1024 },
+    );
+    rmSync(ROOTFS, { recursive: true, force: true });
+    renameSync(tmp, ROOTFS);
+    return ROOTFS;
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** A booted container. */
+export interface Container {
+  /** PID of the container's systemd, as the host sees it. */
+  leader: number;
+  /** Runs a command inside (all namespaces of the container); never rejects. */
+  exec(
+    args: string[],
+    opts?: { env?: Record<string, string>; timeoutMs?: number },
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Powers it off (SIGKILL after 20 s). */
+  stop(): Promise<void>;
+}
+
+/** Folders the repository needs at run time: itself, and where its Node and node_modules live. */
+export function repoBinds(): string[] {
+  const paths = new Set([REPO]);
+  for (const link of ['.tools', 'node_modules']) {
+    const real = realpathSync(join(REPO, link));
+    if (!real.startsWith(`${REPO}/`)) paths.add(real);
+  }
+  paths.add(dirname(realpathSync(process.execPath)));
+  return [...paths];
+}
+
+/** Boots the cached rootfs with the repository bound read-only; resolves once systemd is up. */
+export async function bootContainer(opts: { binds?: string[]; name?: string } = {}): Promise<Container> {
+  await ensureRootfs();
+  const name = opts.name ?? `plexus-test-${process.pid}`;
+  const args = [
+    '-D',
+    ROOTFS,
+    '-b',
+    '--register=no',
+    '--keep-unit',
+    '--volatile=overlay',
+    `--machine=${name}`,
+  ];
+  for (const b of opts.binds ?? repoBinds()) args.push(`--bind-ro=${b}`);
+  const nspawn = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  nspawn.stdout.on('data', (c) => {
+    output = (output + c).slice(-4000);
+  });
+  nspawn.stderr.on('data', (c) => {
+    output = (output + c).slice(-4000);
+  });
+  let exited = false;
+  nspawn.once('exit', () => {
+    exited = true;
+  });
+  const stop = async () => {
+    if (exited) return;
+    nspawn.kill('SIGTERM'); // nspawn asks the container's systemd to power off
+    const gone = new Promise((r) => nspawn.once('exit', r));
+    const t = setTimeout(() => nspawn.kill('SIGKILL'), 20_000);
+    await gone;
+    clearTimeout(t);
+  };
+  const leader = await findLeader(
+    nspawn.pid!,
+    () => exited,
+    () => output,
+  );
+  const exec: Container['exec'] = (cmd, o = {}) =>
+    new Promise((res) => {
+      const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
+      execFile(
+        'nsenter',
+        [
+          '-t',
+          String(leader),
+          '-a',
+          '--',
+          'env',
+          '-i',
+          'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+          ...env,
+          ...cmd,
+        ],
+        { timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) =>
+          res({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr }),
+      );
+    });
+  // Up when systemd has finished starting (degraded counts: a minimal rootfs lacks some units).
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await exec(['systemctl', 'is-system-running', '--wait'], { timeoutMs: 60_000 });
+    if (/running|degraded/.test(r.stdout)) break;
+    if (exited || Date.now() > deadline) {
+      await stop();
+      throw new Error(`the container did not boot: ${r.stdout.trim()} ${output.slice(-1000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return { leader, exec, stop };
+}
+
+/** The container's PID 1: the child of systemd-nspawn (its first and only one). */
+async function findLeader(nspawn: number, exited: () => boolean, output: () => string): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !exited()) {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === nspawn) return Number(d);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`systemd-nspawn started no container: ${output().slice(-1000)}`);
+}
