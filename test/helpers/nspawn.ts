@@ -198,9 +198,10 @@ export async function bootContainer(opts: { binds?: string[]; name?: string } = 
       );
     });
   // Up when systemd has finished starting (degraded counts: a minimal rootfs lacks some units).
-  const deadline = Date.now() + 60_000;
+  // A boot takes 2-5 s on a quiet machine; the bound is for a machine busy with other tests.
+  const deadline = Date.now() + 180_000;
   for (;;) {
-    const r = await exec(['systemctl', 'is-system-running', '--wait'], { timeoutMs: 60_000 });
+    const r = await exec(['systemctl', 'is-system-running', '--wait'], { timeoutMs: 180_000 });
     if (/running|degraded/.test(r.stdout)) break;
     if (exited || Date.now() > deadline) {
       await stop();
