@@ -16,7 +16,9 @@ export function registerAppEnv(program: Command): void {
   const env = program.command('env').description("an app's env vars (values encrypted at rest)");
   env
     .command('set')
-    .description('set env vars; they apply on the next start or restart')
+    .description(
+      'set env vars (the exec grant: env changes what the app runs); they apply on the next start or restart',
+    )
     .argument('<app>', 'app name')
     .argument('<pairs...>', 'NAME=value …')
     .option('--json', 'print JSON')
@@ -27,7 +29,7 @@ export function registerAppEnv(program: Command): void {
     });
   env
     .command('unset')
-    .description('remove env vars; they are gone after the next start or restart')
+    .description('remove env vars (the exec grant); they are gone after the next start or restart')
     .argument('<app>', 'app name')
     .argument('<names...>', 'NAME …')
     .option('--json', 'print JSON')

@@ -20,16 +20,24 @@ export function registerApps(program: Command): void {
       'deploy a bundle (zip or tar.gz) as a new release; a release that fails its health check is rolled back',
     )
     .argument('<app>', 'app name (a DNS label)')
-    .option('--url <url>', 'bundle URL (http or https)')
+    .option('--url <url>', 'bundle URL: https, or http with --sha256')
     .option('--dir <path>', 'deploy a local directory (packed and uploaded by the CLI)')
-    .option('--sha256 <hex>', 'expected sha256 of the bundle')
-    .option('--cmd <command>', "command to run in the release folder (default: the bundle's plexus.yaml)")
+    .option('--sha256 <hex>', 'expected sha256 of the bundle (required for an http URL)')
+    .option(
+      '--cmd <command>',
+      "command to run in the release folder (default: the bundle's plexus.yaml; a new or changed one needs the exec grant)",
+    )
     .option('--port <n>', 'port the app listens on (exposed in the mesh under the app name)')
     .option('--health <check>', 'health check: http://:PORT/PATH or tcp:PORT')
     .option('--health-timeout <s>', 'seconds the health check may take (default 30)')
     .option('--env <K=V>', 'env var, stored encrypted (repeatable)', collect, [])
     .option('--restart <policy>', 'always, on-failure or never')
     .option('--tenant <name>', 'tenant of a new app (operators limited to a tenant must give theirs)')
+    .option(
+      '--user <name>',
+      "run as this existing user instead of the app's own plexus-app-NAME (exec grant)",
+    )
+    .option('--allow-root', 'let the app run as root (admins only; with --user root)')
     .option('--json', 'print JSON')
     .action(async (app: string, opts, cmd: Command) => {
       if (!opts.url === !opts.dir) throw new UsageError('give exactly one of --url URL or --dir PATH');
@@ -40,7 +48,9 @@ export function registerApps(program: Command): void {
         health: opts.health,
         restart: opts.restart,
         tenant: opts.tenant,
+        user: opts.user,
       };
+      if (opts.allowRoot) args.allowRoot = true;
       if (opts.port !== undefined) args.port = intOption('--port', opts.port, 1, 65535);
       if (opts.healthTimeout !== undefined)
         args.healthTimeoutS = intOption('--health-timeout', opts.healthTimeout, 1, 3600);

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -116,6 +117,8 @@ describe('telemetry: gossip, CLI, HTTP', () => {
   });
 
   it("an app started on one node shows 'running' in another node's peers within 2 s", async (t) => {
+    // A plain-http bundle is pinned by its sha256 (issue 13).
+    const sha256Of = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
     const [n1, n2] = cluster.nodes;
     // A bundle served from a local HTTP server (deploy --url).
     const dir = join(cluster.root, 'app-src');
@@ -127,9 +130,23 @@ describe('telemetry: gossip, CLI, HTTP', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/sleeper.tgz`;
     const d = await n2
-      .run(['deploy', 'sleeper', '--url', url, '--cmd', 'sleep 600', '--restart', 'never'], {
-        timeoutMs: 120_000,
-      })
+      .run(
+        [
+          'deploy',
+          'sleeper',
+          '--url',
+          url,
+          '--sha256',
+          sha256Of(bundle),
+          '--cmd',
+          'sleep 600',
+          '--restart',
+          'never',
+        ],
+        {
+          timeoutMs: 120_000,
+        },
+      )
       .finally(() => server.close());
     assert.equal(d.code, 0, d.stderr);
     const stop = await n2.run(['stop', 'sleeper']);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { signWebhook } from '../../src/workloads/webhook.ts';
-import { tarGzDir } from '../helpers/archives.ts';
+import { sha256, tarGzDir } from '../helpers/archives.ts';
 import { type Cluster, freePort, PLEXUS, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
 import { httpText } from '../helpers/http.ts';
 import { killProcessesUnder, processesUnder } from '../helpers/processes.ts';
@@ -33,12 +33,14 @@ describe('apps end to end', () => {
   let server: Server;
   let base: string;
   let port: number;
+  let bundleSha: string;
   const cmd = `${process.execPath} server.cjs`;
 
   before(async () => {
     const v1 = join(scratch, 'v1');
     cpSync(FIXTURE, v1, { recursive: true });
     const bundle = await tarGzDir(v1);
+    bundleSha = sha256(bundle);
     server = createServer((req, res) => {
       if (req.url !== '/app.tgz') {
         res.writeHead(404);
@@ -70,6 +72,8 @@ describe('apps end to end', () => {
       'web',
       '--url',
       `${base}/app.tgz`,
+      '--sha256',
+      bundleSha,
       '--cmd',
       cmd,
       '--port',
@@ -159,7 +163,9 @@ describe('apps end to end', () => {
   it('bad input: one line on stderr, exit 1 (2 for usage), the app untouched', async () => {
     const pid = await appPid(port);
     for (const [args, code] of [
-      [['deploy', 'web', '--url', `${base}/missing.tgz`], 1],
+      [['deploy', 'web', '--url', `${base}/missing.tgz`, '--sha256', 'a'.repeat(64)], 1],
+      // Plain http without --sha256: refused before anything is fetched (issue 13).
+      [['deploy', 'web', '--url', `${base}/app.tgz`], 1],
       [['deploy', 'web', '--url', `${base}/app.tgz`, '--sha256', 'b'.repeat(64)], 1],
       [['restart', 'ghost'], 1],
       [['env', 'set', 'web', '1BAD=x'], 2],
@@ -199,7 +205,7 @@ describe('apps end to end', () => {
         req.on('error', rej);
         req.end(body);
       });
-    const body = JSON.stringify({ url: `${base}/app.tgz` });
+    const body = JSON.stringify({ url: `${base}/app.tgz`, sha256: bundleSha });
     const ts = String(Math.floor(Date.now() / 1000));
     assert.equal(await post(body, ts, signWebhook(secret, ts, body)), 202);
     await waitFor(

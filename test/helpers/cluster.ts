@@ -5,7 +5,7 @@
  * down by `cluster.stop()` (kill + rm), which tests call in `after`.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -189,6 +189,7 @@ export async function startCluster(
   opts: NodeOptions & { prefix?: string } = {},
 ): Promise<Cluster> {
   const root = mkdtempSync(join(tmpdir(), 'plexus-e2e-'));
+  chmodSync(root, 0o711); // apps run as users of their own, who pass through to their folders
   const nodes: TestNode[] = [];
   const cluster: Cluster = {
     root,
