@@ -34,7 +34,6 @@ import {
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AppUser } from './app-users.ts';
-import type { AppPaths } from './releases.ts';
 
 /**
  * Makes DATA passable for app users and everything in it but `apps/` private to the agent: a
@@ -66,8 +65,17 @@ export function unpassableAncestor(appsDir: string): string | undefined {
   }
 }
 
+/** The folders of an app whose owners are set here (releases.ts's AppPaths fits). */
+export interface AppDirs {
+  root: string;
+  releases: string;
+  data: string;
+  logs: string;
+  tmp: string;
+}
+
 /** Gives `user` its folders of the app (idempotent; cheap enough for every launch). */
-export function grantAppDirs(p: AppPaths, user: AppUser): void {
+export function grantAppDirs(p: AppDirs, user: AppUser): void {
   mkdirSync(p.data, { recursive: true, mode: 0o700 });
   setOwner(p.root, 0, user.gid, 0o750);
   setOwner(p.releases, 0, user.gid, 0o750);
