@@ -99,4 +99,59 @@ describe('authorize', () => {
       'accepted',
     );
   });
+
+  it('an object of nobody, of another tenant and a missing one give a tenant key the same hidden answer', () => {
+    class NoSuchThing extends Error {
+      override name = 'NoSuchThing';
+    }
+    const tenants: Record<string, string | null> = { mine: 'blue', theirs: 'red', admins: null };
+    const def = defineAction({
+      name: 'test.app',
+      describe: 'an app action',
+      access: 'write',
+      args: z.object({ app: z.string() }),
+      tenantOf: (a) => tenants[a.app],
+      hidden: (a) => (a.app in tenants || a.app === 'missing' ? new NoSuchThing(a.app) : undefined),
+      handler: async () => null,
+    });
+    const blue = keyOf(signer, { tenant: 'blue' });
+    assert.equal(
+      nameOf(() => authorize(blue, def, { app: 'mine' })),
+      'accepted',
+    );
+    for (const app of ['theirs', 'admins', 'missing'])
+      assert.equal(
+        nameOf(() => authorize(blue, def, { app })),
+        'NoSuchThing',
+        app,
+      );
+    // An unrestricted operator is not a tenant key: it may touch the admins' app.
+    assert.equal(
+      nameOf(() => authorize(keyOf(signer), def, { app: 'admins' })),
+      'accepted',
+    );
+  });
+
+  it('the access of one invocation can depend on its arguments (a deploy that picks the command is exec)', () => {
+    const def = defineAction({
+      name: 'test.deploy',
+      describe: 'a deploy',
+      access: 'write',
+      accessOf: (a) => (a.cmd ? 'exec' : 'write'),
+      args: z.object({ app: z.string(), cmd: z.string().optional() }),
+      handler: async () => null,
+    });
+    assert.equal(
+      nameOf(() => authorize(keyOf(signer), def, { app: 'a' })),
+      'accepted',
+    );
+    assert.equal(
+      nameOf(() => authorize(keyOf(signer), def, { app: 'a', cmd: 'sh' })),
+      'ForbiddenRoleError',
+    );
+    assert.equal(
+      nameOf(() => authorize(keyOf(signer, { exec: true }), def, { app: 'a', cmd: 'sh' })),
+      'accepted',
+    );
+  });
 });
