@@ -125,6 +125,9 @@ export class AppContext {
 
   /** What a process of `rel` is started with: the app's decrypted env, then `extraEnv` on top. */
   launchSpec(app: string, rel: ReleaseRow, extraEnv: Record<string, string> = {}): LaunchSpec {
+    // Never as root by omission: every path that starts a process prepares its user first.
+    if (canSwitchUsers() && !this.#users.has(app))
+      throw new AppUserError('APP_USER_UNRESOLVED', `app '${app}' has no user prepared; try again`);
     return buildLaunchSpec(
       app,
       rel,

@@ -133,7 +133,11 @@ export class AdminOnlyError extends PlexusError {
 export class AppUserError extends PlexusError {
   override name = 'AppUserError';
   constructor(code: string, message: string) {
-    super(code, message, code === 'APP_USER_FAILED' ? 'internal' : 'invalid');
+    super(
+      code,
+      message,
+      code === 'APP_USER_FAILED' || code === 'APP_USER_UNRESOLVED' ? 'internal' : 'invalid',
+    );
   }
 }
 

@@ -106,6 +106,8 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
 
   async halt(app: string): Promise<void> {
     await this.#systemctl('stop', unitName(app)).catch(() => '');
+    // A unit that had to be SIGKILLed after its stop timeout ends "failed": it was asked to stop.
+    await this.#systemctl('reset-failed', unitName(app)).catch(() => '');
     const state = await this.#read(app);
     this.#known.set(app, state);
     this.emit('change', app, state, 'stop', undefined);
@@ -178,9 +180,11 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
         const next = await this.#read(app);
         if (next.status !== prev.status || next.pid !== prev.pid || next.restarts !== prev.restarts) {
           this.#known.set(app, next);
+          // systemd restarts a crashed app by itself; polling sees only that it did, as a crash.
           const why: RunChange =
-            next.status === 'failed' ? 'failed' : next.restarts > prev.restarts ? 'restart' : 'exit';
-          this.emit('change', app, next, why, undefined);
+            next.status === 'failed' ? 'failed' : next.restarts > prev.restarts ? 'crash' : 'exit';
+          const detail = why === 'crash' ? `restarted by systemd (${next.restarts})` : undefined;
+          this.emit('change', app, next, why, detail);
         }
       } catch (err) {
         this.#logger.debug({ app, err: (err as Error).message }, 'systemctl show failed');

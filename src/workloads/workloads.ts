@@ -186,7 +186,9 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     return this.#ctx.exclusive(app, 'removing', async () => {
       await this.#backend.forget(app);
       this.apps.delete(app);
-      await removeAppDir(this.paths(app), this.#ctx.userOf(app) ?? (await this.#ctx.appUser(row)));
+      // A user that is gone (or never was) leaves the agent to delete everything itself.
+      const user = this.#ctx.userOf(app) ?? (await this.#ctx.appUser(row).catch(() => undefined));
+      await removeAppDir(this.paths(app), user);
       this.#ctx.record(app, 'remove', null);
       this.#ctx.emitRemoved(app);
       return { app, removed: true as const };

@@ -212,7 +212,10 @@ export async function bootContainer(opts: { binds?: string[]; name?: string } = 
   return { leader, exec, stop };
 }
 
-/** The container's PID 1: the child of systemd-nspawn (its first and only one). */
+/**
+ * The container's PID 1: the child of systemd-nspawn that runs systemd. nspawn forks helpers
+ * first (an outer child that exits once the inner one runs), so a child's pid alone is not it.
+ */
 async function findLeader(nspawn: number, exited: () => boolean, output: () => string): Promise<number> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && !exited()) {
@@ -221,7 +224,8 @@ async function findLeader(nspawn: number, exited: () => boolean, output: () => s
       try {
         const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
         const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === nspawn) return Number(d);
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        if (ppid === nspawn && comm === 'systemd') return Number(d);
       } catch {
         // gone meanwhile
       }
