@@ -4,7 +4,8 @@
  * runs inside it with the systemd backend (test/helpers/isolation.ts): the hostile app must fail
  * at every attempt there too, each app unit must pass `systemd-analyze verify` and rate at most
  * 4.0 ("OK") in `systemd-analyze security`, and the agent's own unit
- * (packaging/systemd/plexus.service) must verify, its score printed.
+ * (packaging/systemd/plexus.service) must verify (its score printed) and run the agent: it
+ * deploys an app as the app's user, and an agent restart leaves the app running.
  */
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
@@ -98,5 +99,39 @@ describe('apps under a real systemd', { skip }, () => {
     assert.ok(m, sec.stdout + sec.stderr);
     // Root with 8 capabilities and /etc writable, and still "OK" (an unhardened unit is 9.6).
     assert.ok(Number(m[1]) <= 4.0, `the agent's exposure grew to ${m[1]}:\n${sec.stdout}`);
+  });
+
+  it('the agent runs under its own unit, deploys an app as its user, and a restart of the agent leaves the app running', async () => {
+    const sh = (script: string) => box!.exec(['sh', '-c', script], { timeoutMs: 120_000 });
+    const plexus = (args: string) => sh(`plexus ${args} --data-dir /var/lib/plexus`);
+    // The checkout is read-only in the container: the agent runs from the sources, not a bundle.
+    await sh(
+      'mkdir -p /etc/systemd/system/plexus.service.d && ' +
+        "printf '[Service]\\nEnvironment=PLEXUS_NO_BUNDLE=1\\n' > /etc/systemd/system/plexus.service.d/test.conf",
+    );
+    const init = await sh(
+      'plexus init --name n1 --data-dir /var/lib/plexus --listen /ip4/127.0.0.1/tcp/4001',
+    );
+    assert.equal(init.code, 0, init.stderr);
+    await sh('systemctl daemon-reload && systemctl start plexus');
+    const up = await sh(
+      'for i in $(seq 60); do [ -S /var/lib/plexus/plexus.sock ] && exit 0; sleep 0.5; done; exit 1',
+    );
+    assert.equal(up.code, 0, (await sh('journalctl -u plexus -n 30 --no-pager -o cat')).stdout);
+    const deploy = await plexus(
+      `deploy web --dir ${REPO}/test/fixtures/workloads/app --cmd '${process.execPath} server.cjs' --port 8080 --health tcp:8080`,
+    );
+    assert.equal(deploy.code, 0, deploy.stderr);
+    const pidOf = async () => JSON.parse((await plexus('apps --json')).stdout)[0]?.pid as number;
+    const pid = await pidOf();
+    const uid = await sh(`grep ^Uid /proc/${pid}/status`);
+    assert.match(uid.stdout, /^Uid:\s+[1-9]\d*\s/, 'the app runs as its own user');
+    // KillMode=process: the app lives on through an agent restart and is re-adopted.
+    await sh('systemctl restart plexus');
+    await sh(
+      'for i in $(seq 60); do plexus apps --data-dir /var/lib/plexus >/dev/null 2>&1 && exit 0; sleep 0.5; done',
+    );
+    assert.equal(await pidOf(), pid, 'the same process, re-adopted');
+    assert.equal((await sh('systemctl is-active plexus')).stdout.trim(), 'active');
   });
 });
