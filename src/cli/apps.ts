@@ -38,6 +38,12 @@ export function registerApps(program: Command): void {
       "run as this existing user instead of the app's own plexus-app-NAME (exec grant)",
     )
     .option('--allow-root', 'let the app run as root (admins only; with --user root)')
+    .option(
+      '--cap <name>',
+      'give the app a capability: NET_BIND_SERVICE, NET_RAW or IPC_LOCK (admins; repeatable; --cap none drops them)',
+      collect,
+      [],
+    )
     .option('--json', 'print JSON')
     .action(async (app: string, opts, cmd: Command) => {
       if (!opts.url === !opts.dir) throw new UsageError('give exactly one of --url URL or --dir PATH');
@@ -51,6 +57,10 @@ export function registerApps(program: Command): void {
         user: opts.user,
       };
       if (opts.allowRoot) args.allowRoot = true;
+      if (opts.cap.length)
+        args.capabilities = opts.cap
+          .filter((c: string) => c.toLowerCase() !== 'none')
+          .map((c: string) => c.toUpperCase().replace(/^CAP_/, ''));
       if (opts.port !== undefined) args.port = intOption('--port', opts.port, 1, 65535);
       if (opts.healthTimeout !== undefined)
         args.healthTimeoutS = intOption('--health-timeout', opts.healthTimeout, 1, 3600);

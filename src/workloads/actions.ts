@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { type ActionContext, defineAction } from '../core/actions.ts';
-import { MAX_LOG_LINES } from './constants.ts';
+import { APP_CAPABILITIES, MAX_LOG_LINES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
 import { AdminOnlyError, AppNameTakenError, TenantMismatchError, UnknownAppError } from './errors.ts';
 import { followFile, tailLines } from './log-files.ts';
@@ -56,12 +56,14 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
             .optional(),
           /** An admin's consent to run the app as root. */
           allowRoot: z.boolean().optional(),
+          /** Capabilities to give the app (admins); replaces what it had, [] for none. */
+          capabilities: z.array(z.enum(APP_CAPABILITIES)).max(APP_CAPABILITIES.length).optional(),
         })
         .refine(
           (a) => (a.url === undefined) !== (a.upload === undefined),
           'give exactly one of url or upload',
         ),
-      handler: ({ app, url, upload, sha256, env, tenant, user, allowRoot, ...flags }, ctx) => {
+      handler: ({ app, url, upload, sha256, env, tenant, user, allowRoot, capabilities, ...flags }, ctx) => {
         if (ctx.caller.tenant && tenant && tenant !== ctx.caller.tenant)
           throw new TenantMismatchError(ctx.caller.tenant, tenant);
         return w.deploy({
@@ -74,6 +76,7 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
           tenant: ctx.caller.tenant ?? tenant,
           user,
           allowRoot,
+          capabilities: capabilities && [...new Set(capabilities)].sort(),
           signal: ctx.signal,
           onProgress: progress(ctx),
         });
@@ -245,14 +248,23 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
 /**
  * What a deploy needs (issue 13): `write` to ship a new bundle under the stored spec; `exec` to
  * set or change the command, the user or the env, since choosing a command is running code;
- * `admin` for anything that runs as root, or keeps running as root.
+ * `admin` for anything that runs as root, or keeps running as root, and to give capabilities.
  */
 function deployAccess(
   w: Workloads,
-  a: { app: string; cmd?: string; user?: string; allowRoot?: boolean; env?: Record<string, string> },
+  a: {
+    app: string;
+    cmd?: string;
+    user?: string;
+    allowRoot?: boolean;
+    env?: Record<string, string>;
+    capabilities?: string[];
+  },
 ): 'write' | 'exec' | 'admin' {
   const row = w.apps.get(a.app);
   if (a.allowRoot || row?.runAs === 'root') return 'admin';
+  const caps = (list: string[] | undefined) => [...new Set(list ?? [])].sort().join(',');
+  if (a.capabilities !== undefined && caps(a.capabilities) !== caps(row?.capabilities)) return 'admin';
   const current = row?.release ? (w.releases.get(row.name, row.release)?.spec ?? row.spec) : row?.spec;
   const changes =
     (a.cmd !== undefined && a.cmd !== current?.cmd) ||

@@ -135,6 +135,7 @@ export class AppContext {
       { ...this.env.reveal(app), ...extraEnv },
       this.init.inheritEnv,
       this.#users.get(app),
+      this.apps.get(app)?.capabilities,
     );
   }
 

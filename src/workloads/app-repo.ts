@@ -11,6 +11,8 @@ export interface AppRow {
   tenant: string | null;
   /** The Unix user it runs as; null for an app from before per-app users (see migrations.ts). */
   runAs: string | null;
+  /** Capabilities an admin gave it (`deploy --cap`); empty for none. */
+  capabilities: string[];
   spec: RunSpec;
   desired: 'running' | 'stopped';
   status: AppStatus;
@@ -29,6 +31,7 @@ interface Raw {
   name: string;
   tenant: string | null;
   run_as: string | null;
+  capabilities: string | null;
   spec: string;
   desired: 'running' | 'stopped';
   status: AppStatus;
@@ -45,6 +48,7 @@ interface Raw {
 const COLUMNS: Record<string, string> = {
   tenant: 'tenant',
   runAs: 'run_as',
+  capabilities: 'capabilities',
   spec: 'spec',
   desired: 'desired',
   status: 'status',
@@ -111,7 +115,7 @@ export class AppRepo {
       const col = COLUMNS[key];
       if (!col || value === undefined) continue;
       sets.push(`${col} = ?`);
-      values.push(key === 'spec' ? JSON.stringify(value) : value);
+      values.push(key === 'spec' || key === 'capabilities' ? JSON.stringify(value) : value);
     }
     if (!sets.length) return;
     sets.push('updated_at = ?');
@@ -130,6 +134,7 @@ function fromRaw(r: Raw): AppRow {
     name: r.name,
     tenant: r.tenant,
     runAs: r.run_as,
+    capabilities: r.capabilities ? (JSON.parse(r.capabilities) as string[]) : [],
     spec: JSON.parse(r.spec) as RunSpec,
     desired: r.desired,
     status: r.status,

@@ -26,6 +26,8 @@ export interface LaunchSpec {
    * agent is not root and so cannot switch: the app then runs as the agent's own user.
    */
   user?: AppUser;
+  /** Capabilities it keeps as that user (APP_CAPABILITIES names); none when absent. */
+  capabilities?: string[];
 }
 
 /** How a new process takes over from the one running. */

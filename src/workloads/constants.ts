@@ -79,6 +79,14 @@ export const MAX_WEBHOOK_BODY_BYTES = 16 * 1024;
 /** Events kept per app in the events log. */
 export const KEEP_EVENTS_PER_APP = 500;
 
+/**
+ * Capabilities an app may be given (`deploy --cap`, admins only): those that let a service do one
+ * ordinary thing without leading back to root. NET_BIND_SERVICE: listen on ports below 1024;
+ * NET_RAW: ping and other raw sockets; IPC_LOCK: lock memory (databases, secrets). Anything that
+ * reaches root (SYS_ADMIN, DAC_OVERRIDE, SETUID…) is `--user root --allow-root` or nothing.
+ */
+export const APP_CAPABILITIES = ['NET_BIND_SERVICE', 'NET_RAW', 'IPC_LOCK'] as const;
+
 /** Prefix of the system user each app gets (issue 13: `plexus-app-NAME`). */
 export const APP_USER_PREFIX = 'plexus-app-';
 /** Longest Linux user name `useradd` accepts (shadow's default LOGIN_NAME_MAX check). */

@@ -80,8 +80,12 @@ export async function deployRelease(
         tenant: req.tenant,
         runAs: user?.name ?? null,
       });
+      if (req.capabilities?.length) ctx.apps.update(app, { capabilities: req.capabilities });
       ctx.setUser(app, user);
-    } else ctx.adoptUser(prev, user);
+    } else {
+      ctx.adoptUser(prev, user);
+      if (req.capabilities) ctx.apps.update(app, { capabilities: req.capabilities });
+    }
     ctx.releases.insert(row);
     return await releaseSwitch.switchTo(app, row, prevRelease, {
       kind: 'deploy',

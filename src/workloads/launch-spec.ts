@@ -25,6 +25,7 @@ export function buildLaunchSpec(
   secrets: Record<string, string>,
   inherit: string[] = INHERITED_ENV,
   user?: AppUser,
+  capabilities: string[] = [],
 ): LaunchSpec {
   const env: Record<string, string> = {};
   for (const k of inherit) if (process.env[k] !== undefined) env[k] = process.env[k]!;
@@ -50,6 +51,7 @@ export function buildLaunchSpec(
     logFile: paths.log,
     appDir: paths.root,
     ...(user ? { user } : {}),
+    ...(capabilities.length ? { capabilities } : {}),
   };
 }
 
@@ -63,4 +65,24 @@ export function shellScript(cmd: string): string {
   const m = /^((?:[A-Za-z_][A-Za-z0-9_]*=[^\s'"]*\s+)*)(.*)$/s.exec(cmd.trim())!;
   if (/^(cd|exec|if|for|while|case|\.|source|eval)\b/.test(m[2])) return cmd;
   return `${m[1]}exec ${m[2]}`;
+}
+
+/**
+ * How the process backend spawns `spec`: the program, its arguments, and the ids Node's spawn
+ * sets. As the app's own user (issue 13): Node's spawn sets the
+ * uid and gid, and libuv's child calls setgroups(0, NULL) first, so the agent's supplementary
+ * groups (root's) are dropped too (the isolation test checks /proc/PID/status). An app given
+ * capabilities goes through util-linux's `setpriv`, which keeps just those across the change of
+ * uid (as ambient capabilities) and drops every other from the bounding set.
+ */
+export function spawnCommand(spec: LaunchSpec): [string, string[], { uid?: number; gid?: number }] {
+  const sh = ['-c', shellScript(spec.cmd)];
+  const user = spec.user && spec.user.uid !== process.getuid?.() ? spec.user : undefined;
+  if (!user) return ['/bin/sh', sh, {}];
+  const caps = spec.capabilities ?? [];
+  if (!caps.length) return ['/bin/sh', sh, { uid: user.uid, gid: user.gid }];
+  const set = `-all,${caps.map((c) => `+${c.toLowerCase()}`).join(',')}`;
+  const ids = [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups'];
+  const keep = [`--inh-caps=${set}`, `--ambient-caps=${set}`, `--bounding-set=${set}`];
+  return ['setpriv', [...ids, ...keep, '--', '/bin/sh', ...sh], {}];
 }

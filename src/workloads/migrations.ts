@@ -82,6 +82,8 @@ export const workloadsMigrations: Migration[] = [
       -- of their own (it ran as the agent's user, root on a server): it moves to its own user
       -- on its next deploy or (re)start, and the app's event log says so.
       ALTER TABLE apps ADD COLUMN run_as TEXT;
+      -- Capabilities an admin gave the app (JSON array of APP_CAPABILITIES names); none when NULL.
+      ALTER TABLE apps ADD COLUMN capabilities TEXT;
     `,
   },
 ];

@@ -33,7 +33,7 @@ import {
   RESTART_RESET_AFTER_MS,
   STOP_GRACE_MS,
 } from './constants.ts';
-import { shellScript } from './launch-spec.ts';
+import { spawnCommand } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
 import { groupMembers, isSameProcess, readProcStat, signalGroup } from './proc.ts';
 
@@ -112,17 +112,13 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     let child: ChildProcess;
     try {
       writeSync(fd, marker(`starting release ${spec.release}`));
-      child = spawn('/bin/sh', ['-c', shellScript(spec.cmd)], {
+      const [file, args, ids] = spawnCommand(spec);
+      child = spawn(file, args, {
         cwd: spec.cwd,
         env: spec.env,
         detached: true,
         stdio: ['ignore', fd, fd],
-        // As the app's own user (issue 13). libuv's child calls setgroups(0, NULL) before
-        // setgid/setuid, so the agent's supplementary groups (root's) are dropped too; the
-        // isolation test checks /proc/PID/status.
-        ...(spec.user && spec.user.uid !== process.getuid?.()
-          ? { uid: spec.user.uid, gid: spec.user.gid }
-          : {}),
+        ...ids,
       });
     } finally {
       closeSync(fd);

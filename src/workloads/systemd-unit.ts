@@ -60,6 +60,7 @@ export function renderUnit(spec: LaunchSpec, opts: UnitOptions = {}): string {
   // RestartSteps/RestartMaxDelaySec (exponential backoff) arrived in systemd 254.
   if ((opts.systemdVersion ?? 0) >= 254) lines.push('RestartSteps=8', 'RestartMaxDelaySec=15s');
   const dataDir = dirname(dirname(spec.appDir));
+  const caps = (spec.capabilities ?? []).map((c) => `CAP_${c}`).join(' ');
   const runDir = dirname(opts.envFile ?? envFilePath(spec.app));
   if (spec.user && spec.user.uid !== 0) lines.push(`User=${spec.user.name}`, `Group=${spec.user.gid}`);
   // ProtectProc= and ProcSubset= arrived in systemd 247 (Debian 11 has 247).
@@ -73,8 +74,9 @@ export function renderUnit(spec: LaunchSpec, opts: UnitOptions = {}): string {
     `BindPaths=${quotePath(spec.appDir)}`,
     // The env files of every app (secrets), here and in any other mount the app could reach.
     `InaccessiblePaths=-${quotePath(runDir)}`,
-    'CapabilityBoundingSet=',
-    'AmbientCapabilities=',
+    // Empty unless an admin gave the app some (`deploy --cap`): then those, and only those.
+    `CapabilityBoundingSet=${caps}`,
+    `AmbientCapabilities=${caps}`,
     'NoNewPrivileges=yes',
     'ProtectSystem=strict',
     'ProtectHome=yes',

@@ -53,6 +53,8 @@ export interface DeployRequest {
   user?: string;
   /** An admin's consent to run the app as root (`--allow-root`). */
   allowRoot?: boolean;
+  /** Capabilities to give the app (`--cap`, admins); replaces what it had. Kept when absent. */
+  capabilities?: string[];
   signal?: AbortSignal;
   onProgress?(p: DeployProgress): void;
 }

@@ -222,4 +222,26 @@ describe('deploy rights', () => {
     assert.equal(codeOf(noFlag), 'ROOT_NOT_ALLOWED');
     assert.match(messageOf(noFlag), /--allow-root/);
   });
+
+  it("capabilities are an admin's to give; a redeploy that keeps them needs only write", async () => {
+    const ops = grant('operator', { exec: true });
+    const op = grant('operator');
+    const withCap = { app: 'api', upload: {}, capabilities: ['NET_BIND_SERVICE'] };
+    assert.equal(codeOf(await run(ops, 'apps.deploy', withCap, upload())), 'FORBIDDEN_ROLE');
+    const given = await run(admin, 'apps.deploy', withCap, upload());
+    assert.equal(codeOf(given), 'ok', messageOf(given));
+    assert.deepEqual(w.apps.get('api')?.capabilities, ['NET_BIND_SERVICE']);
+    const again = await run(op, 'apps.deploy', { app: 'api', upload: {} }, upload());
+    assert.equal(codeOf(again), 'ok', messageOf(again));
+    assert.deepEqual(w.apps.get('api')?.capabilities, ['NET_BIND_SERVICE'], 'kept');
+    // Taking them away is a change too.
+    assert.equal(
+      codeOf(await run(op, 'apps.deploy', { app: 'api', upload: {}, capabilities: [] }, upload())),
+      'FORBIDDEN_ROLE',
+    );
+    assert.equal(
+      codeOf(await run(op, 'apps.deploy', { app: 'api', upload: {}, capabilities: ['SYS_ADMIN'] }, upload())),
+      'INVALID_ARGUMENT',
+    );
+  });
 });

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { silentLogger } from '../../src/logging/index.ts';
 import { ensureAppUser } from '../../src/workloads/app-users.ts';
 import type { Backend, LaunchSpec, RunChange } from '../../src/workloads/backend.ts';
+import { checkPortFree } from '../../src/workloads/preflight.ts';
 import { groupMembers, isSameProcess } from '../../src/workloads/proc.ts';
 import { createProcessBackend, type ProcessBackendInit } from '../../src/workloads/process-backend.ts';
 import { createSystemdBackend, systemdUnavailableReason } from '../../src/workloads/systemd-backend.ts';
@@ -55,6 +56,19 @@ function track(b: Backend) {
     if (s.pid) started.add(s.pid);
   });
   return seen;
+}
+
+/** A free TCP port below 1024 on 127.0.0.1, or undefined. */
+async function freeLowPort(): Promise<number | undefined> {
+  for (let port = 990; port > 900; port--) {
+    try {
+      await checkPortFree(port);
+      return port;
+    } catch {
+      // taken
+    }
+  }
+  return undefined;
 }
 
 const FAST: ProcessBackendInit = { backoffMinMs: 20, crashloopLimit: 4, stopGraceMs: 400, adoptedPollMs: 50 };
@@ -135,6 +149,30 @@ function contract(name: string, make: () => Backend, skip?: string) {
       assert.ok(['', String(user.gid)].includes(field('Groups') ?? ''), `groups: ${field('Groups')}`);
       assert.equal(field('CapEff'), '0000000000000000');
       await b.halt(s.app);
+      await b.close();
+    });
+
+    it('keeps a capability an admin gave the app (a port below 1024), and nothing else', async (t) => {
+      if (process.getuid?.() !== 0) return t.skip('needs root to switch users');
+      const low = await freeLowPort();
+      if (!low) return t.skip('no free port below 1024 on 127.0.0.1');
+      const b = make();
+      const user = await ensureAppUser('contract');
+      const s = await spec(`${name}-cap`, { user, capabilities: ['NET_BIND_SERVICE'] });
+      s.env.PORT = String(low);
+      const state = await b.launch(s);
+      await waitFor(() => fetchText(low, '/health'), 10_000, 'app on a low port');
+      const status = readFileSync(`/proc/${state.pid}/status`, 'utf8');
+      assert.match(status, /^CapEff:\s+0000000000000400$/m, 'CAP_NET_BIND_SERVICE only');
+      assert.match(status, /^CapBnd:\s+0000000000000400$/m, 'and nothing more to gain');
+      assert.match(status, new RegExp(`^Uid:\\s+${user.uid}\\s`, 'm'));
+      await b.halt(s.app);
+      // Without it, the same app cannot take the port.
+      const plain = await spec(`${name}-nocap`, { user, restart: 'never' });
+      plain.env.PORT = String(low);
+      await b.launch(plain);
+      await waitFor(() => b.state(plain.app)?.status !== 'running', 10_000, 'the app to fail');
+      assert.ok((await b.tail(plain.app, plain.logFile, 20)).some((l) => l.includes('EACCES')));
       await b.close();
     });
 

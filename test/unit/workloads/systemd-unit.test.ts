@@ -50,6 +50,12 @@ describe('systemd units', () => {
     assert.ok(!unit.includes('a"b$c'), 'secrets go to the env file, never into the unit');
   });
 
+  it('keeps exactly the capabilities an admin gave the app', () => {
+    const unit = renderUnit({ ...spec, capabilities: ['NET_BIND_SERVICE'] }).split('\n');
+    assert.ok(unit.includes('CapabilityBoundingSet=CAP_NET_BIND_SERVICE'));
+    assert.ok(unit.includes('AmbientCapabilities=CAP_NET_BIND_SERVICE'));
+  });
+
   it('runs an app that an admin allowed as root without User=, hardened all the same', () => {
     const unit = renderUnit({ ...spec, user: { name: 'root', uid: 0, gid: 0 } }).split('\n');
     assert.ok(!unit.some((l) => l.startsWith('User=')));
