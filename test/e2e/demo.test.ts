@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -29,6 +29,7 @@ function processesIn(dir: string): number[] {
 describe('scripts/demo', () => {
   it('starts a three-node mesh, deploys the sample app and reaches it over the mesh', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'plexus-demo-'));
+    chmodSync(dir, 0o711); // the demo's apps run as users of their own, who pass through
     try {
       const { stdout } = await promisify(execFile)(join(ROOT, 'scripts', 'demo'), ['--once'], {
         env: { ...process.env, PLEXUS_DEMO_DIR: join(dir, 'demo') },
@@ -48,6 +49,7 @@ describe('scripts/demo', () => {
 
   it('Ctrl-C stops the agents and the apps they started', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'plexus-demo-'));
+    chmodSync(dir, 0o711); // the demo's apps run as users of their own, who pass through
     const demoDir = join(dir, 'demo');
     // Its own process group, as a shell gives a foreground job: Ctrl-C is SIGINT to that group.
     const demo = spawn(join(ROOT, 'scripts', 'demo'), [], {
