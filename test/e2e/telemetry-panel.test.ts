@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -79,6 +80,11 @@ describe('telemetry: panel push', () => {
         'web',
         '--url',
         `http://127.0.0.1:${port}/bundle.tgz`,
+        // A plain-http bundle is pinned by its sha256 (issue 13).
+        '--sha256',
+        createHash('sha256')
+          .update(readFileSync(join(cluster.root, 'bundle.tgz')))
+          .digest('hex'),
         '--cmd',
         'sleep 600',
         '--restart',
