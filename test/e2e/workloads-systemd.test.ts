@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { IsolationReport } from '../helpers/isolation.ts';
+import { DENIED_ATTEMPTS, type IsolationReport } from '../helpers/isolation.ts';
 import { bootContainer, type Container, nspawnUnavailableReason } from '../helpers/nspawn.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
@@ -25,24 +25,6 @@ before(async () => {
 after(async () => {
   await box?.stop();
 });
-
-/** The attempts that must fail (names as the hostile fixture reports them). */
-const DENIED = [
-  'readAdminKey',
-  'readNodeKey',
-  'listKeys',
-  'readDb',
-  'readAgentLog',
-  'readConfig',
-  'connectSocket',
-  'writeOtherData',
-  'writeOtherRelease',
-  'readOtherRelease',
-  'appendOtherLog',
-  'killAgent',
-  'readAgentEnviron',
-  'readAgentMem',
-];
 
 describe('apps under a real systemd', { skip }, () => {
   it('the hostile app fails at every attempt, runs as its own user, and its unit rates OK', async () => {
@@ -69,7 +51,8 @@ describe('apps under a real systemd', { skip }, () => {
       `groups: ${report.app.groups}`,
     );
     assert.equal(report.app.capEff, '0000000000000000');
-    for (const k of DENIED) assert.notEqual(report.app[k], 'ok', `${k} must fail, gave ${report.app[k]}`);
+    for (const k of DENIED_ATTEMPTS)
+      assert.notEqual(report.app[k], 'ok', `${k} must fail, gave ${report.app[k]}`);
     assert.equal(report.socketConnections, 0);
     assert.deepEqual(report.plantedInOther, []);
     assert.equal(report.app.writeOwnData, 'ok');

@@ -30,6 +30,24 @@ import { tarGzDir } from './archives.ts';
 
 const HOSTILE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'hostile');
 
+/** The attempts of the hostile app that must all fail (names as it reports them). */
+export const DENIED_ATTEMPTS = [
+  'readAdminKey',
+  'readNodeKey',
+  'listKeys',
+  'readDb',
+  'readAgentLog',
+  'readConfig',
+  'connectSocket',
+  'writeOtherData',
+  'writeOtherRelease',
+  'readOtherRelease',
+  'appendOtherLog',
+  'killAgent',
+  'readAgentEnviron',
+  'readAgentMem',
+] as const;
+
 /** What the hostile app reported, and what the agent saw. */
 export interface IsolationReport {
   /** Each attempt's outcome (`ok` or an error code), plus uid, gid, groups, capabilities. */

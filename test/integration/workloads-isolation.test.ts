@@ -19,7 +19,7 @@ import { createProcessBackend, Workloads, workloadsMigrations } from '../../src/
 import { tarGzDir } from '../helpers/archives.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
 import { httpText } from '../helpers/http.ts';
-import { runIsolation } from '../helpers/isolation.ts';
+import { DENIED_ATTEMPTS, runIsolation } from '../helpers/isolation.ts';
 import { killProcessesUnder } from '../helpers/processes.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'plexus-iso-'));
@@ -29,24 +29,6 @@ after(() => {
   killProcessesUnder(root);
   rmSync(root, { recursive: true, force: true });
 });
-
-/** The attempts that must fail, and what the fixture calls them. */
-const DENIED = [
-  'readAdminKey',
-  'readNodeKey',
-  'listKeys',
-  'readDb',
-  'readAgentLog',
-  'readConfig',
-  'connectSocket',
-  'writeOtherData',
-  'writeOtherRelease',
-  'readOtherRelease',
-  'appendOtherLog',
-  'killAgent',
-  'readAgentEnviron',
-  'readAgentMem',
-];
 
 describe('an app under the process supervisor', { skip: notRoot }, () => {
   it('cannot reach the keys, the database, the socket, other apps or the agent, and logs a uid that is not 0', async () => {
@@ -59,7 +41,7 @@ describe('an app under the process supervisor', { skip: notRoot }, () => {
     assert.equal(r.app.user, defaultUserName('pwn'));
     assert.equal(r.app.groups, '', 'no supplementary groups (the agent is root: group 0 would leak)');
     assert.equal(r.app.capEff, '0000000000000000', 'no capabilities');
-    for (const k of DENIED) assert.notEqual(r.app[k], 'ok', `${k} must fail, gave ${r.app[k]}`);
+    for (const k of DENIED_ATTEMPTS) assert.notEqual(r.app[k], 'ok', `${k} must fail, gave ${r.app[k]}`);
     assert.equal(r.socketConnections, 0);
     assert.deepEqual(r.plantedInOther, []);
     // What it may do: write its own data folder (its HOME) and its release.
