@@ -30,7 +30,11 @@ export function registerAgent(program: Command): void {
         daemon
           .stop()
           .then(() => process.exit(0))
-          .catch(() => process.exit(1));
+          .catch((err: Error) => {
+            // Say why: the log may be the thing that failed to close.
+            process.stderr.write(`plexus: shutdown failed: ${err?.stack ?? err}\n`);
+            process.exit(1);
+          });
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
