@@ -16,7 +16,7 @@ import { createJoinNode } from '../../src/mesh/node.ts';
 import { peerIdOf } from '../../src/mesh/peer-ids.ts';
 import { signAdmission } from '../../src/mesh/records.ts';
 import { decodeToken, encodeToken, newTokenKey, type TokenPayload } from '../../src/mesh/token.ts';
-import { type Cluster, makeNode, plexus, startCluster } from '../helpers/cluster.ts';
+import { type Cluster, joinWith, makeNode, plexus, startCluster } from '../helpers/cluster.ts';
 
 describe('admission refuses bad input', () => {
   let cluster: Cluster;
@@ -210,20 +210,7 @@ describe('admission refuses bad input', () => {
 
   it('a malformed config file stops the agent with a one-line reason', async () => {
     const node = await makeNode(cluster.root, 'broken');
-    const r = await plexus([
-      'join',
-      await newToken(),
-      '--name',
-      'broken',
-      '--data-dir',
-      node.dataDir,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${node.meshPort}`,
-      '--api',
-      'off',
-      '--socks',
-      'off',
-    ]);
+    const r = await joinWith(node, await newToken());
     assert.equal(r.code, 0, r.stderr);
     writeFileSync(join(node.dataDir, 'config.yaml'), 'node:\n  name: broken\nmesh:\n  listen: 7070\n');
     const a = await plexus(['agent', '--data-dir', node.dataDir]);

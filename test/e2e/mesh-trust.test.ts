@@ -24,7 +24,15 @@ import { peerIdOf } from '../../src/mesh/peer-ids.ts';
 import { signAdmission, signMember } from '../../src/mesh/records.ts';
 import { SwarmKeySwitch } from '../../src/mesh/swarm-key.ts';
 import { decodeToken, encodeToken, newTokenKey, signTokenCert } from '../../src/mesh/token.ts';
-import { type Cluster, makeNode, plexus, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import {
+  type Cluster,
+  joinWith,
+  makeNode,
+  plexus,
+  startCluster,
+  type TestNode,
+  waitFor,
+} from '../helpers/cluster.ts';
 
 /** A libp2p node with the given identity and swarm key, as an attacker holding them runs one. */
 async function attackerNode(nodeKey: Uint8Array, swarmKeyFile: string): Promise<PlexusLibp2p> {
@@ -82,20 +90,7 @@ describe('a compromised member cannot add members or take names', () => {
     const tok = await cluster.nodes[0].run(['token', 'create', '--ttl', '1h']);
     evilToken = tok.stdout.trim();
     evil = await makeNode(cluster.root, 'evil');
-    const r = await plexus([
-      'join',
-      evilToken,
-      '--name',
-      'evil',
-      '--data-dir',
-      evil.dataDir,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${evil.meshPort}`,
-      '--api',
-      'off',
-      '--socks',
-      'off',
-    ]);
+    const r = await joinWith(evil, evilToken);
     assert.equal(r.code, 0, r.stderr);
     await evil.start();
     cluster.nodes.push(evil);

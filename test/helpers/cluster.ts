@@ -116,6 +116,24 @@ export interface NodeOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** Runs `plexus join TOKEN` for `node` (its data dir and mesh port; no API, no SOCKS). */
+export function joinWith(node: TestNode, token: string, name = node.name): Promise<RunResult> {
+  return plexus([
+    'join',
+    token,
+    '--name',
+    name,
+    '--data-dir',
+    node.dataDir,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${node.meshPort}`,
+    '--api',
+    'off',
+    '--socks',
+    'off',
+  ]);
+}
+
 /** Creates a node description (no process yet) under `root`. */
 export async function makeNode(root: string, name: string, opts: NodeOptions = {}): Promise<TestNode> {
   const dataDir = join(root, name);

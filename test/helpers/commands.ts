@@ -4,7 +4,10 @@
  * 127.0.0.1.
  */
 import { request } from 'node:http';
+import type { TestContext } from 'node:test';
 import pino from 'pino';
+import { createHttpApi } from '../../src/api/http.ts';
+import { mountCommandRoutes } from '../../src/api/routes/commands.ts';
 import { AuditLog, SeenIds } from '../../src/commands/audit.ts';
 import { signCommand } from '../../src/commands/envelope.ts';
 import { commandMigrations } from '../../src/commands/migrations.ts';
@@ -46,6 +49,25 @@ export function commandNode(init: {
     logger: pino({ level: 'silent' }),
   });
   return { membership, node, self, audit, service };
+}
+
+/**
+ * `commandNode` behind a real HTTP API on 127.0.0.1 (an ephemeral port) with only the command
+ * routes mounted; stopped when the test ends.
+ */
+export async function commandApi(t: TestContext, init: Parameters<typeof commandNode>[0]) {
+  const node = commandNode(init);
+  const api = createHttpApi(
+    { listen: '127.0.0.1:0', maxBodyBytes: 64 * 1024 },
+    { logger: pino({ level: 'silent' }) },
+  );
+  mountCommandRoutes(api, {
+    commands: node.service,
+    self: () => ({ name: 'n1', peerId: node.self, networkId: 'plx-0000000000000000', admission: null }),
+  });
+  await api.start();
+  t.after(() => api.stop());
+  return { ...node, port: api.address!.port };
 }
 
 /** A raw HTTP answer, with NDJSON frames parsed when the body is a stream of them. */

@@ -10,14 +10,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import pino from 'pino';
 import { z } from 'zod';
-import { createHttpApi } from '../../../src/api/http.ts';
-import { mountCommandRoutes } from '../../../src/api/routes/commands.ts';
 import { signCommand } from '../../../src/commands/envelope.ts';
 import { ActionRegistry, defineAction } from '../../../src/core/actions.ts';
 import { generateSigner } from '../../../src/crypto/ed25519.ts';
-import { commandNode } from '../../helpers/commands.ts';
+import { commandApi } from '../../helpers/commands.ts';
 
 const admin = generateSigner().signer;
 // A real collection before each heap reading, without needing node --expose-gc.
@@ -39,18 +36,7 @@ describe('HTTP refusal flood', () => {
         handler: async () => 'ok',
       }),
     );
-    const { self, audit, service } = commandNode({ admin, actions });
-    const api = createHttpApi(
-      { listen: '127.0.0.1:0', maxBodyBytes: 64 * 1024 },
-      { logger: pino({ level: 'silent' }) },
-    );
-    mountCommandRoutes(api, {
-      commands: service,
-      self: () => ({ name: 'n1', peerId: self, networkId: 'plx-0000000000000000', admission: null }),
-    });
-    await api.start();
-    t.after(() => api.stop());
-    const port = api.address!.port;
+    const { self, audit, port } = await commandApi(t, { admin, actions });
     const post = (body: string) =>
       new Promise<number>((resolve, reject) => {
         const req = request(

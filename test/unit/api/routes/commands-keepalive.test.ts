@@ -8,14 +8,11 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pino from 'pino';
 import { z } from 'zod';
-import { createHttpApi } from '../../../../src/api/http.ts';
-import { mountCommandRoutes } from '../../../../src/api/routes/commands.ts';
 import { signCommand } from '../../../../src/commands/envelope.ts';
 import { ActionRegistry, defineAction } from '../../../../src/core/actions.ts';
 import { generateSigner } from '../../../../src/crypto/ed25519.ts';
-import { commandNode } from '../../../helpers/commands.ts';
+import { commandApi } from '../../../helpers/commands.ts';
 
 const admin = generateSigner().signer;
 
@@ -34,17 +31,7 @@ describe('POST /v1/commands keep-alive', () => {
         },
       }),
     );
-    const { self, service } = commandNode({ admin, actions });
-    const api = createHttpApi(
-      { listen: '127.0.0.1:0', maxBodyBytes: 64 * 1024 },
-      { logger: pino({ level: 'silent' }) },
-    );
-    mountCommandRoutes(api, {
-      commands: service,
-      self: () => ({ name: 'n1', peerId: self, networkId: 'plx-0000000000000000', admission: null }),
-    });
-    await api.start();
-    t.after(() => api.stop());
+    const { self, port } = await commandApi(t, { admin, actions });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     t.after(() => agent.destroy());
     const sockets = new Set<unknown>();
@@ -54,7 +41,7 @@ describe('POST /v1/commands keep-alive', () => {
         const req = request(
           {
             host: '127.0.0.1',
-            port: api.address!.port,
+            port,
             path: '/v1/commands',
             method: 'POST',
             agent,
