@@ -160,6 +160,18 @@ describe('a compromised member cannot add members or take names', () => {
       // The backdated one was a real token's: refused and reported (audit-worthy), with a warning.
       const r = await cluster.nodes[0].run(['peers']);
       assert.match(r.stderr, /warning: .*(TOKEN_USED_UP|NAME_TAKEN)/);
+      const audit = await cluster.nodes[0].json<{ action: string; verdict: string; code: string }[]>([
+        'audit',
+      ]);
+      assert.ok(
+        audit.some(
+          (a) =>
+            a.action === 'mesh.admission' &&
+            a.verdict === 'refused' &&
+            /TOKEN_USED_UP|NAME_TAKEN/.test(a.code),
+        ),
+        'the refused claim is in the audit log',
+      );
     } finally {
       await attacker.stop();
     }

@@ -11,10 +11,12 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DENIED_ATTEMPTS, type IsolationReport } from '../helpers/isolation.ts';
-import { bootContainer, type Container, nspawnUnavailableReason } from '../helpers/nspawn.ts';
+import { bootContainer, type Container, inBox, nspawnUnavailableReason } from '../helpers/nspawn.ts';
 
-const REPO = resolve(import.meta.dirname, '..', '..');
-const NODE_DIR = resolve(process.execPath, '..');
+// Paths as the container sees them (test/helpers/nspawn.ts, inBox).
+const REPO = inBox(resolve(import.meta.dirname, '..', '..'));
+const NODE = inBox(process.execPath);
+const NODE_DIR = resolve(NODE, '..');
 const skip = await nspawnUnavailableReason();
 if (skip) console.log(`# skipped: ${skip}`);
 let box: Container | undefined;
@@ -29,14 +31,7 @@ after(async () => {
 describe('apps under a real systemd', { skip }, () => {
   it('the hostile app fails at every attempt, runs as its own user, and its unit rates OK', async () => {
     const r = await box!.exec(
-      [
-        process.execPath,
-        `${REPO}/test/helpers/isolation.ts`,
-        '--backend',
-        'systemd',
-        '--data',
-        '/var/lib/plexus-iso',
-      ],
+      [NODE, `${REPO}/test/helpers/isolation.ts`, '--backend', 'systemd', '--data', '/var/lib/plexus-iso'],
       { env: { PATH: `${NODE_DIR}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin` }, timeoutMs: 180_000 },
     );
     assert.equal(r.code, 0, `the isolation run failed: ${r.stderr.slice(-2000)}`);
@@ -102,7 +97,7 @@ describe('apps under a real systemd', { skip }, () => {
     );
     assert.equal(up.code, 0, (await sh('journalctl -u plexus -n 30 --no-pager -o cat')).stdout);
     const deploy = await plexus(
-      `deploy web --dir ${REPO}/test/fixtures/workloads/app --cmd '${process.execPath} server.cjs' --port 8080 --health tcp:8080`,
+      `deploy web --dir ${REPO}/test/fixtures/workloads/app --cmd '${NODE} server.cjs' --port 8080 --health tcp:8080`,
     );
     assert.equal(deploy.code, 0, deploy.stderr);
     const pidOf = async () => JSON.parse((await plexus('apps --json')).stdout)[0]?.pid as number;

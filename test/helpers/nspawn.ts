@@ -126,6 +126,15 @@ export interface Container {
   stop(): Promise<void>;
 }
 
+/**
+ * Where a host path is seen inside the container. Folders are bound at their own paths, except
+ * under /tmp: a unit with `PrivateTmp=` (every app unit) gets an empty /tmp of its own and would
+ * not find a checkout there (a CI clone in /tmp failed with 203/EXEC), so those go under /opt.
+ */
+export function inBox(hostPath: string): string {
+  return hostPath === '/tmp' || hostPath.startsWith('/tmp/') ? `/opt/plexus-test-binds${hostPath}` : hostPath;
+}
+
 /** Folders the repository needs at run time: itself, and where its Node and node_modules live. */
 export function repoBinds(): string[] {
   const paths = new Set([REPO]);
@@ -150,7 +159,7 @@ export async function bootContainer(opts: { binds?: string[]; name?: string } = 
     '--volatile=overlay',
     `--machine=${name}`,
   ];
-  for (const b of opts.binds ?? repoBinds()) args.push(`--bind-ro=${b}`);
+  for (const b of opts.binds ?? repoBinds()) args.push(`--bind-ro=${b}:${inBox(b)}`);
   const nspawn = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   nspawn.stdout.on('data', (c) => {
