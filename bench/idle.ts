@@ -41,7 +41,11 @@ const median = (xs: number[]) => {
 };
 
 const before = await startBefore(5, { prefix: 'b' });
-const after = await startAfter(5, { prefix: 'a' });
+// If the second mesh fails to start, the first must not be left running.
+const after = await startAfter(5, { prefix: 'a' }).catch(async (err) => {
+  await before.stop();
+  throw err;
+});
 try {
   // Let both settle after their joins before measuring.
   await new Promise((r) => setTimeout(r, 15_000));
