@@ -353,11 +353,6 @@ export class Mesh implements Startable {
     return [...own, ...others].slice(0, 16);
   }
 
-  /** This node's join door addresses (empty with `mesh.door: off`). */
-  ownDoorAddrs(): string[] {
-    return this.#door.addrs();
-  }
-
   /** Recently refused or dropped claims to a name or a token use, for `plexus peers`. */
   conflicts(): ReturnType<Membership['conflicts']> {
     return this.membership.conflicts();

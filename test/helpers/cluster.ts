@@ -116,21 +116,24 @@ export interface NodeOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Runs `plexus join TOKEN` for `node` (its data dir and mesh port; no API, no SOCKS). */
-export function joinWith(node: TestNode, token: string, name = node.name): Promise<RunResult> {
+/**
+ * Runs `plexus join TOKEN` for `node`: its data dir and mesh port, and with `serve` its API and
+ * SOCKS ports too (else both off).
+ */
+export function joinWith(node: TestNode, token: string, opts: { serve?: boolean } = {}): Promise<RunResult> {
   return plexus([
     'join',
     token,
     '--name',
-    name,
+    node.name,
     '--data-dir',
     node.dataDir,
     '--listen',
     `/ip4/127.0.0.1/tcp/${node.meshPort}`,
     '--api',
-    'off',
+    opts.serve ? `127.0.0.1:${node.apiPort}` : 'off',
     '--socks',
-    'off',
+    opts.serve ? `127.0.0.1:${node.socksPort}` : 'off',
   ]);
 }
 
@@ -228,20 +231,7 @@ export async function startCluster(
       const first = nodes[0];
       const tok = await first.run(['token', 'create', '--ttl', '10m']);
       if (tok.code !== 0) throw new Error(`token create failed: ${tok.stderr}`);
-      const r = await plexus([
-        'join',
-        tok.stdout.trim(),
-        '--name',
-        name,
-        '--data-dir',
-        node.dataDir,
-        '--listen',
-        `/ip4/127.0.0.1/tcp/${node.meshPort}`,
-        '--api',
-        `127.0.0.1:${node.apiPort}`,
-        '--socks',
-        `127.0.0.1:${node.socksPort}`,
-      ]);
+      const r = await joinWith(node, tok.stdout.trim(), { serve: true });
       if (r.code !== 0) throw new Error(`join ${name} failed: ${r.stderr}`);
       return node;
     },
