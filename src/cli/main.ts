@@ -15,6 +15,7 @@ import { registerInit } from './init.ts';
 import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
+import { registerShell } from './shell.ts';
 import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
@@ -60,6 +61,7 @@ registerExec(program);
 registerToken(program);
 registerTop(program);
 registerTunnels(program);
+registerShell(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
