@@ -234,15 +234,25 @@ async function* liveFrames(
 
 /** Writes input to a socket or request, waiting for it to drain when full. */
 async function pumpInput(
-  out: { write(s: string): boolean; once(e: 'drain' | 'close', f: () => void): unknown; destroyed: boolean },
+  out: {
+    write(s: string): boolean;
+    once(e: 'drain' | 'close', f: () => void): unknown;
+    off(e: 'drain' | 'close', f: () => void): unknown;
+    destroyed: boolean;
+  },
   input: Input,
 ): Promise<void> {
   for await (const frame of input) {
     if (out.destroyed) return;
     if (!out.write(`${JSON.stringify(frame)}\n`))
       await new Promise<void>((r) => {
-        out.once('drain', r);
-        out.once('close', r);
+        const done = () => {
+          out.off('drain', done);
+          out.off('close', done);
+          r();
+        };
+        out.once('drain', done);
+        out.once('close', done);
       });
   }
 }

@@ -121,10 +121,14 @@ async function createDefaultUser(name: string, homeBase: string): Promise<Sessio
   return user;
 }
 
-/** The argv that runs `argv` as `user`: through setpriv when the agent switches users. */
+/**
+ * The argv that runs `argv` as `user`: through setpriv when the agent switches users, and with
+ * the umask of a fresh login (022, as sshd gives) rather than the agent's private 077.
+ */
 export function asUser(user: SessionUser, argv: string[]): string[] {
-  if (!canSwitchUsers() || user.uid === process.getuid?.()) return argv;
-  return ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', ...argv];
+  const withUmask = ['/bin/sh', '-c', 'umask 022 && exec "$@"', 'sh', ...argv];
+  if (!canSwitchUsers() || user.uid === process.getuid?.()) return withUmask;
+  return ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', ...withUmask];
 }
 
 /**
