@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { dataPaths } from '../config/paths.ts';
+import type { SessionEntry } from '../shell/session-log.ts';
 import type { AgentClient } from './client.ts';
 import { agentOf, dataDirOf, wantsJson } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
@@ -21,22 +22,6 @@ export async function sessionClient(cmd: Command, node: string): Promise<AgentCl
     dataDir: paths.dataDir,
     node,
   });
-}
-
-interface SessionRow {
-  id: string;
-  kid: string;
-  user: string;
-  mode: string;
-  command: string;
-  startedAt: number;
-  endedAt: number | null;
-  exitCode: number | null;
-  signal: string | null;
-  reason: string | null;
-  bytesIn: number;
-  bytesOut: number;
-  recorded: boolean;
 }
 
 /** Registers `shell` and the `audit sessions` / `audit play` subcommands. */
@@ -67,7 +52,7 @@ export function registerShell(program: Command): void {
       const limit = Number(opts.lines);
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
         throw new UsageError('-n must be 1..10000');
-      const rows = (await agentOf(cmd).call('shell.sessions', { limit })) as SessionRow[];
+      const rows = (await agentOf(cmd).call('shell.sessions', { limit })) as SessionEntry[];
       if (wantsJson(cmd)) return printJson(rows);
       if (rows.length === 0) return void process.stdout.write('no sessions yet\n');
       printTable(
