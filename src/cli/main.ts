@@ -9,6 +9,7 @@ import { registerAgent } from './agent.ts';
 import { takeApiFlag } from './api-flag.ts';
 import { registerAppEnv } from './app-env.ts';
 import { registerApps } from './apps.ts';
+import { registerCp } from './cp.ts';
 import { CliError } from './errors.ts';
 import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
@@ -62,6 +63,7 @@ registerToken(program);
 registerTop(program);
 registerTunnels(program);
 registerShell(program);
+registerCp(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);

@@ -116,3 +116,31 @@ export class UnknownSessionError extends ShellError {
     super('UNKNOWN_SESSION', `no ${what} '${id}' on this node; see 'plexus audit sessions'`, 'not_found');
   }
 }
+
+/** A file operation of `plexus cp` failed on the node; the message is the tool's one line. */
+export class FileTransferError extends ShellError {
+  override name = 'FileTransferError';
+  constructor(code: 'PATH_DENIED' | 'PATH_NOT_FOUND' | 'DISK_FULL' | 'FILE_OP_FAILED', message: string) {
+    const kind =
+      code === 'PATH_DENIED'
+        ? 'denied'
+        : code === 'PATH_NOT_FOUND'
+          ? 'not_found'
+          : code === 'DISK_FULL'
+            ? 'too_large'
+            : 'internal';
+    super(code, message, kind);
+  }
+}
+
+/** The bytes written do not hash to what the sender said it sent. */
+export class ChecksumMismatchError extends ShellError {
+  override name = 'ChecksumMismatchError';
+  constructor(path: string) {
+    super(
+      'CHECKSUM_MISMATCH',
+      `${path}: the copy's sha256 differs from the source's; nothing was replaced`,
+      'invalid',
+    );
+  }
+}

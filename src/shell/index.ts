@@ -17,6 +17,7 @@ import {
   DEFAULT_RECORD_MAX_BYTES,
   DEFAULT_SHELL_USER,
 } from './constants.ts';
+import { fileActions } from './file-actions.ts';
 import { SessionLog } from './session-log.ts';
 import type { SessionProcess } from './session-process.ts';
 
@@ -45,7 +46,7 @@ export interface ShellComponents {
 
 /** The shell subsystem. */
 export interface Shell {
-  /** `shell.open`, `shell.sessions`, `shell.recording`: the composition root registers them. */
+  /** `shell.*` and the `fs.*` of `plexus cp`: the composition root registers them. */
   actions: ActionDef[];
   /** Marks the sessions a previous agent never saw end. */
   start(): Promise<void>;
@@ -58,10 +59,11 @@ export function createShell(init: ShellInit, components: ShellComponents): Shell
   const log = new SessionLog(components.db);
   const live = new Set<SessionProcess>();
   const recordingsDir = join(init.dataDir, 'recordings');
+  const policy = { defaultUser: init.user ?? DEFAULT_SHELL_USER, homeBase: join(init.dataDir, 'shell-home') };
   const actions = shellActions({
     log,
     logger: components.logger,
-    policy: { defaultUser: init.user ?? DEFAULT_SHELL_USER, homeBase: join(init.dataDir, 'shell-home') },
+    policy,
     idleTimeoutMs: (init.idleTimeoutS ?? DEFAULT_IDLE_TIMEOUT_S) * 1000,
     maxSessions: init.maxSessions ?? DEFAULT_MAX_SESSIONS,
     record: init.record
@@ -74,6 +76,7 @@ export function createShell(init: ShellInit, components: ShellComponents): Shell
     recordingsDir,
     live,
   }) as ActionDef[];
+  actions.push(...(fileActions({ policy }) as ActionDef[]));
   return {
     actions,
     async start() {
