@@ -102,6 +102,7 @@ async function upload(
   const bar = progress(local, st.size);
   const frames = (async function* () {
     const from = await offset;
+    if (from > 0) process.stderr.write(`plexus: resuming ${local} at byte ${from}\n`);
     if (from > st.size)
       throw new CliError(
         `${path}: the node's partial copy is longer than ${local}; copy again without --resume`,
@@ -156,6 +157,7 @@ async function download(
       (s) => (s.size <= entry.size ? s.size : 0),
       () => 0,
     );
+  if (from > 0) process.stderr.write(`plexus: resuming ${path} at byte ${from}\n`);
   const fd = await open(part, from > 0 ? 'a' : 'w', 0o600);
   const bar = progress(path, entry.size);
   bar.add(from);

@@ -7,9 +7,18 @@
  * (installed with apt-get when missing); skipped with the reason otherwise.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -213,6 +222,95 @@ describe('plexus shell to a NAT’d node through another node', { skip }, () => 
       audit.some((a) => a.action === 'shell.open' && a.verdict === 'refused' && a.code === 'FORBIDDEN_ROLE'),
       JSON.stringify(audit.slice(0, 5)),
     );
+  });
+
+  it('copies a 50 MB file and a tree to the node and back, and resumes an interrupted copy', async () => {
+    const sum = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+    const src = join(root, 'cp-src');
+    mkdirSync(join(src, 'sub', 'deeper'), { recursive: true });
+    writeFileSync(join(src, 'big.bin'), randomBytes(50 * 1024 * 1024));
+    writeFileSync(join(src, 'sub', 'script.sh'), '#!/bin/sh\necho hi\n', { mode: 0o750 });
+    writeFileSync(join(src, 'sub', 'deeper', 'secret'), 'x', { mode: 0o600 });
+    // The node writes as its shell user: give it a folder it owns.
+    const dst = join(root, 'cp-dst');
+    mkdirSync(dst);
+    chmodSync(root, 0o711);
+    execFileSync('chown', ['plexus-shell', dst]);
+    const cp = (args: string, key = opKey) =>
+      spawnSync('bash', ['-c', `${cliLine(key, `cp ${args}`)} < /dev/null`], {
+        encoding: 'utf8',
+        timeout: 300_000,
+      });
+    let r = cp(`${join(src, 'big.bin')} natted:${dst}/big.bin`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(sum(join(dst, 'big.bin')), sum(join(src, 'big.bin')));
+    r = cp(`-r ${src} natted:${dst}/tree`);
+    assert.equal(r.status, 0, r.stderr);
+    const back = join(root, 'cp-back');
+    r = cp(`-r natted:${dst}/tree ${back}`);
+    assert.equal(r.status, 0, r.stderr);
+    for (const rel of ['big.bin', 'sub/script.sh', 'sub/deeper/secret']) {
+      assert.equal(sum(join(back, rel)), sum(join(src, rel)), rel);
+      assert.equal(statSync(join(back, rel)).mode & 0o777, statSync(join(src, rel)).mode & 0o777, rel);
+      assert.equal(
+        Math.floor(statSync(join(back, rel)).mtimeMs / 1000),
+        Math.floor(statSync(join(src, rel)).mtimeMs / 1000),
+        rel,
+      );
+    }
+    // Interrupted: killed once part of the file is on the node; only the temporary name exists.
+    const part = join(dst, '.again.bin.plexus-part');
+    const child = spawn('bash', [
+      '-c',
+      `exec ${cliLine(opKey, `cp ${join(src, 'big.bin')} natted:${dst}/again.bin`)} < /dev/null`,
+    ]);
+    await waitFor(
+      async () => existsSync(part) && statSync(part).size > 4 * 1024 * 1024,
+      120_000,
+      'a partial copy',
+      20,
+    );
+    child.kill('SIGKILL');
+    await new Promise((res) => child.once('exit', res));
+    assert.equal(existsSync(join(dst, 'again.bin')), false, 'no half-written destination');
+    r = cp(`--resume ${join(src, 'big.bin')} natted:${dst}/again.bin`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /resuming .* at byte [1-9]/);
+    assert.equal(sum(join(dst, 'again.bin')), sum(join(src, 'big.bin')));
+    assert.equal(existsSync(part), false);
+  });
+
+  it('refuses a path the shell user may not read, and a full disk, in one line', () => {
+    const one = (r: ReturnType<typeof spawnSync>) => String(r.stderr).trim().split('\n').length === 1;
+    let r = spawnSync(
+      'bash',
+      ['-c', `${cliLine(opKey, `cp natted:/etc/shadow ${root}/shadow`)} < /dev/null`],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /permission denied/);
+    assert.ok(one(r), r.stderr);
+    assert.equal(existsSync(join(root, 'shadow')), false);
+    // A 1 MiB file system, mounted where the NAT'd agent sees it (its own mount namespace).
+    const full = join(root, 'full');
+    mkdirSync(full);
+    const inAgent = (...argv: string[]) =>
+      spawnSync('nsenter', ['-t', String(natted.proc!.pid), '-m', ...argv]);
+    assert.equal(inAgent('mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0777', 'tmpfs', full).status, 0);
+    try {
+      writeFileSync(join(root, 'two-mb'), randomBytes(2 * 1024 * 1024));
+      r = spawnSync(
+        'bash',
+        ['-c', `${cliLine(opKey, `cp ${root}/two-mb natted:${full}/two-mb`)} < /dev/null`],
+        { encoding: 'utf8' },
+      );
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /no space left/);
+      assert.ok(one(r), r.stderr);
+      assert.notEqual(inAgent('test', '-e', join(full, 'two-mb')).status, 0, 'no half-written destination');
+    } finally {
+      inAgent('umount', full);
+    }
   });
 
   it('names an unknown node in one line', () => {
