@@ -17,6 +17,7 @@ import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
 import { registerShell } from './shell.ts';
+import { registerSshProxy } from './ssh-proxy.ts';
 import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
@@ -64,6 +65,7 @@ registerTop(program);
 registerTunnels(program);
 registerShell(program);
 registerCp(program);
+registerSshProxy(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
