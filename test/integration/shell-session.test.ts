@@ -28,7 +28,7 @@ const admin = generateSigner().signer;
 const root = mkdtempSync(join(tmpdir(), 'plexus-shell-int-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-function setup(opts: { ptmx?: string; maxSessions?: number } = {}) {
+function setup(opts: { ptmx?: string; maxSessions?: number; idleTimeoutMs?: number } = {}) {
   const actions = new ActionRegistry();
   const log = new SessionLog(openStore(':memory:', shellMigrations));
   actions.register(
@@ -36,7 +36,7 @@ function setup(opts: { ptmx?: string; maxSessions?: number } = {}) {
       log,
       logger: pino({ level: 'silent' }),
       policy: { defaultUser: 'plexus-shell', homeBase: join(root, 'home') },
-      idleTimeoutMs: 60_000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
       maxSessions: opts.maxSessions ?? 8,
       recordingsDir: join(root, 'recordings'),
       live: new Set<SessionProcess>(),
@@ -185,6 +185,32 @@ describe('shell sessions through the command service', () => {
     assert.equal(first.last.type, 'result');
     const again = await t.open(key, {}, () => [], first.signed);
     assert.equal(codeOf(again.last), 'REPLAY');
+  });
+
+  it('refuses a forged envelope (payload changed after signing)', async () => {
+    const t = setup();
+    const key = t.grant('operator', { shell: true });
+    const signed = signCommand(key, { target: 'x', action: 'shell.open', args: {}, input: { live: true } });
+    const other = signCommand(key, {
+      target: 'x',
+      action: 'shell.open',
+      args: { user: 'root' },
+      input: { live: true },
+    });
+    const forged = { ...signed, envelope: { ...signed.envelope, payload: other.envelope.payload } };
+    const r = await t.open(key, {}, () => [], forged);
+    assert.equal(codeOf(r.last), 'BAD_SIGNATURE');
+  });
+
+  it('hangs up a session idle past the timeout; keep-alives do not count as activity', async () => {
+    const t = setup({ idleTimeoutMs: 400 });
+    const key = t.grant('operator', { shell: true });
+    const r = await t.open(key, { mode: 'pipe', cmd: ['sleep', '30'] }, (id) => [
+      signInput(key, id, 0, { t: 'p' }),
+    ]);
+    assert.equal(r.last.type, 'result');
+    assert.equal((r.last as { result: { reason: string } }).result.reason, 'idle');
+    assert.equal(t.log.list()[0].reason, 'idle');
   });
 
   it('holds to the per-node session limit', async () => {
