@@ -161,6 +161,38 @@ describe('plexus shell to a NAT’d node through another node', { skip }, () => 
     assert.match(stty, /(^|\s)echo(\s|$)/);
   });
 
+  it('restores the local terminal when the CLI is killed mid-session', async () => {
+    const status = join(root, 'status-killed');
+    tmux(
+      'new-window',
+      '-t',
+      'op',
+      '-n',
+      'killed',
+      `${cliLine(opKey, 'shell natted')}; echo $? > ${status}; stty -a > ${status}.stty; sleep 600`,
+    );
+    await waitFor(
+      async () => /\$\s*$/m.test(tmux('capture-pane', '-p', '-t', 'op:killed')),
+      20_000,
+      'a prompt',
+      100,
+    );
+    // The pane runs `sh -c '…'`, whose child is the CLI (ip netns exec replaces itself with it).
+    const pane = tmux('display', '-p', '-t', 'op:killed', '#{pane_pid}').trim();
+    const cli = execFileSync('pgrep', ['-P', pane], { encoding: 'utf8' }).trim().split('\n')[0];
+    process.kill(Number(cli), 'SIGTERM');
+    await waitFor(
+      async () => existsSync(`${status}.stty`) && readFileSync(`${status}.stty`, 'utf8').length > 0,
+      20_000,
+      'the CLI to exit',
+      100,
+    );
+    assert.equal(readFileSync(status, 'utf8').trim(), '143');
+    const stty = readFileSync(`${status}.stty`, 'utf8');
+    assert.match(stty, /(^|\s)icanon(\s|$)/);
+    assert.match(stty, /(^|\s)echo(\s|$)/);
+  });
+
   it('audits the session on the node and replays its recording', async () => {
     const sessions = await natted.json<
       {
@@ -174,7 +206,7 @@ describe('plexus shell to a NAT’d node through another node', { skip }, () => 
         recorded: boolean;
       }[]
     >(['audit', 'sessions']);
-    const s = sessions.find((x) => x.mode === 'pty');
+    const s = sessions.find((x) => x.mode === 'pty' && x.exitCode === 3);
     assert.ok(s, JSON.stringify(sessions));
     assert.equal(s.user, 'plexus-shell');
     assert.equal(s.exitCode, 3);
