@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pty from 'node-pty';
 import { PLEXUS, startCluster } from '../test/helpers/cluster.ts';
-import { privateSshd } from './private-sshd.ts';
+import { privateSshd, SSH_CLIENT_OPTS } from './private-sshd.ts';
 
 const ROUNDS = Number(process.argv[2] ?? 6);
 const KEYS = Number(process.argv[3] ?? 200);
@@ -126,12 +126,7 @@ async function copies(dataDir: string, sshd: { port: number; key: string }, dir:
       String(sshd.port),
       '-i',
       sshd.key,
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'LogLevel=ERROR',
+      ...SSH_CLIENT_OPTS,
       file,
       `${process.env.USER ?? 'root'}@127.0.0.1:/tmp/plexus-bench-scp.bin`,
     ]);
@@ -171,12 +166,7 @@ async function main(): Promise<void> {
         String(sshd.port),
         '-i',
         sshd.key,
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        'UserKnownHostsFile=/dev/null',
-        '-o',
-        'LogLevel=ERROR',
+        ...SSH_CLIENT_OPTS,
         `${process.env.USER ?? 'root'}@127.0.0.1`,
         'cat',
       ],

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type PrivateSshd, privateSshd } from '../../bench/private-sshd.ts';
+import { type PrivateSshd, privateSshd, SSH_CLIENT_OPTS } from '../../bench/private-sshd.ts';
 import { type Cluster, PLEXUS, startCluster } from '../helpers/cluster.ts';
 
 describe('plexus ssh-proxy', () => {
@@ -35,12 +35,7 @@ describe('plexus ssh-proxy', () => {
       [
         '-o',
         `ProxyCommand=${PLEXUS} --data-dir ${cluster.nodes[0].dataDir} ssh-proxy %h`,
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        'UserKnownHostsFile=/dev/null',
-        '-o',
-        'LogLevel=ERROR',
+        ...SSH_CLIENT_OPTS,
         '-o',
         'BatchMode=yes',
         '-i',
