@@ -8,6 +8,16 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../test/helpers/cluster.ts';
 
+/** Client options for a throwaway sshd: no host key checks or known_hosts writes, no chatter. */
+export const SSH_CLIENT_OPTS = [
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'LogLevel=ERROR',
+];
+
 /** A running private sshd. */
 export interface PrivateSshd {
   port: number;

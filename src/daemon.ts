@@ -24,6 +24,7 @@ import { startInOrder } from './core/lifecycle.ts';
 import { VERSION } from './core/version.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { createMesh, loadNodeKeys, type Mesh, meshMigrations, type NodeKeys } from './mesh/index.ts';
+import { createShell, shellMigrations } from './shell/index.ts';
 import { type Db, openStore } from './store/index.ts';
 import { createMetricsRegistry, createTelemetry, telemetryActions } from './telemetry/index.ts';
 import { createTunnels, dataListenOf, tunnelMigrations } from './tunnels/index.ts';
@@ -63,6 +64,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
       ...commandMigrations,
       ...tunnelMigrations,
       ...workloadsMigrations,
+      ...shellMigrations,
     ]);
     const parts = buildAgent({ paths, config, keys, db, logger });
     const stopAll = await startInOrder(parts, (name, err) =>
@@ -153,6 +155,21 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   );
   actions.register(...telemetryActions(telemetry));
 
+  // Interactive sessions (issue 16) reach this node as signed commands, like exec.
+  const shell = createShell(
+    {
+      dataDir: paths.dataDir,
+      user: config.shell.user,
+      idleTimeoutS: config.shell.idleTimeout,
+      maxSessions: config.shell.maxSessions,
+      record: config.shell.record,
+      recordKeep: config.shell.recordKeep,
+      recordMaxBytes: config.shell.recordMaxBytes,
+    },
+    { db, logger: log('shell') },
+  );
+  actions.register(...shell.actions);
+
   const commands = createCommands({}, { mesh, db, actions, keys, logger: log('commands') });
   actions.register(...commands.actions);
   // A refused claim to a name or a token use is a security event for the admin to see in
@@ -191,5 +208,5 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
       metricsToken: config.api.metricsToken,
     });
   }
-  return { mesh, tunnels, workloads, telemetry, commands, control, http };
+  return { mesh, tunnels, workloads, telemetry, shell, commands, control, http };
 }

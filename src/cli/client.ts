@@ -17,6 +17,11 @@ export interface CallOptions {
   input?: AsyncIterable<unknown>;
   /** Aborts the call (closes the socket). */
   signal?: AbortSignal;
+  /**
+   * An interactive session's input (issue 16): each frame is signed on its own as it comes and
+   * sent at once, with backpressure. The iterator should end only once the call is over.
+   */
+  live?: AsyncIterable<Record<string, unknown>>;
 }
 
 /** The agent answered with an error frame. */

@@ -5,9 +5,8 @@
  */
 import { constants } from 'node:os';
 import type { Command } from 'commander';
-import { dataPaths } from '../config/paths.ts';
-import { dataDirOf } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
+import { sessionClient } from './shell.ts';
 
 interface ExecResult {
   exitCode: number | null;
@@ -34,6 +33,8 @@ export function registerExec(program: Command): void {
     .description('run a command on a node; stdout/stderr stream back, its exit code is ours')
     .argument('<node>', 'node name (or peer id)')
     .argument('<cmd...>', 'the command and its arguments, after --')
+    .option('-i, --interactive', 'stream stdin to the command (with backpressure and EOF)')
+    .option('-t, --tty', 'run the command on a terminal (keys, resizes; with -i as in exec -it)')
     .option('--timeout <seconds>', 'kill the command after this long', '60')
     .option(
       '--max-output <bytes>',
@@ -47,16 +48,15 @@ export function registerExec(program: Command): void {
         throw new UsageError('--timeout must be 1..3600 seconds');
       if (!Number.isInteger(maxOutputBytes) || maxOutputBytes < 1)
         throw new UsageError('--max-output must be a positive number of bytes');
-      const g = cmd.optsWithGlobals() as { key?: string };
-      const paths = dataPaths(dataDirOf(cmd));
-      const { remoteClient } = await import('./remote-client.ts');
-      const client = remoteClient({
-        url: process.env.PLEXUS_API || undefined,
-        socketPath: paths.socket,
-        keyFile: g.key ?? process.env.PLEXUS_KEY ?? paths.adminKey,
-        dataDir: paths.dataDir,
-        node,
-      });
+      const client = await sessionClient(cmd, node);
+      if (opts.interactive || opts.tty) {
+        // A session (docs/shell.md): the shell grant, the session audit, no timeout but idleness.
+        const { runRemoteSession } = await import('./session.ts');
+        process.exitCode = await run(() =>
+          runRemoteSession(client, { mode: opts.tty ? 'pty' : 'pipe', cmd: argv }),
+        );
+        return;
+      }
       const r = (await run(() =>
         client.call(
           'node.exec',

@@ -9,12 +9,15 @@ import { registerAgent } from './agent.ts';
 import { takeApiFlag } from './api-flag.ts';
 import { registerAppEnv } from './app-env.ts';
 import { registerApps } from './apps.ts';
+import { registerCp } from './cp.ts';
 import { CliError } from './errors.ts';
 import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
 import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
+import { registerShell } from './shell.ts';
+import { registerSshProxy } from './ssh-proxy.ts';
 import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
@@ -60,6 +63,9 @@ registerExec(program);
 registerToken(program);
 registerTop(program);
 registerTunnels(program);
+registerShell(program);
+registerCp(program);
+registerSshProxy(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);

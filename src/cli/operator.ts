@@ -18,6 +18,7 @@ interface KeyRow {
   role: string;
   tenant: string | null;
   exec: boolean;
+  shell?: boolean;
   expiresAt: number | null;
   state: string;
   source: string;
@@ -145,6 +146,7 @@ export function registerOperator(program: Command): void {
     .option('--tenant <name>', 'limit an operator to the apps of this tenant')
     .option('--expires <duration>', 'grant lifetime, e.g. 12h, 30d')
     .option('--exec', "allow an operator to run 'plexus exec'")
+    .option('--shell', "allow the key to open 'plexus shell', 'exec -i/-t' and 'cp' sessions")
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
       if (!['admin', 'operator', 'viewer'].includes(opts.role))
@@ -157,6 +159,7 @@ export function registerOperator(program: Command): void {
         tenant: opts.tenant,
         expiresS,
         exec: opts.exec,
+        shell: opts.shell,
       };
       if (remote()) {
         const [{ signGrant }, { keyId, fromB64u }] = await Promise.all([
@@ -171,6 +174,7 @@ export function registerOperator(program: Command): void {
             tenant: opts.tenant,
             exp: expiresS ? Math.floor(Date.now() / 1000) + expiresS : undefined,
             exec: opts.exec || undefined,
+            shell: opts.shell || undefined,
             at: Date.now(),
           },
           await remoteAdmin(cmd),
@@ -195,12 +199,13 @@ export function registerOperator(program: Command): void {
       const rows = (await agentOf(cmd).call('operator.list')) as KeyRow[];
       if (wantsJson(cmd)) return printJson(rows);
       printTable(
-        ['kid', 'role', 'tenant', 'exec', 'state', 'expires', 'source'],
+        ['kid', 'role', 'tenant', 'exec', 'shell', 'state', 'expires', 'source'],
         rows.map((k) => [
           k.kid,
           k.role,
           k.tenant,
           k.exec ? 'yes' : 'no',
+          k.shell || k.role === 'admin' ? 'yes' : 'no',
           k.state,
           k.expiresAt ? new Date(k.expiresAt).toISOString() : 'never',
           k.source,

@@ -19,6 +19,7 @@ import {
   signCommand,
   verifyFrame,
 } from '../commands/envelope.ts';
+import { signInput } from '../commands/live-input.ts';
 import type { Frame } from '../core/frames.ts';
 import { MAX_LINE_BYTES } from '../core/frames.ts';
 import { http, https } from '../core/http-modules.ts';
@@ -76,7 +77,7 @@ export function remoteClient(init: RemoteInit): AgentClient {
 
   const send = (
     line: unknown,
-    input: unknown[],
+    input: Input,
     onFrame: (f: Frame) => Promise<boolean>,
     signal?: AbortSignal,
   ) =>
@@ -110,14 +111,14 @@ export function remoteClient(init: RemoteInit): AgentClient {
       action,
       args,
       ttlS: DEFAULT_TTL_S,
-      input: digest,
+      input: opts.live ? { live: true } : digest,
     });
     let seq = 0;
     let result: unknown;
     let failure: Error | undefined;
     await send(
       envelope,
-      input,
+      opts.live ? liveFrames(key(), payload.id, opts.live) : input,
       async (raw) => {
         const frame = checkFrame(raw, target, sender, payload, seq);
         if ('fsig' in (raw as object)) seq++;
@@ -218,6 +219,44 @@ function checkFrame(
   }
 }
 
+/** What follows the envelope: an upload's frames, or a session's live frames. */
+type Input = unknown[] | AsyncIterable<unknown>;
+
+/** Signs a session's input frames one by one, as they come (src/commands/live-input.ts). */
+async function* liveFrames(
+  signer: Signer,
+  id: string,
+  frames: AsyncIterable<Record<string, unknown>>,
+): AsyncGenerator<unknown> {
+  let seq = 0;
+  for await (const frame of frames) yield signInput(signer, id, seq++, frame);
+}
+
+/** Writes input to a socket or request, waiting for it to drain when full. */
+async function pumpInput(
+  out: {
+    write(s: string): boolean;
+    once(e: 'drain' | 'close', f: () => void): unknown;
+    off(e: 'drain' | 'close', f: () => void): unknown;
+    destroyed: boolean;
+  },
+  input: Input,
+): Promise<void> {
+  for await (const frame of input) {
+    if (out.destroyed) return;
+    if (!out.write(`${JSON.stringify(frame)}\n`))
+      await new Promise<void>((r) => {
+        const done = () => {
+          out.off('drain', done);
+          out.off('close', done);
+          r();
+        };
+        out.once('drain', done);
+        out.once('close', done);
+      });
+  }
+}
+
 async function consume(lines: AsyncIterable<string>, onFrame: (f: Frame) => Promise<boolean>): Promise<void> {
   for await (const line of lines) {
     if (await onFrame(parseJsonLine(line) as Frame)) return;
@@ -228,7 +267,7 @@ async function consume(lines: AsyncIterable<string>, onFrame: (f: Frame) => Prom
 function sendSocket(
   path: string,
   envelope: unknown,
-  input: unknown[],
+  input: Input,
   onFrame: (f: Frame) => Promise<boolean>,
   signal?: AbortSignal,
 ): Promise<void> {
@@ -251,7 +290,7 @@ function sendSocket(
     socket.once('connect', () => {
       socket.write(`${JSON.stringify({ envelope })}\n`);
       // No half-close: the control socket ends its side when ours ends, and replies would be lost.
-      for (const frame of input) socket.write(`${JSON.stringify(frame)}\n`);
+      pumpInput(socket, input).catch(fail);
       consume(readLines(socket, MAX_LINE_BYTES * 16), onFrame).then(() => {
         socket.destroy();
         resolve();
@@ -263,7 +302,7 @@ function sendSocket(
 function sendHttp(
   url: string,
   envelope: unknown,
-  input: unknown[],
+  input: Input,
   onFrame: (f: Frame) => Promise<boolean>,
   signal?: AbortSignal,
 ): Promise<void> {
@@ -291,8 +330,10 @@ function sendHttp(
       }, reject);
     });
     req.write(`${JSON.stringify(envelope)}\n`);
-    for (const frame of input) req.write(`${JSON.stringify(frame)}\n`);
-    req.end();
+    // A session's input never ends on its own: the request stays open until the answer is in.
+    pumpInput(req, input).then(() => {
+      if (Array.isArray(input)) req.end();
+    }, reject);
   });
 }
 

@@ -39,7 +39,8 @@ export function authenticate(
  * gets the action's own "no such object" answer for an object of another tenant or of nobody
  * (objects with no tenant belong to admins), before anything about the object, such as the
  * access a deploy to it would need, can show. Then the role against the invocation's access
- * class: `exec` is also open to operators whose grant has `exec: true`.
+ * class: `exec` is also open to operators whose grant has `exec: true`, `shell` to any key whose
+ * grant has `shell: true` (a tenant-limited key never: a shell is node-wide).
  */
 export function authorize(key: OperatorKey, def: ActionDef, args: unknown): void {
   const { role } = key;
@@ -62,6 +63,7 @@ export function authorize(key: OperatorKey, def: ActionDef, args: unknown): void
     access === 'read' ||
     (access === 'write' && role !== 'viewer') ||
     (access === 'exec' && (role === 'admin' || (role === 'operator' && key.exec))) ||
+    (access === 'shell' && (role === 'admin' || key.shell)) ||
     (access === 'admin' && role === 'admin');
   if (!allowed) throw new ForbiddenRoleError(role, def.name, access);
 }

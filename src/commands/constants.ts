@@ -14,6 +14,12 @@ export const MAX_INPUT_BYTES = 512 * 1024 * 1024;
 export const INPUT_IDLE_TIMEOUT_MS = 30_000;
 /** One reply frame over the mesh (a log line batch, an exec chunk). */
 export const MAX_REPLY_FRAME_BYTES = 4 * 1024 * 1024;
+/**
+ * What a command stream may hold unread: above yamux's largest window (16 MiB, src/mesh/node.ts)
+ * and a frame. libp2p resets a stream whose read buffer passes its limit (4 MiB by default),
+ * which cut `cp` and `exec -i` uploads to a slow writer through a circuit relay (issue 16).
+ */
+export const COMMAND_STREAM_READ_BUFFER_BYTES = 16 * 1024 * 1024 + 2 * MAX_REPLY_FRAME_BYTES;
 /** Opening a stream to the target (direct or via a relay). */
 export const RELAY_DIAL_TIMEOUT_MS = 15_000;
 /** Audit rows kept on a node; older ones are pruned so the table cannot grow without bound. */

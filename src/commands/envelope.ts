@@ -56,9 +56,16 @@ export interface CommandPayload {
   exp: number;
   /**
    * The input frames (uploads) the operator sends after the envelope: how many, and the sha256
-   * (hex) over them, so a relay can neither swap, drop nor append uploaded bytes.
+   * (hex) over them, so a relay can neither swap, drop nor append uploaded bytes. Or
+   * `{live: true}` for an interactive session (issue 16): every input frame is then signed on its
+   * own by the operator key as it is typed (live-input.ts).
    */
-  input?: InputDigest;
+  input?: InputDigest | LiveInput;
+}
+
+/** The payload's mark of a session whose input frames are each signed by the operator. */
+export interface LiveInput {
+  live: true;
 }
 
 /** A reply frame with the target's signature. */
@@ -67,7 +74,13 @@ export type SignedFrame = Frame & { seq: number; by: string; fsig: string };
 /** Signs a command for `target`. */
 export function signCommand(
   signer: Signer,
-  cmd: { target: string; action: string; args?: Record<string, unknown>; ttlS?: number; input?: InputDigest },
+  cmd: {
+    target: string;
+    action: string;
+    args?: Record<string, unknown>;
+    ttlS?: number;
+    input?: InputDigest | LiveInput;
+  },
   now = Date.now(),
 ): { envelope: Envelope; payload: CommandPayload } {
   const iat = Math.floor(now / 1000);
@@ -126,7 +139,7 @@ export function decodeEnvelope(value: unknown): { envelope: Envelope; payload: C
     Array.isArray(p.args) ||
     !isInt(p.iat) ||
     !isInt(p.exp) ||
-    (p.input !== undefined && !isInputDigest(p.input))
+    (p.input !== undefined && !isInputDigest(p.input) && !isLiveInput(p.input))
   ) {
     throw new BadEnvelopeError('envelope payload lacks id, target, action, args, iat or exp');
   }
@@ -139,7 +152,13 @@ export function decodeEnvelope(value: unknown): { envelope: Envelope; payload: C
       args: p.args,
       iat: p.iat,
       exp: p.exp,
-      ...(p.input ? { input: { frames: p.input.frames, sha256: p.input.sha256 } } : {}),
+      ...(p.input
+        ? {
+            input: isLiveInput(p.input)
+              ? { live: true as const }
+              : { frames: p.input.frames, sha256: p.input.sha256 },
+          }
+        : {}),
     },
   };
 }
@@ -207,6 +226,11 @@ export interface InputDigest {
   frames: number;
   /** sha256 (hex) over `JSON.stringify(frame) + "\n"` of each frame, in order. */
   sha256: string;
+}
+
+/** True for `{live: true}` (exactly). */
+export function isLiveInput(v: unknown): v is LiveInput {
+  return typeof v === 'object' && v !== null && (v as LiveInput).live === true && Object.keys(v).length === 1;
 }
 
 function isInputDigest(v: unknown): v is InputDigest {

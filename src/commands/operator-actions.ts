@@ -49,6 +49,7 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
             .max(10 * 365 * 86400)
             .optional(),
           exec: z.boolean().optional(),
+          shell: z.boolean().optional(),
         }),
       ]),
       handler: async (args) => {
@@ -64,6 +65,7 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
               tenant: args.tenant,
               exp: args.expiresS ? Math.floor(Date.now() / 1000) + args.expiresS : undefined,
               exec: args.exec || undefined,
+              shell: args.shell || undefined,
               at: Date.now(),
             },
             requireAdmin('granting an operator key'),
@@ -76,7 +78,14 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
           throw key?.revoked ? new GrantOfRevokedKeyError(kid) : new GrantRefusedError();
         }
         mesh.publishGrant(blob);
-        return { kid, role: key!.role, tenant: key!.tenant ?? null, exec: key!.exec, exp: key!.exp ?? null };
+        return {
+          kid,
+          role: key!.role,
+          tenant: key!.tenant ?? null,
+          exec: key!.exec,
+          shell: key!.shell,
+          exp: key!.exp ?? null,
+        };
       },
     }),
     defineAction({
@@ -90,6 +99,7 @@ export function operatorActions(mesh: Mesh, admin: Signer | undefined, audit: Au
           role: k.role,
           tenant: k.tenant ?? null,
           exec: k.exec,
+          shell: k.shell,
           expiresAt: k.exp ? k.exp * 1000 : null,
           state: k.revoked ? 'revoked' : k.exp && k.exp * 1000 <= Date.now() ? 'expired' : 'active',
           source: k.source,

@@ -12,6 +12,7 @@ import type { Frame } from '../core/frames.ts';
 import type { Logger } from '../logging/index.ts';
 import {
   COMMAND_PROTOCOL,
+  COMMAND_STREAM_READ_BUFFER_BYTES,
   ENVELOPE_TIMEOUT_MS,
   INPUT_IDLE_TIMEOUT_MS,
   MAX_ENVELOPE_BYTES,
@@ -96,6 +97,7 @@ export async function serveCommands(
       }
       const abort = new AbortController();
       stream.addEventListener('close', () => abort.abort(), { once: true });
+      stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, COMMAND_STREAM_READ_BUFFER_BYTES);
       const lp = lpStream(stream, { maxDataLength: Math.max(MAX_ENVELOPE_BYTES, MAX_INPUT_FRAME_BYTES) });
       const sink: FrameSink = (frame) =>
         lp.write(Buffer.from(JSON.stringify(frame)), { signal: abort.signal });
@@ -140,6 +142,7 @@ export function meshRelay(mesh: CommandMesh): RelayFn {
     } catch (err) {
       throw new TargetUnreachableError((err as Error).message);
     }
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, COMMAND_STREAM_READ_BUFFER_BYTES);
     const lp = lpStream(stream, { maxDataLength: MAX_REPLY_FRAME_BYTES });
     const onAbort = () => stream.abort(new Error('caller went away'));
     signal.addEventListener('abort', onAbort, { once: true });

@@ -16,7 +16,7 @@ import type { OperatorKey } from '../mesh/index.ts';
 import type { AuditLog, SeenIds } from './audit.ts';
 import { authenticate, authorize } from './authorize.ts';
 import { MAX_COMMANDS_IN_FLIGHT } from './constants.ts';
-import { type CommandPayload, decodeEnvelope, type Envelope, signFrame } from './envelope.ts';
+import { type CommandPayload, decodeEnvelope, type Envelope, isLiveInput, signFrame } from './envelope.ts';
 import {
   CommandsBusyError,
   ReplayError,
@@ -25,6 +25,7 @@ import {
   UnknownTargetError,
   WrongTargetError,
 } from './errors.ts';
+import { verifiedLiveInput } from './live-input.ts';
 import { checkedInput } from './signed-input.ts';
 
 /** Where a frame goes: the HTTP response, the control socket, or the mesh stream back to a relay. */
@@ -154,7 +155,11 @@ export class CommandService {
       caller,
       signal: opts.signal,
       emit: (data) => send({ type: 'data', data }),
-      input: checkedInput(input, payload.input),
+      // An interactive session's frames are each signed by the operator; an upload's digest is.
+      input: isLiveInput(payload.input)
+        ? verifiedLiveInput(input, key.publicKey, payload.id)
+        : checkedInput(input, payload.input),
+      commandId: payload.id,
     });
     this.#c.audit.finish(seq0, final.type === 'error' ? final.error.code : 'ok');
     // The caller may be gone by now; the command ran and its audit entry says how it ended.

@@ -127,6 +127,35 @@ export const configSchema = z.strictObject({
       backend: z.enum(['process', 'systemd']).default('process'),
     })
     .prefault({}),
+  shell: z
+    .strictObject({
+      /** Whom `plexus shell` runs as when the caller names nobody (created on first use); never root. */
+      user: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+        .default('plexus-shell'),
+      /** Seconds without input or output after which a session is hung up (default 30 min). */
+      idleTimeout: z
+        .number()
+        .int()
+        .min(10)
+        .max(7 * 86400)
+        .default(1800),
+      /** Sessions (shell, exec -i/-t) this node runs at once. */
+      maxSessions: z.number().int().min(1).max(1024).default(32),
+      /** Record terminal sessions as asciicast files in DATA/recordings (output only, never keys). */
+      record: z.boolean().default(false),
+      /** Recordings kept; the oldest are deleted first. */
+      recordKeep: z.number().int().min(1).max(100_000).default(200),
+      /** One recording's size limit in bytes; past it the session goes on unrecorded. */
+      recordMaxBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(16 * 1024 ** 3)
+        .default(64 * 1024 ** 2),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       /** pino level. */

@@ -16,8 +16,11 @@ export interface ActionLogger {
   error(obj: object, msg: string): void;
 }
 
-/** What an action does, for role checks: viewers `read`, operators `write`, `exec` and `admin` are special. */
-export type Access = 'read' | 'write' | 'exec' | 'admin';
+/**
+ * What an action does, for role checks: viewers `read`, operators `write`, `exec` and `admin` are
+ * special; `shell` (interactive sessions, file copy) needs a grant's `shell` flag or the admin role.
+ */
+export type Access = 'read' | 'write' | 'exec' | 'shell' | 'admin';
 
 /** Who is calling. Local control-socket callers are admins (the socket's 0600 mode is the authority). */
 export interface Caller {
@@ -40,6 +43,8 @@ export interface ActionContext {
   emit(data: unknown): Promise<void>;
   /** Frames the caller sends after the request (stdin for exec, upload chunks). */
   input: AsyncIterable<unknown>;
+  /** The signed command's id, when the action runs for one (session audit, recordings). */
+  commandId?: string;
 }
 
 /** One action. */

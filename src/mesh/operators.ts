@@ -40,6 +40,8 @@ export const grantPayloadSchema = z.strictObject({
   exp: z.number().int().positive().optional(),
   /** An operator (not just an admin) may run `node.exec`. */
   exec: z.boolean().optional(),
+  /** The key may open shells, `exec -i/-t` sessions and copy files on any node (issue 16). */
+  shell: z.boolean().optional(),
   /** Signing time, ms; of two grants for one key the later one wins (role changes). */
   at: z.number().int().positive(),
 });
@@ -53,6 +55,8 @@ export interface OperatorKey {
   role: OperatorRole;
   tenant?: string;
   exec: boolean;
+  /** May open interactive sessions (`plexus shell`, `exec -it`, `cp`): the grant's `shell`. */
+  shell: boolean;
   /** Expiry in unix seconds, if any. */
   exp?: number;
   /** `admin-key` for the network's admin key, else `grant`. */
@@ -151,6 +155,7 @@ export class OperatorGrants {
         publicKey: this.#adminKey,
         role: 'admin',
         exec: true,
+        shell: true,
         source: 'admin-key',
         revoked: false,
       };
@@ -161,7 +166,15 @@ export class OperatorGrants {
   }
 
   #revokedOnly(kid: string): OperatorKey {
-    return { kid, publicKey: Buffer.alloc(0), role: 'viewer', exec: false, source: 'grant', revoked: true };
+    return {
+      kid,
+      publicKey: Buffer.alloc(0),
+      role: 'viewer',
+      exec: false,
+      shell: false,
+      source: 'grant',
+      revoked: true,
+    };
   }
 
   #toKey(r: Row): OperatorKey {
@@ -171,6 +184,7 @@ export class OperatorGrants {
       role: r.role,
       tenant: r.tenant ?? undefined,
       exec: r.exec === 1,
+      shell: grantsShell(r.blob),
       exp: r.exp ?? undefined,
       source: 'grant',
       revoked: this.#isRevoked(r.kid),
@@ -189,6 +203,20 @@ export class OperatorGrants {
     return (this.#db.prepare('SELECT blob FROM operator_grants').all() as { blob: string }[]).map(
       (r) => JSON.parse(r.blob) as SignedBlob,
     );
+  }
+}
+
+/**
+ * Whether a stored grant carries `shell: true`. Read from the signed blob kept beside the row
+ * rather than from a column of its own: the blob is what was verified, and the flag needs no
+ * migration of `operator_grants`, so nodes of any version keep one table shape.
+ */
+function grantsShell(blob: string): boolean {
+  try {
+    const { p } = JSON.parse(blob) as { p: string };
+    return (JSON.parse(fromB64u(p).toString('utf8')) as { shell?: unknown }).shell === true;
+  } catch {
+    return false;
   }
 }
 

@@ -42,12 +42,12 @@ import { parseArgs } from 'node:util';
 import { devBundlePath, RELEASE_BUNDLE, RELEASE_STAMP } from './launcher.mjs';
 
 /**
- * Packages left to Node's resolution at run time: native addons (better-sqlite3,
+ * Packages left to Node's resolution at run time: native addons (better-sqlite3, node-pty,
  * plexus-malloc-trim) and systeminformation, which reads files next to itself. xsalsa20 is no
  * longer among them: it was external only so that a fix patching its prototype at import hit
  * the same module @libp2p/pnet uses; patched on disk, it is bundled like any other package.
  */
-const EXTERNAL = ['better-sqlite3', 'plexus-malloc-trim', 'systeminformation'];
+const EXTERNAL = ['better-sqlite3', 'node-pty', 'plexus-malloc-trim', 'systeminformation'];
 /** Development bundles kept: the current one and the one before (an agent may be starting from it). */
 const KEEP = 2;
 

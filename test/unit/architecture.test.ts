@@ -28,6 +28,7 @@ const LEVELS: Record<string, number> = {
   workloads: 3,
   telemetry: 3,
   commands: 3,
+  shell: 3,
   api: 4,
   daemon: 5,
   cli: 6,

@@ -42,6 +42,12 @@ describe('light CLI verbs', () => {
     ['apps', ...data],
     ['logs', 'web', ...data],
     ['exec', 'n2', ...data, '--', 'true'],
+    ['exec', '-i', 'n2', ...data, '--', 'true'],
+    ['shell', 'n2', ...data],
+    ['audit', 'sessions', ...data],
+    ['cp', 'n2:/etc/hostname', join(dir, 'hostname'), ...data],
+    ['ssh-proxy', 'n2', ...data],
+    ['ssh-config'],
     ['operator', 'keygen', '--out', key],
     // Records an admin key, so that the remote verb below gets as far as asking the API.
     ['operator', 'use', key, '--admin', 'A'.repeat(43)],

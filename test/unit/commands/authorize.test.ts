@@ -17,6 +17,7 @@ const keyOf = (s: Signer, over: Partial<OperatorKey> = {}): OperatorKey => ({
   publicKey: Buffer.from(s.publicKey),
   role: 'operator',
   exec: false,
+  shell: false,
   source: 'grant',
   revoked: false,
   ...over,
@@ -55,7 +56,10 @@ describe('authenticate', () => {
 });
 
 describe('authorize', () => {
-  const action = (access: 'read' | 'write' | 'exec' | 'admin', tenantOf?: (a: { app: string }) => string) =>
+  const action = (
+    access: 'read' | 'write' | 'exec' | 'shell' | 'admin',
+    tenantOf?: (a: { app: string }) => string,
+  ) =>
     defineAction({
       name: `test.${access}`,
       describe: access,
@@ -85,6 +89,18 @@ describe('authorize', () => {
       ],
     );
     assert.equal(may(keyOf(signer, { exec: true }), action('exec')), 'accepted');
+  });
+
+  it('a shell session needs the shell grant or the admin role, and never a tenant key', () => {
+    assert.equal(may(keyOf(signer, { exec: true }), action('shell')), 'ForbiddenRoleError');
+    assert.equal(may(keyOf(signer, { role: 'viewer' }), action('shell')), 'ForbiddenRoleError');
+    assert.equal(may(keyOf(signer, { shell: true }), action('shell')), 'accepted');
+    assert.equal(may(keyOf(signer, { role: 'viewer', shell: true }), action('shell')), 'accepted');
+    assert.equal(may(keyOf(signer, { role: 'admin' }), action('shell')), 'accepted');
+    assert.equal(
+      may(keyOf(signer, { shell: true, tenant: 'blue' }), action('shell')),
+      'ForbiddenTenantError',
+    );
   });
 
   it("a tenant key stays in its tenant's apps and off node-level changes", () => {
