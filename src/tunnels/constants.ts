@@ -56,6 +56,13 @@ export const STREAM_MAX_READ_BUFFER_BYTES = 64 * 1024 * 1024;
 export const DATA_POOL_SIZE = 4;
 /** A data listener answers a connect at once on a LAN or loopback; past this it is filtered. */
 export const DATA_CONNECT_TIMEOUT_MS = 2_000;
+/**
+ * Handshakes one client keeps under way with one peer: well under the far listener's
+ * MAX_DATA_HANDSHAKES_PER_SOURCE; tunnels of a burst beyond it ride the mesh stream.
+ */
+export const MAX_DATA_OPENING_PER_PEER = 16;
+/** A failed data connection within this long after one that worked does not mark the path down. */
+export const DATA_OK_GRACE_MS = 10_000;
 /** A peer whose data port could not be reached is tried again after this long. */
 export const DATA_RETRY_MS = 5 * 60_000;
 /** Tickets asked for in one request: a thousand connections at once need 16 round trips. */
@@ -76,10 +83,16 @@ export const TICKET_TTL_MS = 10_000;
 export const MAX_TICKETS_PER_PEER = 1024;
 /** Unused tickets in total. */
 export const MAX_TICKETS_TOTAL = 8192;
-/** A connection to the data port must send its 24-byte preamble within this time. */
-export const DATA_PREAMBLE_TIMEOUT_MS = 5_000;
-/** Connections that have not sent their preamble yet: bounds what a port scan can hold open. */
-export const MAX_DATA_PREAMBLES = 1024;
+/** A connection to the data port must finish its TLS handshake within this time. */
+export const DATA_HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Connections that have not finished their handshake: bounds what a port scan can hold open. */
+export const MAX_DATA_HANDSHAKES = 1024;
+/**
+ * Of those, from one source address (an IPv6 /64): far more than a member's pool and bursts
+ * need (tickets are used within a second of their handshake), and a small share of the total,
+ * so one address flooding the port leaves room for everyone else.
+ */
+export const MAX_DATA_HANDSHAKES_PER_SOURCE = 64;
 
 /** A SOCKS5 client must finish its handshake within this time, or is dropped. */
 export const SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;

@@ -4,7 +4,7 @@
  * - client.ts opens tunnels and picks their carrier; server.ts serves them (only exposed
  *   services are reachable); ledger.ts holds their limits and counters;
  * - carriers/stream/ carries a tunnel on a libp2p stream, carriers/data/ on a TCP connection of
- *   its own, whose bytes are encrypted in carriers/data/record-encryption.ts;
+ *   its own, in TLS 1.3 keyed by a ticket (carriers/data/tls.ts);
  * - services.ts, forwards.ts, socks.ts and targets.ts are what users see.
  * `createTunnels` builds them without I/O; `start()` opens their sockets over a started mesh.
  */

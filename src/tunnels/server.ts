@@ -6,12 +6,14 @@
  * here); a redeemed data connection is served by carriers/data/serve.ts.
  */
 import { isIP, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Connection, Stream } from '@libp2p/interface';
 import type { PlexusError } from '../core/errors.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Mesh } from '../mesh/index.ts';
 import { DataListener, type DataListenerInit, type RedeemedTicket } from './carriers/data/listener.ts';
 import { type DataServeContext, serveData } from './carriers/data/serve.ts';
+import { dataConnection } from './carriers/data/splice.ts';
 import { ticketRequestOf } from './carriers/data/tickets.ts';
 import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
 import { refuseStream, type StreamServeContext, serveStream } from './carriers/stream/serve.ts';
@@ -59,7 +61,7 @@ export class TunnelServer {
     this.#listener = init.dataListen
       ? new DataListener(init.dataListen, {
           logger: components.logger,
-          onConnection: (ticket, socket, rest) => this.#acceptData(ticket, socket, rest),
+          onConnection: (ticket, socket, raw) => this.#acceptData(ticket, socket, raw),
         })
       : undefined;
   }
@@ -142,9 +144,9 @@ export class TunnelServer {
   }
 
   /** A data connection redeemed its ticket: serve it if its peer is still a member. */
-  #acceptData(ticket: RedeemedTicket, socket: Socket, early: Buffer): void {
-    if (!this.#c.mesh.membership.isMember(ticket.peer)) return void socket.resetAndDestroy();
-    void serveData(ticket, socket, early, this.#context);
+  #acceptData(ticket: RedeemedTicket, socket: TLSSocket, raw: Socket): void {
+    if (!this.#c.mesh.membership.isMember(ticket.peer)) return void raw.resetAndDestroy();
+    void serveData(ticket, dataConnection(socket, raw), this.#context);
   }
 
   /** The local port a request may reach: only exposed services and ports. */

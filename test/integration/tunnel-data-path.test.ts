@@ -1,26 +1,24 @@
 /**
  * Tunnel data connections (docs/tunnels.md, data connections), in-process over real loopback
- * sockets: the data listener admits a connection only with a fresh ticket, once; spliceData
- * keeps splice's semantics (half-close both ways, resets passed on, a cut never taken for an
- * end, bounded buffering); the dialer falls back when a peer's data port cannot be reached.
+ * sockets: the data listener admits a TLS 1.3 handshake only with a fresh ticket as its PSK,
+ * once, and keeps strangers (a flood from one address, a silent connection) from crowding out
+ * members; spliceData keeps splice's semantics (half-close both ways, resets passed on, a cut
+ * never taken for an end, bounded buffering); the dialer falls back when a peer's data port
+ * cannot be reached, and a pooled connection never buffers what the server sends unasked.
  */
 import assert from 'node:assert/strict';
-import { connect, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { Connection } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import pino from 'pino';
 import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
 import { DataDialer } from '../../src/tunnels/carriers/data/dialer.ts';
-import { DataListener, type RedeemedTicket } from '../../src/tunnels/carriers/data/listener.ts';
-import {
-  deriveRecordKeys,
-  RecordOpener,
-  RecordSealer,
-} from '../../src/tunnels/carriers/data/record-encryption.ts';
-import { dataEventReader, SharedBufferReader } from '../../src/tunnels/carriers/data/socket-reader.ts';
-import { type DataConnection, spliceData } from '../../src/tunnels/carriers/data/splice.ts';
-import { DATA_MAGIC } from '../../src/tunnels/carriers/data/tickets.ts';
+import { DataListener, type RedeemedTicket, sourceKey } from '../../src/tunnels/carriers/data/listener.ts';
+import { dataConnection, spliceData } from '../../src/tunnels/carriers/data/splice.ts';
+import type { DataTicket } from '../../src/tunnels/carriers/data/tickets.ts';
+import { clientTlsOptions } from '../../src/tunnels/carriers/data/tls.ts';
 import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 
 const logger = pino({ level: 'silent' });
@@ -37,20 +35,74 @@ async function trackedPair(servers: Server[]): Promise<[Socket, Socket]> {
   return pair;
 }
 
+/** A TLS client to 127.0.0.1:`port` keyed by `ticket` (or an ordinary TLS client without one). */
+function tlsClient(port: number, ticket?: DataTicket, localAddress?: string): TLSSocket {
+  const keyed = ticket ? clientTlsOptions(ticket.id, Buffer.from(ticket.key, 'base64url')) : {};
+  const s = tlsConnect({
+    port,
+    host: '127.0.0.1',
+    ...(localAddress ? { localAddress } : {}),
+    rejectUnauthorized: false,
+    allowHalfOpen: true,
+    ...keyed,
+  } as ConnectionOptions);
+  s.on('error', () => {});
+  return s;
+}
+
+/**
+ * A TCP relay between a client and the listener, to play someone on the path: `cut()` ends the
+ * client's side with a plain FIN, `tamper()` flips a bit in the next bytes toward the client.
+ */
+async function pathBetween(port: number, servers: Server[]) {
+  let toClient: Socket | undefined;
+  let flip = false;
+  const server = createServer({ allowHalfOpen: true }, (a) => {
+    toClient = a;
+    const b = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    // Resets pass through like on a real path.
+    a.on('error', () => b.resetAndDestroy());
+    b.on('error', () => a.resetAndDestroy());
+    sockets.push(a, b);
+    a.pipe(b);
+    b.on('data', (d: Buffer) => {
+      if (flip) {
+        flip = false;
+        d = Buffer.from(d);
+        d[d.length - 1] ^= 1;
+      }
+      if (!a.write(d)) {
+        b.pause();
+        a.once('drain', () => b.resume());
+      }
+    });
+    b.on('end', () => a.end());
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as { port: number }).port,
+    cut: () => toClient?.end(),
+    tamper: () => {
+      flip = true;
+    },
+  };
+}
+
 describe('tunnel data path', () => {
   const servers: Server[] = [];
   let listener: DataListener;
-  const redeemed: { ticket: RedeemedTicket; socket: Socket; rest: Buffer }[] = [];
-  let onRedeem: ((r: { ticket: RedeemedTicket; socket: Socket; rest: Buffer }) => void) | undefined;
+  const redeemed: { ticket: RedeemedTicket; socket: TLSSocket; raw: Socket }[] = [];
+  let onRedeem: ((r: { ticket: RedeemedTicket; socket: TLSSocket; raw: Socket }) => void) | undefined;
 
   before(async () => {
     listener = new DataListener(
       { host: '127.0.0.1', port: 0 },
       {
         logger,
-        onConnection: (ticket, socket, rest) => {
+        onConnection: (ticket, socket, raw) => {
           if (finished) return void socket.destroy();
-          const r = { ticket, socket, rest };
+          const r = { ticket, socket, raw };
           redeemed.push(r);
           onRedeem?.(r);
         },
@@ -67,66 +119,131 @@ describe('tunnel data path', () => {
     for (const s of sockets) s.destroy();
   });
 
-  /** Connects with `preamble`; resolves 'redeemed' or 'refused' (reset or closed by the listener). */
-  function tryPreamble(preamble: Buffer): Promise<'redeemed' | 'refused'> {
+  /** Handshakes with `ticket` (or none); resolves 'redeemed' or 'refused'. */
+  function tryHandshake(ticket?: DataTicket, localAddress?: string): Promise<'redeemed' | 'refused'> {
     return new Promise((resolve) => {
-      const s = connect({ port: listener.port, host: '127.0.0.1' });
-      s.on('error', () => {});
+      const s = tlsClient(listener.port, ticket, localAddress);
       onRedeem = () => {
         onRedeem = undefined;
         s.destroy();
         resolve('redeemed');
       };
       s.once('close', () => resolve('refused'));
-      s.write(preamble);
     });
   }
-  const preambleOf = (id: string) => Buffer.concat([DATA_MAGIC, Buffer.from(id, 'base64url')]);
 
-  test('a ticket admits one connection, once; junk and unknown ids are refused', async () => {
+  test('a ticket keys one TLS 1.3 handshake, once; strangers, junk and wrong keys are refused', async () => {
     const [t] = listener.issue(PEER, 1);
-    assert.equal(await tryPreamble(preambleOf(t.id)), 'redeemed');
+    assert.equal(await tryHandshake(t), 'redeemed');
     assert.equal(redeemed.at(-1)?.ticket.peer, PEER);
-    assert.equal(await tryPreamble(preambleOf(t.id)), 'refused', 'a ticket is single-use');
+    assert.equal(redeemed.at(-1)?.socket.getProtocol(), 'TLSv1.3');
+    assert.equal(await tryHandshake(t), 'refused', 'a replayed ticket is refused');
+    assert.equal(await tryHandshake(), 'refused', "a stranger's TLS handshake without a ticket");
+    const [w] = listener.issue(PEER, 1);
+    const wrongKey = { id: w.id, key: Buffer.alloc(32, 1).toString('base64url') };
+    assert.equal(await tryHandshake(wrongKey), 'refused', 'the right id with a wrong key');
+    assert.equal(await tryHandshake(w), 'refused', 'a ticket tried with a wrong key is spent');
+    const junk = await new Promise<string>((resolve) => {
+      const s = connect({ port: listener.port, host: '127.0.0.1' });
+      s.on('error', () => {});
+      s.once('close', () => resolve('refused'));
+      s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+    assert.equal(junk, 'refused');
     const [u] = listener.issue(PEER, 1);
-    assert.equal(
-      await tryPreamble(Buffer.concat([Buffer.from('GET / HTTP/1.1\r\n'), Buffer.alloc(8)])),
-      'refused',
-    );
-    assert.equal(await tryPreamble(preambleOf(Buffer.alloc(16).toString('base64url'))), 'refused');
     listener.forget(PEER);
-    assert.equal(await tryPreamble(preambleOf(u.id)), 'refused', 'forgotten with its peer');
+    assert.equal(await tryHandshake(u), 'refused', 'forgotten with its peer');
+  });
+
+  test('a flood of idle connections from one address does not keep members out', async () => {
+    const flood: Socket[] = [];
+    try {
+      for (let i = 0; i < 1100; i++) {
+        const s = connect({ port: listener.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+        s.on('error', () => {});
+        flood.push(s);
+      }
+      await Promise.all(
+        flood.map(
+          (s) => new Promise((r) => (s.connecting ? s.once('connect', r).once('close', r) : r(null))),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(listener.handshaking <= 64, `${listener.handshaking} handshakes held from one address`);
+      const tickets = listener.issue(PEER, 20);
+      const outcomes = await Promise.all(tickets.map((t) => tryHandshakeQueued(t)));
+      assert.deepEqual(
+        outcomes,
+        tickets.map(() => 'redeemed'),
+      );
+    } finally {
+      for (const s of flood) s.destroy();
+    }
+  });
+
+  /** Like tryHandshake, for several at once. */
+  function tryHandshakeQueued(ticket: DataTicket): Promise<'redeemed' | 'refused'> {
+    return new Promise((resolve) => {
+      const s = tlsClient(listener.port, ticket);
+      s.once('secureConnect', () => {
+        s.destroy();
+        resolve('redeemed');
+      });
+      s.once('close', () => resolve('refused'));
+    });
+  }
+
+  test('a connection that does not finish its handshake is dropped after 5 s', async () => {
+    const s = connect({ port: listener.port, host: '127.0.0.1' });
+    s.on('error', () => {});
+    const started = Date.now();
+    await new Promise((r) => s.once('close', r));
+    const took = Date.now() - started;
+    assert.ok(took >= 4500 && took < 7000, `dropped after ${took} ms`);
+  });
+
+  test('sources are counted per IPv4 address and per IPv6 /64', () => {
+    assert.equal(sourceKey('10.0.0.1'), '10.0.0.1');
+    assert.equal(sourceKey('::ffff:10.0.0.1'), '10.0.0.1');
+    assert.equal(sourceKey('2001:db8:1:2::1'), sourceKey('2001:db8:1:2:ffff:1:2:3'));
+    assert.notEqual(sourceKey('2001:db8:1:2::1'), sourceKey('2001:db8:1:3::1'));
   });
 
   test('tickets per peer are limited', () => {
     assert.throws(() => listener.issue('greedy', 2000), { name: 'TunnelLimitError' });
   });
 
-  /** client ⇄ spliceData ⇄ data connection ⇄ spliceData ⇄ target, keyed like a real ticket. */
+  /** client ⇄ spliceData ⇄ TLS data connection (through a path) ⇄ spliceData ⇄ target. */
   async function tunnel(): Promise<{
     client: Socket;
     target: Socket;
     results: Promise<SpliceResult[]>;
-    wire: [Socket, Socket];
+    path: Awaited<ReturnType<typeof pathBetween>>;
   }> {
     const [client, near] = await trackedPair(servers);
     const [farLocal, target] = await trackedPair(servers);
-    const [a, b] = await trackedPair(servers);
-    const secret = Buffer.alloc(32, 9);
-    const conn = (socket: Socket, role: 'client' | 'server'): DataConnection => {
-      const k = deriveRecordKeys(secret, role);
-      return {
-        socket,
-        reader: dataEventReader(socket),
-        sealer: new RecordSealer(k.send),
-        opener: new RecordOpener(k.receive),
+    const path = await pathBetween(listener.port, servers);
+    const [t] = listener.issue(PEER, 1);
+    const accepted = new Promise<{ socket: TLSSocket; raw: Socket }>((r) => {
+      onRedeem = (x) => {
+        onRedeem = undefined;
+        r(x);
       };
-    };
+    });
+    const raw = connect({ port: path.port, host: '127.0.0.1', allowHalfOpen: true });
+    raw.on('error', () => {});
+    sockets.push(raw);
+    await new Promise((r) => raw.once('connect', r));
+    const a = tlsConnect({ socket: raw, ...clientTlsOptions(t.id, Buffer.from(t.key, 'base64url')) });
+    a.on('error', () => {});
+    await new Promise((r) => a.once('secureConnect', r));
+    const b = await accepted;
+    b.socket.on('error', () => {});
     const results = Promise.all([
-      spliceData(near, conn(a, 'client')),
-      spliceData(farLocal, conn(b, 'server')),
+      spliceData(near, dataConnection(a, raw)),
+      spliceData(farLocal, dataConnection(b.socket, b.raw)),
     ]);
-    return { client, target, results, wire: [a, b] };
+    return { client, target, results, path };
   }
 
   test('half-close: each FIN passes through while the other direction keeps flowing', async () => {
@@ -154,33 +271,27 @@ describe('tunnel data path', () => {
     assert.equal(near.clean || far.clean, false);
   });
 
-  test('a data connection cut with a plain FIN (no FIN record) resets the client, never ends it cleanly', async () => {
-    const { client, target, results, wire } = await tunnel();
+  test('a data connection cut with a plain FIN (no FIN frame) resets the client, never ends it cleanly', async () => {
+    const { client, target, results, path } = await tunnel();
     const got = readAll(client);
     target.write('partial');
     await new Promise((r) => setTimeout(r, 50));
     // Someone on the path ends the TCP connection: the bytes so far arrived, the end did not.
-    wire[1].end();
+    path.cut();
     await assert.rejects(got, { code: 'ECONNRESET' });
     const [near] = await results;
     assert.equal(near.clean, false);
-    assert.match(near.error ?? '', /FIN record/);
+    assert.match(near.error ?? '', /FIN frame/);
   });
 
   test('a tampered byte on the wire resets both ends', async () => {
-    const { client, target, results, wire } = await tunnel();
+    const { client, target, results, path } = await tunnel();
     const got = readAll(client);
-    // Flip bits in what the far end sends: take over its socket's write.
-    const real = wire[1].write.bind(wire[1]);
-    wire[1].write = ((chunk: Buffer, ...rest: never[]) =>
-      real(
-        Buffer.from(chunk).map((x, i) => (i === 5 ? x ^ 1 : x)) as Buffer,
-        ...rest,
-      )) as (typeof wire)[1]['write'];
+    path.tamper();
     target.write('secret');
     await assert.rejects(got, { code: 'ECONNRESET' });
     const [near] = await results;
-    assert.match(near.error ?? '', /authenticate/);
+    assert.match(near.error ?? '', /decrypt|bad record mac|stream/i);
   });
 
   test('a slow reader holds back the writer instead of buffering everything', async () => {
@@ -215,9 +326,17 @@ describe('tunnel data path', () => {
       assert.equal(dialer.states().p, 'ok');
       const data = await dialer.take('p', conn, AbortSignal.timeout(5000));
       assert.ok(data && !data.socket.destroyed);
-      assert.ok(data.reader instanceof SharedBufferReader);
+      assert.equal(data.socket.getProtocol(), 'TLSv1.3');
       data.socket.destroy();
       assert.equal(requests, 1, 'tickets are fetched in batches');
+
+      // A server that talks to an idle pooled connection: it is closed, not buffered.
+      for (let i = 0; i < 50 && dialer.pooled() < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      const far = redeemed.at(-1)?.socket;
+      assert.ok(far);
+      far.write(Buffer.alloc(4 * 1024 * 1024));
+      for (let i = 0; i < 100 && dialer.pooled() === 4; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(dialer.pooled(), 3, 'the talked-to connection left the pool');
 
       // A peer whose data port does not answer: tunnels fall back, and it is not tried again soon.
       const closed = new DataDialer({

@@ -10,13 +10,16 @@
  * (one ticket round trip over the mesh, one TCP connect). A peer whose data port cannot be
  * reached (a firewall, NAT, an agent with the data path off) is tried again after DATA_RETRY_MS.
  */
-import { connect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
+import { connect, type TLSSocket } from 'node:tls';
 import type { Connection } from '@libp2p/interface';
 import type { Logger } from '../../../logging/index.ts';
 import {
   DATA_CONNECT_TIMEOUT_MS,
+  DATA_OK_GRACE_MS,
   DATA_POOL_SIZE,
   DATA_RETRY_MS,
+  MAX_DATA_OPENING_PER_PEER,
   MAX_TICKET_BATCH,
   OPEN_TIMEOUT_MS,
   POOL_IDLE_MS,
@@ -24,10 +27,9 @@ import {
   TICKET_PREFETCH,
   TICKET_TTL_MS,
 } from '../../constants.ts';
-import { deriveRecordKeys, RecordOpener, RecordSealer } from './record-encryption.ts';
-import { SharedBufferReader } from './socket-reader.ts';
-import type { DataConnection } from './splice.ts';
-import { DATA_MAGIC, type DataTicket, type TicketGrant } from './tickets.ts';
+import { closeData, type DataConnection, dataConnection } from './splice.ts';
+import type { DataTicket, TicketGrant } from './tickets.ts';
+import { clientTlsOptions } from './tls.ts';
 
 /** What the dialer needs from the tunnel service. */
 export interface DataDialerComponents {
@@ -55,6 +57,10 @@ interface CachedTicket {
 interface PeerData {
   state: DataPathState;
   retryAt: number;
+  /** When a data connection to it last worked. */
+  okAt: number;
+  /** Handshakes under way, from the pool's filling and from tunnels that found the pool empty. */
+  opening: number;
   pool: { data: DataConnection; timer: NodeJS.Timeout; onClose: () => void }[];
   filling: number;
   /** Tickets fetched ahead: a new data connection then costs a TCP connect, not a mesh round trip. */
@@ -106,9 +112,12 @@ export class DataDialer {
     if (ready) {
       clearTimeout(ready.timer);
       ready.data.socket.off('close', ready.onClose);
+      ready.data.reader.set(undefined);
       this.#fill(peer, p);
       return ready.data;
     }
+    // A burst beyond what the far listener lets one address handshake at once rides the stream.
+    if (p.opening >= MAX_DATA_OPENING_PER_PEER) return undefined;
     if (p.state !== 'ok') {
       // Unknown, or due for a retry: find out in the background, never at this tunnel's expense.
       this.#fill(peer, p);
@@ -140,7 +149,7 @@ export class DataDialer {
     this.#peers.delete(peer);
     for (const r of p.pool) {
       clearTimeout(r.timer);
-      r.data.socket.destroy();
+      closeData(r.data);
     }
     for (const w of p.waiters) w.reject(new Error('peer dropped'));
     p.tickets = [];
@@ -155,13 +164,26 @@ export class DataDialer {
   #peer(peer: string): PeerData {
     let p = this.#peers.get(peer);
     if (!p) {
-      p = { state: 'unknown', retryAt: 0, pool: [], filling: 0, tickets: [], waiters: [], requesting: false };
+      p = {
+        state: 'unknown',
+        retryAt: 0,
+        okAt: 0,
+        opening: 0,
+        pool: [],
+        filling: 0,
+        tickets: [],
+        waiters: [],
+        requesting: false,
+      };
       this.#peers.set(peer, p);
     }
     return p;
   }
 
   #unreachable(peer: string, p: PeerData, err: Error): void {
+    // One failed handshake among working ones (the far listener turned a burst away) says
+    // nothing about the path.
+    if (p.state === 'ok' && Date.now() - p.okAt < DATA_OK_GRACE_MS) return;
     if (p.state !== 'unreachable')
       this.#c.logger.info(
         { peer, err: err.message },
@@ -179,7 +201,7 @@ export class DataDialer {
       this.#open(p, AbortSignal.timeout(DATA_CONNECT_TIMEOUT_MS * 2)).then(
         (data) => {
           p.filling--;
-          if (this.#stopped || this.#peers.get(peer) !== p) return data.socket.destroy();
+          if (this.#stopped || this.#peers.get(peer) !== p) return closeData(data);
           const entry = {
             data,
             onClose: () => {
@@ -188,9 +210,12 @@ export class DataDialer {
               clearTimeout(entry.timer);
             },
             // Unused for a while: give it back, so idle peers hold nothing open.
-            timer: setTimeout(() => data.socket.destroy(), POOL_IDLE_MS).unref(),
+            timer: setTimeout(() => closeData(data), POOL_IDLE_MS).unref(),
           };
           data.socket.once('close', entry.onClose);
+          // The server speaks only after a header: anything it sends to an idle connection is a
+          // protocol error, and must not pile up in memory.
+          data.reader.set(() => closeData(data));
           p.pool.push(entry);
         },
         (err) => {
@@ -201,15 +226,18 @@ export class DataDialer {
     }
   }
 
-  /** One ticket (batched with concurrent requests to the same peer) and one TCP connection. */
+  /** One ticket (batched with concurrent requests to the same peer) and one TLS handshake. */
   async #open(p: PeerData, signal: AbortSignal): Promise<DataConnection> {
-    const { host, port, ticket } = await this.#ticket(p);
-    const reader = new SharedBufferReader();
-    const socket = await dial(host, port, reader, signal);
-    const keys = deriveRecordKeys(Buffer.from(ticket.key, 'base64url'), 'client');
-    socket.write(Buffer.concat([DATA_MAGIC, Buffer.from(ticket.id, 'base64url')]));
-    p.state = 'ok';
-    return { socket, reader, sealer: new RecordSealer(keys.send), opener: new RecordOpener(keys.receive) };
+    p.opening++;
+    try {
+      const { host, port, ticket } = await this.#ticket(p);
+      const data = await dial(host, port, ticket, signal);
+      p.state = 'ok';
+      p.okAt = Date.now();
+      return data;
+    } finally {
+      p.opening--;
+    }
   }
 
   /** A ticket from the cache, else from the next batch request to the peer. */
@@ -256,14 +284,19 @@ export class DataDialer {
   }
 }
 
-/** A TCP connection to a data listener within DATA_CONNECT_TIMEOUT_MS. */
-function dial(host: string, port: number, reader: SharedBufferReader, signal: AbortSignal): Promise<Socket> {
+/**
+ * A TLS connection to a data listener, keyed by `ticket`, within DATA_CONNECT_TIMEOUT_MS. The
+ * TCP socket is connected first and kept: a reset must go out on it (resetData).
+ */
+function dial(host: string, port: number, ticket: DataTicket, signal: AbortSignal): Promise<DataConnection> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true, onread: reader.onread });
+    const raw = netConnect({ host, port, allowHalfOpen: true, noDelay: true });
+    let socket: TLSSocket | undefined;
     const fail = (err: Error) => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      socket.destroy();
+      socket?.destroy();
+      raw.destroy();
       reject(err);
     };
     const onAbort = () => fail(new Error('aborted'));
@@ -272,13 +305,23 @@ function dial(host: string, port: number, reader: SharedBufferReader, signal: Ab
       DATA_CONNECT_TIMEOUT_MS,
     );
     signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('error', fail);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', fail);
-      socket.on('error', () => {});
-      resolve(socket);
+    raw.once('error', fail);
+    raw.once('connect', () => {
+      const tls = connect({
+        socket: raw,
+        ...clientTlsOptions(ticket.id, Buffer.from(ticket.key, 'base64url')),
+      });
+      socket = tls;
+      tls.once('error', fail);
+      tls.once('secureConnect', () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        raw.off('error', fail);
+        tls.off('error', fail);
+        raw.on('error', () => {});
+        tls.on('error', () => {});
+        resolve(dataConnection(tls, raw));
+      });
     });
   });
 }

@@ -1,29 +1,34 @@
 /**
  * The server end of tunnel data connections (docs/tunnels.md, data connections): a TCP
- * listener, and the tickets
- * that admit a connection to it. A member asks for tickets over the Noise-encrypted mesh
- * stream; each is a random 16-byte id and a 32-byte secret, good for one connection within
- * TICKET_TTL_MS. A connection must open with `MAGIC || id`; anything else (a port scan, a
- * stranger, a replayed or expired id) is reset after at most a few seconds and 24 bytes, and
- * learns nothing: every byte after the preamble is an AES-GCM record keyed by the secret.
+ * listener speaking TLS 1.3 keyed by tickets (tls.ts), and the tickets themselves. A member asks
+ * for tickets over the Noise-encrypted mesh stream; each is a random 16-byte id (the PSK
+ * identity) and a 32-byte secret (the PSK), good for one handshake within TICKET_TTL_MS: the
+ * handshake that offers it takes it out of the table, so a replayed ticket finds nothing.
+ *
+ * Before its handshake, a connection is a stranger's: it gets a slot among MAX_DATA_HANDSHAKES,
+ * at most MAX_DATA_HANDSHAKES_PER_SOURCE of them per source address (an IPv6 /64 counts as one
+ * address), and DATA_HANDSHAKE_TIMEOUT_MS to finish, so one address flooding the port cannot
+ * keep members out.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from '../../../logging/index.ts';
 import {
-  DATA_PREAMBLE_TIMEOUT_MS,
-  MAX_DATA_PREAMBLES,
+  DATA_HANDSHAKE_TIMEOUT_MS,
+  MAX_DATA_HANDSHAKES,
+  MAX_DATA_HANDSHAKES_PER_SOURCE,
   MAX_TICKETS_PER_PEER,
   MAX_TICKETS_TOTAL,
   TICKET_TTL_MS,
 } from '../../constants.ts';
 import { TunnelLimitError } from '../../errors.ts';
-import { DATA_MAGIC, DATA_PREAMBLE_BYTES, type DataTicket } from './tickets.ts';
+import type { DataTicket } from './tickets.ts';
+import { serverSecureContext } from './tls.ts';
 
-/** A redeemed ticket: who it was issued to, and its secret. */
+/** Who a data connection's ticket was issued to. */
 export interface RedeemedTicket {
   peer: string;
-  secret: Buffer;
 }
 
 interface Issued {
@@ -55,14 +60,38 @@ export function dataListenOf(setting: string, meshListen: string[]): DataListene
   return undefined;
 }
 
+/**
+ * The key a source address's handshakes are counted under: an IPv4 address, or the /64 prefix
+ * of an IPv6 one (a single host commonly holds a whole /64).
+ */
+export function sourceKey(address: string | undefined): string {
+  if (!address) return '?';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  if (isIPv4(address)) return address;
+  const [head, tail = ''] = address.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const full = address.includes('::')
+    ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
+    : left;
+  return `${full
+    .slice(0, 4)
+    .map((h) => Number.parseInt(h || '0', 16).toString(16))
+    .join(':')}::/64`;
+}
+
 /** The data listener and its tickets. */
 export class DataListener {
   readonly #init: DataListenerInit;
   readonly #logger: Logger;
-  readonly #onConnection: (ticket: RedeemedTicket, socket: Socket, rest: Buffer) => void;
+  readonly #onConnection: (ticket: RedeemedTicket, socket: TLSSocket, raw: Socket) => void;
   readonly #tickets = new Map<string, Issued>();
   readonly #perPeer = new Map<string, number>();
+  /** Connections before their handshake, and how many per source. */
   readonly #pending = new Set<Socket>();
+  readonly #perSource = new Map<string, number>();
+  readonly #context: SecureContext;
   #server: Server | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
@@ -70,12 +99,13 @@ export class DataListener {
     init: DataListenerInit,
     components: {
       logger: Logger;
-      onConnection: (ticket: RedeemedTicket, socket: Socket, rest: Buffer) => void;
+      onConnection: (ticket: RedeemedTicket, socket: TLSSocket, raw: Socket) => void;
     },
   ) {
     this.#init = init;
     this.#logger = components.logger;
     this.#onConnection = components.onConnection;
+    this.#context = serverSecureContext();
   }
 
   /** The bound port (after start). */
@@ -87,6 +117,11 @@ export class DataListener {
   get host(): string | undefined {
     const h = this.#init.host;
     return h === '0.0.0.0' || h === '::' ? undefined : h;
+  }
+
+  /** Connections that have not finished their handshake (status, tests). */
+  get handshaking(): number {
+    return this.#pending.size;
   }
 
   /** Binds the listener. */
@@ -106,7 +141,7 @@ export class DataListener {
     this.#logger.info({ listen: `${this.#init.host}:${this.port}` }, 'tunnel data listener ready');
   }
 
-  /** Closes the listener, drops unredeemed tickets and half-open preambles. */
+  /** Closes the listener, drops unredeemed tickets and unfinished handshakes. */
   stop(): void {
     clearInterval(this.#sweep);
     this.#tickets.clear();
@@ -127,10 +162,10 @@ export class DataListener {
     const out: DataTicket[] = [];
     const expires = Date.now() + TICKET_TTL_MS;
     for (let i = 0; i < count; i++) {
-      const id = randomBytes(16);
+      const id = randomBytes(16).toString('base64url');
       const secret = randomBytes(32);
-      this.#tickets.set(id.toString('base64url'), { peer, secret, expires });
-      out.push({ id: id.toString('base64url'), key: secret.toString('base64url') });
+      this.#tickets.set(id, { peer, secret, expires });
+      out.push({ id, key: secret.toString('base64url') });
     }
     this.#perPeer.set(peer, held + count);
     return out;
@@ -139,6 +174,14 @@ export class DataListener {
   /** Forgets every ticket of a peer (it was revoked). */
   forget(peer: string): void {
     for (const [id, t] of this.#tickets) if (t.peer === peer) this.#drop(id, t);
+  }
+
+  /** Takes a live ticket out of the table: it admits one handshake, never two. */
+  #redeem(id: string): Issued | undefined {
+    const t = this.#tickets.get(id);
+    if (!t) return undefined;
+    this.#drop(id, t);
+    return t.expires > Date.now() ? t : undefined;
   }
 
   #drop(id: string, t: Issued): void {
@@ -153,41 +196,48 @@ export class DataListener {
     for (const [id, t] of this.#tickets) if (t.expires <= now) this.#drop(id, t);
   }
 
-  #accept(socket: Socket): void {
-    socket.on('error', () => {});
-    if (this.#pending.size >= MAX_DATA_PREAMBLES) {
-      socket.destroy();
+  #accept(raw: Socket): void {
+    raw.on('error', () => {});
+    const source = sourceKey(raw.remoteAddress);
+    const fromSource = this.#perSource.get(source) ?? 0;
+    if (this.#pending.size >= MAX_DATA_HANDSHAKES || fromSource >= MAX_DATA_HANDSHAKES_PER_SOURCE) {
+      raw.resetAndDestroy();
       return;
     }
-    this.#pending.add(socket);
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const timer = setTimeout(() => refuse(), DATA_PREAMBLE_TIMEOUT_MS);
-    const cleanup = () => {
+    this.#pending.add(raw);
+    this.#perSource.set(source, fromSource + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       clearTimeout(timer);
-      this.#pending.delete(socket);
-      socket.off('data', onData);
-      socket.off('close', cleanup);
+      this.#pending.delete(raw);
+      const left = (this.#perSource.get(source) ?? 1) - 1;
+      if (left <= 0) this.#perSource.delete(source);
+      else this.#perSource.set(source, left);
     };
-    const refuse = () => {
-      cleanup();
-      if (!socket.destroyed) socket.resetAndDestroy();
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.byteLength;
-      if (got < DATA_PREAMBLE_BYTES) return;
-      socket.pause();
-      const all = Buffer.concat(chunks, got);
-      if (!all.subarray(0, DATA_MAGIC.byteLength).equals(DATA_MAGIC)) return refuse();
-      const id = all.subarray(DATA_MAGIC.byteLength, DATA_PREAMBLE_BYTES).toString('base64url');
-      const t = this.#tickets.get(id);
-      if (!t || t.expires <= Date.now()) return refuse();
-      this.#drop(id, t);
-      cleanup();
-      this.#onConnection({ peer: t.peer, secret: t.secret }, socket, all.subarray(DATA_PREAMBLE_BYTES));
-    };
-    socket.on('data', onData);
-    socket.once('close', cleanup);
+    // The ticket this handshake redeemed. OpenSSL may ask again for the same identity within one
+    // handshake (after a HelloRetryRequest), so the answer is kept for this connection.
+    let redeemed: { id: string; ticket: Issued } | undefined;
+    const socket = new TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.#context,
+      pskCallback: (_s: TLSSocket, id: string) => {
+        if (redeemed) return redeemed.id === id ? redeemed.ticket.secret : null;
+        const ticket = this.#redeem(id);
+        if (!ticket) return null;
+        redeemed = { id, ticket };
+        return ticket.secret;
+      },
+    } as ConstructorParameters<typeof TLSSocket>[1]);
+    socket.on('error', () => {});
+    const timer = setTimeout(() => raw.resetAndDestroy(), DATA_HANDSHAKE_TIMEOUT_MS);
+    raw.once('close', release);
+    socket.once('close', release);
+    socket.once('secure', () => {
+      release();
+      if (!redeemed || socket.destroyed) return void socket.destroy();
+      this.#onConnection({ peer: redeemed.ticket.peer }, socket, raw);
+    });
   }
 }

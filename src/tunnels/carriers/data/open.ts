@@ -1,7 +1,7 @@
 /**
  * The client end of the data carrier: a tunnel over a data connection of its own (a direct link
- * whose data port answers). The request is the first record, the far side's reply the first
- * record back; then records carry the bytes (splice.ts).
+ * whose data port answers). The request is the first frame, the far side's reply the first
+ * frame back; then frames carry the bytes inside TLS (splice.ts).
  */
 import { PlexusError } from '../../../core/errors.ts';
 import { MAX_REPLY_BYTES } from '../../constants.ts';
@@ -9,8 +9,8 @@ import { TunnelProtocolError } from '../../errors.ts';
 import { acceptReply } from '../../handshake.ts';
 import type { TunnelLedger } from '../../ledger.ts';
 import type { OpenedTunnel, OpeningTunnel } from '../carrier.ts';
-import type { OpenedRecord } from './record-encryption.ts';
-import { type DataConnection, readFirstRecord, spliceData, writeRecords } from './splice.ts';
+import { type FramePiece, writeFrame } from './frames.ts';
+import { closeData, type DataConnection, readFirstFrame, spliceData } from './splice.ts';
 
 /** Client bytes kept while a data connection's answer is on its way, to resend over the stream. */
 const MAX_EARLY_KEPT_BYTES = 1024 * 1024;
@@ -30,7 +30,7 @@ export async function openOverData(
 ): Promise<OpenedTunnel> {
   const { member, sig } = t;
   const answer = async () => {
-    const { value, rest } = await readFirstRecord(data, sig, MAX_REPLY_BYTES);
+    const { value, rest } = await readFirstFrame(data, sig, MAX_REPLY_BYTES);
     acceptReply(value);
     c.ledger.counts.opened++;
     c.ledger.counts.openedData++;
@@ -41,12 +41,12 @@ export async function openOverData(
   // stream instead, and the client never notices.
   const fallsBack = (err: unknown) =>
     !sig.aborted && !(err instanceof PlexusError && !(err instanceof TunnelProtocolError));
-  let rest: OpenedRecord[] | undefined;
+  let rest: FramePiece[] | undefined;
   try {
-    writeRecords(data.socket, data.sealer.seal(Buffer.from(JSON.stringify(t.req))));
+    writeFrame(data.socket, Buffer.from(JSON.stringify(t.req)));
     if (!t.optimistic) rest = await answer();
   } catch (err) {
-    data.socket.destroy();
+    closeData(data);
     if (fallsBack(err)) return c.overStream();
     return t.fail(err);
   }
@@ -54,7 +54,7 @@ export async function openOverData(
     path: 'direct',
     carrier: 'data',
     attach: async (socket, firstBytes) => {
-      const untrack = c.ledger.track(socket, data.socket, member.peerId);
+      const untrack = c.ledger.track(socket, data.raw, member.peerId);
       try {
         if (rest === undefined) {
           // Optimistic: send what the client says while the answer is on its way, and keep a
@@ -64,14 +64,14 @@ export async function openOverData(
           const early = (d: Buffer) => {
             keptBytes += d.byteLength;
             if (keptBytes <= MAX_EARLY_KEPT_BYTES) kept.push(d);
-            if (!writeRecords(data.socket, data.sealer.seal(d))) socket.pause();
+            if (!writeFrame(data.socket, d)) socket.pause();
           };
           socket.on('data', early);
           try {
             rest = await answer();
           } catch (err) {
             untrack();
-            data.socket.destroy();
+            closeData(data);
             if (!fallsBack(err) || keptBytes > MAX_EARLY_KEPT_BYTES) return t.fail(err);
             const again = await c.overStream();
             return again.attach(socket, Buffer.concat([...(firstBytes ? [firstBytes] : []), ...kept]));
@@ -87,7 +87,7 @@ export async function openOverData(
       }
     },
     abort: () => {
-      data.socket.destroy();
+      closeData(data);
       t.done();
     },
   };

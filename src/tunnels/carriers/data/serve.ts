@@ -1,6 +1,6 @@
 /**
- * The server end of the data carrier: a data connection redeemed its ticket (listener.ts); read
- * its header record, connect to the exposed local port, answer, and splice the two; or refuse
+ * The server end of the data carrier: a data connection redeemed its ticket in its TLS
+ * handshake (listener.ts); read its header frame, connect to the exposed local port, answer, and splice the two; or refuse
  * with the reason. Served like a stream (carriers/stream/serve.ts), with the same refusals.
  */
 import type { Socket } from 'node:net';
@@ -10,10 +10,10 @@ import { HEADER_WAIT_MS, MAX_HEADER_BYTES } from '../../constants.ts';
 import { parseRequest, refusalOf, type TunnelRequest } from '../../handshake.ts';
 import type { TunnelLedger } from '../../ledger.ts';
 import { connectLocal } from '../../local-target.ts';
+import { endFrames, type FramePiece, writeFrame } from './frames.ts';
 import type { RedeemedTicket } from './listener.ts';
-import { deriveRecordKeys, type OpenedRecord, RecordOpener, RecordSealer } from './record-encryption.ts';
-import { dataEventReader, SharedBufferReader } from './socket-reader.ts';
-import { type DataConnection, readFirstRecord, spliceData, writeRecords } from './splice.ts';
+import { SharedBufferReader } from './socket-reader.ts';
+import { type DataConnection, readFirstFrame, resetData, spliceData } from './splice.ts';
 
 /** What the data carrier's server end uses. */
 export interface DataServeContext {
@@ -23,40 +23,32 @@ export interface DataServeContext {
   logger: Logger;
 }
 
-/** Serves one data connection of a member, from its ticket's secret on. */
+/** Serves one data connection of a member, once its TLS handshake is done. */
 export async function serveData(
   ticket: RedeemedTicket,
-  socket: Socket,
-  early: Buffer,
+  data: DataConnection,
   c: DataServeContext,
 ): Promise<void> {
   const peer = ticket.peer;
-  const keys = deriveRecordKeys(ticket.secret, 'server');
-  const data: DataConnection = {
-    socket,
-    reader: dataEventReader(socket),
-    sealer: new RecordSealer(keys.send),
-    opener: new RecordOpener(keys.receive),
-  };
+  const { socket, raw } = data;
   // A pooled connection may wait a while for its header; it is tracked so that stopping the
   // agent or revoking the peer closes it.
-  const untrackIdle = c.ledger.track(socket, undefined, peer);
-  let header: { value: unknown; rest: OpenedRecord[] };
+  const untrackIdle = c.ledger.track(raw, undefined, peer);
+  let header: { value: unknown; rest: FramePiece[] };
   c.ledger.dataWaiting++;
   try {
-    header = await readFirstRecord(data, AbortSignal.timeout(HEADER_WAIT_MS), MAX_HEADER_BYTES, early);
+    header = await readFirstFrame(data, AbortSignal.timeout(HEADER_WAIT_MS), MAX_HEADER_BYTES);
   } catch {
-    if (!socket.destroyed) socket.resetAndDestroy();
+    resetData(data);
     return;
   } finally {
     c.ledger.dataWaiting--;
     untrackIdle();
   }
-  const answer = (body: unknown) => writeRecords(socket, data.sealer.seal(Buffer.from(JSON.stringify(body))));
+  const answer = (body: unknown) => writeFrame(socket, Buffer.from(JSON.stringify(body)));
   const refuse = (err: unknown) => {
     answer(refusalOf(err));
-    writeRecords(socket, data.sealer.fin());
-    socket.end();
+    endFrames(socket);
     // Whatever the opener already sent behind its header is dropped with the connection.
     setTimeout(() => socket.destroy(), 2000).unref();
   };
@@ -76,7 +68,7 @@ export async function serveData(
     answer({ ok: true });
     c.ledger.counts.opened++;
     c.ledger.counts.openedData++;
-    const untrack = c.ledger.track(target, socket, peer);
+    const untrack = c.ledger.track(target, raw, peer);
     const r = await spliceData(target, data, { initial: header.rest, localReader: targetReader });
     untrack();
     c.ledger.spliced(r, { peer, port, carrier: 'data' });

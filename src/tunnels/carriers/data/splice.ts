@@ -1,48 +1,56 @@
 /**
  * Joins a local TCP socket and a tunnel's data connection (docs/tunnels.md, data connections),
  * both ways, with the semantics of carriers/stream/splice.ts for libp2p streams:
- * - local bytes are sealed into records as they are read, so a read of up to 64 KiB is one
- *   record and one vectored write;
+ * - local bytes go out as frames (frames.ts) as they are read, inside TLS;
  * - backpressure is TCP's own: a socket whose write buffer is full pauses the one feeding it
  *   until it drains, so the kernel's windows hold the sender back end to end;
- * - half-close: a local FIN becomes a FIN record and a TCP FIN; a FIN record ends the local
+ * - half-close: a local FIN becomes a FIN frame and a TLS close; a FIN frame ends the local
  *   socket's write side; the other direction keeps flowing;
- * - a record that does not authenticate, a TCP FIN without a FIN record (a cut, not an end), or
- *   an error on either side resets both.
+ * - bytes that TLS does not authenticate, a TCP end without a FIN frame (a cut, not an end),
+ *   or an error on either side reset both.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { TunnelProtocolError } from '../../errors.ts';
 import type { SpliceResult } from '../carrier.ts';
 import { waitForHandshake } from '../handshake-wait.ts';
-import type { OpenedRecord, RecordOpener, RecordSealer } from './record-encryption.ts';
+import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
 import { dataEventReader, type SocketReader } from './socket-reader.ts';
 
-/** A data connection with its record state, after the handshake. */
+/** A data connection after its TLS handshake, and the frames coming in on it. */
 export interface DataConnection {
-  socket: Socket;
+  socket: TLSSocket;
+  /** The TCP socket under the TLS: resetting it is how a reset reaches the far end. */
+  raw: Socket;
   /** How its incoming bytes are taken (see socket-reader.ts). */
   reader: SocketReader;
-  sealer: RecordSealer;
-  opener: RecordOpener;
+  frames: FrameReader;
 }
 
-/** Writes records' pieces as one vectored write; returns what `write` said about the buffer. */
-export function writeRecords(socket: Socket, pieces: Buffer[]): boolean {
-  if (socket.destroyed || socket.writableEnded) return false;
-  let ok = true;
-  socket.cork();
-  for (const p of pieces) ok = socket.write(p);
-  socket.uncork();
-  return ok;
+/** Wraps an established TLS socket over `raw` as a data connection. */
+export function dataConnection(socket: TLSSocket, raw: Socket): DataConnection {
+  return { socket, raw, reader: dataEventReader(socket), frames: new FrameReader() };
+}
+
+/** Closes a data connection: TLS socket and TCP socket (the far end sees a cut, not an end). */
+export function closeData(data: DataConnection): void {
+  data.socket.destroy();
+  data.raw.destroy();
+}
+
+/** Resets a data connection (a TLS socket itself cannot send a TCP reset). */
+export function resetData(data: DataConnection): void {
+  if (!data.raw.destroyed) data.raw.resetAndDestroy();
+  data.socket.destroy();
 }
 
 /** Pumps bytes between `local` and the data connection until both are closed. Never rejects. */
 export function spliceData(
   local: Socket,
   data: DataConnection,
-  opts: { initial?: OpenedRecord[]; firstBytes?: Uint8Array; localReader?: SocketReader } = {},
+  opts: { initial?: FramePiece[]; firstBytes?: Uint8Array; localReader?: SocketReader } = {},
 ): Promise<SpliceResult> {
-  const { socket: remote, sealer, opener } = data;
+  const { socket: remote, frames } = data;
   const localReader = opts.localReader ?? dataEventReader(local);
   return new Promise((resolve) => {
     let sent = 0;
@@ -52,7 +60,6 @@ export function spliceData(
     let localClosed = local.destroyed;
     let remoteClosed = remote.destroyed;
     let localEnded = false;
-    let finSeen = false;
     let done = false;
 
     const finish = () => {
@@ -64,7 +71,7 @@ export function spliceData(
       clean = false;
       error ??= why;
       if (!local.destroyed) local.resetAndDestroy();
-      if (!remote.destroyed) remote.resetAndDestroy();
+      if (!remote.destroyed) resetData(data);
     };
 
     // ---- local → remote -----------------------------------------------------------------
@@ -72,7 +79,7 @@ export function spliceData(
     const send = (chunk: Uint8Array) => {
       if (remote.destroyed || remote.writableEnded) return;
       sent += chunk.byteLength;
-      if (!writeRecords(remote, sealer.seal(chunk)) && !waitingRemoteDrain) {
+      if (!writeFrame(remote, chunk) && !waitingRemoteDrain) {
         waitingRemoteDrain = true;
         local.pause();
         remote.once('drain', () => {
@@ -86,10 +93,7 @@ export function spliceData(
     const onLocalEnd = () => {
       if (localEnded) return;
       localEnded = true;
-      if (!remote.destroyed && !remote.writableEnded) {
-        writeRecords(remote, sealer.fin());
-        remote.end();
-      }
+      endFrames(remote);
     };
     local.on('end', onLocalEnd);
     if (local.readableEnded) queueMicrotask(onLocalEnd);
@@ -105,29 +109,22 @@ export function spliceData(
 
     // ---- remote → local -----------------------------------------------------------------
     let waitingLocalDrain = false;
-    const deliver = (records: OpenedRecord[]) => {
-      for (const r of records) {
+    const deliver = (pieces: FramePiece[]) => {
+      for (const p of pieces) {
         if (local.destroyed) return;
         let ok = true;
-        if (r.parts.length > 0) {
-          local.cork();
-          for (const p of r.parts) {
-            received += p.byteLength;
-            ok = local.write(p);
-          }
-          local.uncork();
-        }
-        if (r.fin) {
-          finSeen = true;
+        if ('fin' in p) {
           if (!local.writableEnded) local.end();
-          // An ended socket emits no more 'drain': what is left to read is only the TCP FIN,
+          // An ended socket emits no more 'drain': what is left to read is only the TLS close,
           // and it must be read for the connection to close.
-          ok = true;
           if (waitingLocalDrain) {
             waitingLocalDrain = false;
             remote.resume();
           }
+          continue;
         }
+        received += p.bytes.byteLength;
+        ok = local.write(p.bytes);
         if (!ok && !waitingLocalDrain) {
           waitingLocalDrain = true;
           remote.pause();
@@ -141,23 +138,23 @@ export function spliceData(
     };
     if (opts.initial?.length) deliver(opts.initial);
     data.reader.set((chunk: Buffer) => {
-      let records: OpenedRecord[];
+      let pieces: FramePiece[];
       try {
-        records = opener.push(chunk);
+        pieces = frames.push(chunk);
       } catch (err) {
         failBoth(`stream: ${(err as Error).message}`);
         return;
       }
-      deliver(records);
+      deliver(pieces);
     });
     remote.on('end', () => {
-      // TCP FIN without the FIN record: the connection was cut, so pass it on as a reset.
-      if (!finSeen) failBoth('stream: the data connection ended without its FIN record');
+      // An end without the FIN frame: the connection was cut, so pass it on as a reset.
+      if (!frames.finished) failBoth('stream: the data connection ended without its FIN frame');
     });
     remote.on('error', (err) => failBoth(`stream: ${err.message}`));
     remote.on('close', () => {
       remoteClosed = true;
-      if (!finSeen || !localEnded) failBoth(error ?? 'stream: the data connection closed early');
+      if (!frames.finished || !localEnded) failBoth(error ?? 'stream: the data connection closed early');
       finish();
     });
     remote.resume();
@@ -166,45 +163,49 @@ export function spliceData(
 }
 
 /**
- * Reads the first record of a data connection (the tunnel header, or the server's reply) as
- * JSON of at most `maxBytes`. Records that came in behind it are returned as `rest`, and the
+ * Reads the first frame of a data connection (the tunnel header, or the server's reply) as
+ * JSON of at most `maxBytes`. Pieces that came in behind it are returned as `rest`, and the
  * socket is left paused for spliceData to take over.
  */
-export function readFirstRecord(
+export function readFirstFrame(
   data: DataConnection,
   signal: AbortSignal,
   maxBytes: number,
-  early?: Buffer,
-): Promise<{ value: unknown; rest: OpenedRecord[] }> {
-  const { socket, opener } = data;
-  return waitForHandshake<{ value: unknown; rest: OpenedRecord[] }>(signal, (wait) => {
+): Promise<{ value: unknown; rest: FramePiece[] }> {
+  const { socket, frames } = data;
+  return waitForHandshake<{ value: unknown; rest: FramePiece[] }>(signal, (wait) => {
+    const parts: Buffer[] = [];
+    let size = 0;
     const onData = (chunk: Buffer) => {
-      let records: OpenedRecord[];
+      let pieces: FramePiece[];
       try {
-        records = opener.push(chunk);
+        pieces = frames.push(chunk);
       } catch (err) {
         return wait.fail(err as Error);
       }
-      if (records.length === 0) return;
-      const [first, ...rest] = records;
-      const size = first.parts.reduce((n, p) => n + p.byteLength, 0);
-      if (size > maxBytes || first.fin)
-        return wait.fail(new TunnelProtocolError('BAD_FRAME', 'bad tunnel handshake record', 'invalid'));
-      let value: unknown;
-      try {
-        value = JSON.parse(Buffer.concat(first.parts).toString('utf8'));
-      } catch {
-        return wait.fail(
-          new TunnelProtocolError('BAD_FRAME', 'tunnel handshake record is not JSON', 'invalid'),
-        );
+      for (let i = 0; i < pieces.length; i++) {
+        const p = pieces[i];
+        if ('fin' in p || size + p.bytes.byteLength > maxBytes)
+          return wait.fail(new TunnelProtocolError('BAD_FRAME', 'bad tunnel handshake frame', 'invalid'));
+        // A view into a chunk that may be a shared read buffer: keep a copy.
+        parts.push(Buffer.from(p.bytes));
+        size += p.bytes.byteLength;
+        if (!p.last) continue;
+        let value: unknown;
+        try {
+          value = JSON.parse(Buffer.concat(parts).toString('utf8'));
+        } catch {
+          return wait.fail(
+            new TunnelProtocolError('BAD_FRAME', 'tunnel handshake frame is not JSON', 'invalid'),
+          );
+        }
+        const rest = pieces.slice(i + 1).map((r) => ('fin' in r ? r : { ...r, bytes: Buffer.from(r.bytes) }));
+        return wait.done({ value, rest });
       }
-      wait.done({ value, rest });
     };
     const onClose = () => wait.closed();
     socket.once('close', onClose);
-    // Bytes that came with the preamble go first; they may already hold the whole record.
-    if (early?.byteLength) onData(early);
-    if (!wait.settled) data.reader.set(onData);
+    data.reader.set(onData);
     if (!wait.settled) socket.resume();
     return () => {
       socket.pause();

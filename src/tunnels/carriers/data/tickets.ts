@@ -1,20 +1,15 @@
 /**
  * Data tickets on the wire (docs/tunnels.md, data connections): a member asks for tickets over
  * the Noise-encrypted mesh stream with the frame `{tickets: N}` and gets
- * `{ok: true, port, host?, tickets: [{id, key}]}`; each ticket admits one TCP connection to the
- * data listener, which opens with `DATA_MAGIC || id`. The listener (listener.ts) issues and
- * redeems them; the dialer (dialer.ts) asks for them in batches.
+ * `{ok: true, port, host?, tickets: [{id, key}]}`; each ticket keys one TLS handshake with the
+ * data listener (tls.ts: the id is the PSK identity, the key the PSK). The listener
+ * (listener.ts) issues and redeems them; the dialer (dialer.ts) asks for them in batches.
  */
 import { isIP } from 'node:net';
 import { MAX_TICKET_BATCH } from '../../constants.ts';
 import { TunnelProtocolError } from '../../errors.ts';
 import { parseReply } from '../../handshake.ts';
 import { isPort } from '../../services.ts';
-
-/** The 8 bytes that open a data connection, before the ticket id. */
-export const DATA_MAGIC = Buffer.from('PLXDATA1');
-/** Preamble length: magic and ticket id. */
-export const DATA_PREAMBLE_BYTES = DATA_MAGIC.byteLength + 16;
 
 /** A ticket as handed to the peer. */
 export interface DataTicket {

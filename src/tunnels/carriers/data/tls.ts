@@ -1,0 +1,35 @@
+/**
+ * The TLS of data connections (docs/tunnels.md, data connections): TLS 1.3 from node:tls
+ * (OpenSSL), keyed by a ticket as an external pre-shared key (RFC 8446 §4.2.11). The ticket's
+ * 16-byte id is the PSK identity and its 32-byte secret the PSK; both came to the client over
+ * the Noise-encrypted mesh stream, so only the two members know them. OpenSSL runs the key
+ * schedule with an ephemeral X25519 exchange (psk_dhe_ke), so a leaked ticket does not expose a
+ * recorded session. No certificates: the PSK authenticates both ends, which keeps a connection's
+ * setup at one round trip and two X25519 operations.
+ */
+import { type ConnectionOptions, createSecureContext, type SecureContext } from 'node:tls';
+
+/**
+ * OpenSSL's PSK callbacks work for TLS 1.3 with a SHA-256 suite only; AES-128-GCM is the
+ * fastest of those on CPUs with AES instructions (and 128-bit keys suffice here: the handshake
+ * still derives them from a 256-bit PSK and X25519).
+ */
+const SUITE = 'TLS_AES_128_GCM_SHA256';
+
+/** Options both ends share. */
+const COMMON = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: SUITE } as const;
+
+/** The server end's context (no certificate; each socket gets its own PSK callback). */
+export function serverSecureContext(): SecureContext {
+  return createSecureContext(COMMON);
+}
+
+/** Options of the client end, for one ticket. */
+export function clientTlsOptions(identity: string, psk: Buffer): ConnectionOptions {
+  return {
+    ...COMMON,
+    pskCallback: () => ({ identity, psk }),
+    // There is no certificate to check: the server proved it holds the PSK.
+    checkServerIdentity: () => undefined,
+  };
+}
