@@ -18,9 +18,9 @@ import { parseTicketGrant, type TicketGrant } from './carriers/data/tickets.ts';
 import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
 import { openOverStream } from './carriers/stream/open.ts';
 import { StreamPool } from './carriers/stream/stream-pool.ts';
-import { MAX_TICKET_REPLY_BYTES, OPEN_TIMEOUT_MS, TCP_PROTOCOL } from './constants.ts';
+import { MAX_REPLY_BYTES, MAX_TICKET_REPLY_BYTES, OPEN_TIMEOUT_MS, TCP_PROTOCOL } from './constants.ts';
 import { TunnelPeerUnreachableError } from './errors.ts';
-import type { TunnelRequest } from './handshake.ts';
+import { acceptReply, type TunnelRequest } from './handshake.ts';
 import type { TunnelLedger } from './ledger.ts';
 import { openLocal } from './local-target.ts';
 import type { Target } from './targets.ts';
@@ -43,6 +43,8 @@ export interface TunnelClientComponents {
   ledger: TunnelLedger;
   /** The local port a request to this node itself may reach (server.ts); throws when not exposed. */
   portFor(req: TunnelRequest): number;
+  /** Tickets of our data listener for a peer to dial back with (server.ts); undefined: none. */
+  reverseGrant(peer: string, count: number): TicketGrant | undefined;
   logger: Logger;
 }
 
@@ -60,6 +62,7 @@ export class TunnelClient {
     this.#streams = new StreamPool((conn, signal) => this.#newStream(conn, signal));
     this.#dialer = new DataDialer({
       requestTickets: (conn, count, signal) => this.#requestTickets(conn, count, signal),
+      requestReverse: (conn, count, signal) => this.#requestReverse(conn, count, signal),
       logger: components.logger,
     });
   }
@@ -85,9 +88,10 @@ export class TunnelClient {
   warm(node: string): void {
     try {
       const member = this.resolve(node);
-      const conn = this.#c.mesh.libp2p
+      const conns = this.#c.mesh.libp2p
         .getConnections(peerIdFromString(member.peerId))
-        .find((c) => c.status === 'open' && !isRelayed(c));
+        .filter((c) => c.status === 'open');
+      const conn = conns.find((c) => !isRelayed(c)) ?? conns[0];
       if (conn) this.#dialer.warm(member.peerId, conn);
     } catch {
       // Unknown or unreachable now: the first tunnel will find out.
@@ -153,10 +157,9 @@ export class TunnelClient {
         streams: this.#streams,
         coalesceBytes: this.#init.coalesceBytes,
       });
-    if (!isRelayed(conn)) {
-      const data = await this.#dialer.take(member.peerId, conn, sig);
-      if (data) return openOverData(tunnel, data, { ledger, overStream });
-    }
+    // Over a relayed link too: the dialer may get a connection dialed back (reverse.ts).
+    const data = await this.#dialer.take(member.peerId, conn, sig);
+    if (data) return openOverData(tunnel, data, { ledger, overStream });
     return overStream();
   }
 
@@ -169,6 +172,22 @@ export class TunnelClient {
       const grant = parseTicketGrant(value, count);
       await stream.close({ signal }).catch(() => stream.abort(new Error('closing')));
       return grant;
+    } catch (err) {
+      stream.abort(err as Error);
+      throw err;
+    }
+  }
+
+  /** Asks a peer to dial our data listener `count` times (reverse.ts); resolves once it agreed. */
+  async #requestReverse(conn: Connection, count: number, signal: AbortSignal): Promise<void> {
+    const grant = this.#c.reverseGrant(conn.remotePeer.toString(), count);
+    if (!grant) throw new Error('no data listener to be dialed back on');
+    const stream = await this.#streams.take(conn.remotePeer.toString(), conn, signal);
+    try {
+      stream.send(encodeFrame({ reverse: grant }));
+      const { value } = await readFrame(stream, MAX_REPLY_BYTES, signal);
+      acceptReply(value);
+      await stream.close({ signal }).catch(() => stream.abort(new Error('closing')));
     } catch (err) {
       stream.abort(err as Error);
       throw err;

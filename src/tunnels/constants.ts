@@ -63,6 +63,10 @@ export const DATA_CONNECT_TIMEOUT_MS = 2_000;
 export const MAX_DATA_OPENING_PER_PEER = 16;
 /** A failed data connection within this long after one that worked does not mark the path down. */
 export const DATA_OK_GRACE_MS = 10_000;
+/** Reverse connections asked for in one request (its tickets fit a 1 KiB header). */
+export const MAX_REVERSE_BATCH = 8;
+/** Reverse connections one peer may have us dial at once. */
+export const MAX_REVERSE_DIALS_PER_PEER = 16;
 /** A peer whose data port could not be reached is tried again after this long. */
 export const DATA_RETRY_MS = 5 * 60_000;
 /** Tickets asked for in one request: a thousand connections at once need 16 round trips. */

@@ -11,14 +11,30 @@ import type { Connection, Stream } from '@libp2p/interface';
 import type { PlexusError } from '../core/errors.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Mesh } from '../mesh/index.ts';
+import { dial } from './carriers/data/dial.ts';
 import { DataListener, type DataListenerInit, type RedeemedTicket } from './carriers/data/listener.ts';
+import { reverseHosts, reverseRequestOf } from './carriers/data/reverse.ts';
 import { type DataServeContext, serveData } from './carriers/data/serve.ts';
-import { dataConnection } from './carriers/data/splice.ts';
-import { ticketRequestOf } from './carriers/data/tickets.ts';
+import { type DataConnection, dataConnection, resetData } from './carriers/data/splice.ts';
+import { type TicketGrant, ticketRequestOf } from './carriers/data/tickets.ts';
 import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
 import { refuseStream, type StreamServeContext, serveStream } from './carriers/stream/serve.ts';
-import { HEADER_WAIT_MS, MAX_HEADER_BYTES, OPEN_TIMEOUT_MS, TCP_PROTOCOL } from './constants.ts';
-import { DataPathOffError, PortNotExposedError, UnknownServiceError } from './errors.ts';
+import {
+  DATA_CONNECT_TIMEOUT_MS,
+  HEADER_WAIT_MS,
+  MAX_HEADER_BYTES,
+  MAX_REVERSE_BATCH,
+  MAX_REVERSE_DIALS_PER_PEER,
+  OPEN_TIMEOUT_MS,
+  TCP_PROTOCOL,
+} from './constants.ts';
+import {
+  DataPathOffError,
+  PortNotExposedError,
+  TunnelLimitError,
+  TunnelPeerUnreachableError,
+  UnknownServiceError,
+} from './errors.ts';
 import type { TunnelRequest } from './handshake.ts';
 import type { TunnelLedger } from './ledger.ts';
 import type { ServiceDirectory } from './services.ts';
@@ -39,6 +55,8 @@ export interface TunnelServerComponents {
   services: ServiceDirectory;
   ledger: TunnelLedger;
   logger: Logger;
+  /** Takes a data connection a peer dialed back at our request (the client side's pool). */
+  adopt(peer: string, data: DataConnection): void;
 }
 
 /** The server side: the protocol handler and the data listener. */
@@ -47,6 +65,8 @@ export class TunnelServer {
   readonly #c: TunnelServerComponents;
   readonly #listener: DataListener | undefined;
   readonly #context: StreamServeContext & DataServeContext;
+  /** Reverse connections being dialed, per peer. */
+  readonly #dialingBack = new Map<string, number>();
   #handling = false;
 
   constructor(init: TunnelServerInit, components: TunnelServerComponents) {
@@ -92,6 +112,18 @@ export class TunnelServer {
     this.#listener?.stop();
   }
 
+  /**
+   * Tickets of our own data listener for `peer` to dial back with (reverse.ts), and where the
+   * listener is; undefined when the data path is off.
+   */
+  reverseGrant(peer: string, count: number): TicketGrant | undefined {
+    const listener = this.#listener;
+    if (!listener) return undefined;
+    const tickets = listener.issue(peer, Math.min(count, MAX_REVERSE_BATCH), true);
+    const host = listener.host;
+    return { port: listener.port, tickets, ...(host && isIP(host) ? { host } : {}) };
+  }
+
   /** Forgets a peer's unused data tickets (it was revoked). */
   forget(peer: string): void {
     this.#listener?.forget(peer);
@@ -121,6 +153,14 @@ export class TunnelServer {
       return;
     }
     if (tickets !== undefined) return this.#serveTickets(stream, peer, tickets);
+    let reverse: TicketGrant | undefined;
+    try {
+      reverse = reverseRequestOf(header.value);
+    } catch (err) {
+      await refuseStream(stream, err as Error);
+      return;
+    }
+    if (reverse) return this.#serveReverse(stream, conn, peer, reverse);
     return serveStream(stream, peer, header, this.#context);
   }
 
@@ -143,10 +183,60 @@ export class TunnelServer {
     }
   }
 
+  /**
+   * Answers a request to dial back (reverse.ts): agree, then open one data connection per
+   * ticket to the asker's listener, at an address where it is known to be, and serve tunnels on
+   * them as on accepted ones.
+   */
+  async #serveReverse(stream: Stream, conn: Connection, peer: string, grant: TicketGrant): Promise<void> {
+    const dialing = this.#dialingBack.get(peer) ?? 0;
+    const known = await this.#c.mesh.libp2p.peerStore
+      .get(conn.remotePeer)
+      .then((p) => p.addresses.map((a) => a.multiaddr))
+      .catch(() => []);
+    const hosts = reverseHosts(grant, conn, known);
+    try {
+      if (dialing + grant.tickets.length > MAX_REVERSE_DIALS_PER_PEER)
+        throw new TunnelLimitError('too many reverse data connections at once');
+      if (hosts.length === 0) throw new TunnelPeerUnreachableError(peer, 'no address to dial back');
+      stream.send(encodeFrame({ ok: true }));
+      await stream.close({ signal: AbortSignal.timeout(OPEN_TIMEOUT_MS) });
+    } catch (err) {
+      await refuseStream(stream, err as Error);
+      return;
+    }
+    this.#dialingBack.set(peer, dialing + grant.tickets.length);
+    for (const ticket of grant.tickets)
+      void this.#dialBack(peer, hosts, grant.port, ticket).finally(() => {
+        const left = (this.#dialingBack.get(peer) ?? 1) - 1;
+        if (left <= 0) this.#dialingBack.delete(peer);
+        else this.#dialingBack.set(peer, left);
+      });
+  }
+
+  /** One reverse connection: the first of `hosts` that answers. */
+  async #dialBack(peer: string, hosts: string[], port: number, ticket: TicketGrant['tickets'][number]) {
+    for (const host of hosts) {
+      try {
+        const data = await dial(host, port, ticket, AbortSignal.timeout(DATA_CONNECT_TIMEOUT_MS * 2));
+        if (!this.#c.mesh.membership.isMember(peer)) return void resetData(data);
+        return void serveData({ peer, reverse: false }, data, this.#context);
+      } catch (err) {
+        this.#c.logger.debug(
+          { peer, host, port, err: (err as Error).message },
+          'reverse data connection failed',
+        );
+      }
+    }
+  }
+
   /** A data connection redeemed its ticket: serve it if its peer is still a member. */
   #acceptData(ticket: RedeemedTicket, socket: TLSSocket, raw: Socket): void {
     if (!this.#c.mesh.membership.isMember(ticket.peer)) return void raw.resetAndDestroy();
-    void serveData(ticket, dataConnection(socket, raw), this.#context);
+    const data = dataConnection(socket, raw);
+    // A connection it dialed back at our request: ours to open tunnels on (the client side).
+    if (ticket.reverse) return void this.#c.adopt(ticket.peer, data);
+    void serveData(ticket, data, this.#context);
   }
 
   /** The local port a request may reach: only exposed services and ports. */

@@ -49,11 +49,17 @@ export class Tunnels implements Startable {
     this.#ledger = ledger;
     this.#server = new TunnelServer(
       { maxPerPeer, coalesceBytes, ...(init.dataListen ? { dataListen: init.dataListen } : {}) },
-      { mesh, services, ledger, logger },
+      { mesh, services, ledger, logger, adopt: (peer, data) => this.#client.dialer.adopt(peer, data) },
     );
     this.#client = new TunnelClient(
       { maxPerPeer, coalesceBytes },
-      { mesh, ledger, portFor: (req) => this.#server.portFor(req), logger },
+      {
+        mesh,
+        ledger,
+        portFor: (req) => this.#server.portFor(req),
+        reverseGrant: (peer, count) => this.#server.reverseGrant(peer, count),
+        logger,
+      },
     );
   }
 

@@ -14,6 +14,7 @@ import type { Connection } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import pino from 'pino';
 import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
+import { dial } from '../../src/tunnels/carriers/data/dial.ts';
 import { DataDialer } from '../../src/tunnels/carriers/data/dialer.ts';
 import { DataListener, type RedeemedTicket, sourceKey } from '../../src/tunnels/carriers/data/listener.ts';
 import { dataConnection, spliceData } from '../../src/tunnels/carriers/data/splice.ts';
@@ -351,6 +352,74 @@ describe('tunnel data path', () => {
       closed.stop();
     } finally {
       dialer.stop();
+    }
+  });
+
+  test('a peer whose data port cannot be dialled dials ours back, into the pool (reverse connection)', async () => {
+    const conn = { status: 'open', remoteAddr: multiaddr('/ip4/127.0.0.1/tcp/1') } as unknown as Connection;
+    const farEnds: { socket: TLSSocket; raw: Socket }[] = [];
+    let dialer: DataDialer | undefined;
+    // Our own listener: the far peer dials it with the reverse tickets we send it.
+    const mine = new DataListener(
+      { host: '127.0.0.1', port: 0 },
+      {
+        logger,
+        onConnection: (ticket, socket, raw) => {
+          assert.equal(ticket.reverse, true);
+          dialer?.adopt(ticket.peer, dataConnection(socket, raw));
+        },
+      },
+    );
+    await mine.start();
+    let asked = 0;
+    dialer = new DataDialer({
+      logger,
+      // Its data port does not answer (nothing listens on port 1).
+      requestTickets: async () => ({ port: 1, tickets: listener.issue('dialer', 1) }),
+      // The far peer agrees and dials back, one connection per ticket.
+      requestReverse: async (_c, count) => {
+        asked += count;
+        for (const t of mine.issue('r', count, true))
+          void dial('127.0.0.1', mine.port, t, AbortSignal.timeout(5000)).then((d) =>
+            farEnds.push({ socket: d.socket, raw: d.raw }),
+          );
+      },
+    });
+    try {
+      assert.equal(await dialer.take('r', conn, AbortSignal.timeout(5000)), undefined);
+      for (let i = 0; i < 150 && dialer.pooled() < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(dialer.states().r, 'reverse');
+      assert.equal(dialer.pooled(), 4);
+      const data = await dialer.take('r', conn, AbortSignal.timeout(5000));
+      assert.ok(data && !data.socket.destroyed);
+      // The pool asks for more as it is used, and a tunnel finding it empty waits for one.
+      const more = await Promise.all(
+        Array.from({ length: 6 }, () => dialer?.take('r', conn, AbortSignal.timeout(5000))),
+      );
+      assert.ok(
+        more.every((d) => d && !d.socket.destroyed),
+        'each tunnel got a dialled-back connection',
+      );
+      assert.ok(asked >= 10, `${asked} asked for`);
+      for (const d of [data, ...more]) d?.socket.destroy();
+
+      // A peer that refuses to dial back: the data path is given up for a while.
+      const refusing = new DataDialer({
+        logger,
+        requestTickets: async () => ({ port: 1, tickets: listener.issue('dialer', 1) }),
+        requestReverse: async () => {
+          throw new Error('refused');
+        },
+      });
+      assert.equal(await refusing.take('s', conn, AbortSignal.timeout(5000)), undefined);
+      for (let i = 0; i < 150 && refusing.states().s !== 'unreachable'; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(refusing.states().s, 'unreachable');
+      refusing.stop();
+    } finally {
+      dialer.stop();
+      mine.stop();
+      for (const f of farEnds) f.raw.destroy();
     }
   });
 });

@@ -10,8 +10,6 @@
  * (one ticket round trip over the mesh, one TCP connect). A peer whose data port cannot be
  * reached (a firewall, NAT, an agent with the data path off) is tried again after DATA_RETRY_MS.
  */
-import { connect as netConnect } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
 import type { Connection } from '@libp2p/interface';
 import type { Logger } from '../../../logging/index.ts';
 import {
@@ -27,19 +25,28 @@ import {
   TICKET_PREFETCH,
   TICKET_TTL_MS,
 } from '../../constants.ts';
-import { closeData, type DataConnection, dataConnection } from './splice.ts';
+import { isRelayed } from '../carrier.ts';
+import { dial } from './dial.ts';
+import { closeData, type DataConnection } from './splice.ts';
 import type { DataTicket, TicketGrant } from './tickets.ts';
-import { clientTlsOptions } from './tls.ts';
 
 /** What the dialer needs from the tunnel service. */
 export interface DataDialerComponents {
   /** Asks a peer for `count` tickets over the mesh connection `conn`. */
   requestTickets(conn: Connection, count: number, signal: AbortSignal): Promise<TicketGrant>;
+  /**
+   * Asks a peer over `conn` to dial our data listener `count` times (reverse.ts); resolves once
+   * it agreed. Absent: no reverse connections (this node has no data listener).
+   */
+  requestReverse?(conn: Connection, count: number, signal: AbortSignal): Promise<void>;
   logger: Logger;
 }
 
-/** A peer's data path as `plexus status` shows it. */
-export type DataPathState = 'unknown' | 'ok' | 'unreachable';
+/**
+ * A peer's data path as `plexus status` shows it: `ok` (we dial its data port), `reverse` (it
+ * dials ours at our request), `unreachable` (tunnels ride the mesh stream), `unknown`.
+ */
+export type DataPathState = 'unknown' | 'ok' | 'reverse' | 'unreachable';
 
 interface Waiter {
   resolve(v: { host: string; port: number; ticket: DataTicket }): void;
@@ -68,11 +75,21 @@ interface PeerData {
   waiters: Waiter[];
   requesting: boolean;
   conn?: Connection;
+  /** Who dials: we dial its data port, or it dials ours (reverse.ts). */
+  via: 'direct' | 'reverse';
+  /** Reverse connections asked for and not arrived yet, per request. */
+  asked: { left: number }[];
+  /** Tunnels waiting for a reverse connection (undefined: give up, ride the stream). */
+  adopters: ((data: DataConnection | undefined) => void)[];
 }
 
-/** The host to dial for a peer: its listener's own address, else the mesh connection's IP. */
+/**
+ * The host to dial for a peer: its listener's own address, else the IP of a direct mesh
+ * connection (a relayed one's IP is the relay's).
+ */
 function hostOf(conn: Connection, grant: TicketGrant): string | undefined {
   if (grant.host) return grant.host;
+  if (isRelayed(conn)) return undefined;
   const c = conn.remoteAddr.getComponents().find((x) => x.name === 'ip4' || x.name === 'ip6');
   return c?.value;
 }
@@ -89,7 +106,9 @@ export class DataDialer {
 
   /** Each peer's data path state (for status). */
   states(): Record<string, DataPathState> {
-    return Object.fromEntries([...this.#peers].map(([id, p]) => [id, p.state]));
+    return Object.fromEntries(
+      [...this.#peers].map(([id, p]) => [id, p.via === 'reverse' && p.state === 'ok' ? 'reverse' : p.state]),
+    );
   }
 
   /** Idle ready connections over all peers (leak checks). */
@@ -118,6 +137,7 @@ export class DataDialer {
     }
     // A burst beyond what the far listener lets one address handshake at once rides the stream.
     if (p.opening >= MAX_DATA_OPENING_PER_PEER) return undefined;
+    if (p.via === 'reverse' && p.state === 'ok') return this.#awaitReverse(peer, p, signal);
     if (p.state !== 'ok') {
       // Unknown, or due for a retry: find out in the background, never at this tunnel's expense.
       this.#fill(peer, p);
@@ -128,7 +148,7 @@ export class DataDialer {
       this.#fill(peer, p);
       return data;
     } catch (err) {
-      this.#unreachable(peer, p, err as Error);
+      this.#directFailed(peer, p, err as Error);
       return undefined;
     }
   }
@@ -152,6 +172,7 @@ export class DataDialer {
       closeData(r.data);
     }
     for (const w of p.waiters) w.reject(new Error('peer dropped'));
+    for (const a of [...p.adopters]) a(undefined);
     p.tickets = [];
   }
 
@@ -166,6 +187,9 @@ export class DataDialer {
     if (!p) {
       p = {
         state: 'unknown',
+        via: 'direct',
+        asked: [],
+        adopters: [],
         retryAt: 0,
         okAt: 0,
         opening: 0,
@@ -193,34 +217,122 @@ export class DataDialer {
     p.retryAt = Date.now() + DATA_RETRY_MS;
   }
 
+  /**
+   * A data connection the peer dialed back with one of our reverse tickets: it goes to a waiting
+   * tunnel, else to the pool. One we did not ask for (the peer was dropped meanwhile) is closed.
+   */
+  adopt(peer: string, data: DataConnection): void {
+    const p = this.#peers.get(peer);
+    if (this.#stopped || !p) return void closeData(data);
+    const req = p.asked.find((r) => r.left > 0);
+    if (req) req.left--;
+    p.state = 'ok';
+    p.okAt = Date.now();
+    const adopter = p.adopters.shift();
+    if (adopter) adopter(data);
+    else this.#pool(peer, p, data);
+  }
+
+  /** The direct dial failed: ask the peer to dial back, once, before giving up on the data path. */
+  #directFailed(peer: string, p: PeerData, err: Error): void {
+    if (p.via === 'reverse' || (p.state === 'ok' && Date.now() - p.okAt < DATA_OK_GRACE_MS)) return;
+    if (!this.#c.requestReverse) return void this.#unreachable(peer, p, err);
+    this.#c.logger.info(
+      { peer, err: err.message },
+      'tunnel data port not reachable; asking the peer to dial back',
+    );
+    p.via = 'reverse';
+    p.state = 'unknown';
+    this.#fill(peer, p);
+  }
+
+  /** Asks the peer for `n` reverse connections; those not arrived after a while are written off. */
+  #askReverse(peer: string, p: PeerData, n: number): void {
+    const conn = p.conn;
+    const request = this.#c.requestReverse;
+    if (!conn || !request) return;
+    const req = { left: n };
+    p.asked.push(req);
+    const writeOff = () => {
+      const at = p.asked.indexOf(req);
+      if (at >= 0) p.asked.splice(at, 1);
+      if (req.left > 0 && p.state !== 'ok')
+        this.#reverseFailed(peer, p, new Error('no connection came back'));
+    };
+    request(conn, n, AbortSignal.timeout(OPEN_TIMEOUT_MS)).then(
+      () => setTimeout(writeOff, DATA_CONNECT_TIMEOUT_MS * 2).unref(),
+      (err: Error) => {
+        req.left = 0;
+        writeOff();
+        this.#reverseFailed(peer, p, err);
+      },
+    );
+  }
+
+  #reverseFailed(peer: string, p: PeerData, err: Error): void {
+    if (p.state === 'ok' && Date.now() - p.okAt < DATA_OK_GRACE_MS) return;
+    // At the next retry, the direct dial is tried first again.
+    p.via = 'direct';
+    this.#unreachable(peer, p, err);
+  }
+
+  /** Waits a moment for a reverse connection asked for this tunnel; undefined: ride the stream. */
+  #awaitReverse(peer: string, p: PeerData, signal: AbortSignal): Promise<DataConnection | undefined> {
+    return new Promise((resolve) => {
+      const settle = (data: DataConnection | undefined) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        const at = p.adopters.indexOf(settle);
+        if (at >= 0) p.adopters.splice(at, 1);
+        resolve(data);
+      };
+      const onAbort = () => settle(undefined);
+      const timer = setTimeout(onAbort, DATA_CONNECT_TIMEOUT_MS);
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.adopters.push(settle);
+      this.#askReverse(peer, p, 1);
+    });
+  }
+
+  /** Keeps a ready connection for a while. */
+  #pool(peer: string, p: PeerData, data: DataConnection): void {
+    if (this.#stopped || this.#peers.get(peer) !== p) return void closeData(data);
+    const entry = {
+      data,
+      onClose: () => {
+        const at = p.pool.indexOf(entry);
+        if (at >= 0) p.pool.splice(at, 1);
+        clearTimeout(entry.timer);
+      },
+      // Unused for a while: give it back, so idle peers hold nothing open.
+      timer: setTimeout(() => closeData(data), POOL_IDLE_MS).unref(),
+    };
+    data.socket.once('close', entry.onClose);
+    // The server speaks only after a header: anything it sends to an idle connection is a
+    // protocol error, and must not pile up in memory.
+    data.reader.set(() => closeData(data));
+    p.pool.push(entry);
+  }
+
   /** Tops the pool up to DATA_POOL_SIZE in the background. */
   #fill(peer: string, p: PeerData): void {
+    if (p.via === 'reverse') {
+      const asked = p.asked.reduce((n, r) => n + r.left, 0);
+      const want = DATA_POOL_SIZE - p.pool.length - asked;
+      if (want > 0) this.#askReverse(peer, p, want);
+      return;
+    }
     const want = DATA_POOL_SIZE - p.pool.length - p.filling;
     for (let i = 0; i < want; i++) {
       p.filling++;
       this.#open(p, AbortSignal.timeout(DATA_CONNECT_TIMEOUT_MS * 2)).then(
         (data) => {
           p.filling--;
-          if (this.#stopped || this.#peers.get(peer) !== p) return closeData(data);
-          const entry = {
-            data,
-            onClose: () => {
-              const at = p.pool.indexOf(entry);
-              if (at >= 0) p.pool.splice(at, 1);
-              clearTimeout(entry.timer);
-            },
-            // Unused for a while: give it back, so idle peers hold nothing open.
-            timer: setTimeout(() => closeData(data), POOL_IDLE_MS).unref(),
-          };
-          data.socket.once('close', entry.onClose);
-          // The server speaks only after a header: anything it sends to an idle connection is a
-          // protocol error, and must not pile up in memory.
-          data.reader.set(() => closeData(data));
-          p.pool.push(entry);
+          this.#pool(peer, p, data);
         },
         (err) => {
           p.filling--;
-          this.#unreachable(peer, p, err);
+          this.#directFailed(peer, p, err);
         },
       );
     }
@@ -282,46 +394,4 @@ export class DataDialer {
       if (p.waiters.length > 0) void this.#request(p);
     }
   }
-}
-
-/**
- * A TLS connection to a data listener, keyed by `ticket`, within DATA_CONNECT_TIMEOUT_MS. The
- * TCP socket is connected first and kept: a reset must go out on it (resetData).
- */
-function dial(host: string, port: number, ticket: DataTicket, signal: AbortSignal): Promise<DataConnection> {
-  return new Promise((resolve, reject) => {
-    const raw = netConnect({ host, port, allowHalfOpen: true, noDelay: true });
-    let socket: TLSSocket | undefined;
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      socket?.destroy();
-      raw.destroy();
-      reject(err);
-    };
-    const onAbort = () => fail(new Error('aborted'));
-    const timer = setTimeout(
-      () => fail(new Error(`connect to ${host}:${port} timed out`)),
-      DATA_CONNECT_TIMEOUT_MS,
-    );
-    signal.addEventListener('abort', onAbort, { once: true });
-    raw.once('error', fail);
-    raw.once('connect', () => {
-      const tls = connect({
-        socket: raw,
-        ...clientTlsOptions(ticket.id, Buffer.from(ticket.key, 'base64url')),
-      });
-      socket = tls;
-      tls.once('error', fail);
-      tls.once('secureConnect', () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        raw.off('error', fail);
-        tls.off('error', fail);
-        raw.on('error', () => {});
-        tls.on('error', () => {});
-        resolve(dataConnection(tls, raw));
-      });
-    });
-  });
 }

@@ -26,15 +26,18 @@ import { TunnelLimitError } from '../../errors.ts';
 import type { DataTicket } from './tickets.ts';
 import { serverSecureContext } from './tls.ts';
 
-/** Who a data connection's ticket was issued to. */
+/** Who a data connection's ticket was issued to, and what for. */
 export interface RedeemedTicket {
   peer: string;
+  /** A connection the peer dialed back at our request (reverse.ts): ours to open tunnels on. */
+  reverse: boolean;
 }
 
 interface Issued {
   peer: string;
   secret: Buffer;
   expires: number;
+  reverse: boolean;
 }
 
 /** Options of the listener. */
@@ -153,8 +156,11 @@ export class DataListener {
     this.#server = undefined;
   }
 
-  /** Issues `count` tickets to a member; throws TunnelLimitError past the limits. */
-  issue(peer: string, count: number): DataTicket[] {
+  /**
+   * Issues `count` tickets to a member (with `reverse`, for connections it dials back at our
+   * request); throws TunnelLimitError past the limits.
+   */
+  issue(peer: string, count: number, reverse = false): DataTicket[] {
     this.#expire();
     const held = this.#perPeer.get(peer) ?? 0;
     if (held + count > MAX_TICKETS_PER_PEER || this.#tickets.size + count > MAX_TICKETS_TOTAL)
@@ -164,7 +170,7 @@ export class DataListener {
     for (let i = 0; i < count; i++) {
       const id = randomBytes(16).toString('base64url');
       const secret = randomBytes(32);
-      this.#tickets.set(id, { peer, secret, expires });
+      this.#tickets.set(id, { peer, secret, expires, reverse });
       out.push({ id, key: secret.toString('base64url') });
     }
     this.#perPeer.set(peer, held + count);
@@ -237,7 +243,7 @@ export class DataListener {
     socket.once('secure', () => {
       release();
       if (!redeemed || socket.destroyed) return void socket.destroy();
-      this.#onConnection({ peer: redeemed.ticket.peer }, socket, raw);
+      this.#onConnection({ peer: redeemed.ticket.peer, reverse: redeemed.ticket.reverse }, socket, raw);
     });
   }
 }
