@@ -200,7 +200,7 @@ describe('tunnel data path', () => {
     const started = Date.now();
     await new Promise((r) => s.once('close', r));
     const took = Date.now() - started;
-    assert.ok(took >= 4500 && took < 7000, `dropped after ${took} ms`);
+    assert.ok(took >= 4500 && took < 9000, `dropped after ${took} ms`);
   });
 
   test('sources are counted per IPv4 address and per IPv6 /64', () => {

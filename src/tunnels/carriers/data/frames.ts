@@ -27,14 +27,20 @@ export type FramePiece = { bytes: Buffer; last: boolean } | { fin: true };
  */
 export function writeFrame(socket: Socket, chunk: Uint8Array): boolean {
   if (socket.destroyed || socket.writableEnded || chunk.byteLength === 0) return !socket.destroyed;
+  // A TLS socket encrypts (and so copies) what it is given at once, unless it is still busy with
+  // an earlier write, in which case the stream queues the reference: then the frame is built in
+  // a buffer of its own (one copy, which the TLS socket then takes without copying again).
+  if (socket.writableLength > 0) {
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + chunk.byteLength);
+    frame.writeUInt32BE(chunk.byteLength, 0);
+    frame.set(chunk, HEADER_BYTES);
+    return socket.write(frame);
+  }
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   header.writeUInt32BE(chunk.byteLength, 0);
-  // A TLS socket encrypts (and so copies) what it is given at once, unless it is still busy with
-  // an earlier write, in which case the stream queues the reference.
-  const body = socket.writableLength > 0 ? Buffer.from(chunk) : chunk;
   socket.cork();
   socket.write(header);
-  const ok = socket.write(body);
+  const ok = socket.write(chunk);
   socket.uncork();
   return ok;
 }
