@@ -1,8 +1,10 @@
 /**
  * The relayed path (issue 6): a node behind a NAT that drops every inbound connection exposes
  * a service; another node reaches it through a forward and through SOCKS, over the circuit
- * relay of a dialable member. Built in network namespaces (root, iproute2, iptables); skipped
- * with the reason otherwise.
+ * relay of a dialable member. The relay itself, which the NAT'd node can dial, reaches it on
+ * the fast path with no relay (issue 14): its direct dial of the NAT'd node's data port fails,
+ * so it asks the NAT'd node to dial its data listener back (a reverse connection). Built in
+ * network namespaces (root, iproute2, iptables); skipped with the reason otherwise.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -22,6 +24,17 @@ import {
 
 const PEER = join(ROOT, 'test', 'fixtures', 'tcp-peer.ts');
 const skip = natUnavailable();
+/** r1's data listener port: the NAT'd node may dial it. */
+const R1_DATA_PORT = 7491;
+
+/** The tunnel counters of a node's `status --json`. */
+async function tunnelsOf(n: NsNode): Promise<{ openedData: number; dataPaths: Record<string, string> }> {
+  return (
+    await n.json<{ tunnels: { tunnels: { openedData: number; dataPaths: Record<string, string> } } }>([
+      'status',
+    ])
+  ).tunnels.tunnels;
+}
 
 /** Starts a TCP peer (echo/source) inside `ns`; resolves with its port. */
 async function peer(ns: string, args: string[], procs: ChildProcess[]): Promise<number> {
@@ -57,21 +70,22 @@ describe('tunnels through a circuit relay', { skip, timeout: 300_000 }, () => {
   const procs: ChildProcess[] = [];
   let entry: NsNode;
   let natted: NsNode;
+  let r1: NsNode;
 
   before(async () => {
     topo = createNatTopology();
     root = mkdtempSync(join(tmpdir(), 'plexus-tunnels-relay-'));
-    const r1 = await nsNode(topo.pub, root, 'r1', topo.pubIp, 7401, 7411);
+    r1 = await nsNode(topo.pub, root, 'r1', topo.pubIp, 7401, 7411);
     entry = await nsNode(topo.pub, root, 'entry', topo.pubIp, 7403, 7413);
     natted = await nsNode(topo.nat, root, 'natted', topo.natIp, 7404, 7414);
     nodes.push(r1, entry, natted);
     await r1.setup(['init'], 'off');
-    await r1.start();
+    await r1.start({ PLEXUS_TUNNELS__DATA_LISTEN: `${topo.pubIp}:${R1_DATA_PORT}` });
     const tok = (await r1.run(['token', 'create', '--ttl', '10m', '--uses', '2'])).stdout.trim();
     await entry.setup(['join', tok], '127.0.0.1:7472');
     await entry.start();
-    // The NAT'd node may only reach the relay; nothing can dial it.
-    topo.allowEgress([7401, doorPort(7401)]);
+    // The NAT'd node may only reach the relay (its mesh, door and data ports); nothing can dial it.
+    topo.allowEgress([7401, doorPort(7401), R1_DATA_PORT]);
     await natted.setup(['join', tok], 'off');
     await natted.start({ PLEXUS_MESH__RESERVATIONS: '1' });
     await waitFor(
@@ -145,5 +159,32 @@ describe('tunnels through a circuit relay', { skip, timeout: 300_000 }, () => {
       );
     });
     assert.equal(size, '4096');
+  });
+
+  test('a forward from the relay to the NAT’d node rides a data connection it dialled back, 64 MiB intact', async () => {
+    const MiB64 = 64 * 1024 * 1024;
+    const src = await peer(topo.nat, ['source', '0', String(MiB64)], procs);
+    assert.equal((await natted.run(['expose', 'big', String(src)])).code, 0);
+    const f = await r1.json<{ listen: string }>(['forward', 'add', 'big.natted']);
+    const sink = () =>
+      run<{ bytes: number; mbps: number }>(topo.pub, [
+        'sink',
+        '127.0.0.1',
+        f.listen.split(':').pop() ?? '',
+        String(MiB64),
+      ]);
+    // The first tunnel may ride the stream while the data path is found out.
+    await sink();
+    await waitFor(
+      async () => Object.values((await tunnelsOf(r1)).dataPaths).includes('reverse'),
+      30_000,
+      'r1 to reach natted by a reverse data connection',
+      250,
+    );
+    const before = (await tunnelsOf(r1)).openedData;
+    const got = await sink();
+    assert.equal(got.bytes, MiB64);
+    assert.equal((await tunnelsOf(r1)).openedData, before + 1, 'the tunnel took a data connection');
+    console.log(`forward to a NAT'd node over a reverse data connection: ${got.mbps.toFixed(0)} MB/s`);
   });
 });
