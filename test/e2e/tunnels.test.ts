@@ -491,4 +491,27 @@ for (const { carrier, env } of carriers)
       base = [fds(n1), fds(n2)];
       await assertNoLeaks([n1, n2], base);
     });
+
+    // Last: it revokes n2.
+    test('revoking the far node closes its open tunnels and ready data connections within 5 s', async () => {
+      assert.equal((await n2.run(['expose', 'echo-last', String(echoPort)])).code, 0);
+      const f = await addForward(n1, 'echo-last.n2');
+      const s = connect({ port: f.port, host: '127.0.0.1' });
+      s.on('error', () => {});
+      s.write('ping');
+      await once(s, 'data');
+      // A reset is what a cut tunnel looks like: wait for the close, whatever came before it.
+      const closed = new Promise((r) => s.once('close', r));
+      const t0 = Date.now();
+      assert.equal((await n1.run(['revoke', 'n2'])).code, 0);
+      await closed;
+      const took = Date.now() - t0;
+      assert.ok(took < 5000, `the tunnel closed ${took} ms after the revocation`);
+      await waitFor(
+        async () =>
+          (await tunnelsOf(n1)).tunnels.dataPooled === 0 && (await tunnelsOf(n1)).tunnels.active === 0,
+        5000,
+        "n1 to hold nothing of n2's",
+      );
+    });
   });
