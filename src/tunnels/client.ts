@@ -19,7 +19,7 @@ import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
 import { openOverStream } from './carriers/stream/open.ts';
 import { StreamPool } from './carriers/stream/stream-pool.ts';
 import { MAX_REPLY_BYTES, MAX_TICKET_REPLY_BYTES, OPEN_TIMEOUT_MS, TCP_PROTOCOL } from './constants.ts';
-import { TunnelPeerUnreachableError } from './errors.ts';
+import { TunnelLimitError, TunnelPeerUnreachableError } from './errors.ts';
 import { acceptReply, type TunnelRequest } from './handshake.ts';
 import type { TunnelLedger } from './ledger.ts';
 import { openLocal } from './local-target.ts';
@@ -128,7 +128,15 @@ export class TunnelClient {
     // Read at each open: the mesh's peer ID is known once it has started (libp2p caches the string).
     if (member.peerId === this.#c.mesh.peerId) return openLocal(this.#c.portFor(req), this.#c.ledger);
     const ledger = this.#c.ledger;
-    const release = ledger.acquire(member.peerId);
+    const sig = AbortSignal.any([AbortSignal.timeout(OPEN_TIMEOUT_MS), ...(signal ? [signal] : [])]);
+    let release: () => void;
+    try {
+      release = await ledger.slot(member.peerId, sig);
+    } catch (err) {
+      ledger.counts.refused++;
+      if (err instanceof PlexusError) throw err;
+      throw new TunnelLimitError(`no tunnel to ${member.name} came free in ${OPEN_TIMEOUT_MS / 1000} s`);
+    }
     ledger.counts.outbound++;
     let released = false;
     const done = () => {
@@ -143,7 +151,6 @@ export class TunnelClient {
       if (err instanceof PlexusError) throw err;
       throw new TunnelPeerUnreachableError(member.name, (err as Error).message);
     };
-    const sig = AbortSignal.any([AbortSignal.timeout(OPEN_TIMEOUT_MS), ...(signal ? [signal] : [])]);
     let conn: Connection;
     try {
       conn = await this.#connectionTo(member, sig);

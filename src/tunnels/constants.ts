@@ -16,6 +16,17 @@ export const MAX_REPLY_BYTES = 1024;
 export const MAX_TUNNELS_PER_PEER = 512;
 /** Concurrent tunnels in total: each holds two sockets (fds) and up to a yamux window of memory. */
 export const MAX_TUNNELS_TOTAL = 2048;
+/**
+ * The side that serves tunnels allows this many times MAX_TUNNELS_PER_PEER from one peer (640,
+ * still well under yamux's 1000 streams): the opener frees a slot when its side closes, a moment
+ * before the served side's splice ends, so a busy client at its limit is not refused.
+ */
+export const SERVED_HEADROOM = 1.25;
+/**
+ * Past the limits, a client's tunnels wait for a slot (a burst of connections to a forward
+ * queues instead of being reset), up to this many at once; each waits at most OPEN_TIMEOUT_MS.
+ */
+export const MAX_WAITING_TUNNELS = 4096;
 
 /** Opening a stream to a peer (dial + protocol negotiation + reply) must not hang a client. */
 export const OPEN_TIMEOUT_MS = 10_000;

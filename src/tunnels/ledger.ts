@@ -8,7 +8,14 @@ import type { Stream } from '@libp2p/interface';
 import type { Logger } from '../logging/index.ts';
 import type { SpliceResult } from './carriers/carrier.ts';
 import type { DataPathState } from './carriers/data/dialer.ts';
+import { MAX_WAITING_TUNNELS, SERVED_HEADROOM } from './constants.ts';
 import { TunnelLimitError } from './errors.ts';
+
+/** A tunnel waiting for a slot. */
+interface Waiter {
+  peer: string;
+  resolve(release: () => void): void;
+}
 
 /** Counters for status and leak checks. */
 export interface TunnelCounters {
@@ -38,6 +45,10 @@ export class TunnelLedger {
   readonly #logger: Logger;
   readonly #perPeer = new Map<string, number>();
   readonly #live = new Set<{ peer?: string; close(): void }>();
+  /** Tunnels waiting for a slot (client side), oldest first. */
+  readonly #waiting: Waiter[] = [];
+  /** Slots taken and not yet released. */
+  #held = 0;
   /** Lifetime totals and the tunnels open now; the ends count into it directly. */
   readonly counts = {
     inbound: 0,
@@ -57,21 +68,85 @@ export class TunnelLedger {
     this.#logger = logger;
   }
 
-  /** Takes a tunnel slot with `peer`; throws TunnelLimitError. The returned release is idempotent. */
+  /**
+   * Takes a tunnel slot with `peer` for a tunnel a peer opened; throws TunnelLimitError. The
+   * served side allows SERVED_HEADROOM more than a client opens: a client frees its slot when
+   * its side closes, a moment before this side's splice ends, so a client at its limit must not
+   * be refused here. The returned release is idempotent.
+   */
   acquire(peer: string): () => void {
-    const total = this.counts.inbound + this.counts.outbound;
-    if (total >= this.#maxTotal) throw new TunnelLimitError(`${this.#maxTotal} open in total`);
+    return this.#take(peer, Math.ceil(this.#maxPerPeer * SERVED_HEADROOM), this.#maxTotal);
+  }
+
+  /**
+   * Takes a slot for a tunnel we open to `peer`, waiting for one when the peer's or the total
+   * limit is reached: a burst of a forward's clients queues, in order, instead of being reset.
+   * Throws TunnelLimitError when MAX_WAITING_TUNNELS already wait, and the signal's reason when
+   * it aborts first.
+   */
+  async slot(peer: string, signal: AbortSignal): Promise<() => void> {
+    // Straight in unless this peer's earlier tunnels wait (they go first; other peers do not wait on them).
+    if (!this.#waiting.some((w) => w.peer === peer)) {
+      try {
+        return this.#take(peer, this.#maxPerPeer, this.#maxTotal);
+      } catch (err) {
+        if (!(err instanceof TunnelLimitError)) throw err;
+      }
+    }
+    if (this.#waiting.length >= MAX_WAITING_TUNNELS)
+      throw new TunnelLimitError(`${MAX_WAITING_TUNNELS} connections already wait for a tunnel`);
+    signal.throwIfAborted();
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        peer,
+        resolve: (release) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(release);
+        },
+      };
+      const onAbort = () => {
+        const i = this.#waiting.indexOf(waiter);
+        if (i >= 0) this.#waiting.splice(i, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(waiter);
+    });
+  }
+
+  #take(peer: string, perPeer: number, total: number): () => void {
+    if (Math.max(this.#held, this.counts.inbound + this.counts.outbound) >= total)
+      throw new TunnelLimitError(`${total} open in total`);
     const n = this.#perPeer.get(peer) ?? 0;
-    if (n >= this.#maxPerPeer) throw new TunnelLimitError(`${this.#maxPerPeer} open with one peer`);
+    if (n >= perPeer) throw new TunnelLimitError(`${this.#maxPerPeer} open with one peer`);
     this.#perPeer.set(peer, n + 1);
+    this.#held++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      this.#held--;
       const left = (this.#perPeer.get(peer) ?? 1) - 1;
       if (left <= 0) this.#perPeer.delete(peer);
       else this.#perPeer.set(peer, left);
+      this.#wake();
     };
+  }
+
+  /** Hands freed slots to the waiting tunnels, oldest first (one whose peer is full waits on). */
+  #wake(): void {
+    for (let i = 0; i < this.#waiting.length; ) {
+      const w = this.#waiting[i];
+      let release: () => void;
+      try {
+        release = this.#take(w.peer, this.#maxPerPeer, this.#maxTotal);
+      } catch {
+        i++;
+        continue;
+      }
+      this.#waiting.splice(i, 1);
+      w.resolve(release);
+    }
   }
 
   /** Keeps an open tunnel's sockets or stream, to be reset by closeAll or closePeer; returns untrack. */
