@@ -10,7 +10,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { chmod, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { AgentClient } from './client.ts';
 import { type ChannelOffer, directRoute, openChannel, type SocksRoute, settled } from './cp-direct.ts';
@@ -117,12 +116,21 @@ async function upload(
       sent.catch(() => {});
       // Keep-alives while the bytes go around: the command's input must not look idle.
       let done = false;
-      void sent.then(() => {
-        done = true;
-      });
+      void sent.then(
+        () => {
+          done = true;
+        },
+        () => {
+          done = true;
+        },
+      );
       while (!done) {
-        const tick = new Promise((r) => setTimeout(r, 10_000, 'tick'));
-        if ((await Promise.race([sent.then(() => 'sent'), tick])) === 'tick') yield { t: 'p' };
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise((r) => {
+          timer = setTimeout(r, 10_000, 'tick');
+        });
+        const first = await Promise.race([sent.then(() => 'sent'), tick]).finally(() => clearTimeout(timer));
+        if (first === 'tick') yield { t: 'p' };
       }
       await sent;
     } else if (from < st.size)
@@ -262,20 +270,21 @@ async function receiveRaw(
   bar: { add(n: number): void },
 ): Promise<void> {
   const socket = await openChannel(route, node, offer);
-  const over = settled(socket);
-  over.catch(() => {});
-  const out = fd.createWriteStream({ autoClose: false });
-  socket.on('data', (c: Buffer) => bar.add(c.length));
   try {
-    await pipeline(socket, out);
+    // Written as it comes, one chunk at a time: the socket waits while the disk catches up.
+    for await (const c of socket) {
+      await fd.write(c as Buffer);
+      bar.add((c as Buffer).length);
+    }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    socket.destroy();
     throw new CliError(
       e.code === 'ENOSPC' ? `${local}: no space left on this disk` : `${local}: the copy broke: ${e.message}`,
     );
+  } finally {
+    // The node's end came (or the copy failed): nothing more to say on it; the sha256 decides.
+    socket.destroy();
   }
-  await over;
 }
 
 async function statRemote(
