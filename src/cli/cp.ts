@@ -112,27 +112,35 @@ async function upload(
     const h = await hashFile(local, from);
     bar.add(from);
     if (o.route) {
-      const sent = sendRaw(o.route, o.node!, offer, local, from, h, bar);
-      sent.catch(() => {});
-      // Keep-alives while the bytes go around: the command's input must not look idle.
-      let done = false;
-      void sent.then(
-        () => {
-          done = true;
-        },
-        () => {
-          done = true;
-        },
+      const sent = sendRaw(o.route, o.node!, offer, local, from, h, bar).then(
+        () => 'sent' as const,
+        (err: Error) => err,
       );
-      while (!done) {
+      let outcome: 'sent' | Error | undefined;
+      void sent.then((v) => {
+        outcome = v;
+      });
+      // Keep-alives while the bytes go around: the command's input must not look idle.
+      while (outcome === undefined) {
         let timer: NodeJS.Timeout | undefined;
         const tick = new Promise((r) => {
-          timer = setTimeout(r, 10_000, 'tick');
+          timer = setTimeout(r, 10_000);
         });
-        const first = await Promise.race([sent.then(() => 'sent'), tick]).finally(() => clearTimeout(timer));
-        if (first === 'tick') yield { t: 'p' };
+        await Promise.race([sent, tick]).finally(() => clearTimeout(timer));
+        if (outcome === undefined) yield { t: 'p' };
       }
-      await sent;
+      if (outcome instanceof Error) {
+        // The node's verdict (a full disk, a refused channel) says more than a broken socket.
+        let timer: NodeJS.Timeout | undefined;
+        const ended = await Promise.race([
+          over.then(() => true),
+          new Promise<false>((r) => {
+            timer = setTimeout(r, 5_000, false);
+          }),
+        ]).finally(() => clearTimeout(timer));
+        if (ended) return;
+        throw outcome;
+      }
     } else if (from < st.size)
       for await (const c of createReadStream(local, { start: from, highWaterMark: CHUNK })) {
         h.update(c as Buffer);
