@@ -102,6 +102,8 @@ export async function readDirect(
     socket.once('close', () => resolve());
     socket.once('finish', () => resolve());
   });
+  // All of it is with the kernel, which still delivers it after the close; the caller sends nothing.
+  socket.destroy();
   return r.bytes;
 }
 
