@@ -12,6 +12,7 @@ import { chmod, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/p
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import type { AgentClient } from './client.ts';
+import { type ChannelOffer, directRoute, openChannel, type SocksRoute, settled } from './cp-direct.ts';
 import { CliError, UsageError } from './errors.ts';
 import { sessionClient } from './shell.ts';
 
@@ -91,8 +92,8 @@ async function upload(
   path: string,
   o: CpOptions,
 ): Promise<void> {
-  let ready: (offset: number) => void = () => {};
-  const offset = new Promise<number>((r) => {
+  let ready: (offer: ChannelOffer) => void = () => {};
+  const offered = new Promise<ChannelOffer>((r) => {
     ready = r;
   });
   let finished: () => void = () => {};
@@ -101,7 +102,8 @@ async function upload(
   });
   const bar = progress(local, st.size);
   const frames = (async function* () {
-    const from = await offset;
+    const offer = await offered;
+    const from = offer.offset;
     if (from > 0) process.stderr.write(`plexus: resuming ${local} at byte ${from}\n`);
     if (from > st.size)
       throw new CliError(
@@ -109,7 +111,37 @@ async function upload(
       );
     const h = await hashFile(local, from);
     bar.add(from);
-    if (from < st.size)
+    if (o.route) {
+      const sent = sendRaw(o.route, o.node!, offer, local, from, h, bar).then(
+        () => 'sent' as const,
+        (err: Error) => err,
+      );
+      let outcome: 'sent' | Error | undefined;
+      void sent.then((v) => {
+        outcome = v;
+      });
+      // Keep-alives while the bytes go around: the command's input must not look idle.
+      while (outcome === undefined) {
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise((r) => {
+          timer = setTimeout(r, 10_000);
+        });
+        await Promise.race([sent, tick]).finally(() => clearTimeout(timer));
+        if (outcome === undefined) yield { t: 'p' };
+      }
+      if (outcome instanceof Error) {
+        // The node's verdict (a full disk, a refused channel) says more than a broken socket.
+        let timer: NodeJS.Timeout | undefined;
+        const ended = await Promise.race([
+          over.then(() => true),
+          new Promise<false>((r) => {
+            timer = setTimeout(r, 5_000, false);
+          }),
+        ]).finally(() => clearTimeout(timer));
+        if (ended) return;
+        throw outcome;
+      }
+    } else if (from < st.size)
       for await (const c of createReadStream(local, { start: from, highWaterMark: CHUNK })) {
         h.update(c as Buffer);
         bar.add((c as Buffer).length);
@@ -126,13 +158,14 @@ async function upload(
         mode: st.mode & 0o7777,
         mtime: st.mtimeMs / 1000,
         resume: o.resume,
+        ...(o.route ? { direct: true } : {}),
         ...(o.user ? { user: o.user } : {}),
       },
       {
         live: frames,
         onData: (d) => {
-          const r = (d as { ready?: { offset: number } }).ready;
-          if (r) ready(r.offset);
+          const r = (d as { ready?: ChannelOffer }).ready;
+          if (r) ready(r);
         },
       },
     );
@@ -162,12 +195,20 @@ async function download(
   const bar = progress(path, entry.size);
   bar.add(from);
   let r: { sha256: string };
+  let received: Promise<void> | undefined;
   try {
     r = (await client.call(
       'fs.read',
-      { path, offset: from, ...(o.user ? { user: o.user } : {}) },
+      { path, offset: from, ...(o.route ? { direct: true } : {}), ...(o.user ? { user: o.user } : {}) },
       {
         onData: async (d) => {
+          const offer = (d as { ready?: ChannelOffer }).ready;
+          if (offer) {
+            received = receiveRaw(o.route!, o.node!, offer, fd, local, bar);
+            received.catch(() => {});
+            return;
+          }
+          if (typeof (d as { o?: unknown }).o !== 'string') return;
           const chunk = Buffer.from((d as { o: string }).o, 'base64');
           await fd.write(chunk).catch((err: NodeJS.ErrnoException) => {
             throw new CliError(
@@ -178,6 +219,8 @@ async function download(
         },
       },
     )) as { sha256: string };
+    if (o.route && !received) throw new CliError(`${path}: the node sent no copy channel`);
+    await received;
     await fd.sync().catch(() => {});
   } finally {
     await fd.close();
@@ -198,6 +241,58 @@ interface CpOptions {
   recursive?: boolean;
   resume?: boolean;
   user?: string;
+  /** The local agent's SOCKS proxy, for the binary fast path (cp-direct.ts); frames without it. */
+  route?: SocksRoute;
+  node?: string;
+}
+
+/** Sends `local` from `from` over a node's channel, hashing and counting as it goes. */
+async function sendRaw(
+  route: SocksRoute,
+  node: string,
+  offer: ChannelOffer,
+  local: string,
+  from: number,
+  h: ReturnType<typeof createHash>,
+  bar: { add(n: number): void },
+): Promise<void> {
+  const socket = await openChannel(route, node, offer);
+  const over = settled(socket);
+  over.catch(() => {});
+  for await (const c of createReadStream(local, { start: from, highWaterMark: 1 << 20 })) {
+    h.update(c as Buffer);
+    bar.add((c as Buffer).length);
+    if (!socket.write(c as Buffer)) await Promise.race([new Promise((r) => socket.once('drain', r)), over]);
+  }
+  socket.end();
+  await over;
+}
+
+/** Receives a node's channel into the open partial file `fd`. */
+async function receiveRaw(
+  route: SocksRoute,
+  node: string,
+  offer: ChannelOffer,
+  fd: Awaited<ReturnType<typeof open>>,
+  local: string,
+  bar: { add(n: number): void },
+): Promise<void> {
+  const socket = await openChannel(route, node, offer);
+  try {
+    // Written as it comes, one chunk at a time: the socket waits while the disk catches up.
+    for await (const c of socket) {
+      await fd.write(c as Buffer);
+      bar.add((c as Buffer).length);
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CliError(
+      e.code === 'ENOSPC' ? `${local}: no space left on this disk` : `${local}: the copy broke: ${e.message}`,
+    );
+  } finally {
+    // The node's end came (or the copy failed): nothing more to say on it; the sha256 decides.
+    socket.destroy();
+  }
 }
 
 async function statRemote(
@@ -278,6 +373,8 @@ export function registerCp(program: Command): void {
         throw new UsageError('one side must be NODE:/PATH (use cp for local copies)');
       const node = (src.node ?? dst.node)!;
       const client = await sessionClient(cmd, node);
+      const route = await directRoute(cmd, node);
+      if (route) Object.assign(opts, { route, node });
       if (dst.node) await copyUp(client, src.path, dst.path, opts);
       else await copyDown(client, src.path, dst.path, opts);
     });

@@ -24,7 +24,7 @@ const REFUSALS: Record<number, (node: string, what: string) => string> = {
 };
 
 /** The local agent's SOCKS5 address: PLEXUS_SOCKS__LISTEN, else socks.listen in DATA/config.yaml. */
-async function socksAddress(configFile: string): Promise<{ host: string; port: number }> {
+export async function socksAddress(configFile: string): Promise<{ host: string; port: number }> {
   let listen = process.env.PLEXUS_SOCKS__LISTEN;
   if (!listen && existsSync(configFile)) {
     const { parse } = await import('yaml');
@@ -42,8 +42,17 @@ async function socksAddress(configFile: string): Promise<{ host: string; port: n
   };
 }
 
-/** Runs the SOCKS5 handshake for `host`:`port` on `socket`; resolves once the tunnel is open. */
-function socksConnect(socket: Socket, host: string, port: number, node: string, what: string): Promise<void> {
+/**
+ * Runs the SOCKS5 handshake for `host`:`port` on `socket`; resolves once the tunnel is open, with
+ * any bytes that came after the reply.
+ */
+export function socksConnect(
+  socket: Socket,
+  host: string,
+  port: number,
+  node: string,
+  what: string,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     let stage = 0;
@@ -64,9 +73,7 @@ function socksConnect(socket: Socket, host: string, port: number, node: string, 
             REFUSALS[buf[1]]?.(node, what) ?? `the mesh refused the connection (SOCKS code ${buf[1]})`,
           );
         socket.off('data', onData);
-        const rest = buf.subarray(10);
-        if (rest.length) process.stdout.write(rest);
-        resolve();
+        resolve(buf.subarray(10));
       }
     };
     const fail = (why: string) => {
@@ -108,7 +115,14 @@ export function registerSshProxy(program: Command): void {
         );
       });
       // `ssh.NODE` is the node's exposed ssh service (its port is the service's); `NODE` + port an exposed port.
-      await socksConnect(socket, portArg === undefined ? `ssh.${node}` : node, port, node, portArg ?? 'ssh');
+      const rest = await socksConnect(
+        socket,
+        portArg === undefined ? `ssh.${node}` : node,
+        port,
+        node,
+        portArg ?? 'ssh',
+      );
+      if (rest.length) process.stdout.write(rest);
       socket.setNoDelay(true);
       process.stdin.pipe(socket);
       socket.pipe(process.stdout);

@@ -144,3 +144,14 @@ export class ChecksumMismatchError extends ShellError {
     );
   }
 }
+
+/**
+ * The binary channel of a copy failed: its connection presented a wrong secret (or none), or
+ * none came before it expired (transfer-channel.ts).
+ */
+export class TransferChannelError extends ShellError {
+  override name = 'TransferChannelError';
+  constructor(code: 'TRANSFER_REFUSED' | 'TRANSFER_EXPIRED' | 'TRANSFER_BROKEN', message: string) {
+    super(code, message, code === 'TRANSFER_REFUSED' ? 'denied' : 'unavailable');
+  }
+}

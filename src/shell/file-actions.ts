@@ -9,8 +9,10 @@ import { z } from 'zod';
 import { type ActionContext, defineAction } from '../core/actions.ts';
 import { MAX_SESSION_CHUNK_BYTES } from './constants.ts';
 import { BadSessionFrameError, ChecksumMismatchError, SessionFrameTooLargeError } from './errors.ts';
+import { readDirect, writeDirect } from './file-direct.ts';
 import { describePath, finishFile, partialName, runAsUser, toolError } from './file-ops.ts';
 import { startPipes } from './session-process.ts';
+import type { TransferChannels } from './transfer-channel.ts';
 import {
   asUser,
   resolveSessionUser,
@@ -30,7 +32,7 @@ const user = z.string().regex(SESSION_USER_RE, 'a user name').optional();
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
 /** The file actions of `plexus cp`. */
-export function fileActions(deps: { policy: UserPolicy }) {
+export function fileActions(deps: { policy: UserPolicy; channels: TransferChannels }) {
   const who = (u: string | undefined, ctx: ActionContext) =>
     resolveSessionUser(u, ctx.caller.role === 'admin', deps.policy);
 
@@ -66,9 +68,21 @@ export function fileActions(deps: { policy: UserPolicy }) {
       describe:
         'stream a file from an offset as a user of this node; its sha256 re-read from disk at the end',
       access: 'shell',
-      args: z.strictObject({ path, user, offset: z.number().int().min(0).default(0) }),
+      args: z.strictObject({
+        path,
+        user,
+        offset: z.number().int().min(0).default(0),
+        // The bytes over a one-shot binary channel (file-direct.ts), not in data frames.
+        direct: z.boolean().default(false),
+      }),
       handler: async (args, ctx) => {
         const u = await who(args.user, ctx);
+        if (args.direct) {
+          const bytes = await readDirect(deps.channels, u, args.path, args.offset, ctx);
+          const sum = await runAsUser(u, ['sha256sum', '--', args.path]);
+          if (sum.code !== 0) throw toolError(args.path, sum.stderr);
+          return { bytes, sha256: sum.stdout.toString().slice(0, 64) };
+        }
         let stderr = '';
         let bytes = 0;
         const proc = await startPipes(
@@ -107,6 +121,7 @@ export function fileActions(deps: { policy: UserPolicy }) {
         mode: z.number().int().min(0).max(0o7777),
         mtime: z.number().min(0),
         resume: z.boolean().default(false),
+        direct: z.boolean().default(false),
       }),
       handler: async (args, ctx) => {
         const u = await who(args.user, ctx);
@@ -119,6 +134,15 @@ export function fileActions(deps: { policy: UserPolicy }) {
         // Truncated to the resume point: a partial file is only ever the source's prefix.
         const prep = await runAsUser(u, ['truncate', '-s', String(offset), '--', part]);
         if (prep.code !== 0) throw toolError(args.path, prep.stderr);
+        if (args.direct) {
+          const got = await writeDirect(deps.channels, u, args.path, part, offset, ctx);
+          if (
+            (await finishFile(u, args.path, { mode: args.mode, mtime: args.mtime, sha256: got.sha256 })) !==
+            'ok'
+          )
+            throw new ChecksumMismatchError(args.path);
+          return { path: args.path, offset, bytes: got.bytes, sha256: got.sha256 };
+        }
         let stderr = '';
         const proc = await startPipes(
           {

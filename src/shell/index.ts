@@ -20,6 +20,7 @@ import {
 import { fileActions } from './file-actions.ts';
 import { SessionLog } from './session-log.ts';
 import type { SessionProcess } from './session-process.ts';
+import { TransferChannels } from './transfer-channel.ts';
 
 export * from './constants.ts';
 export * from './errors.ts';
@@ -48,6 +49,8 @@ export interface ShellComponents {
 export interface Shell {
   /** `shell.*` and the `fs.*` of `plexus cp`: the composition root registers them. */
   actions: ActionDef[];
+  /** The open channels of `plexus cp` as tunnel services: the composition root provides them to tunnels. */
+  transferServices(): { name: string; port: number }[];
   /** Marks the sessions a previous agent never saw end. */
   start(): Promise<void>;
   /** Hangs up every live session. */
@@ -76,9 +79,11 @@ export function createShell(init: ShellInit, components: ShellComponents): Shell
     recordingsDir,
     live,
   }) as ActionDef[];
-  actions.push(...(fileActions({ policy }) as ActionDef[]));
+  const channels = new TransferChannels(components.logger);
+  actions.push(...(fileActions({ policy, channels }) as ActionDef[]));
   return {
     actions,
+    transferServices: () => channels.services(),
     async start() {
       log.closeOrphans();
     },

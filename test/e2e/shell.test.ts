@@ -71,7 +71,8 @@ describe('plexus shell to a NAT’d node through another node', { skip }, () => 
     await relay.start();
     const tok = await relay.run(['token', 'create', '--ttl', '10m', '--uses', '2']);
     assert.equal(tok.code, 0, tok.stderr);
-    await entry.setup(['join', tok.stdout.trim()]);
+    // A SOCKS proxy on the entry: cp's bytes take its tunnels (the fast path), not the command stream.
+    await entry.setup(['join', tok.stdout.trim()], '127.0.0.1:7222');
     await entry.start();
     topo.allowEgress([7201, doorPort(7201)]);
     await natted.setup(['join', tok.stdout.trim(), '--behind-nat']);
@@ -275,7 +276,23 @@ describe('plexus shell to a NAT’d node through another node', { skip }, () => 
       });
     let r = cp(`${join(src, 'big.bin')} natted:${dst}/big.bin`);
     assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /command stream/, 'the binary fast path through the local SOCKS proxy');
     assert.equal(sum(join(dst, 'big.bin')), sum(join(src, 'big.bin')));
+    // Without a local proxy: the signed command stream, said once, same result.
+    r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `PLEXUS_SOCKS__LISTEN=127.0.0.1:1 ${cliLine(opKey, `cp ${join(src, 'sub', 'script.sh')} natted:${dst}/slow.sh`)} < /dev/null`,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /^plexus: no local agent's SOCKS5 proxy .* copying over the command stream instead/,
+    );
+    assert.equal(sum(join(dst, 'slow.sh')), sum(join(src, 'sub', 'script.sh')));
     r = cp(`-r ${src} natted:${dst}/tree`);
     assert.equal(r.status, 0, r.stderr);
     const back = join(root, 'cp-back');

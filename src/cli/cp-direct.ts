@@ -1,0 +1,100 @@
+/**
+ * The binary fast path of `plexus cp` (docs/shell.md): the signed `fs.read` / `fs.write` still
+ * authorise each file and carry its sha256, but the node answers with a one-shot channel (a
+ * tunnel service name and a 32-byte secret) and the bytes go through this machine's agent's
+ * SOCKS5 proxy, i.e. the tunnel data path, raw. Without a local agent's proxy (e.g. `--api` to a
+ * remote entry), cp falls back to base64 frames on the command stream and says so once.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Command } from 'commander';
+import { dataPaths } from '../config/paths.ts';
+import { dataDirOf } from './context.ts';
+import { CliError } from './errors.ts';
+import { socksAddress, socksConnect } from './ssh-proxy.ts';
+
+/** Where the local agent's SOCKS5 proxy listens. */
+export interface SocksRoute {
+  host: string;
+  port: number;
+}
+
+/** What a node announces for a direct copy (its signed `ready` frame). */
+export interface ChannelOffer {
+  offset: number;
+  service: string;
+  secret: string;
+}
+
+const PROBE_TIMEOUT_MS = 1_000;
+
+/** The local SOCKS proxy to copy through, or undefined (after one line on stderr) to use frames. */
+export async function directRoute(cmd: Command, node: string): Promise<SocksRoute | undefined> {
+  const fallback = (why: string) => {
+    process.stderr.write(`plexus: ${why}; copying over the command stream instead (slower)\n`);
+    return undefined;
+  };
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(node))
+    return fallback('the fast path needs a node name, not a peer id');
+  let route: SocksRoute;
+  try {
+    route = await socksAddress(dataPaths(dataDirOf(cmd)).config);
+  } catch {
+    return fallback("the local agent's SOCKS5 proxy is off");
+  }
+  const reachable = await new Promise<boolean>((resolve) => {
+    const s = connect(route.port, route.host);
+    s.setTimeout(PROBE_TIMEOUT_MS, () => s.destroy());
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('close', () => resolve(false));
+    s.once('error', () => {});
+  });
+  return reachable ? route : fallback(`no local agent's SOCKS5 proxy at ${route.host}:${route.port}`);
+}
+
+/** Connects to a node's channel through the local proxy and presents its secret. */
+export async function openChannel(route: SocksRoute, node: string, offer: ChannelOffer): Promise<Socket> {
+  const secret = Buffer.from(offer.secret, 'base64');
+  if (secret.length !== 32 || !/^cp-[0-9a-f]{24}$/.test(offer.service))
+    throw new CliError(`${node} offered a malformed copy channel`);
+  const socket = connect({ port: route.port, host: route.host, allowHalfOpen: true, noDelay: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const closed = new Promise<never>((_, reject) =>
+      socket.once('close', () => reject(new Error('closed during the handshake'))),
+    );
+    closed.catch(() => {});
+    const rest = await Promise.race([
+      socksConnect(socket, `${offer.service}.${node}`, 1, node, 'cp'),
+      closed,
+    ]);
+    if (rest.length) throw new Error('unexpected bytes before the secret');
+  } catch (err) {
+    socket.destroy();
+    throw new CliError(
+      `cannot open the copy channel to ${node} (${(err as Error).message}); it may have expired or been taken by another connection`,
+    );
+  }
+  socket.removeAllListeners('close');
+  socket.write(secret);
+  return socket;
+}
+
+/** Resolves when `socket` has closed; rejects when it broke (a reset before its end). */
+export function settled(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ended = false;
+    socket.once('end', () => {
+      ended = true;
+    });
+    socket.once('error', (err) => reject(new CliError(`the copy connection broke: ${err.message}`)));
+    socket.once('close', () =>
+      ended || socket.writableFinished ? resolve() : reject(new CliError('the copy connection broke')),
+    );
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * `fs.read` and `fs.write` with `direct: true`: the file's bytes go over a one-shot binary
+ * channel (transfer-channel.ts) instead of base64 JSON frames. The signed command still
+ * authorises the copy, names the user, and carries what decides it: the sha256 (signed by the
+ * operator into the last input frame for an upload, signed by this node into the result for a
+ * download). The tools are the same as on the JSON path (`tail -c +N`, `cat >>`), run as the
+ * user; the channel's socket is piped straight to them, no frames and no encoding in between.
+ */
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { ActionContext } from '../core/actions.ts';
+import { BadSessionFrameError, TransferChannelError } from './errors.ts';
+import { toolError } from './file-ops.ts';
+import type { TransferChannels } from './transfer-channel.ts';
+import { asUser, type SessionUser, sessionCwd, sessionEnv } from './users.ts';
+
+/** A progress frame this often, so no transport in between sees an idle command. */
+const PROGRESS_EVERY_MS = 10_000;
+const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/** Opens a channel and tells the operator (signed data frame) where and with which secret. */
+async function announce(channels: TransferChannels, ctx: ActionContext, ready: Record<string, unknown>) {
+  const ch = await channels.open(ctx.signal, { kid: ctx.caller.kid, command: ctx.commandId });
+  await ctx.emit({ ready: { ...ready, service: ch.service, secret: ch.secret.toString('base64') } });
+  return ch.accepted;
+}
+
+/** Runs `argv` as `u` with one end of its stdio on `socket`; resolves with its stderr. */
+function runJoined(
+  u: SessionUser,
+  argv: string[],
+  socket: Socket,
+  head: Buffer,
+  dir: 'in' | 'out',
+  ctx: ActionContext,
+) {
+  const child = spawn(asUser(u, argv)[0], asUser(u, argv).slice(1), {
+    env: sessionEnv(u, undefined),
+    cwd: sessionCwd(u),
+    stdio: [dir === 'in' ? 'pipe' : 'ignore', dir === 'out' ? 'pipe' : 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let bytes = 0;
+  let broken = false;
+  child.stderr!.on('data', (c: Buffer) => {
+    if (stderr.length < 4096) stderr += c.toString();
+  });
+  const kill = () => child.kill('SIGKILL');
+  ctx.signal.addEventListener('abort', kill, { once: true });
+  socket.on('error', () => {
+    broken = true;
+    kill();
+  });
+  if (dir === 'in') {
+    child.stdin!.on('error', () => {});
+    child.stdin!.write(head);
+    bytes += head.length;
+    socket.on('data', (c: Buffer) => {
+      bytes += c.length;
+    });
+    socket.pipe(child.stdin!);
+    socket.resume();
+  } else {
+    child.stdout!.on('data', (c: Buffer) => {
+      bytes += c.length;
+    });
+    child.stdout!.pipe(socket);
+  }
+  const tick = setInterval(() => void ctx.emit({ progress: bytes }).catch(() => {}), PROGRESS_EVERY_MS);
+  return new Promise<{ code: number | null; stderr: string; bytes: number; broken: boolean }>(
+    (resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code) => {
+        clearInterval(tick);
+        ctx.signal.removeEventListener('abort', kill);
+        resolve({ code, stderr, bytes, broken });
+      });
+    },
+  );
+}
+
+/** Streams `path` from `offset` over a channel; resolves with the bytes sent. */
+export async function readDirect(
+  channels: TransferChannels,
+  u: SessionUser,
+  path: string,
+  offset: number,
+  ctx: ActionContext,
+): Promise<number> {
+  const { socket, head } = await announce(channels, ctx, { offset });
+  if (head.length > 0) {
+    socket.resetAndDestroy();
+    throw new TransferChannelError('TRANSFER_REFUSED', 'a download channel takes no bytes after its secret');
+  }
+  const r = await runJoined(u, ['tail', '-c', `+${offset + 1}`, '--', path], socket, head, 'out', ctx);
+  if (r.code !== 0) {
+    socket.resetAndDestroy();
+    throw toolError(path, r.stderr);
+  }
+  await new Promise<void>((resolve) => {
+    if (socket.destroyed || socket.writableFinished) return resolve();
+    socket.once('close', () => resolve());
+    socket.once('finish', () => resolve());
+  });
+  // All of it is with the kernel, which still delivers it after the close; the caller sends nothing.
+  socket.destroy();
+  return r.bytes;
+}
+
+/**
+ * Appends what arrives on a channel to `part` (as `u`), then waits for the operator's signed end
+ * frame; resolves with the bytes received and the sha256 the operator signed.
+ */
+export async function writeDirect(
+  channels: TransferChannels,
+  u: SessionUser,
+  path: string,
+  part: string,
+  offset: number,
+  ctx: ActionContext,
+): Promise<{ bytes: number; sha256: string }> {
+  const { socket, head } = await announce(channels, ctx, { offset });
+  const r = await runJoined(u, ['sh', '-c', 'exec cat >> "$1"', 'sh', part], socket, head, 'in', ctx);
+  socket.destroy();
+  if (r.broken)
+    throw new TransferChannelError(
+      'TRANSFER_BROKEN',
+      `${path}: the transfer connection broke after ${r.bytes} bytes; continue with --resume`,
+    );
+  if (r.code !== 0) throw toolError(path, r.stderr || 'the write was interrupted');
+  const input = ctx.input[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await input.next();
+    if (next.done) throw new BadSessionFrameError('the file ended without its sha256; resume with --resume');
+    const f = next.value as { t?: unknown; sha256?: unknown };
+    if (f.t === 'p') continue;
+    if (f.t !== 'e' || typeof f.sha256 !== 'string' || !SHA256_RE.test(f.sha256))
+      throw new BadSessionFrameError('a direct copy sends only keep-alives, then its sha256');
+    return { bytes: r.bytes, sha256: f.sha256 };
+  }
+}
