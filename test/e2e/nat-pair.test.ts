@@ -1,0 +1,141 @@
+/**
+ * Two nodes behind two different NATs (issue 14): each in a network namespace behind a gateway
+ * that masquerades outbound connections and drops inbound ones, a dialable relay between them,
+ * and both joined with a plain `plexus join` (no `--behind-nat`). Each finds out by itself that
+ * it cannot be dialled (dial-backs by members), reserves on the relay, and a forward from one
+ * to the other works within seconds. Needs root, iproute2 and iptables; skipped otherwise.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ROOT, waitFor } from '../helpers/cluster.ts';
+import { type NsNode, natUnavailable, nsNode } from '../helpers/netns.ts';
+import { createTwoNatTopology, type TwoNatTopology } from '../helpers/netns-two-nat.ts';
+
+const PEER = join(ROOT, 'test', 'fixtures', 'tcp-peer.ts');
+const skip = natUnavailable();
+if (skip) console.log(`# skipping two-NAT tests: ${skip}`);
+
+interface Reach {
+  status: string;
+  reason: string;
+}
+
+describe('two nodes behind two different NATs, plain join', { skip, timeout: 300_000 }, () => {
+  let topo: TwoNatTopology;
+  let root: string;
+  const nodes: NsNode[] = [];
+  const procs: ChildProcess[] = [];
+  let relay: NsNode;
+  let a: NsNode;
+  let b: NsNode;
+  let startedAt = 0;
+
+  before(async () => {
+    topo = createTwoNatTopology();
+    root = mkdtempSync(join(tmpdir(), 'plexus-nat-pair-'));
+    relay = await nsNode(topo.pub, root, 'relay', topo.pubIp, 7501, 7511);
+    a = await nsNode(topo.natA, root, 'a', topo.natAIp, 7502, 7512);
+    b = await nsNode(topo.natB, root, 'b', topo.natBIp, 7503, 7513);
+    nodes.push(relay, a, b);
+    await relay.setup(['init']);
+    await relay.start();
+    const tok = await relay.run(['token', 'create', '--ttl', '10m', '--uses', '2']);
+    assert.equal(tok.code, 0, tok.stderr);
+    // No flag: what a new user types.
+    await a.setup(['join', tok.stdout.trim()]);
+    await b.setup(['join', tok.stdout.trim()]);
+    await Promise.all([a.start(), b.start()]);
+    startedAt = Date.now();
+  });
+
+  after(async () => {
+    for (const p of procs) p.kill();
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    topo?.destroy();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  test('the gateways drop inbound connections', () => {
+    const connects = (ns: string, ip: string, port: number) =>
+      new Promise<boolean>((resolve) =>
+        execFile(
+          'ip',
+          ['netns', 'exec', ns, 'timeout', '2', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`],
+          (err) => resolve(!err),
+        ),
+      );
+    return Promise.all([
+      connects(topo.pub, topo.natAIp, 7502).then((ok) => assert.equal(ok, false, 'relay → a')),
+      connects(topo.natB, topo.natAIp, 7502).then((ok) => assert.equal(ok, false, 'b → a')),
+      connects(topo.natA, topo.pubIp, 7501).then((ok) => assert.equal(ok, true, 'a → relay')),
+    ]);
+  });
+
+  test('a forward from one to the other works within seconds of the join', async () => {
+    const echo = spawn('ip', ['netns', 'exec', topo.natB, process.execPath, PEER, 'echo', '0'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    procs.push(echo);
+    const port = await new Promise<number>((resolve, reject) => {
+      echo.stdout?.once('data', (d) => resolve(Number(String(d).trim())));
+      echo.once('exit', (code) => reject(new Error(`echo exited ${code}`)));
+    });
+    assert.equal((await b.run(['expose', 'echo', String(port)])).code, 0);
+    const f = await a.json<{ listen: string }>(['forward', 'add', 'echo.b']);
+    const local = f.listen.split(':').pop() ?? '';
+    let last = '';
+    await waitFor(
+      () =>
+        new Promise<boolean>((resolve) =>
+          execFile(
+            'ip',
+            ['netns', 'exec', topo.natA, process.execPath, PEER, 'latency', '127.0.0.1', local, '3'],
+            { timeout: 15_000 },
+            (err, stdout, stderr) => {
+              last = err ? `${stdout}${stderr}`.trim().split('\n').pop() || err.message : '';
+              resolve(!err);
+            },
+          ),
+        ),
+      30_000,
+      `an echo through the forward a → echo.b (last: ${last})`,
+      500,
+    );
+    const took = Date.now() - startedAt;
+    console.log(`# echo through a → b ${took} ms after both agents started`);
+    const peers = await a.json<{ name: string; connection: string }[]>(['peers']);
+    const path = peers.find((p) => p.name === 'b')?.connection;
+    assert.ok(path && ['relayed', 'punched', 'direct'].includes(path), String(path));
+  });
+
+  test('each side says why it believes it is behind NAT; the relay says it is public', async () => {
+    for (const n of [a, b]) {
+      const s = await waitFor(
+        async () => {
+          const st = await n.json<{ reachability?: Reach }>(['status']);
+          return st.reachability?.status === 'behind-nat' ? st : false;
+        },
+        30_000,
+        `${n.name} to find out it is behind NAT`,
+        500,
+      );
+      assert.match(s.reachability?.reason ?? '', /dial-backs? failed/);
+    }
+    const r = await waitFor(
+      async () => {
+        const st = await relay.json<{ reachability?: Reach }>(['status']);
+        return st.reachability?.status === 'public' ? st : false;
+      },
+      30_000,
+      'the relay to find out it is public',
+      500,
+    );
+    assert.match(r.reachability?.reason ?? '', /dial-backs? succeeded/);
+    const text = await a.run(['status']);
+    assert.match(text.stdout, /reach\s+behind NAT/);
+  });
+});
