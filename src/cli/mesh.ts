@@ -17,6 +17,17 @@ interface Status {
   admin: boolean;
   peers: { total: number; online: number; suspect: number; down: number };
   agent?: { pid: number; rssMb: number; heapUsedMb: number };
+  reachability?: { status: string; reason: string; relays: string[]; reservationsWanted: number };
+}
+
+/** `reach    behind NAT (3 of 3 dial-backs failed …); relays …4f2a, …91bc`. */
+function reachLine(r: NonNullable<Status['reachability']>): string {
+  const label = { public: 'public', 'behind-nat': 'behind NAT', unknown: 'unknown' }[r.status] ?? r.status;
+  const relays =
+    r.reservationsWanted > 0
+      ? `; relays ${r.relays.map((id) => `…${id.slice(-8)}`).join(', ') || 'none yet'} (${r.relays.length}/${r.reservationsWanted})`
+      : '';
+  return `reach    ${label} (${r.reason})${relays}\n`;
 }
 
 interface TunnelStatus {
@@ -54,6 +65,7 @@ export function registerMesh(program: Command): void {
           `network  ${s.networkId}${s.admin ? ' (admin key on this node)' : ''}\n` +
           `version  ${s.version}, up ${formatDuration(s.uptimeS)}` +
           (s.agent ? `, pid ${s.agent.pid}, ${s.agent.rssMb} MB RSS\n` : '\n') +
+          (s.reachability ? reachLine(s.reachability) : '') +
           `peers    ${s.peers.online} online, ${s.peers.suspect} suspect, ${s.peers.down} down\n` +
           `listen   ${s.addrs.join('\n         ') || '-'}\n` +
           `door     ${s.door?.join('\n         ') || 'off (this node admits nobody; mesh.door in config.yaml)'}\n`,

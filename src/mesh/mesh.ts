@@ -28,10 +28,10 @@ import { repairGossipStreams } from './gossip-repair.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
 import { MembershipSync } from './membership-sync.ts';
+import { NatTraversal } from './nat.ts';
 import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
 import { type NodeStatus, nodeStatus } from './node-status.ts';
 import { type ConnectionPath, PeerDirectory, type PeerView, type PingResult } from './peer-directory.ts';
-import { keepReservations } from './reservations.ts';
 import { rotationActions } from './rotation-actions.ts';
 import { SwarmKeySwitch } from './swarm-key.ts';
 import { SwarmRotation } from './swarm-rotation.ts';
@@ -63,6 +63,7 @@ interface Running {
   connector: Connector;
   gossip: TelemetryGossip;
   sync: MembershipSync;
+  nat: NatTraversal;
 }
 
 /** The mesh service. */
@@ -183,7 +184,13 @@ export class Mesh implements Startable {
       logger,
       acceptTelemetry: (from, data) => gossip.accept(from, data),
     });
-    const running: Running = { node, directory, connector, gossip, sync };
+    const nat = new NatTraversal(config.mesh, {
+      node,
+      membership,
+      logger,
+      nameOf: (id) => membership.get(id)?.name ?? id,
+    });
+    const running: Running = { node, directory, connector, gossip, sync, nat };
     this.#running = running;
 
     await node.handle(MEMBERS_PROTOCOL, (stream, conn) => sync.serve(stream, conn), {
@@ -221,6 +228,7 @@ export class Mesh implements Startable {
     });
 
     await node.start();
+    await nat.start();
     await this.#door.start();
     await this.rotation.start({ node, telemetry, connector, announce: () => this.publishTelemetry() });
     await connector.seedPeerStore();
@@ -240,11 +248,8 @@ export class Mesh implements Startable {
     // No ping loop of our own: libp2p's connection monitor already pings every connection (every
     // CONNECTION_PING_MS; it aborts one that stops answering) and keeps the RTT on the
     // connection. A second loop doubled the ping streams, which are O(members) per agent.
-    if (config.mesh.reservations > 0) {
-      this.#every(CONNECT_INTERVAL_MS, () =>
-        keepReservations(node, membership, config.mesh.reservations, logger),
-      );
-    }
+    // Relay reservations, held while this node is behind NAT (found out by dial-backs, or said).
+    this.#every(CONNECT_INTERVAL_MS, () => nat.tick());
     void connector.connectAll();
     logger.info(
       { peerId: self, addrs: node.getMultiaddrs().map((a) => a.toString()), network: keys.network.networkId },
@@ -261,6 +266,7 @@ export class Mesh implements Startable {
     this.rotation.stop();
     if (!running) return;
     running.gossip.stop();
+    running.nat.stop();
     running.directory.saveLastSeen();
     running.connector.stop();
     await running.node.stop();
@@ -288,6 +294,9 @@ export class Mesh implements Startable {
     if (!this.membership.isMember(id)) return;
     directory.seen(id);
     connector.connected(id);
+    // A second connection to the same member (a dial-back, a punched path beside a relayed one)
+    // brings nothing new to swap or measure.
+    if (this.libp2p.getConnections(conn.remotePeer).length > 1) return;
     void sync
       .syncWith(conn.remotePeer)
       .then(() => this.membership.inSync())
@@ -341,6 +350,7 @@ export class Mesh implements Startable {
         addrs: this.libp2p.getMultiaddrs().map((a) => a.toString()),
         door: this.#door.addrs(),
         admin: Boolean(this.#init.keys.admin),
+        reachability: this.#started().nat.view(),
       },
       peers,
     );

@@ -59,7 +59,7 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  test('the gateways drop inbound connections', () => {
+  test('the gateways drop inbound connections', async () => {
     const connects = (ns: string, ip: string, port: number) =>
       new Promise<boolean>((resolve) =>
         execFile(
@@ -68,7 +68,7 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
           (err) => resolve(!err),
         ),
       );
-    return Promise.all([
+    await Promise.all([
       connects(topo.pub, topo.natAIp, 7502).then((ok) => assert.equal(ok, false, 'relay → a')),
       connects(topo.natB, topo.natAIp, 7502).then((ok) => assert.equal(ok, false, 'b → a')),
       connects(topo.natA, topo.pubIp, 7501).then((ok) => assert.equal(ok, true, 'a → relay')),
@@ -114,7 +114,7 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
 
   test('each side says why it believes it is behind NAT; the relay says it is public', async () => {
     for (const n of [a, b]) {
-      const s = await waitFor(
+      const s = (await waitFor(
         async () => {
           const st = await n.json<{ reachability?: Reach }>(['status']);
           return st.reachability?.status === 'behind-nat' ? st : false;
@@ -122,10 +122,10 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
         30_000,
         `${n.name} to find out it is behind NAT`,
         500,
-      );
+      )) as { reachability?: Reach };
       assert.match(s.reachability?.reason ?? '', /dial-backs? failed/);
     }
-    const r = await waitFor(
+    const r = (await waitFor(
       async () => {
         const st = await relay.json<{ reachability?: Reach }>(['status']);
         return st.reachability?.status === 'public' ? st : false;
@@ -133,7 +133,7 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
       30_000,
       'the relay to find out it is public',
       500,
-    );
+    )) as { reachability?: Reach };
     assert.match(r.reachability?.reason ?? '', /dial-backs? succeeded/);
     const text = await a.run(['status']);
     assert.match(text.stdout, /reach\s+behind NAT/);

@@ -1,0 +1,97 @@
+/**
+ * NAT traversal, as one part of the mesh (issue 14; docs/mesh.md, NAT): answers dial-backs
+ * (dialback.ts), decides this node's reachability (reachability.ts), and, when it is behind NAT
+ * (found out, or said by the config), holds relay reservations (reservations.ts) so that every
+ * member can reach it through a relay, while trying to replace relayed links by direct ones.
+ */
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../logging/index.ts';
+import { NAT_RESERVATIONS } from './constants.ts';
+import { DialbackService } from './dialback.ts';
+import type { Membership } from './membership.ts';
+import type { PlexusLibp2p } from './node.ts';
+import { Reachability, type ReachabilityInit, type ReachabilityView } from './reachability.ts';
+import { currentRelays, keepReservations } from './reservations.ts';
+
+/** What `plexus status` shows of NAT traversal. */
+export interface NatView extends ReachabilityView {
+  /** Relays this node holds a reservation on (peer ids), and how many it wants. */
+  relays: string[];
+  reservationsWanted: number;
+}
+
+/** What NAT traversal uses. */
+export interface NatComponents {
+  node: PlexusLibp2p;
+  membership: Membership;
+  logger: Logger;
+  nameOf(peerId: string): string;
+}
+
+/** The override the config makes, if any: `mesh.reservations` (older configs) or `mesh.reachability`. */
+export function reachOverride(mesh: Config['mesh']): ReachabilityInit['override'] {
+  if (mesh.reservations > 0)
+    return {
+      status: 'behind-nat',
+      reason: `override: mesh.reservations: ${mesh.reservations} in config.yaml`,
+    };
+  if (mesh.reachability === 'behind-nat')
+    return { status: 'behind-nat', reason: 'override: --behind-nat (mesh.reachability: behind-nat)' };
+  if (mesh.reachability === 'public')
+    return { status: 'public', reason: 'override: mesh.reachability: public in config.yaml' };
+  return undefined;
+}
+
+/** Dial-backs, reachability and relay reservations. */
+export class NatTraversal {
+  readonly reachability: Reachability;
+  readonly #c: NatComponents;
+  readonly #mesh: Config['mesh'];
+  readonly #dialback: DialbackService;
+  #keeping: Promise<void> | undefined;
+
+  constructor(mesh: Config['mesh'], components: NatComponents) {
+    this.#c = components;
+    this.#mesh = mesh;
+    this.#dialback = new DialbackService(components);
+    this.reachability = new Reachability({ override: reachOverride(mesh) }, components);
+  }
+
+  /** Serves dial-backs and starts watching reachability. */
+  async start(): Promise<void> {
+    await this.#dialback.start();
+    this.reachability.on('change', () => void this.tick());
+    this.reachability.start();
+  }
+
+  /** Stops the reachability timer. */
+  stop(): void {
+    this.reachability.stop();
+  }
+
+  /** Relay reservations wanted now: the configured count, 2 behind NAT, else none. */
+  get reservationsWanted(): number {
+    if (this.#mesh.reservations > 0) return this.#mesh.reservations;
+    return this.reachability.view.status === 'behind-nat' ? NAT_RESERVATIONS : 0;
+  }
+
+  /** One pass of the reservation keeper (the mesh runs it every few seconds; cheap when not behind NAT). */
+  tick(): Promise<void> {
+    const wanted = this.reservationsWanted;
+    if (wanted === 0) return Promise.resolve();
+    const { node, membership, logger } = this.#c;
+    this.#keeping ??= keepReservations(node, membership, wanted, logger).finally(() => {
+      this.#keeping = undefined;
+    });
+    return this.#keeping;
+  }
+
+  /** For `plexus status`. */
+  view(): NatView {
+    return {
+      ...this.reachability.view,
+      relays: [...currentRelays(this.#c.node)],
+      reservationsWanted: this.reservationsWanted,
+    };
+  }
+}
