@@ -138,3 +138,14 @@ export const REACH_RETRY_MS = 30_000;
 export const REACH_RECHECK_MS = 15 * 60_000;
 /** Relay reservations a node behind NAT holds when the config does not say (two: one may die). */
 export const NAT_RESERVATIONS = 2;
+
+/** Hole punching between two nodes behind NAT (punch.ts), coordinated over their relayed link. */
+export const PUNCH_PROTOCOL = '/plexus/punch/1.0.0';
+export const MAX_PUNCH_FRAME_BYTES = 512;
+/** How long both simultaneous dials of one punch may take (SYNs are retransmitted after 1 s, 3 s). */
+export const PUNCH_DIAL_TIMEOUT_MS = 6_000;
+/** Between punch attempts to one member: the first soon, then doubling up to the cap. */
+export const PUNCH_FIRST_MS = 2_000;
+export const PUNCH_MAX_BACKOFF_MS = 10 * 60_000;
+/** A member may ask this node to punch at most once per PUNCH_ANSWER_MS. */
+export const PUNCH_ANSWER_MS = 10_000;

@@ -188,7 +188,9 @@ export class Mesh implements Startable {
       node,
       membership,
       logger,
+      telemetry,
       nameOf: (id) => membership.get(id)?.name ?? id,
+      punched: (conn) => directory.punched(conn),
     });
     const running: Running = { node, directory, connector, gossip, sync, nat };
     this.#running = running;

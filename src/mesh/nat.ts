@@ -4,14 +4,17 @@
  * (found out, or said by the config), holds relay reservations (reservations.ts) so that every
  * member can reach it through a relay, while trying to replace relayed links by direct ones.
  */
+import type { Connection } from '@libp2p/interface';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../logging/index.ts';
 import { NAT_RESERVATIONS } from './constants.ts';
 import { DialbackService } from './dialback.ts';
 import type { Membership } from './membership.ts';
 import type { PlexusLibp2p } from './node.ts';
+import { HolePuncher, type PunchResult } from './punch.ts';
 import { Reachability, type ReachabilityInit, type ReachabilityView } from './reachability.ts';
 import { currentRelays, keepReservations } from './reservations.ts';
+import type { TelemetryBus } from './telemetry.ts';
 
 /** What `plexus status` shows of NAT traversal. */
 export interface NatView extends ReachabilityView {
@@ -25,7 +28,10 @@ export interface NatComponents {
   node: PlexusLibp2p;
   membership: Membership;
   logger: Logger;
+  telemetry: TelemetryBus;
   nameOf(peerId: string): string;
+  /** A direct connection a hole punch made (`peers` shows it as `punched`). */
+  punched(conn: Connection): void;
 }
 
 /** The override the config makes, if any: `mesh.reservations` (older configs) or `mesh.reachability`. */
@@ -48,6 +54,7 @@ export class NatTraversal {
   readonly #c: NatComponents;
   readonly #mesh: Config['mesh'];
   readonly #dialback: DialbackService;
+  readonly #puncher: HolePuncher;
   #keeping: Promise<void> | undefined;
 
   constructor(mesh: Config['mesh'], components: NatComponents) {
@@ -55,11 +62,24 @@ export class NatTraversal {
     this.#mesh = mesh;
     this.#dialback = new DialbackService(components);
     this.reachability = new Reachability({ override: reachOverride(mesh) }, components);
+    const reach = this.reachability;
+    this.#puncher = new HolePuncher({
+      ...components,
+      behindNat: () => reach.view.status === 'behind-nat',
+      ownObservedIp: () => reach.view.observed[0]?.split('/')[2],
+    });
   }
 
   /** Serves dial-backs and starts watching reachability. */
   async start(): Promise<void> {
     await this.#dialback.start();
+    await this.#puncher.start();
+    // Members learn from this node's record whether it is behind NAT and where it is seen from:
+    // a punch dials nothing else.
+    this.#c.telemetry.addProvider(() => {
+      const v = this.reachability.view;
+      return { nat: { status: v.status, observed: v.observed.slice(0, 4) } };
+    });
     this.reachability.on('change', () => void this.tick());
     this.reachability.start();
   }
@@ -77,6 +97,7 @@ export class NatTraversal {
 
   /** One pass of the reservation keeper (the mesh runs it every few seconds; cheap when not behind NAT). */
   tick(): Promise<void> {
+    this.#puncher.tick();
     const wanted = this.reservationsWanted;
     if (wanted === 0) return Promise.resolve();
     const { node, membership, logger } = this.#c;
@@ -84,6 +105,11 @@ export class NatTraversal {
       this.#keeping = undefined;
     });
     return this.#keeping;
+  }
+
+  /** Tries a hole punch to a member now (`plexus ping --until-direct`). */
+  punch(peerId: string): Promise<PunchResult> {
+    return this.#puncher.punch(peerId);
   }
 
   /** For `plexus status`. */

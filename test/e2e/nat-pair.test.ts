@@ -138,4 +138,30 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
     const text = await a.run(['status']);
     assert.match(text.stdout, /reach\s+behind NAT/);
   });
+
+  test('a hole punch through both NATs replaces the relayed link', async () => {
+    const t0 = Date.now();
+    await waitFor(
+      async () =>
+        (await a.json<{ name: string; connection: string }[]>(['peers'])).find((p) => p.name === 'b')
+          ?.connection === 'punched',
+      40_000,
+      'a to see b over a punched path',
+      500,
+    ).catch((err) => {
+      for (const n of [a, b])
+        console.log(
+          n
+            .output()
+            .split('\n')
+            .filter((l) => /punch|reachab/.test(l))
+            .slice(-8)
+            .join('\n'),
+        );
+      throw err;
+    });
+    console.log(`# punched ${Date.now() - t0} ms after the check began`);
+    const onB = await b.json<{ name: string; connection: string }[]>(['peers']);
+    assert.equal(onB.find((p) => p.name === 'a')?.connection, 'punched');
+  });
 });

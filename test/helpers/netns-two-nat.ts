@@ -6,7 +6,8 @@
  *
  * Each gateway masquerades what its LAN sends out (new outbound connections to anywhere are
  * allowed, as at home or in a cloud VPC) and drops every inbound connection it did not see go
- * out first. Linux conntrack keeps the source port when it can, so TCP simultaneous open through
+ * out first, including those to its own address (unless `dropUnsolicited: false`: then it
+ * answers them with a reset, as a Linux host with no firewall does). Linux conntrack keeps the source port when it can, so TCP simultaneous open through
  * both gateways is possible in principle. Needs what netns.ts needs (root, iproute2, iptables);
  * traffic stays inside the namespaces made here, and `destroy()` removes them.
  */
@@ -34,7 +35,7 @@ function sh(args: string[]): void {
 }
 
 /** Creates the namespaces, the bridge, both gateways and their masquerading rules. */
-export function createTwoNatTopology(): TwoNatTopology {
+export function createTwoNatTopology(opts: { dropUnsolicited?: boolean } = {}): TwoNatTopology {
   const id = randomBytes(2).toString('hex');
   const p = `px6${id}`;
   const [pub, gwA, gwB, natA, natB] = ['pub', 'ga', 'gb', 'na', 'nb'].map((s) => `${p}${s}`);
@@ -77,6 +78,14 @@ export function createTwoNatTopology(): TwoNatTopology {
       ipt('-P', 'FORWARD', 'DROP');
       ipt('-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
       ipt('-A', 'FORWARD', '-i', inner, '-o', down, '-j', 'ACCEPT');
+      // Like a router's own firewall, the gateway drops unsolicited connections to its own
+      // address instead of answering them with a reset. Without this, the first SYN of a hole
+      // punch (sent before the other side's SYN opened the way) is reset by the far gateway
+      // and the punch fails with ECONNREFUSED; tested, see docs/mesh.md.
+      if (opts.dropUnsolicited !== false) {
+        ipt('-A', 'INPUT', '-i', down, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+        ipt('-A', 'INPUT', '-i', down, '-j', 'DROP');
+      }
     };
     gateway(gwA, natA, 'a', ip(1, 254), 2);
     gateway(gwB, natB, 'b', ip(1, 253), 3);
