@@ -1,7 +1,7 @@
 /** `plexus status`, `peers`, `ping`, `revoke`: the mesh as the local agent sees it. */
 import type { Command } from 'commander';
 import { agentOf, wantsJson } from './context.ts';
-import { UsageError } from './errors.ts';
+import { CliError, UsageError } from './errors.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
 import { refuseRemoteRotation, rotateAndReport } from './swarm-key.ts';
 import { appsCell, diskCell, memCell, pctCell, type RecordFigures } from './telemetry-format.ts';
@@ -46,6 +46,44 @@ interface Peer {
   rttMs: number | null;
   lastSeen: number | null;
   telemetry?: Record<string, unknown>;
+}
+
+/** One reply of `ping --until-direct`, and its outcome. */
+interface PathPing {
+  seq: number;
+  ms: number | null;
+  path: string;
+  via: string;
+}
+
+/** `plexus ping NODE --until-direct`: a line per ping with its path; exit 1 if never direct. */
+async function pingUntilDirect(cmd: Command, node: string, timeout: string): Promise<void> {
+  const timeoutS = Number(timeout);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 600)
+    throw new UsageError('--timeout must be 1..600 seconds');
+  const json = wantsJson(cmd);
+  const viaText = (p: { path: string; via: string }) =>
+    p.path === 'relayed' ? `relay ${p.via}` : `${p.via}${p.path === 'punched' ? ' (punched)' : ''}`;
+  const result = (await agentOf(cmd).call(
+    'mesh.ping',
+    { node, untilDirect: true, timeoutS },
+    {
+      onData: (d) => {
+        const p = d as PathPing;
+        if (json) return;
+        process.stdout.write(
+          p.ms === null
+            ? `no answer from ${node} (seq=${p.seq}); path ${viaText(p)}\n`
+            : `pong from ${node} via ${viaText(p)} in ${p.ms} ms\n`,
+        );
+      },
+    },
+  )) as { direct: boolean; path: string; via: string; punch?: { ok: boolean; detail: string } };
+  if (json) printJson(result);
+  if (!result.direct) {
+    const why = result.punch && !result.punch.ok ? `; hole punch: ${result.punch.detail}` : '';
+    throw new CliError(`direct connection not established within ${timeoutS} s (path: ${result.path}${why})`);
+  }
 }
 
 /** Registers the mesh verbs. */
@@ -134,8 +172,11 @@ export function registerMesh(program: Command): void {
     .description('measure round-trip time to a node over the mesh')
     .argument('<node>', 'node name')
     .option('-c, --count <n>', 'number of pings', '3')
+    .option('--until-direct', 'ping every second until the path is direct (starts a hole punch if relayed)')
+    .option('--timeout <seconds>', 'how long --until-direct waits', '30')
     .option('--json', 'print JSON')
     .action(async (node: string, opts, cmd: Command) => {
+      if (opts.untilDirect) return pingUntilDirect(cmd, node, opts.timeout);
       const count = Number(opts.count);
       if (!Number.isInteger(count) || count < 1 || count > 1000)
         throw new UsageError('--count must be 1..1000');

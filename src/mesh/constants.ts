@@ -125,7 +125,7 @@ export const DIALBACK_REFILL_MS = 60_000;
 /** Dial-backs this node runs at once for all askers; more are refused (BUSY), not queued. */
 export const MAX_DIALBACKS_IN_FLIGHT = 4;
 /** How long one dial-back dial may take: a dropped SYN is what NAT looks like, so not long. */
-export const DIALBACK_DIAL_TIMEOUT_MS = 4_000;
+export const DIALBACK_DIAL_TIMEOUT_MS = 3_000;
 /** Members asked per check: one success says dialable; all failing says behind NAT. */
 export const DIALBACK_ASK = 3;
 /**

@@ -14,7 +14,7 @@ import type { Startable } from '../core/lifecycle.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Db } from '../store/index.ts';
 import { meshActions } from './actions.ts';
-import { Connector } from './connector.ts';
+import { addressHints, Connector } from './connector.ts';
 import {
   CONNECT_INTERVAL_MS,
   MEMBERS_PROTOCOL,
@@ -32,6 +32,7 @@ import { NatTraversal } from './nat.ts';
 import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
 import { type NodeStatus, nodeStatus } from './node-status.ts';
 import { type ConnectionPath, PeerDirectory, type PeerView, type PingResult } from './peer-directory.ts';
+import { type PathPing, pingUntilDirect } from './ping-direct.ts';
 import { rotationActions } from './rotation-actions.ts';
 import { SwarmKeySwitch } from './swarm-key.ts';
 import { SwarmRotation } from './swarm-rotation.ts';
@@ -109,7 +110,7 @@ export class Mesh implements Startable {
         logger: components.logger,
         publishAdmission: (adm) => this.#running?.sync.publish({ type: 'admission', admission: adm }),
         swarmKey: (peer) => this.rotation.grant(peer),
-        addressHints: () => this.#addressHints(),
+        addressHints: () => addressHints(this.#running?.node, this.membership),
       },
     );
     this.actions = [...meshActions(this, init.keys), ...rotationActions(this)];
@@ -191,6 +192,7 @@ export class Mesh implements Startable {
       telemetry,
       nameOf: (id) => membership.get(id)?.name ?? id,
       punched: (conn) => directory.punched(conn),
+      announce: () => this.publishTelemetry(),
     });
     const running: Running = { node, directory, connector, gossip, sync, nat };
     this.#running = running;
@@ -247,9 +249,8 @@ export class Mesh implements Startable {
     this.#every(CONNECT_INTERVAL_MS, () => repairGossipStreams(node, logger));
     this.#every(this.intervalMs, () => this.publishTelemetry());
     this.#every(SYNC_INTERVAL_MS, () => sync.syncRandom());
-    // No ping loop of our own: libp2p's connection monitor already pings every connection (every
-    // CONNECTION_PING_MS; it aborts one that stops answering) and keeps the RTT on the
-    // connection. A second loop doubled the ping streams, which are O(members) per agent.
+    // No ping loop of our own: libp2p's connection monitor pings every connection (it aborts one
+    // that stops answering) and keeps its RTT; a second loop doubled the O(members) ping streams.
     // Relay reservations, held while this node is behind NAT (found out by dial-backs, or said).
     this.#every(CONNECT_INTERVAL_MS, () => nat.tick());
     void connector.connectAll();
@@ -339,6 +340,18 @@ export class Mesh implements Startable {
     return this.#started().directory.ping(nameOrPeer, count, onReply, signal);
   }
 
+  /** Pings a node every second until the path is direct (punching if relayed), or `timeoutMs`. */
+  pingUntilDirect(
+    nameOrPeer: string,
+    timeoutMs: number,
+    onReply: (p: PathPing) => Promise<void>,
+    signal: AbortSignal,
+  ) {
+    const { node, directory, nat } = this.#started();
+    const c = { node, membership: this.membership, connectionTo: (id: string) => directory.connectionTo(id) };
+    return pingUntilDirect({ ...c, punch: (id) => nat.punch(id) }, nameOrPeer, timeoutMs, onReply, signal);
+  }
+
   /** Status of this node. */
   status(): NodeStatus {
     const peers = this.peers();
@@ -368,24 +381,6 @@ export class Mesh implements Startable {
   /** Recently refused or dropped claims to a name or a token use, for `plexus peers`. */
   conflicts(): ReturnType<Membership['conflicts']> {
     return this.membership.conflicts();
-  }
-
-  /**
-   * Where each member listens, handed to a joiner so that its agent can dial every member at
-   * once instead of discovering them one by one. Unsigned hints: a wrong one costs a failed dial.
-   */
-  #addressHints(): Record<string, string[]> {
-    const node = this.#running?.node;
-    const hints: Record<string, string[]> = {};
-    if (node)
-      hints[node.peerId.toString()] = node
-        .getMultiaddrs()
-        .map((a) => a.toString())
-        .slice(0, 16);
-    for (const m of this.membership.list()) {
-      if (m.addrs.length && !hints[m.peerId]) hints[m.peerId] = m.addrs.slice(0, 16);
-    }
-    return hints;
   }
 
   /** Spreads a signed revocation (already merged locally). */

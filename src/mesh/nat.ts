@@ -32,6 +32,8 @@ export interface NatComponents {
   nameOf(peerId: string): string;
   /** A direct connection a hole punch made (`peers` shows it as `punched`). */
   punched(conn: Connection): void;
+  /** Publishes this node's telemetry record now (its addresses or reachability changed). */
+  announce(): Promise<void>;
 }
 
 /** The override the config makes, if any: `mesh.reservations` (older configs) or `mesh.reachability`. */
@@ -80,7 +82,24 @@ export class NatTraversal {
       const v = this.reachability.view;
       return { nat: { status: v.status, observed: v.observed.slice(0, 4) } };
     });
-    this.reachability.on('change', () => void this.tick());
+    // A new relay address or reachability is news for members: a node behind NAT is reached
+    // through the addresses in its record, and waiting for the next one cost up to 5 s.
+    let soon: NodeJS.Timeout | undefined;
+    const announce = () => {
+      clearTimeout(soon);
+      soon = setTimeout(() => void this.#c.announce().catch(() => {}), 300);
+    };
+    const addrs = () => this.#c.node.getMultiaddrs().join(' ');
+    let last = addrs();
+    this.#c.node.addEventListener('self:peer:update', () => {
+      if (addrs() === last) return;
+      last = addrs();
+      announce();
+    });
+    this.reachability.on('change', () => {
+      announce();
+      void this.tick();
+    });
     this.reachability.start();
   }
 

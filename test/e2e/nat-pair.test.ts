@@ -139,29 +139,33 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
     assert.match(text.stdout, /reach\s+behind NAT/);
   });
 
-  test('a hole punch through both NATs replaces the relayed link', async () => {
+  test('ping --until-direct gets a punched path through both NATs; peers shows it on both sides', async () => {
     const t0 = Date.now();
-    await waitFor(
-      async () =>
-        (await a.json<{ name: string; connection: string }[]>(['peers'])).find((p) => p.name === 'b')
-          ?.connection === 'punched',
-      40_000,
-      'a to see b over a punched path',
-      500,
-    ).catch((err) => {
+    const r = await a.run(['ping', 'b', '--until-direct', '--timeout', '40'], { timeoutMs: 60_000 });
+    const lines = r.stdout.trim().split('\n');
+    console.log(`# ping --until-direct: ${Date.now() - t0} ms\n${lines.map((l) => `#   ${l}`).join('\n')}`);
+    if (r.code !== 0)
       for (const n of [a, b])
         console.log(
           n
             .output()
             .split('\n')
-            .filter((l) => /punch|reachab/.test(l))
-            .slice(-8)
+            .filter((l) => /punch/.test(l))
+            .slice(-6)
             .join('\n'),
         );
-      throw err;
-    });
-    console.log(`# punched ${Date.now() - t0} ms after the check began`);
-    const onB = await b.json<{ name: string; connection: string }[]>(['peers']);
-    assert.equal(onB.find((p) => p.name === 'a')?.connection, 'punched');
+    assert.equal(r.code, 0, r.stderr);
+    // The last reply went over the direct path, from b's gateway's address.
+    assert.match(
+      lines.at(-1) ?? '',
+      new RegExp(
+        `^pong from b via /ip4/${topo.gwBIp.replaceAll('.', '\\.')}/tcp/\\d+ \\(punched\\) in [\\d.]+ ms$`,
+      ),
+    );
+    const path = async (n: NsNode, peer: string) =>
+      (await n.json<{ name: string; connection: string }[]>(['peers'])).find((p) => p.name === peer)
+        ?.connection;
+    assert.equal(await path(a, 'b'), 'punched');
+    assert.equal(await path(b, 'a'), 'punched');
   });
 });
