@@ -148,8 +148,11 @@ export class DialbackService {
         force: true,
         signal: AbortSignal.timeout(DIALBACK_DIAL_TIMEOUT_MS),
       });
-      const ok =
-        conn.remotePeer.equals(peerIdFromString(asker)) && observedEndpoint(conn.remoteAddr) !== undefined;
+      // libp2p joins a dial to a peer that is already being dialled: only a connection to the
+      // very address asked for proves anything, and only that one is ours to close.
+      const e = observedEndpoint(conn.remoteAddr);
+      if (e?.ip !== ip || e.port !== port) return false;
+      const ok = conn.remotePeer.equals(peerIdFromString(asker));
       await conn.close().catch(() => conn.abort(new Error('closing a dial-back')));
       return ok;
     } catch {
