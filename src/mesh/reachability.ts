@@ -59,7 +59,6 @@ export class Reachability extends EventEmitter<{ change: [ReachabilityView] }> {
   #running: Promise<void> | undefined;
   #lastStart = 0;
   #stopped = false;
-  #ports = '';
 
   constructor(init: ReachabilityInit, components: ReachabilityComponents) {
     super();
@@ -86,13 +85,18 @@ export class Reachability extends EventEmitter<{ change: [ReachabilityView] }> {
       if (this.#view.checkedAt === null || this.#view.status === 'unknown')
         this.#schedule(REACH_FIRST_CHECK_MS);
     });
+    // Its own addresses changed (a new interface address, a new port; not a relay reservation).
+    const direct = () =>
+      node
+        .getMultiaddrs()
+        .filter((a) => observedEndpoint(a))
+        .join(' ');
+    let last = direct();
     node.addEventListener('self:peer:update', () => {
-      const ports = this.#listenPorts().join(',');
-      if (ports === this.#ports) return;
-      this.#ports = ports;
+      if (direct() === last) return;
+      last = direct();
       if (this.#view.checkedAt !== null) this.#schedule(REACH_FIRST_CHECK_MS);
     });
-    this.#ports = this.#listenPorts().join(',');
   }
 
   /** Stops the timer. */
