@@ -161,9 +161,9 @@ export class HolePuncher {
     }
     for (const [id, conns] of byPeer) {
       if (!conns.every(isRelayed) || this.#busy.has(id)) continue;
-      // When both are behind NAT only one side starts: the smaller peer id.
-      const theirs = this.#c.telemetry.latest(id)?.nat?.status;
-      if (theirs === 'behind-nat' && self > id) continue;
+      // Only between two nodes behind NAT (a dialable one is dialled directly: reservations.ts),
+      // and only one side starts: the smaller peer id.
+      if (this.#c.telemetry.latest(id)?.nat?.status !== 'behind-nat' || self > id) continue;
       const b = this.#backoff.get(id) ?? { failures: 0, nextAt: now + PUNCH_FIRST_MS };
       this.#backoff.set(id, b);
       if (b.nextAt > now) continue;
