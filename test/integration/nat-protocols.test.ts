@@ -6,7 +6,6 @@
  * bounded size; a punch dials only what the member itself published.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Connection, Stream } from '@libp2p/interface';
@@ -16,14 +15,12 @@ import { DIALBACK_PROTOCOL, MAX_DIALBACK_FRAME_BYTES, PUNCH_PROTOCOL } from '../
 import { askDialback, DialbackService } from '../../src/mesh/dialback.ts';
 import { createGater } from '../../src/mesh/gater.ts';
 import { jsonChannel } from '../../src/mesh/json-stream.ts';
-import { generateNodeIdentity } from '../../src/mesh/keys.ts';
 import type { Membership } from '../../src/mesh/membership.ts';
-import { createNode, type PlexusLibp2p } from '../../src/mesh/node.ts';
+import type { PlexusLibp2p } from '../../src/mesh/node.ts';
 import { HolePuncher } from '../../src/mesh/punch.ts';
-import { SwarmKeySwitch } from '../../src/mesh/swarm-key.ts';
 import type { TelemetryBus } from '../../src/mesh/telemetry.ts';
+import { loopbackNode } from '../helpers/libp2p-nodes.ts';
 
-const swarmKey = new SwarmKeySwitch(randomBytes(32), 0);
 const logger = pino({ level: 'silent' });
 const members = new Set<string>();
 const membership = {
@@ -31,20 +28,7 @@ const membership = {
   isRevoked: () => false,
 } as unknown as Membership;
 
-async function node(): Promise<PlexusLibp2p> {
-  const n = await createNode({
-    nodeKey: generateNodeIdentity().protobuf,
-    protector: swarmKey.protector(),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    announce: [],
-    relayServer: false,
-    reservations: 0,
-    gater: createGater(membership),
-    agentVersion: 'test',
-  });
-  await n.start();
-  return n;
-}
+const node = () => loopbackNode(createGater(membership));
 
 /** A TCP listener that counts the connections it gets (a third party that must not be dialled). */
 function spy(host: string): Promise<{ server: Server; port: number; hits: () => number }> {
