@@ -24,6 +24,32 @@ interface Reach {
   reason: string;
 }
 
+/** A relay on the public LAN and a node behind each NAT, both joined with a plain `join`, started. */
+async function twoNatMesh(
+  topo: TwoNatTopology,
+  root: string,
+  base: number,
+  /** Each node is added here as soon as it exists, so that `after` stops it if setup fails. */
+  nodes: NsNode[],
+): Promise<{ relay: NsNode; a: NsNode; b: NsNode }> {
+  const relay = await nsNode(topo.pub, root, 'relay', topo.pubIp, base + 1, base + 11);
+  const a = await nsNode(topo.natA, root, 'a', topo.natAIp, base + 2, base + 12);
+  const b = await nsNode(topo.natB, root, 'b', topo.natBIp, base + 3, base + 13);
+  nodes.push(relay, a, b);
+  await relay.setup(['init']);
+  await relay.start();
+  const tok = await relay.run(['token', 'create', '--ttl', '10m', '--uses', '2']);
+  assert.equal(tok.code, 0, tok.stderr);
+  // No flag: what a new user types.
+  await a.setup(['join', tok.stdout.trim()]);
+  await b.setup(['join', tok.stdout.trim()]);
+  await Promise.all([a.start(), b.start()]);
+  return { relay, a, b };
+}
+
+const pathTo = async (n: NsNode, peer: string) =>
+  (await n.json<{ name: string; connection: string }[]>(['peers'])).find((p) => p.name === peer)?.connection;
+
 describe('two nodes behind two different NATs, plain join', { skip, timeout: 300_000 }, () => {
   let topo: TwoNatTopology;
   let root: string;
@@ -49,18 +75,7 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
   before(async () => {
     topo = createTwoNatTopology();
     root = mkdtempSync(join(tmpdir(), 'plexus-nat-pair-'));
-    relay = await nsNode(topo.pub, root, 'relay', topo.pubIp, 7501, 7511);
-    a = await nsNode(topo.natA, root, 'a', topo.natAIp, 7502, 7512);
-    b = await nsNode(topo.natB, root, 'b', topo.natBIp, 7503, 7513);
-    nodes.push(relay, a, b);
-    await relay.setup(['init']);
-    await relay.start();
-    const tok = await relay.run(['token', 'create', '--ttl', '10m', '--uses', '2']);
-    assert.equal(tok.code, 0, tok.stderr);
-    // No flag: what a new user types.
-    await a.setup(['join', tok.stdout.trim()]);
-    await b.setup(['join', tok.stdout.trim()]);
-    await Promise.all([a.start(), b.start()]);
+    ({ relay, a, b } = await twoNatMesh(topo, root, 7500, nodes));
     startedAt = Date.now();
   });
 
@@ -181,5 +196,44 @@ describe('two nodes behind two different NATs, plain join', { skip, timeout: 300
     console.log(
       `# echo through a → b over the punched path: ${Date.now() - t0} ms (3 round trips + process start)`,
     );
+  });
+});
+
+describe('two NATs whose gateways reset unsolicited SYNs: the punch is tried and fails', {
+  skip,
+  timeout: 300_000,
+}, () => {
+  let topo: TwoNatTopology;
+  let root: string;
+  const nodes: NsNode[] = [];
+  let a: NsNode;
+
+  before(async () => {
+    topo = createTwoNatTopology({ dropUnsolicited: false });
+    root = mkdtempSync(join(tmpdir(), 'plexus-nat-pair-rst-'));
+    a = (await twoNatMesh(topo, root, 7600, nodes)).a;
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    topo?.destroy();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  test('ping --until-direct gets replies over the relay, says the punch failed, and exits 1', async () => {
+    await waitFor(
+      async () => (await pathTo(a, 'b')) === 'relayed',
+      30_000,
+      'a to reach b through the relay',
+      500,
+    );
+    const r = await a.run(['ping', 'b', '--until-direct', '--timeout', '6'], { timeoutMs: 30_000 });
+    console.log(`# ${r.stdout.trim().split('\n').join('\n# ')}\n# ${r.stderr.trim()}`);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^pong from b via relay relay in [\d.]+ ms$/m);
+    assert.match(
+      r.stderr,
+      /direct connection not established within 6 s \(path: relayed; hole punch: .*ECONNREFUSED/,
+    );
+    assert.equal(await pathTo(a, 'b'), 'relayed');
   });
 });
