@@ -127,7 +127,9 @@ export class NatTraversal {
   }
 
   /** Tries a hole punch to a member now (`plexus ping --until-direct`). */
-  punch(peerId: string): Promise<PunchResult> {
+  async punch(peerId: string): Promise<PunchResult> {
+    // A punch needs this node's outside address: find it out now if no dial-back told it yet.
+    if (this.reachability.view.observed.length === 0) await this.reachability.check();
     return this.#puncher.punch(peerId);
   }
 

@@ -226,6 +226,12 @@ describe('two NATs whose gateways reset unsolicited SYNs: the punch is tried and
       'a to reach b through the relay',
       500,
     );
+    await waitFor(
+      async () => (await a.json<{ reachability?: Reach }>(['status'])).reachability?.status === 'behind-nat',
+      40_000,
+      'a to find out it is behind NAT',
+      500,
+    );
     const r = await a.run(['ping', 'b', '--until-direct', '--timeout', '6'], { timeoutMs: 30_000 });
     console.log(`# ${r.stdout.trim().split('\n').join('\n# ')}\n# ${r.stderr.trim()}`);
     assert.equal(r.code, 1);
