@@ -19,7 +19,10 @@ export function registerJoin(program: Command): void {
     )
     .option('--api <host:port>', 'HTTP API address, or off (default 127.0.0.1:7071)')
     .option('--socks <host:port|off>', 'SOCKS5 proxy address, or off (default 127.0.0.1:7072)')
-    .option('--behind-nat', 'cannot be dialled: hold two relay reservations (mesh.reservations: 2)')
+    .option(
+      '--behind-nat',
+      'cannot be dialled, whatever dial-backs say: hold two relay reservations (mesh.reachability: behind-nat)',
+    )
     .option('--tags <a,b>', 'extra tags for this node', (v: string) => v.split(',').filter(Boolean))
     .option('--json', 'print JSON')
     .action(async (token: string, opts, cmd: Command) => {
@@ -36,7 +39,7 @@ export function registerJoin(program: Command): void {
         door: opts.door,
         api: opts.api,
         socks: opts.socks,
-        reservations: opts.behindNat ? 2 : undefined,
+        behindNat: opts.behindNat === true,
         tags: opts.tags,
       });
       if (wantsJson(cmd)) return printJson(result);

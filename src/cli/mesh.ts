@@ -1,7 +1,7 @@
 /** `plexus status`, `peers`, `ping`, `revoke`: the mesh as the local agent sees it. */
 import type { Command } from 'commander';
 import { agentOf, wantsJson } from './context.ts';
-import { UsageError } from './errors.ts';
+import { CliError, UsageError } from './errors.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
 import { refuseRemoteRotation, rotateAndReport } from './swarm-key.ts';
 import { appsCell, diskCell, memCell, pctCell, type RecordFigures } from './telemetry-format.ts';
@@ -17,6 +17,17 @@ interface Status {
   admin: boolean;
   peers: { total: number; online: number; suspect: number; down: number };
   agent?: { pid: number; rssMb: number; heapUsedMb: number };
+  reachability?: { status: string; reason: string; relays: string[]; reservationsWanted: number };
+}
+
+/** `reach    behind NAT (3 of 3 dial-backs failed …); relays …4f2a, …91bc`. */
+function reachLine(r: NonNullable<Status['reachability']>): string {
+  const label = { public: 'public', 'behind-nat': 'behind NAT', unknown: 'unknown' }[r.status] ?? r.status;
+  const relays =
+    r.reservationsWanted > 0
+      ? `; relays ${r.relays.map((id) => `…${id.slice(-8)}`).join(', ') || 'none yet'} (${r.relays.length}/${r.reservationsWanted})`
+      : '';
+  return `reach    ${label} (${r.reason})${relays}\n`;
 }
 
 interface TunnelStatus {
@@ -37,6 +48,44 @@ interface Peer {
   telemetry?: Record<string, unknown>;
 }
 
+/** One reply of `ping --until-direct`, and its outcome. */
+interface PathPing {
+  seq: number;
+  ms: number | null;
+  path: string;
+  via: string;
+}
+
+/** `plexus ping NODE --until-direct`: a line per ping with its path; exit 1 if never direct. */
+async function pingUntilDirect(cmd: Command, node: string, timeout: string): Promise<void> {
+  const timeoutS = Number(timeout);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 600)
+    throw new UsageError('--timeout must be 1..600 seconds');
+  const json = wantsJson(cmd);
+  const viaText = (p: { path: string; via: string }) =>
+    p.path === 'relayed' ? `relay ${p.via}` : `${p.via}${p.path === 'punched' ? ' (punched)' : ''}`;
+  const result = (await agentOf(cmd).call(
+    'mesh.ping',
+    { node, untilDirect: true, timeoutS },
+    {
+      onData: (d) => {
+        const p = d as PathPing;
+        if (json) return;
+        process.stdout.write(
+          p.ms === null
+            ? `no answer from ${node} (seq=${p.seq}); path ${viaText(p)}\n`
+            : `pong from ${node} via ${viaText(p)} in ${p.ms} ms\n`,
+        );
+      },
+    },
+  )) as { direct: boolean; path: string; via: string; punch?: { ok: boolean; detail: string } };
+  if (json) printJson(result);
+  if (!result.direct) {
+    const why = result.punch && !result.punch.ok ? `; hole punch: ${result.punch.detail}` : '';
+    throw new CliError(`direct connection not established within ${timeoutS} s (path: ${result.path}${why})`);
+  }
+}
+
 /** Registers the mesh verbs. */
 export function registerMesh(program: Command): void {
   program
@@ -54,6 +103,7 @@ export function registerMesh(program: Command): void {
           `network  ${s.networkId}${s.admin ? ' (admin key on this node)' : ''}\n` +
           `version  ${s.version}, up ${formatDuration(s.uptimeS)}` +
           (s.agent ? `, pid ${s.agent.pid}, ${s.agent.rssMb} MB RSS\n` : '\n') +
+          (s.reachability ? reachLine(s.reachability) : '') +
           `peers    ${s.peers.online} online, ${s.peers.suspect} suspect, ${s.peers.down} down\n` +
           `listen   ${s.addrs.join('\n         ') || '-'}\n` +
           `door     ${s.door?.join('\n         ') || 'off (this node admits nobody; mesh.door in config.yaml)'}\n`,
@@ -122,8 +172,11 @@ export function registerMesh(program: Command): void {
     .description('measure round-trip time to a node over the mesh')
     .argument('<node>', 'node name')
     .option('-c, --count <n>', 'number of pings', '3')
+    .option('--until-direct', 'ping every second until the path is direct (starts a hole punch if relayed)')
+    .option('--timeout <seconds>', 'how long --until-direct waits', '30')
     .option('--json', 'print JSON')
     .action(async (node: string, opts, cmd: Command) => {
+      if (opts.untilDirect) return pingUntilDirect(cmd, node, opts.timeout);
       const count = Number(opts.count);
       if (!Number.isInteger(count) || count < 1 || count > 1000)
         throw new UsageError('--count must be 1..1000');

@@ -35,10 +35,15 @@ export const configSchema = z.strictObject({
       /** Serve circuit-relay-v2 to members when dialable. */
       relay: z.boolean().default(true),
       /**
-       * Circuit-relay reservations to hold. 0 for a dialable node; a node behind NAT holds 2
-       * so that losing one relay does not make it unreachable.
+       * Circuit-relay reservations to hold whatever reachability says (an override; 0: decided
+       * by `reachability`, and a node behind NAT holds 2, so that losing one relay is no outage).
        */
       reservations: z.number().int().min(0).max(4).default(0),
+      /**
+       * Whether this node can be dialled: `auto` (members dial it back to find out; behind NAT it
+       * holds 2 relay reservations by itself), or an override, `public` or `behind-nat`.
+       */
+      reachability: z.enum(['auto', 'public', 'behind-nat']).default('auto'),
       /**
        * The join door, where new nodes are admitted without the swarm key (docs/mesh.md): `auto`
        * (beside each mesh listen address; port 7073 when the mesh uses 7070, else any free port),

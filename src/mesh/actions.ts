@@ -7,6 +7,7 @@ import type { NodeKeys } from './keys.ts';
 import type { Conflict, Member, Membership } from './membership.ts';
 import type { NodeStatus } from './node-status.ts';
 import type { PeerView, PingResult } from './peer-directory.ts';
+import type { PathPing, UntilDirectResult } from './ping-direct.ts';
 import { nodeNameSchema, signRevocation } from './records.ts';
 import { encodeToken, newTokenId, newTokenKey } from './token.ts';
 import type { TokenLedger } from './token-ledger.ts';
@@ -24,6 +25,12 @@ export interface MeshActionsTarget {
     onReply: (ms: number, seq: number) => Promise<void>,
     signal: AbortSignal,
   ): Promise<PingResult>;
+  pingUntilDirect(
+    nameOrPeer: string,
+    timeoutMs: number,
+    onReply: (p: PathPing) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<UntilDirectResult>;
   resolve(nameOrPeer: string): Member;
   doorAddrs(): string[];
   conflicts(): Conflict[];
@@ -65,9 +72,15 @@ export function meshActions(mesh: MeshActionsTarget, keys: NodeKeys): ActionDef[
       args: z.object({
         node: z.string().min(1).max(128),
         count: z.number().int().min(1).max(1000).default(3),
+        /** Ping every second until the path is direct (a hole punch is started if relayed). */
+        untilDirect: z.boolean().default(false),
+        /** How long `untilDirect` waits, in seconds. */
+        timeoutS: z.number().int().min(1).max(600).default(30),
       }),
       handler: (args, ctx) =>
-        mesh.ping(args.node, args.count, (ms, seq) => ctx.emit({ seq, ms }), ctx.signal),
+        args.untilDirect
+          ? mesh.pingUntilDirect(args.node, args.timeoutS * 1000, (p) => ctx.emit(p), ctx.signal)
+          : mesh.ping(args.node, args.count, (ms, seq) => ctx.emit({ seq, ms }), ctx.signal),
     }),
     defineAction({
       name: 'mesh.token.create',

@@ -144,3 +144,23 @@ export class Connector {
     }
   }
 }
+
+/**
+ * Where each member listens, handed to a joiner so that its agent can dial every member at once
+ * instead of discovering them one by one. Unsigned hints: a wrong one costs a failed dial.
+ */
+export function addressHints(
+  node: PlexusLibp2p | undefined,
+  membership: Membership,
+): Record<string, string[]> {
+  const hints: Record<string, string[]> = {};
+  if (node)
+    hints[node.peerId.toString()] = node
+      .getMultiaddrs()
+      .map((a) => a.toString())
+      .slice(0, 16);
+  for (const m of membership.list()) {
+    if (m.addrs.length && !hints[m.peerId]) hints[m.peerId] = m.addrs.slice(0, 16);
+  }
+  return hints;
+}

@@ -110,3 +110,42 @@ export const REKEY_AFTER_MS = 15_000;
 export const REKEY_INTERVAL_MS = 60_000;
 /** Join door addresses of members kept in network.json for that (they outlive a restart). */
 export const MAX_KNOWN_DOORS = 32;
+
+/**
+ * Dial-back (dialback.ts): a member asks another to dial it back on the address the connection
+ * came from, to learn whether it can be dialled at all (behind NAT or not).
+ */
+export const DIALBACK_PROTOCOL = '/plexus/dialback/1.0.0';
+/** A request names at most this many ports, in a frame of at most MAX_DIALBACK_FRAME_BYTES. */
+export const MAX_DIALBACK_PORTS = 4;
+export const MAX_DIALBACK_FRAME_BYTES = 512;
+/** Dial-backs per asker: a burst (start, an address change), then one per DIALBACK_REFILL_MS. */
+export const DIALBACK_BURST = 3;
+export const DIALBACK_REFILL_MS = 60_000;
+/** Dial-backs this node runs at once for all askers; more are refused (BUSY), not queued. */
+export const MAX_DIALBACKS_IN_FLIGHT = 4;
+/** How long one dial-back dial may take: a dropped SYN is what NAT looks like, so not long. */
+export const DIALBACK_DIAL_TIMEOUT_MS = 3_000;
+/** Members asked per check: one success says dialable; all failing says behind NAT. */
+export const DIALBACK_ASK = 3;
+/**
+ * Reachability is checked a moment after the first member connection (not during the join's
+ * burst of dials), when this node's addresses change, while it is unknown at most once per
+ * REACH_RETRY_MS, and otherwise every REACH_RECHECK_MS: slow, since a server's NAT rarely changes.
+ */
+export const REACH_FIRST_CHECK_MS = 1_500;
+export const REACH_RETRY_MS = 30_000;
+export const REACH_RECHECK_MS = 15 * 60_000;
+/** Relay reservations a node behind NAT holds when the config does not say (two: one may die). */
+export const NAT_RESERVATIONS = 2;
+
+/** Hole punching between two nodes behind NAT (punch.ts), coordinated over their relayed link. */
+export const PUNCH_PROTOCOL = '/plexus/punch/1.0.0';
+export const MAX_PUNCH_FRAME_BYTES = 512;
+/** How long both simultaneous dials of one punch may take (SYNs are retransmitted after 1 s, 3 s). */
+export const PUNCH_DIAL_TIMEOUT_MS = 6_000;
+/** Between punch attempts to one member: the first soon, then doubling up to the cap. */
+export const PUNCH_FIRST_MS = 2_000;
+export const PUNCH_MAX_BACKOFF_MS = 10 * 60_000;
+/** A member may ask this node to punch at most once per PUNCH_ANSWER_MS. */
+export const PUNCH_ANSWER_MS = 10_000;

@@ -14,7 +14,7 @@ import type { Startable } from '../core/lifecycle.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Db } from '../store/index.ts';
 import { meshActions } from './actions.ts';
-import { Connector } from './connector.ts';
+import { addressHints, Connector } from './connector.ts';
 import {
   CONNECT_INTERVAL_MS,
   MEMBERS_PROTOCOL,
@@ -28,10 +28,11 @@ import { repairGossipStreams } from './gossip-repair.ts';
 import type { NodeKeys } from './keys.ts';
 import { type Member, Membership } from './membership.ts';
 import { MembershipSync } from './membership-sync.ts';
+import { NatTraversal } from './nat.ts';
 import { createNode, type NodeInit, type PlexusLibp2p } from './node.ts';
 import { type NodeStatus, nodeStatus } from './node-status.ts';
 import { type ConnectionPath, PeerDirectory, type PeerView, type PingResult } from './peer-directory.ts';
-import { keepReservations } from './reservations.ts';
+import { type PathPing, pingUntilDirect } from './ping-direct.ts';
 import { rotationActions } from './rotation-actions.ts';
 import { SwarmKeySwitch } from './swarm-key.ts';
 import { SwarmRotation } from './swarm-rotation.ts';
@@ -63,6 +64,7 @@ interface Running {
   connector: Connector;
   gossip: TelemetryGossip;
   sync: MembershipSync;
+  nat: NatTraversal;
 }
 
 /** The mesh service. */
@@ -108,7 +110,7 @@ export class Mesh implements Startable {
         logger: components.logger,
         publishAdmission: (adm) => this.#running?.sync.publish({ type: 'admission', admission: adm }),
         swarmKey: (peer) => this.rotation.grant(peer),
-        addressHints: () => this.#addressHints(),
+        addressHints: () => addressHints(this.#running?.node, this.membership),
       },
     );
     this.actions = [...meshActions(this, init.keys), ...rotationActions(this)];
@@ -183,7 +185,16 @@ export class Mesh implements Startable {
       logger,
       acceptTelemetry: (from, data) => gossip.accept(from, data),
     });
-    const running: Running = { node, directory, connector, gossip, sync };
+    const nat = new NatTraversal(config.mesh, {
+      node,
+      membership,
+      logger,
+      telemetry,
+      nameOf: (id) => membership.get(id)?.name ?? id,
+      punched: (conn) => directory.punched(conn),
+      announce: () => this.publishTelemetry(),
+    });
+    const running: Running = { node, directory, connector, gossip, sync, nat };
     this.#running = running;
 
     await node.handle(MEMBERS_PROTOCOL, (stream, conn) => sync.serve(stream, conn), {
@@ -221,6 +232,7 @@ export class Mesh implements Startable {
     });
 
     await node.start();
+    await nat.start();
     await this.#door.start();
     await this.rotation.start({ node, telemetry, connector, announce: () => this.publishTelemetry() });
     await connector.seedPeerStore();
@@ -237,14 +249,10 @@ export class Mesh implements Startable {
     this.#every(CONNECT_INTERVAL_MS, () => repairGossipStreams(node, logger));
     this.#every(this.intervalMs, () => this.publishTelemetry());
     this.#every(SYNC_INTERVAL_MS, () => sync.syncRandom());
-    // No ping loop of our own: libp2p's connection monitor already pings every connection (every
-    // CONNECTION_PING_MS; it aborts one that stops answering) and keeps the RTT on the
-    // connection. A second loop doubled the ping streams, which are O(members) per agent.
-    if (config.mesh.reservations > 0) {
-      this.#every(CONNECT_INTERVAL_MS, () =>
-        keepReservations(node, membership, config.mesh.reservations, logger),
-      );
-    }
+    // No ping loop of our own: libp2p's connection monitor pings every connection (it aborts one
+    // that stops answering) and keeps its RTT; a second loop doubled the O(members) ping streams.
+    // Relay reservations, held while this node is behind NAT (found out by dial-backs, or said).
+    this.#every(CONNECT_INTERVAL_MS, () => nat.tick());
     void connector.connectAll();
     logger.info(
       { peerId: self, addrs: node.getMultiaddrs().map((a) => a.toString()), network: keys.network.networkId },
@@ -261,6 +269,7 @@ export class Mesh implements Startable {
     this.rotation.stop();
     if (!running) return;
     running.gossip.stop();
+    running.nat.stop();
     running.directory.saveLastSeen();
     running.connector.stop();
     await running.node.stop();
@@ -288,6 +297,9 @@ export class Mesh implements Startable {
     if (!this.membership.isMember(id)) return;
     directory.seen(id);
     connector.connected(id);
+    // A second connection to the same member (a dial-back, a punched path beside a relayed one)
+    // brings nothing new to swap or measure.
+    if (this.libp2p.getConnections(conn.remotePeer).length > 1) return;
     void sync
       .syncWith(conn.remotePeer)
       .then(() => this.membership.inSync())
@@ -328,6 +340,18 @@ export class Mesh implements Startable {
     return this.#started().directory.ping(nameOrPeer, count, onReply, signal);
   }
 
+  /** Pings a node every second until the path is direct (punching if relayed), or `timeoutMs`. */
+  pingUntilDirect(
+    nameOrPeer: string,
+    timeoutMs: number,
+    onReply: (p: PathPing) => Promise<void>,
+    signal: AbortSignal,
+  ) {
+    const { node, directory, nat } = this.#started();
+    const c = { node, membership: this.membership, connectionTo: (id: string) => directory.connectionTo(id) };
+    return pingUntilDirect({ ...c, punch: (id) => nat.punch(id) }, nameOrPeer, timeoutMs, onReply, signal);
+  }
+
   /** Status of this node. */
   status(): NodeStatus {
     const peers = this.peers();
@@ -341,6 +365,7 @@ export class Mesh implements Startable {
         addrs: this.libp2p.getMultiaddrs().map((a) => a.toString()),
         door: this.#door.addrs(),
         admin: Boolean(this.#init.keys.admin),
+        reachability: this.#started().nat.view(),
       },
       peers,
     );
@@ -356,24 +381,6 @@ export class Mesh implements Startable {
   /** Recently refused or dropped claims to a name or a token use, for `plexus peers`. */
   conflicts(): ReturnType<Membership['conflicts']> {
     return this.membership.conflicts();
-  }
-
-  /**
-   * Where each member listens, handed to a joiner so that its agent can dial every member at
-   * once instead of discovering them one by one. Unsigned hints: a wrong one costs a failed dial.
-   */
-  #addressHints(): Record<string, string[]> {
-    const node = this.#running?.node;
-    const hints: Record<string, string[]> = {};
-    if (node)
-      hints[node.peerId.toString()] = node
-        .getMultiaddrs()
-        .map((a) => a.toString())
-        .slice(0, 16);
-    for (const m of this.membership.list()) {
-      if (m.addrs.length && !hints[m.peerId]) hints[m.peerId] = m.addrs.slice(0, 16);
-    }
-    return hints;
   }
 
   /** Spreads a signed revocation (already merged locally). */

@@ -1,4 +1,5 @@
-/** What `plexus status` shows of this node: identity, addresses, peer counts and footprint. */
+/** What `plexus status` shows of this node: identity, addresses, reachability, peer counts and footprint. */
+import type { NatView } from './nat.ts';
 import type { PeerView } from './peer-directory.ts';
 
 /** What the mesh knows of itself, for `nodeStatus`. */
@@ -14,6 +15,8 @@ export interface SelfView {
   door: string[];
   /** This node holds the admin key. */
   admin: boolean;
+  /** Whether it can be dialled (public, behind NAT, unknown), why, and the relays it holds. */
+  reachability: NatView;
 }
 
 /** Builds the status from this node's view of itself and of its peers. */
@@ -29,6 +32,7 @@ export function nodeStatus(self: SelfView, peers: PeerView[]) {
     addrs: self.addrs,
     door: self.door,
     admin: self.admin,
+    reachability: self.reachability,
     peers: { total: peers.length, ...counts },
     // The agent's own footprint, so operators can see what it costs them.
     agent: {

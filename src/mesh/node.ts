@@ -1,12 +1,12 @@
 /**
  * Builds the libp2p node: TCP + pnet + Noise + Yamux, identify, ping, Kad-DHT under our prefix
  * in server mode keeping private addresses, gossipsub, circuit relay (server for members when
- * enabled; transport everywhere), DCUtR and AutoNAT.
+ * enabled; transport everywhere) and DCUtR. No AutoNAT: it ignores private addresses, which is
+ * all a plexus mesh has; dial-backs of our own say whether a node is behind NAT (dialback.ts).
  */
 import { createHash } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
-import { autoNAT } from '@libp2p/autonat';
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { dcutr } from '@libp2p/dcutr';
@@ -161,7 +161,6 @@ export async function createNode(init: NodeInit) {
         // more RPCs per record at every node: +0.2 points of idle CPU per agent (bench/idle.ts).
         idontwantMinDataSize: MAX_TELEMETRY_BYTES + 1,
       }),
-      autonat: autoNAT(),
       dcutr: dcutr(),
       ...relay,
     },

@@ -3,15 +3,15 @@
  * show it: when we last heard from it, how we are connected (direct, relayed or not at all),
  * the round-trip time, and its latest telemetry record.
  */
-import type { PeerId } from '@libp2p/interface';
+import type { Connection, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { PeerUnreachableError } from './errors.ts';
 import type { Membership } from './membership.ts';
 import type { PlexusLibp2p } from './node.ts';
 import { type PeerState, stateOf, type TelemetryBus, type TelemetryRecord } from './telemetry.ts';
 
-/** How we are connected to a peer. */
-export type ConnectionPath = 'direct' | 'relayed' | 'none';
+/** How we are connected to a peer: `punched` is a direct connection a hole punch made (punch.ts). */
+export type ConnectionPath = 'direct' | 'punched' | 'relayed' | 'none';
 
 /** One row of `plexus peers`. */
 export interface PeerView {
@@ -51,6 +51,7 @@ export class PeerDirectory {
   readonly #c: PeerDirectoryComponents;
   readonly #lastSeen = new Map<string, number>();
   readonly #rtt = new Map<string, number>();
+  readonly #punched = new WeakSet<Connection>();
 
   constructor(components: PeerDirectoryComponents) {
     this.#c = components;
@@ -77,11 +78,18 @@ export class PeerDirectory {
       .catch(() => {});
   }
 
-  /** How we are connected to a peer right now. */
+  /** Notes a direct connection that a hole punch made. */
+  punched(conn: Connection): void {
+    this.#punched.add(conn);
+  }
+
+  /** How we are connected to a peer right now (the best path when there are several). */
   connectionTo(peerId: string): ConnectionPath {
     const conns = this.#c.node.getConnections(peerIdFromString(peerId));
     if (conns.length === 0) return 'none';
-    return conns.some((c) => !c.remoteAddr.toString().includes('/p2p-circuit')) ? 'direct' : 'relayed';
+    const direct = conns.filter((c) => !c.remoteAddr.toString().includes('/p2p-circuit'));
+    if (direct.length === 0) return 'relayed';
+    return direct.some((c) => !this.#punched.has(c)) ? 'direct' : 'punched';
   }
 
   /** The last RTT to a peer: from libp2p's connection monitor, else from `plexus ping`. */

@@ -31,8 +31,8 @@ export interface SetupOptions {
   door?: string[];
   api?: string;
   socks?: string;
-  /** Relay reservations to hold (`join --behind-nat` sets 2). */
-  reservations?: number;
+  /** `join --behind-nat`: this node cannot be dialled, whatever dial-backs say. */
+  behindNat?: boolean;
   tags?: string[];
 }
 
@@ -53,8 +53,8 @@ function buildConfig(opts: SetupOptions, tags: string[]): ConfigInput {
     config.mesh = { ...config.mesh, door: opts.door.includes('off') ? 'off' : opts.door };
   if (opts.api) config.api = { listen: opts.api };
   if (opts.socks) config.socks = { listen: opts.socks };
-  // A node behind NAT holds reservations and serves no relay: nobody could dial it to use one.
-  if (opts.reservations) config.mesh = { ...config.mesh, reservations: opts.reservations, relay: false };
+  // Said to be behind NAT: it holds reservations and serves no relay, nobody could dial it to use one.
+  if (opts.behindNat) config.mesh = { ...config.mesh, reachability: 'behind-nat', relay: false };
   for (const addr of [...(opts.listen ?? []), ...(opts.door ?? []).filter((a) => a !== 'off')]) {
     try {
       multiaddr(addr);

@@ -60,6 +60,16 @@ export const telemetryRecordSchema = z.object({
     .max(2 ** 31)
     .optional(),
   reach: z.enum(['direct', 'relayed']),
+  /**
+   * Whether this node can be dialled, and the addresses members saw its connections come from
+   * (a NAT gateway's): a hole punch dials nothing else (punch.ts).
+   */
+  nat: z
+    .strictObject({
+      status: z.enum(['public', 'behind-nat', 'unknown']),
+      observed: z.array(z.string().max(64)).max(4),
+    })
+    .optional(),
   cpu: z.strictObject({
     pct: gauge(100),
     cores: z.number().int().min(1).max(65_536),

@@ -144,11 +144,11 @@ export function createMetricsRegistry(): MetricsRegistry {
   });
   new Gauge({
     name: 'plexus_mesh_connected_peers',
-    help: 'Other members we hold a connection to, by path (direct or relayed).',
+    help: 'Other members we hold a connection to, by path (direct, punched through NAT, or relayed).',
     labelNames: ['path'],
     registers,
     collect() {
-      const counts = { direct: 0, relayed: 0 };
+      const counts = { direct: 0, punched: 0, relayed: 0 };
       for (const p of source()?.peers() ?? []) if (p.connection !== 'none') counts[p.connection]++;
       for (const [path, n] of Object.entries(counts)) this.set({ path }, n);
     },

@@ -54,7 +54,7 @@ describe('NAT: a node behind a masquerading gateway', { skip }, () => {
     }
     // The NAT'd node may open connections to the two relays and nowhere else.
     topo.allowEgress([7101, 7102, doorPort(7101)]);
-    // `--behind-nat` writes mesh.reservations: 2 into its config.
+    // `--behind-nat` writes mesh.reachability: behind-nat into its config.
     await natted.setup(['join', tok.stdout.trim(), '--behind-nat']);
     await natted.start();
     for (const n of nodes) peerIds[n.name] = (await n.json<{ peerId: string }>(['status'])).peerId;

@@ -6,17 +6,14 @@
  * and B hears A again.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { PeerId, Stream } from '@libp2p/interface';
 import pino from 'pino';
 import { repairGossipStreams } from '../../src/mesh/gossip-repair.ts';
-import { generateNodeIdentity } from '../../src/mesh/keys.ts';
-import { createNode, type PlexusLibp2p } from '../../src/mesh/node.ts';
-import { SwarmKeySwitch } from '../../src/mesh/swarm-key.ts';
+import type { PlexusLibp2p } from '../../src/mesh/node.ts';
+import { loopbackNode } from '../helpers/libp2p-nodes.ts';
 
 const TOPIC = 'plexus/test/1';
-const swarmKey = new SwarmKeySwitch(randomBytes(32), 0);
 const logger = pino({ level: 'silent' });
 
 interface Outbound {
@@ -28,20 +25,7 @@ interface Internals {
 }
 const internals = (n: PlexusLibp2p) => n.services.pubsub as unknown as Internals;
 
-async function node(): Promise<PlexusLibp2p> {
-  const n = await createNode({
-    nodeKey: generateNodeIdentity().protobuf,
-    protector: swarmKey.protector(),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    announce: [],
-    relayServer: false,
-    reservations: 0,
-    gater: {},
-    agentVersion: 'test',
-  });
-  await n.start();
-  return n;
-}
+const node = () => loopbackNode();
 
 /** Resolves with the next message on TOPIC that `n` receives, or undefined after `ms`. */
 function nextMessage(n: PlexusLibp2p, ms: number): Promise<string | undefined> {

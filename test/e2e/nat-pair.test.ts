@@ -1,0 +1,245 @@
+/**
+ * Two nodes behind two different NATs (issue 14): each in a network namespace behind a gateway
+ * that masquerades outbound connections and drops inbound ones, a dialable relay between them,
+ * and both joined with a plain `plexus join` (no `--behind-nat`). Each finds out by itself that
+ * it cannot be dialled (dial-backs by members), reserves on the relay, and a forward from one
+ * to the other works within seconds. Needs root, iproute2 and iptables; skipped otherwise.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ROOT, waitFor } from '../helpers/cluster.ts';
+import { type NsNode, natUnavailable, nsNode } from '../helpers/netns.ts';
+import { createTwoNatTopology, type TwoNatTopology } from '../helpers/netns-two-nat.ts';
+
+const PEER = join(ROOT, 'test', 'fixtures', 'tcp-peer.ts');
+const skip = natUnavailable();
+if (skip) console.log(`# skipping two-NAT tests: ${skip}`);
+
+interface Reach {
+  status: string;
+  reason: string;
+}
+
+/** A relay on the public LAN and a node behind each NAT, both joined with a plain `join`, started. */
+async function twoNatMesh(
+  topo: TwoNatTopology,
+  root: string,
+  base: number,
+  /** Each node is added here as soon as it exists, so that `after` stops it if setup fails. */
+  nodes: NsNode[],
+): Promise<{ relay: NsNode; a: NsNode; b: NsNode }> {
+  const relay = await nsNode(topo.pub, root, 'relay', topo.pubIp, base + 1, base + 11);
+  const a = await nsNode(topo.natA, root, 'a', topo.natAIp, base + 2, base + 12);
+  const b = await nsNode(topo.natB, root, 'b', topo.natBIp, base + 3, base + 13);
+  nodes.push(relay, a, b);
+  await relay.setup(['init']);
+  await relay.start();
+  const tok = await relay.run(['token', 'create', '--ttl', '10m', '--uses', '2']);
+  assert.equal(tok.code, 0, tok.stderr);
+  // No flag: what a new user types.
+  await a.setup(['join', tok.stdout.trim()]);
+  await b.setup(['join', tok.stdout.trim()]);
+  await Promise.all([a.start(), b.start()]);
+  return { relay, a, b };
+}
+
+const pathTo = async (n: NsNode, peer: string) =>
+  (await n.json<{ name: string; connection: string }[]>(['peers'])).find((p) => p.name === peer)?.connection;
+
+describe('two nodes behind two different NATs, plain join', { skip, timeout: 300_000 }, () => {
+  let topo: TwoNatTopology;
+  let root: string;
+  const nodes: NsNode[] = [];
+  const procs: ChildProcess[] = [];
+  let relay: NsNode;
+  let a: NsNode;
+  let b: NsNode;
+  let startedAt = 0;
+  /** The forward a → echo.b's local port (made by the forward test). */
+  let local = '';
+  const echoOnce = () =>
+    new Promise<string>((resolve) =>
+      execFile(
+        'ip',
+        ['netns', 'exec', topo.natA, process.execPath, PEER, 'latency', '127.0.0.1', local, '3'],
+        { timeout: 15_000 },
+        (err, stdout, stderr) =>
+          resolve(err ? `${stdout}${stderr}`.trim().split('\n').pop() || err.message || 'failed' : ''),
+      ),
+    );
+
+  before(async () => {
+    topo = createTwoNatTopology();
+    root = mkdtempSync(join(tmpdir(), 'plexus-nat-pair-'));
+    ({ relay, a, b } = await twoNatMesh(topo, root, 7500, nodes));
+    startedAt = Date.now();
+  });
+
+  after(async () => {
+    for (const p of procs) p.kill();
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    topo?.destroy();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  test('the gateways drop inbound connections', async () => {
+    const connects = (ns: string, ip: string, port: number) =>
+      new Promise<boolean>((resolve) =>
+        execFile(
+          'ip',
+          ['netns', 'exec', ns, 'timeout', '2', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`],
+          (err) => resolve(!err),
+        ),
+      );
+    await Promise.all([
+      connects(topo.pub, topo.natAIp, 7502).then((ok) => assert.equal(ok, false, 'relay → a')),
+      connects(topo.natB, topo.natAIp, 7502).then((ok) => assert.equal(ok, false, 'b → a')),
+      connects(topo.natA, topo.pubIp, 7501).then((ok) => assert.equal(ok, true, 'a → relay')),
+    ]);
+  });
+
+  test('a forward from one to the other works within seconds of the join', async () => {
+    const echo = spawn('ip', ['netns', 'exec', topo.natB, process.execPath, PEER, 'echo', '0'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    procs.push(echo);
+    const port = await new Promise<number>((resolve, reject) => {
+      echo.stdout?.once('data', (d) => resolve(Number(String(d).trim())));
+      echo.once('exit', (code) => reject(new Error(`echo exited ${code}`)));
+    });
+    assert.equal((await b.run(['expose', 'echo', String(port)])).code, 0);
+    const f = await a.json<{ listen: string }>(['forward', 'add', 'echo.b']);
+    local = f.listen.split(':').pop() ?? '';
+    let last = '';
+    await waitFor(
+      async () => {
+        last = await echoOnce();
+        return last === '';
+      },
+      30_000,
+      'an echo through the forward a → echo.b',
+      500,
+    ).catch((err) => {
+      throw new Error(`${err.message} (last attempt: ${last})`);
+    });
+    const took = Date.now() - startedAt;
+    console.log(`# echo through a → b ${took} ms after both agents started`);
+    const peers = await a.json<{ name: string; connection: string }[]>(['peers']);
+    const path = peers.find((p) => p.name === 'b')?.connection;
+    assert.ok(path && ['relayed', 'punched', 'direct'].includes(path), String(path));
+  });
+
+  test('each side says why it believes it is behind NAT; the relay says it is public', async () => {
+    for (const n of [a, b]) {
+      const s = (await waitFor(
+        async () => {
+          const st = await n.json<{ reachability?: Reach }>(['status']);
+          return st.reachability?.status === 'behind-nat' ? st : false;
+        },
+        30_000,
+        `${n.name} to find out it is behind NAT`,
+        500,
+      )) as { reachability?: Reach };
+      assert.match(s.reachability?.reason ?? '', /dial-backs? failed/);
+    }
+    const r = (await waitFor(
+      async () => {
+        const st = await relay.json<{ reachability?: Reach }>(['status']);
+        return st.reachability?.status === 'public' ? st : false;
+      },
+      30_000,
+      'the relay to find out it is public',
+      500,
+    )) as { reachability?: Reach };
+    assert.match(r.reachability?.reason ?? '', /dial-backs? succeeded/);
+    const text = await a.run(['status']);
+    assert.match(text.stdout, /reach\s+behind NAT/);
+  });
+
+  test('ping --until-direct gets a punched path through both NATs; peers shows it on both sides', async () => {
+    const t0 = Date.now();
+    const r = await a.run(['ping', 'b', '--until-direct', '--timeout', '40'], { timeoutMs: 60_000 });
+    const lines = r.stdout.trim().split('\n');
+    console.log(`# ping --until-direct: ${Date.now() - t0} ms\n${lines.map((l) => `#   ${l}`).join('\n')}`);
+    if (r.code !== 0)
+      for (const n of [a, b])
+        console.log(
+          n
+            .output()
+            .split('\n')
+            .filter((l) => /punch/.test(l))
+            .slice(-6)
+            .join('\n'),
+        );
+    assert.equal(r.code, 0, r.stderr);
+    // The last reply went over the direct path, from b's gateway's address.
+    assert.match(
+      lines.at(-1) ?? '',
+      new RegExp(
+        `^pong from b via /ip4/${topo.gwBIp.replaceAll('.', '\\.')}/tcp/\\d+ \\(punched\\) in [\\d.]+ ms$`,
+      ),
+    );
+    const path = async (n: NsNode, peer: string) =>
+      (await n.json<{ name: string; connection: string }[]>(['peers'])).find((p) => p.name === peer)
+        ?.connection;
+    assert.equal(await path(a, 'b'), 'punched');
+    assert.equal(await path(b, 'a'), 'punched');
+  });
+
+  test('the forward still works once the path is punched', async () => {
+    const t0 = Date.now();
+    assert.equal(await echoOnce(), '');
+    console.log(
+      `# echo through a → b over the punched path: ${Date.now() - t0} ms (3 round trips + process start)`,
+    );
+  });
+});
+
+describe('two NATs whose gateways reset unsolicited SYNs: the punch is tried and fails', {
+  skip,
+  timeout: 300_000,
+}, () => {
+  let topo: TwoNatTopology;
+  let root: string;
+  const nodes: NsNode[] = [];
+  let a: NsNode;
+
+  before(async () => {
+    topo = createTwoNatTopology({ dropUnsolicited: false });
+    root = mkdtempSync(join(tmpdir(), 'plexus-nat-pair-rst-'));
+    a = (await twoNatMesh(topo, root, 7600, nodes)).a;
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    topo?.destroy();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  test('ping --until-direct gets replies over the relay, says the punch failed, and exits 1', async () => {
+    await waitFor(
+      async () => (await pathTo(a, 'b')) === 'relayed',
+      30_000,
+      'a to reach b through the relay',
+      500,
+    );
+    await waitFor(
+      async () => (await a.json<{ reachability?: Reach }>(['status'])).reachability?.status === 'behind-nat',
+      40_000,
+      'a to find out it is behind NAT',
+      500,
+    );
+    const r = await a.run(['ping', 'b', '--until-direct', '--timeout', '6'], { timeoutMs: 30_000 });
+    console.log(`# ${r.stdout.trim().split('\n').join('\n# ')}\n# ${r.stderr.trim()}`);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^pong from b via relay relay in [\d.]+ ms$/m);
+    assert.match(
+      r.stderr,
+      /direct connection not established within 6 s \(path: relayed; hole punch: .*ECONNREFUSED/,
+    );
+    assert.equal(await pathTo(a, 'b'), 'relayed');
+  });
+});
