@@ -154,7 +154,9 @@ export class CommandService {
     const final = await this.#c.actions.run(payload.action, payload.args, {
       caller,
       signal: opts.signal,
-      emit: (data) => send({ type: 'data', data }),
+      // Async, so that a sink that throws at once (its stream is closed) rejects the action's
+      // await instead of throwing through a caller that did not expect it.
+      emit: async (data) => send({ type: 'data', data }),
       // An interactive session's frames are each signed by the operator; an upload's digest is.
       input: isLiveInput(payload.input)
         ? verifiedLiveInput(input, key.publicKey, payload.id)

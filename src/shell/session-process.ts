@@ -80,7 +80,10 @@ export async function startPty(spec: ProcessSpec, out: OutputSink, ptmx = PTMX):
     const buf = data as unknown as Buffer;
     // Hold the terminal while the caller's transport is full: the shell blocks on its writes.
     term.pause();
-    chain = chain.then(() => sendChunks(out, 'o', buf)).finally(() => term.resume());
+    chain = chain
+      .then(() => sendChunks(out, 'o', buf))
+      .catch(() => outputLost(term.pid))
+      .finally(() => term.resume());
   });
   const exited = new Promise<ProcessExit>((resolve) => {
     term.onExit(({ exitCode, signal }) => {
@@ -121,7 +124,10 @@ export function startPipes(spec: ProcessSpec, out: OutputSink): Promise<SessionP
       let chain = Promise.resolve();
       stream.on('data', (chunk: Buffer) => {
         stream.pause();
-        chain = chain.then(() => sendChunks(out, name, chunk)).finally(() => stream.resume());
+        chain = chain
+          .then(() => sendChunks(out, name, chunk))
+          .catch(() => outputLost(child.pid!))
+          .finally(() => stream.resume());
       });
       stream.once('close', () => {
         chain.then(() => {
@@ -166,6 +172,15 @@ export function startPipes(spec: ProcessSpec, out: OutputSink): Promise<SessionP
 async function sendChunks(out: OutputSink, stream: 'o' | 'e', buf: Buffer): Promise<void> {
   for (let at = 0; at < buf.length; at += MAX_OUTPUT_CHUNK_BYTES)
     await out(stream, buf.subarray(at, at + MAX_OUTPUT_CHUNK_BYTES));
+}
+
+/**
+ * The caller's transport broke (the CLI was killed, the stream reset): the output has nowhere
+ * to go, so the session hangs up as a terminal whose line dropped would. It must never reject
+ * unhandled: that ended the whole agent.
+ */
+function outputLost(pid: number): void {
+  killGroup(pid, 'SIGHUP');
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {

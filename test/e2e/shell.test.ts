@@ -192,6 +192,11 @@ describe('plexus shell to a NAT’d node through another node', { skip }, () => 
     const stty = readFileSync(`${status}.stty`, 'utf8');
     assert.match(stty, /(^|\s)icanon(\s|$)/);
     assert.match(stty, /(^|\s)echo(\s|$)/);
+    // The node's agent outlives a client that vanished mid-session: the session's output, with
+    // nowhere to go, once rejected unhandled and took the whole agent down.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(natted.proc?.exitCode, null, natted.output().slice(-2000));
+    assert.equal((await natted.run(['status'])).code, 0);
   });
 
   it('audits the session on the node and replays its recording', async () => {
