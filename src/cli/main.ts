@@ -10,6 +10,7 @@ import { takeApiFlag } from './api-flag.ts';
 import { registerAppEnv } from './app-env.ts';
 import { registerApps } from './apps.ts';
 import { registerCp } from './cp.ts';
+import { registerCompletion } from './completion.ts';
 import { CliError } from './errors.ts';
 import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
@@ -18,6 +19,7 @@ import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
 import { registerShell } from './shell.ts';
 import { registerSshProxy } from './ssh-proxy.ts';
+import { registerRelease } from './release.ts';
 import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
@@ -39,6 +41,8 @@ const program = new Command('plexus')
     '\nRemote operation: plexus --api http://HOST:7071 --key op.key VERB … (or PLEXUS_API, PLEXUS_KEY)\n' +
       'sends every verb as a signed command through that agent; --node NAME on a verb relays it there.',
   )
+  // The runtime named: a release runs its own Node, not the system's (docs/install.md).
+  .version(`plexus ${VERSION} (node ${process.version}, ${process.execPath})`, '-V, --version')
   .showHelpAfterError('(run plexus --help for usage)')
   .exitOverride();
 
@@ -66,6 +70,8 @@ registerTunnels(program);
 registerShell(program);
 registerCp(program);
 registerSshProxy(program);
+registerRelease(program);
+registerCompletion(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
