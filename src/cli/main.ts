@@ -14,6 +14,7 @@ import { registerCompletion } from './completion.ts';
 import { CliError } from './errors.ts';
 import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
+import { registerInstall } from './install.ts';
 import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
@@ -24,6 +25,7 @@ import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
 import { registerTunnels } from './tunnels.ts';
+import { registerUpgrade } from './upgrade.ts';
 
 // `plexus [--api URL] VERB …`: a remote agent for any verb but init/join (see api-flag.ts).
 takeApiFlag(process.argv, process.env);
@@ -72,6 +74,8 @@ registerCp(program);
 registerSshProxy(program);
 registerRelease(program);
 registerCompletion(program);
+registerInstall(program);
+registerUpgrade(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);

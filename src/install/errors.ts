@@ -35,7 +35,11 @@ export class NoSpaceError extends PlexusError {
 export class NotInstalledError extends PlexusError {
   override name = 'NotInstalledError';
   constructor(prefix: string) {
-    super('NOT_INSTALLED', `plexus is not installed under ${prefix}; run install.sh from a release first`, 'not_found');
+    super(
+      'NOT_INSTALLED',
+      `plexus is not installed under ${prefix}; run install.sh from a release first`,
+      'not_found',
+    );
   }
 }
 
@@ -67,6 +71,10 @@ export class InstallStepError extends PlexusError {
 export class NeedsRootError extends PlexusError {
   override name = 'NeedsRootError';
   constructor(verb: string) {
-    super('NEEDS_ROOT', `plexus ${verb} changes the system: run it as root (or with --dry-run to see what it would do)`, 'denied');
+    super(
+      'NEEDS_ROOT',
+      `plexus ${verb} changes the system: run it as root (or with --dry-run to see what it would do)`,
+      'denied',
+    );
   }
 }

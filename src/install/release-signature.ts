@@ -41,7 +41,8 @@ export function parseReleasePublicKey(text: string, source: string): Buffer {
     if (text.length > 4096) throw new Error('too large');
     const k = JSON.parse(text) as ReleasePublicKey;
     const pub = fromB64u(k.publicKey);
-    if (k.type !== 'plexus-release-key' || pub.length !== 32 || keyId(pub) !== k.kid) throw new Error('malformed');
+    if (k.type !== 'plexus-release-key' || pub.length !== 32 || keyId(pub) !== k.kid)
+      throw new Error('malformed');
     return pub;
   } catch {
     throw new ReleaseRefusedError('UNTRUSTED_RELEASE_KEY', `${source} is not a plexus release public key`);
@@ -85,7 +86,10 @@ export function verifySums(sums: Uint8Array, sigText: string, trusted: Uint8Arra
     raw = Buffer.alloc(0);
   }
   if (!verifyEd25519(trusted, signed(sums), raw)) {
-    throw new ReleaseRefusedError('BAD_SIGNATURE', 'the signature of SHA256SUMS does not verify: the file or the signature was changed');
+    throw new ReleaseRefusedError(
+      'BAD_SIGNATURE',
+      'the signature of SHA256SUMS does not verify: the file or the signature was changed',
+    );
   }
 }
 

@@ -1,0 +1,140 @@
+/**
+ * `plexus upgrade --file PATH | --url URL --sha256 HEX | --rollback` on this host
+ * (src/install/upgrade.ts does the work; docs/install.md).
+ */
+import { execFile } from 'node:child_process';
+import { createWriteStream, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import type { Command } from 'commander';
+import { dataPaths } from '../config/paths.ts';
+import type { AgentHealth } from '../install/upgrade.ts';
+import { socketClient } from './client.ts';
+import { CliError, UsageError } from './errors.ts';
+import { examples } from './examples.ts';
+
+/** Asks the local agent (node.status over its socket) once, within 2 s. */
+export async function probeLocal(data: string): Promise<AgentHealth | undefined> {
+  const signal = AbortSignal.timeout(2_000);
+  const s = (await socketClient(dataPaths(data).socket).call('node.status', {}, { signal })) as {
+    version: string;
+    peers: { online: number };
+  };
+  return { version: s.version, peersOnline: s.peers.online };
+}
+
+/** Polls the local agent until it answers or `timeoutMs` passes. */
+export async function localHealth(data: string, timeoutMs: number): Promise<AgentHealth | undefined> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const h = await probeLocal(data).catch(() => undefined);
+    if (h) return h;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return undefined;
+}
+
+/** Downloads `url` to `dest`, refusing more than `max` bytes or fewer than announced. */
+async function download(url: string, dest: string, max: number): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(600_000) });
+  } catch (err) {
+    throw new CliError(`cannot download ${url}: ${(err as Error).message}`);
+  }
+  if (!res.ok || !res.body) throw new CliError(`cannot download ${url}: HTTP ${res.status}`);
+  const announced = Number(res.headers.get('content-length') ?? Number.NaN);
+  if (announced > max)
+    throw new CliError(`${url} is ${announced} bytes, more than the ${max >> 20} MB a release may be`);
+  let got = 0;
+  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  body.on('data', (c: Buffer) => {
+    got += c.length;
+    if (got > max) body.destroy(new CliError(`${url} is more than the ${max >> 20} MB a release may be`));
+  });
+  try {
+    await pipeline(body, createWriteStream(dest, { mode: 0o600 }));
+  } catch (err) {
+    rmSync(dest, { force: true });
+    throw err instanceof CliError
+      ? err
+      : new CliError(`download of ${url} failed after ${got} bytes: ${(err as Error).message} (truncated)`);
+  }
+  if (Number.isFinite(announced) && got !== announced) {
+    rmSync(dest, { force: true });
+    throw new CliError(`download of ${url} is truncated: ${got} of ${announced} bytes`);
+  }
+}
+
+/** Registers `upgrade`. */
+export function registerUpgrade(program: Command): void {
+  program
+    .command('upgrade')
+    .description('upgrade this host to a signed release, with a health check and automatic rollback')
+    .option('--file <path>', 'a release tarball, with SHA256SUMS and SHA256SUMS.sig beside it')
+    .option('--url <url>', 'download the release (SHA256SUMS and .sig from the same folder)')
+    .option('--sha256 <hex>', 'the sha256 the tarball must have (required with --url)')
+    .option('--rollback', 'go back to the previous release')
+    .addHelpText(
+      'after',
+      examples(
+        'sudo plexus upgrade --file plexus-0.2.0-linux-x64.tar.gz',
+        'sudo plexus upgrade --url https://example.com/plexus-0.2.0-linux-x64.tar.gz --sha256 9f86d0…',
+        'sudo plexus upgrade --rollback',
+      ),
+    )
+    .action(async (opts: { file?: string; url?: string; sha256?: string; rollback?: boolean }) => {
+      const modes = [opts.file, opts.url, opts.rollback].filter(Boolean).length;
+      if (modes !== 1)
+        throw new UsageError('upgrade: give one of --file PATH, --url URL --sha256 HEX, or --rollback');
+      if (opts.url && !opts.sha256)
+        throw new UsageError('upgrade --url needs --sha256 HEX (the published checksum)');
+      if (opts.sha256 && !/^[0-9a-fA-F]{64}$/.test(opts.sha256))
+        throw new UsageError('--sha256 must be 64 hex digits');
+      if (process.getuid?.() !== 0) throw new CliError('plexus upgrade changes the system: run it as root');
+      const m = await import('../install/index.ts');
+      const layout = m.installLayout();
+      const c = {
+        restart: async () => {
+          await promisify(execFile)('systemctl', ['restart', m.UNIT_NAME], { timeout: 120_000 });
+        },
+        probe: () => probeLocal(layout.data),
+        log: (l: string) => process.stdout.write(`${l}\n`),
+      };
+      let result: import('../install/upgrade.ts').UpgradeResult;
+      if (opts.rollback) {
+        result = await m.rollback(layout, c);
+      } else if (opts.file) {
+        result = await m.upgradeFromFile(layout, opts.file, m.proofBeside(opts.file, opts.sha256), c);
+      } else {
+        const url = opts.url as string;
+        const name = new URL(url).pathname.split('/').pop() ?? '';
+        if (!/^plexus-[0-9A-Za-z.-]+-linux-[a-z0-9]+\.tar\.gz$/.test(name)) {
+          throw new UsageError(
+            `--url must name a release tarball (plexus-VERSION-linux-ARCH.tar.gz), not '${name.slice(0, 60)}'`,
+          );
+        }
+        const dir = join(layout.releases, `.download-${process.pid}`);
+        const { mkdirSync } = await import('node:fs');
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        try {
+          await download(url, join(dir, name), m.MAX_RELEASE_BYTES);
+          await download(new URL('SHA256SUMS', url).href, join(dir, 'SHA256SUMS'), 64 * 1024);
+          await download(new URL('SHA256SUMS.sig', url).href, join(dir, 'SHA256SUMS.sig'), 4096);
+          result = await m.upgradeFromFile(
+            layout,
+            join(dir, name),
+            m.proofBeside(join(dir, name), opts.sha256),
+            c,
+          );
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+      process.stdout.write(
+        `plexus ${result.from ?? '?'} -> ${result.to}: healthy and back in the mesh; agent down ${(result.downtimeMs / 1000).toFixed(1)} s\n`,
+      );
+    });
+}
