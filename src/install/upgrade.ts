@@ -5,6 +5,8 @@
  * Apps keep running throughout: the unit's KillMode=process leaves them alone and the new agent
  * re-adopts them (docs/workloads.md).
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { HEALTH_TIMEOUT_MS } from './constants.ts';
 import {
   NoPreviousReleaseError,
@@ -14,7 +16,7 @@ import {
 } from './errors.ts';
 import type { InstallLayout } from './layout.ts';
 import { type ReleaseProof, unpackRelease, verifyRelease } from './release-archive.ts';
-import { pruneReleases, switchTo, versionAt } from './switch.ts';
+import { pointAt, pruneReleases, switchTo, versionAt } from './switch.ts';
 
 /** What the local agent says when asked (node.status), or undefined when it does not answer. */
 export interface AgentHealth {
@@ -74,6 +76,7 @@ async function switchAndWatch(
   c: UpgradeComponents,
 ): Promise<UpgradeResult> {
   const before = await c.probe().catch(() => undefined);
+  const previousBefore = versionAt(layout.previous);
   const { from } = switchTo(layout, to);
   c.log(`switched ${layout.current} to ${to}${from ? ` (was ${from})` : ''}; restarting the agent`);
   const t0 = Date.now();
@@ -87,6 +90,9 @@ async function switchAndWatch(
     );
   c.log(`${to} did not become healthy within ${budgetS} s (${up.seen}); rolling back to ${from}`);
   switchTo(layout, from);
+  // As it was: `--rollback` must not lead back to the release that just failed.
+  if (previousBefore) pointAt(layout.previous, join('releases', previousBefore));
+  else rmSync(layout.previous, { force: true });
   await c.restart();
   const back = await waitHealthy(c, from, 0);
   throw new UpgradeRolledBackError(

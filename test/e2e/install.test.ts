@@ -6,7 +6,7 @@
  * refusals that leave the running version alone, and uninstall --keep-data.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bootContainer, type Container, inBox, nspawnUnavailableReason } from '../helpers/nspawn.ts';
