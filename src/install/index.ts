@@ -13,6 +13,15 @@ export {
   UNIT_NAME,
 } from './constants.ts';
 export * from './errors.ts';
+export {
+  type FleetUpgradeInit,
+  fleetUpgradeActions,
+  fleetUpgradeInit,
+  launchUpgrader,
+  readStatus,
+  type UpgradeStatus,
+  writeStatus,
+} from './fleet-actions.ts';
 export { type InstallOptions, installSteps, unitFor } from './install.ts';
 export {
   checkPlatform,
