@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { collect } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
 import { examples } from './examples.ts';
 import { localHealth } from './upgrade.ts';
@@ -22,6 +23,9 @@ export function registerInstall(program: Command): void {
     .option('--init <name>', 'create a new network with this server as its first node')
     .option('--token <token>', 'join a network with a token from `plexus token create`')
     .option('--tags <a,b>', 'tags for this node', (v: string) => v.split(',').filter(Boolean))
+    .option('--listen <multiaddr>', 'mesh listen address, for init/join (repeatable)', collect, [])
+    .option('--api <host:port>', 'HTTP API address or off, for init/join')
+    .option('--socks <host:port|off>', 'SOCKS5 proxy address or off, for init/join')
     .option('--dry-run', 'print every file and command, change nothing')
     .addHelpText(
       'after',
@@ -31,7 +35,7 @@ export function registerInstall(program: Command): void {
         './install.sh --dry-run --init web1',
       ),
     )
-    .action(async (opts: { init?: string; token?: string; tags?: string[]; dryRun?: boolean }) => {
+    .action(async (opts: import('../install/install.ts').InstallOptions & { dryRun?: boolean }) => {
       if (opts.init && opts.token)
         throw new UsageError('install: give --init NAME or --token TOKEN, not both');
       if (!existsSync(join(RELEASE_ROOT, 'RELEASE'))) {

@@ -15,6 +15,10 @@ export interface InstallOptions {
   token?: string;
   /** Extra tags for `init`/`join`. */
   tags?: string[];
+  /** Passed on to `init`/`join`: mesh listen addresses, the API's and the SOCKS proxy's. */
+  listen?: string[];
+  api?: string;
+  socks?: string;
 }
 
 /** The unit as installed: the packaged one, run from `current`, with the config in ETC. */
@@ -79,7 +83,12 @@ export function installSteps(
   }
   const plexus = [join(cur, 'bin', 'plexus')];
   const env = { ...process.env, PLEXUS_CONFIG: layout.config };
-  const tags = o.tags?.length ? ['--tags', o.tags.join(',')] : [];
+  const tags = [
+    ...(o.tags?.length ? ['--tags', o.tags.join(',')] : []),
+    ...(o.listen ?? []).flatMap((l) => ['--listen', l]),
+    ...(o.api ? ['--api', o.api] : []),
+    ...(o.socks ? ['--socks', o.socks] : []),
+  ];
   const fresh = () => !existsSync(join(layout.data, 'keys', 'node.key'));
   steps.push(commandStep(['mkdir', '-p', '-m', '0755', layout.etc], () => !existsSync(layout.etc)));
   if (o.init) {

@@ -33,7 +33,6 @@ before(async () => {
 });
 after(async () => {
   await box?.stop();
-  rel?.cleanup();
 });
 
 describe('install, upgrade, rollback and uninstall under systemd', { skip }, () => {

@@ -2,10 +2,20 @@
  * Release tarballs for tests, built once per test run into a temporary folder (scripts/release
  * takes ~30 s): a signed release, a second one with another version string from the same tree,
  * and variants repacked from it (an agent that exits at start, another CPU), each with its own
- * SHA256SUMS signed by the same test release key. Everything is removed with `cleanup()`.
+ * SHA256SUMS signed by the same test release key.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -69,21 +79,55 @@ export interface TestReleases {
   b: TestRelease;
   /** A signed release whose agent exits at start. */
   broken: TestRelease;
-  cleanup(): void;
 }
 
-/** Builds A (9.0.0) and B (9.0.1) from this tree and a broken 9.0.2 repacked from B. */
+/** A key over what goes into a release: bin/, src/, packaging/, package.json and scripts/release. */
+function treeKey(): string {
+  const h = createHash('sha256');
+  const walk = (p: string) => {
+    if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+    else h.update(`${p}\0`).update(readFileSync(p));
+  };
+  for (const p of ['bin', 'src', 'packaging', 'package.json', 'scripts/release']) walk(join(REPO, p));
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * Builds A (9.0.0) and B (9.0.1) from this tree and a broken 9.0.2 repacked from B, once per
+ * tree: cached in a temporary folder keyed by the sources, so that the install tests of one run
+ * share them (a cache of other sources is removed first).
+ */
 export function buildTestReleases(): TestReleases {
-  const root = mkdtempSync(join(tmpdir(), 'plexus-releases-'));
-  const key = join(root, 'release.key');
-  execFileSync(PLEXUS, ['release', 'keygen', key], { stdio: 'pipe' });
-  const a = buildRelease('9.0.0', key, join(root, 'a'));
-  const b = buildRelease('9.0.1', key, join(root, 'b'));
-  const broken = repack(b, '9.0.2', key, join(root, 'broken'), (r) =>
+  const root = join(tmpdir(), `plexus-test-releases-${treeKey()}`);
+  const r = releasesIn(root);
+  if (existsSync(join(root, 'done'))) return r;
+  for (const d of readdirSync(tmpdir()).filter((d) => d.startsWith('plexus-test-releases-')))
+    rmSync(join(tmpdir(), d), { recursive: true, force: true });
+  mkdirSync(root);
+  execFileSync(PLEXUS, ['release', 'keygen', r.key], { stdio: 'pipe' });
+  buildRelease('9.0.0', r.key, r.a.dir);
+  buildRelease('9.0.1', r.key, r.b.dir);
+  repack(r.b, '9.0.2', r.key, r.broken.dir, (dir) =>
     writeFileSync(
-      join(r, 'dist', 'agent.mjs'),
+      join(dir, 'dist', 'agent.mjs'),
       'console.error("this build exits at start"); process.exit(3);\n',
     ),
   );
-  return { root, key, a, b, broken, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  writeFileSync(join(root, 'done'), '');
+  return r;
+}
+
+function releasesIn(root: string): TestReleases {
+  const rel = (version: string, dir: string): TestRelease => ({
+    version,
+    dir: join(root, dir),
+    tarball: join(root, dir, `plexus-${version}-linux-${process.arch}.tar.gz`),
+  });
+  return {
+    root,
+    key: join(root, 'release.key'),
+    a: rel('9.0.0', 'a'),
+    b: rel('9.0.1', 'b'),
+    broken: rel('9.0.2', 'broken'),
+  };
 }
