@@ -44,6 +44,8 @@ export function registerInstall(program: Command): void {
         );
       }
       needRoot('install', Boolean(opts.dryRun));
+      // A release is read by everyone, like /usr (apps may run its Node); main.ts's 077 is for DATA.
+      process.umask(0o022);
       const m = await import('../install/index.ts');
       const manifest = m.readManifest(RELEASE_ROOT);
       m.checkPlatform(manifest, RELEASE_ROOT);
@@ -87,6 +89,8 @@ export function registerInstall(program: Command): void {
       if (opts.keepData && opts.purge)
         throw new UsageError('uninstall: --keep-data and --purge contradict each other');
       needRoot('uninstall', Boolean(opts.dryRun));
+      // A release is read by everyone, like /usr (apps may run its Node); main.ts's 077 is for DATA.
+      process.umask(0o022);
       const m = await import('../install/index.ts');
       const layout = m.installLayout();
       if (opts.purge && !opts.yes && !opts.dryRun) await confirmPurge(layout.data);

@@ -137,6 +137,8 @@ async function upgradeHere(opts: UpgradeFlags): Promise<import('../install/upgra
   if (opts.sha256 && !/^[0-9a-fA-F]{64}$/.test(opts.sha256))
     throw new UsageError('--sha256 must be 64 hex digits');
   if (process.getuid?.() !== 0) throw new CliError('plexus upgrade changes the system: run it as root');
+  // A release is read by everyone, like /usr (apps may run its Node); main.ts's 077 is for DATA.
+  process.umask(0o022);
   const m = await import('../install/index.ts');
   const layout = m.installLayout();
   const c = {
