@@ -21,11 +21,13 @@ import { registerOperator } from './operator.ts';
 import { registerShell } from './shell.ts';
 import { registerSshProxy } from './ssh-proxy.ts';
 import { registerRelease } from './release.ts';
+import { registerRepair } from './repair.ts';
 import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
 import { registerTunnels } from './tunnels.ts';
 import { registerUpgrade } from './upgrade.ts';
+import { addVerbExamples } from './verb-examples.ts';
 
 // `plexus [--api URL] VERB …`: a remote agent for any verb but init/join (see api-flag.ts).
 takeApiFlag(process.argv, process.env);
@@ -76,6 +78,8 @@ registerRelease(program);
 registerCompletion(program);
 registerInstall(program);
 registerUpgrade(program);
+registerRepair(program);
+addVerbExamples(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);

@@ -40,6 +40,7 @@ export {
   verifyRelease,
 } from './release-archive.ts';
 export { readTrustedKey, releasePublicKey, signSums, sumFor, verifySums } from './release-signature.ts';
+export { type AgentView, type CheckResult, repair } from './repair.ts';
 export { runSteps, type Step } from './steps.ts';
 export { pointAt, pruneReleases, switchTo, versionAt } from './switch.ts';
 export { type UninstallOptions, uninstallSteps } from './uninstall.ts';

@@ -44,9 +44,11 @@ export function pruneReleases(layout: InstallLayout): string[] {
   } catch {
     return [];
   }
+  // current and previous always stay; the newest others fill the rest of KEEP_RELEASES.
+  const others = entries.filter((e) => !keep.has(e.name));
+  const room = Math.max(0, KEEP_RELEASES - (entries.length - others.length));
   const removed: string[] = [];
-  for (const e of entries.slice(KEEP_RELEASES)) {
-    if (keep.has(e.name)) continue;
+  for (const e of others.slice(room)) {
     rmSync(join(layout.releases, e.name), { recursive: true, force: true });
     removed.push(e.name);
   }
