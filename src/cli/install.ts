@@ -22,6 +22,7 @@ export function registerInstall(program: Command): void {
     .description('install this unpacked release as the plexus service (what install.sh runs)')
     .option('--init <name>', 'create a new network with this server as its first node')
     .option('--token <token>', 'join a network with a token from `plexus token create`')
+    .option('--name <name>', "this node's name when joining (default: the host name)")
     .option('--tags <a,b>', 'tags for this node', (v: string) => v.split(',').filter(Boolean))
     .option('--listen <multiaddr>', 'mesh listen address, for init/join (repeatable)', collect, [])
     .option('--api <host:port>', 'HTTP API address or off, for init/join')
@@ -31,7 +32,7 @@ export function registerInstall(program: Command): void {
       'after',
       examples(
         'sudo ./install.sh --init web1',
-        'sudo ./install.sh --token plx2.… --tags eu',
+        'sudo ./install.sh --token plx2.… --name web2 --tags eu',
         './install.sh --dry-run --init web1',
       ),
     )

@@ -3,6 +3,7 @@
  * a service (docs/install.md). Every step checks first, so a second run changes nothing.
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UNIT_NAME } from './constants.ts';
 import type { InstallLayout, ReleaseManifest } from './layout.ts';
@@ -13,6 +14,8 @@ import { commandStep, fileStep, linkStep, type Step, statusOf } from './steps.ts
 export interface InstallOptions {
   init?: string;
   token?: string;
+  /** This node's name when joining (init names it with `init`). */
+  name?: string;
   /** Extra tags for `init`/`join`. */
   tags?: string[];
   /** Passed on to `init`/`join`: mesh listen addresses, the API's and the SOCKS proxy's. */
@@ -96,7 +99,12 @@ export function installSteps(
       commandStep([...plexus, 'init', '--name', o.init, ...tags, '--data-dir', layout.data], fresh, env),
     );
   } else if (o.token) {
-    const join_ = commandStep([...plexus, 'join', o.token, ...tags, '--data-dir', layout.data], fresh, env);
+    const name = ['--name', o.name ?? hostname().split('.')[0]];
+    const join_ = commandStep(
+      [...plexus, 'join', o.token, ...name, ...tags, '--data-dir', layout.data],
+      fresh,
+      env,
+    );
     // The token is a secret: never printed.
     steps.push({
       ...join_,

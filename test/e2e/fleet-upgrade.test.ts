@@ -61,7 +61,7 @@ describe('a fleet upgrade over the mesh', { skip }, () => {
     ] as const) {
       const t = await run(n1, [PLEXUS, 'token', 'create', '--json']);
       assert.equal(t.code, 0, t.out);
-      await install(box, i, ['--token', JSON.parse(t.stdout).token]);
+      await install(box, i, ['--token', JSON.parse(t.stdout).token, '--name', `n${i + 1}`]);
     }
     const deadline = Date.now() + 60_000;
     let online = 0;
