@@ -108,7 +108,7 @@ export function installSteps(
     // The token is a secret: never printed.
     steps.push({
       ...join_,
-      describe: `run ${plexus[0]} join <token> ${tags.join(' ')} --data-dir ${layout.data}`,
+      describe: `run ${plexus[0]} join <token> ${[...name, ...tags].join(' ')} --data-dir ${layout.data}`,
     });
   }
   const unit = fileStep(layout.unit, unitFor(release, layout));
