@@ -3,10 +3,8 @@
  * (src/install/upgrade.ts does the work; docs/install.md).
  */
 import { execFile } from 'node:child_process';
-import { createWriteStream, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { type Command, Option } from 'commander';
 import { dataPaths } from '../config/paths.ts';
@@ -34,38 +32,6 @@ export async function localHealth(data: string, timeoutMs: number): Promise<Agen
     await new Promise((r) => setTimeout(r, 250));
   }
   return undefined;
-}
-
-/** Downloads `url` to `dest`, refusing more than `max` bytes or fewer than announced. */
-async function download(url: string, dest: string, max: number): Promise<void> {
-  let res: Response;
-  try {
-    res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(600_000) });
-  } catch (err) {
-    throw new CliError(`cannot download ${url}: ${(err as Error).message}`);
-  }
-  if (!res.ok || !res.body) throw new CliError(`cannot download ${url}: HTTP ${res.status}`);
-  const announced = Number(res.headers.get('content-length') ?? Number.NaN);
-  if (announced > max)
-    throw new CliError(`${url} is ${announced} bytes, more than the ${max >> 20} MB a release may be`);
-  let got = 0;
-  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
-  body.on('data', (c: Buffer) => {
-    got += c.length;
-    if (got > max) body.destroy(new CliError(`${url} is more than the ${max >> 20} MB a release may be`));
-  });
-  try {
-    await pipeline(body, createWriteStream(dest, { mode: 0o600 }));
-  } catch (err) {
-    rmSync(dest, { force: true });
-    throw err instanceof CliError
-      ? err
-      : new CliError(`download of ${url} failed after ${got} bytes: ${(err as Error).message} (truncated)`);
-  }
-  if (Number.isFinite(announced) && got !== announced) {
-    rmSync(dest, { force: true });
-    throw new CliError(`download of ${url} is truncated: ${got} of ${announced} bytes`);
-  }
 }
 
 /** Registers `upgrade`. */
@@ -165,9 +131,9 @@ async function upgradeHere(opts: UpgradeFlags): Promise<import('../install/upgra
     const { mkdirSync } = await import('node:fs');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
-      await download(url, join(dir, name), m.MAX_RELEASE_BYTES);
-      await download(new URL('SHA256SUMS', url).href, join(dir, 'SHA256SUMS'), 64 * 1024);
-      await download(new URL('SHA256SUMS.sig', url).href, join(dir, 'SHA256SUMS.sig'), 4096);
+      await m.downloadRelease(url, join(dir, name), m.MAX_RELEASE_BYTES);
+      await m.downloadRelease(new URL('SHA256SUMS', url).href, join(dir, 'SHA256SUMS'), 64 * 1024);
+      await m.downloadRelease(new URL('SHA256SUMS.sig', url).href, join(dir, 'SHA256SUMS.sig'), 4096);
       result = await m.upgradeFromFile(
         layout,
         join(dir, name),

@@ -12,6 +12,7 @@ export {
   MAX_RELEASE_BYTES,
   UNIT_NAME,
 } from './constants.ts';
+export { downloadRelease } from './download.ts';
 export * from './errors.ts';
 export {
   type FleetUpgradeInit,
