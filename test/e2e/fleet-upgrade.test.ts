@@ -41,12 +41,16 @@ async function install(box: Container, i: number, how: string[]) {
   assert.equal(r.code, 0, r.out);
 }
 
-before(async () => {
-  if (skip) return;
-  rel = buildTestReleases();
-  for (let i = 0; i < 3; i++)
-    boxes.push(await bootContainer({ binds: [rel.root], name: `plexus-fleet-${process.pid}-${i}` }));
-});
+before(
+  async () => {
+    if (skip) return;
+    rel = buildTestReleases();
+    for (let i = 0; i < 3; i++)
+      boxes.push(await bootContainer({ binds: [rel.root], name: `plexus-fleet-${process.pid}-${i}` }));
+    // Building the releases (cached per source tree) takes minutes on a busy machine.
+  },
+  { timeout: 1_200_000 },
+);
 after(async () => {
   for (const b of boxes) await b.stop();
 });

@@ -24,13 +24,17 @@ const run = async (args: string[], timeoutMs = 180_000) => {
 };
 const version = async () => JSON.parse((await run([PLEXUS, 'status', '--json'])).stdout).version as string;
 
-before(async () => {
-  if (skip) return;
-  const t0 = Date.now();
-  rel = buildTestReleases();
-  console.log(`# built 2 releases and a broken one in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  box = await bootContainer({ binds: [rel.root] });
-});
+before(
+  async () => {
+    if (skip) return;
+    const t0 = Date.now();
+    rel = buildTestReleases();
+    console.log(`# built 2 releases and a broken one in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    box = await bootContainer({ binds: [rel.root] });
+    // Building the releases (cached per source tree) takes minutes on a busy machine.
+  },
+  { timeout: 1_200_000 },
+);
 after(async () => {
   await box?.stop();
 });

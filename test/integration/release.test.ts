@@ -27,18 +27,21 @@ const key = join(root, 'release.key');
 let a: TestRelease;
 const unpacked = join(root, 'unpacked');
 
-before(() => {
-  execFileSync(join(import.meta.dirname, '..', '..', 'bin', 'plexus'), ['release', 'keygen', key], {
-    stdio: 'pipe',
-  });
-  const t0 = Date.now();
-  a = buildRelease('9.1.0', key, join(root, 'a'));
-  console.log(
-    `# scripts/release: ${((Date.now() - t0) / 1000).toFixed(0)} s, tarball ${(statSync(a.tarball).size / 1e6).toFixed(1)} MB`,
-  );
-  mkdirSync(unpacked);
-  execFileSync('tar', ['xzf', a.tarball, '-C', unpacked]);
-});
+before(
+  () => {
+    execFileSync(join(import.meta.dirname, '..', '..', 'bin', 'plexus'), ['release', 'keygen', key], {
+      stdio: 'pipe',
+    });
+    const t0 = Date.now();
+    a = buildRelease('9.1.0', key, join(root, 'a'));
+    console.log(
+      `# scripts/release: ${((Date.now() - t0) / 1000).toFixed(0)} s, tarball ${(statSync(a.tarball).size / 1e6).toFixed(1)} MB`,
+    );
+    mkdirSync(unpacked);
+    execFileSync('tar', ['xzf', a.tarball, '-C', unpacked]);
+  },
+  { timeout: 1_200_000 },
+);
 after(() => {
   for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
   rmSync(root, { recursive: true, force: true });
@@ -96,7 +99,7 @@ describe('the release tarball', () => {
     console.log(`env -i plexus --version: ${out.trim()}`);
   });
 
-  it('is reproducible: a second build of the same tree has the same sha256', () => {
+  it('is reproducible: a second build of the same tree has the same sha256', { timeout: 1_200_000 }, () => {
     const b = buildRelease('9.1.0', key, join(root, 'again'));
     const sum = (t: TestRelease) =>
       execFileSync('sha256sum', [t.tarball], { encoding: 'utf8' }).split(' ')[0];
