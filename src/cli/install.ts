@@ -61,7 +61,12 @@ export function registerInstall(program: Command): void {
       const t0 = Date.now();
       const changed = m.runSteps(steps, { dryRun: Boolean(opts.dryRun), log });
       if (opts.dryRun) return;
-      const h = await localHealth(layout.data, 60_000);
+      let h = await localHealth(layout.data, 60_000);
+      // A node that joined is done once it is in the mesh: it sees a peer (within the same budget).
+      for (let end = Date.now() + 60_000; h && opts.token && h.peersOnline === 0 && Date.now() < end; ) {
+        await new Promise((r) => setTimeout(r, 500));
+        h = (await localHealth(layout.data, 5_000)) ?? h;
+      }
       if (!h)
         throw new CliError(
           `plexus ${manifest.version} is installed but the agent does not answer; see journalctl -u plexus`,

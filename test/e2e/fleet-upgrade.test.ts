@@ -65,7 +65,12 @@ describe('a fleet upgrade over the mesh', { skip }, () => {
     ] as const) {
       const t = await run(n1, [PLEXUS, 'token', 'create', '--json']);
       assert.equal(t.code, 0, t.out);
+      const t0 = Date.now();
       await install(box, i, ['--token', JSON.parse(t.stdout).token, '--name', `n${i + 1}`]);
+      const st = JSON.parse((await run(box, [PLEXUS, 'status', '--json'])).stdout);
+      console.log(
+        `install n${i + 1}: tarball -> active and in the mesh (${st.peers.online} peers online) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      );
     }
     const deadline = Date.now() + 60_000;
     let online = 0;
