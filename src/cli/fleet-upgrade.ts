@@ -50,6 +50,11 @@ async function* uploadFrames(file: string): AsyncGenerator<unknown> {
   yield { end: true };
 }
 
+/** The version a release tarball's name states (`plexus-VERSION-linux-ARCH.tar.gz`). */
+function versionOfFile(file: string): string {
+  return /^plexus-(.+)-linux-[a-z0-9]+\.tar\.gz$/.exec(basename(file))?.[1] ?? '?';
+}
+
 /** Upgrades one node and waits for the outcome. */
 async function upgradeNode(
   client: AgentClient,
@@ -66,19 +71,25 @@ async function upgradeNode(
       { input: uploadFrames(file) },
     )) as { from: string; to: string };
   } catch (err) {
-    return { node, old: '?', new: '-', result: `refused: ${(err as Error).message}` };
+    // A refusal is the node's answer; a broken stream may be the upgrade restarting the agent
+    // just as it answered, so the node's status says whether it started.
+    const e = err as Error & { body?: { code?: string } };
+    if (e.body?.code || !/stream|reset|closed|ECONNRESET/i.test(e.message)) {
+      return { node, old: '?', new: '-', result: `refused: ${e.message}` };
+    }
+    started = { from: '?', to: versionOfFile(file) };
   }
   const end = Date.now() + NODE_BUDGET_MS;
   while (Date.now() < end) {
     await new Promise((r) => setTimeout(r, 2_000));
     const s = (await client.call('node.upgrade.status').catch(() => undefined)) as
-      | { version: string; last: { state: string; to?: string; message?: string } | null }
+      | { version: string; last: { state: string; from?: string; to?: string; message?: string } | null }
       | undefined;
     // The node restarts meanwhile: no answer is expected for a while.
     if (!s?.last || s.last.to !== started.to || s.last.state === 'running') continue;
     const result =
       s.last.state === 'ok' ? 'ok' : `${s.last.state.replace('_', ' ')}: ${s.last.message ?? ''}`;
-    return { node, old: started.from, new: s.version, result };
+    return { node, old: s.last.from ?? started.from, new: s.version, result };
   }
   return { node, old: started.from, new: '?', result: `no outcome within ${NODE_BUDGET_MS / 1000} s` };
 }

@@ -52,7 +52,16 @@ const FILE_RE = /^plexus-[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]{1,40})?-linux-[a-
 export function launchUpgrader(plexus: string, file: string, statusFile: string): void {
   const args = [plexus, 'upgrade', '--file', file, '--status-file', statusFile];
   const argv = existsSync('/run/systemd/system')
-    ? ['systemd-run', `--unit=plexus-upgrade-${Date.now()}`, '--collect', '--quiet', '--', ...args]
+    ? // Two seconds on: the agent's reply must reach the operator before the upgrade restarts it.
+      [
+        'systemd-run',
+        `--unit=plexus-upgrade-${Date.now()}`,
+        '--on-active=2s',
+        '--collect',
+        '--quiet',
+        '--',
+        ...args,
+      ]
     : args;
   spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
 }
@@ -67,9 +76,10 @@ export function readStatus(file: string): UpgradeStatus | undefined {
   }
 }
 
-/** Writes the status file whole. */
+/** Writes the status file whole, keeping what the last one said (from, to) unless `s` says otherwise. */
 export function writeStatus(file: string, s: Omit<UpgradeStatus, 'at'>): void {
-  writeFileSync(`${file}.tmp`, JSON.stringify({ ...s, at: Date.now() }), { mode: 0o600 });
+  const merged = { ...readStatus(file), ...s, at: Date.now() };
+  writeFileSync(`${file}.tmp`, JSON.stringify(merged), { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
 }
 
