@@ -4,7 +4,7 @@
  * time, waits for each to report its new version or its rollback, stops after the first batch
  * with a failure, and prints node, old and new version and result.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { dataPaths } from '../config/paths.ts';
@@ -13,7 +13,10 @@ import { dataDirOf } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
 import { printTable } from './output.ts';
 
-/** Upload chunk: base64 in a JSON frame stays under the 1 MiB frame limit. */
+/** One command's share of the release (the node's PIECE_BYTES). */
+const PIECE_BYTES = 4 * 1024 * 1024;
+
+/** Upload frame: base64 in a JSON frame stays under the 1 MiB frame limit. */
 const CHUNK_BYTES = 512 * 1024;
 /** A node has this long to report its new version or its rollback (the health budget is 60 s). */
 const NODE_BUDGET_MS = 180_000;
@@ -43,11 +46,25 @@ async function targetsOf(local: AgentClient, spec: string): Promise<string[]> {
   return [spec];
 }
 
-async function* uploadFrames(file: string): AsyncGenerator<unknown> {
-  const bytes = readFileSync(file);
-  for (let i = 0; i < bytes.length; i += CHUNK_BYTES)
-    yield { chunk: bytes.subarray(i, i + CHUNK_BYTES).toString('base64') };
+async function* pieceFrames(piece: Buffer): AsyncGenerator<unknown> {
+  for (let i = 0; i < piece.length; i += CHUNK_BYTES)
+    yield { chunk: piece.subarray(i, i + CHUNK_BYTES).toString('base64') };
   yield { end: true };
+}
+
+/**
+ * Sends the release in pieces, one command each (src/install/fleet-actions.ts says why); the
+ * last one's answer is the upgrade starting.
+ */
+async function sendRelease(client: AgentClient, file: string, sums: string, sig: string) {
+  const bytes = readFileSync(file);
+  let answer: unknown;
+  for (let offset = 0; offset < bytes.length; offset += PIECE_BYTES) {
+    const piece = bytes.subarray(offset, offset + PIECE_BYTES);
+    const args = { file: basename(file), sums, sig, total: bytes.length, offset, bytes: piece.length };
+    answer = await client.call('node.upgrade', args, { input: pieceFrames(piece) });
+  }
+  return answer as { from: string; to: string };
 }
 
 /** The version a release tarball's name states (`plexus-VERSION-linux-ARCH.tar.gz`). */
@@ -65,11 +82,7 @@ async function upgradeNode(
 ): Promise<Row> {
   let started: { from: string; to: string };
   try {
-    started = (await client.call(
-      'node.upgrade',
-      { file: basename(file), sums, sig, upload: { bytes: statSync(file).size } },
-      { input: uploadFrames(file) },
-    )) as { from: string; to: string };
+    started = await sendRelease(client, file, sums, sig);
   } catch (err) {
     // A refusal is the node's answer; a broken stream may be the upgrade restarting the agent
     // just as it answered, so the node's status says whether it started.

@@ -6,14 +6,14 @@
  * upgrader must outlive the agent it restarts). `node.upgrade.status` reports how it went.
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import {
-  createWriteStream,
+  appendFileSync,
   existsSync,
   mkdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -45,6 +45,17 @@ export interface FleetUpgradeInit {
   /** The `plexus` program of the running release. */
   plexus: string;
 }
+
+/** One piece of a release sent over the mesh: a command's input stays a few MB. */
+export const PIECE_BYTES = 4 * 1024 * 1024;
+
+const sizeOf = (p: string) => {
+  try {
+    return statSync(p).size;
+  } catch {
+    return 0;
+  }
+};
 
 const FILE_RE = /^plexus-[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]{1,40})?-linux-[a-z0-9]{1,16}\.tar\.gz$/;
 
@@ -91,17 +102,27 @@ export function fleetUpgradeActions(init: FleetUpgradeInit, launch = launchUpgra
       name: 'node.upgrade',
       describe: 'receive a signed release and upgrade this node to it (health gated, rolled back on failure)',
       access: 'admin',
+      // The release travels in pieces of at most PIECE_BYTES, one command each, appended in order:
+      // a command's input stays small, and an interrupted transfer resumes at the size received.
       args: z.object({
         file: z.string().regex(FILE_RE, 'a release tarball name: plexus-VERSION-linux-ARCH.tar.gz'),
         sums: z.string().min(1).max(MAX_SUMS_BYTES),
         sig: z.string().min(1).max(1024),
-        upload: z.strictObject({ bytes: z.number().int().positive().max(MAX_RELEASE_BYTES) }),
+        total: z.number().int().positive().max(MAX_RELEASE_BYTES),
+        offset: z.number().int().nonnegative().max(MAX_RELEASE_BYTES),
+        bytes: z.number().int().positive().max(PIECE_BYTES),
       }),
-      handler: async ({ file, sums, sig, upload }, ctx) => {
+      handler: async ({ file, sums, sig, total, offset, bytes }, ctx) => {
         // Checked before a byte is stored: a release not signed by this node's key goes no further.
         verifySums(Buffer.from(sums), sig, readTrustedKey(init.releaseKey));
+        if (offset + bytes > total) {
+          throw new ReleaseRefusedError(
+            'RELEASE_TOO_LARGE',
+            `a piece at ${offset} of ${bytes} bytes passes the ${total} announced`,
+          );
+        }
         const running = readStatus(statusFile);
-        if (running?.state === 'running' && Date.now() - running.at < 180_000) {
+        if (offset === 0 && running?.state === 'running' && Date.now() - running.at < 180_000) {
           throw new ReleaseRefusedError(
             'ARCHIVE_INVALID',
             `an upgrade to ${running.to} is already running here`,
@@ -110,37 +131,38 @@ export function fleetUpgradeActions(init: FleetUpgradeInit, launch = launchUpgra
         mkdirSync(init.dir, { recursive: true, mode: 0o700 });
         const dest = join(init.dir, file);
         const partial = `${dest}.partial`;
-        const out = createWriteStream(partial, { mode: 0o600 });
-        let bytes = 0;
-        try {
-          for await (const frame of ctx.input) {
-            const f = frame as { chunk?: string; end?: boolean };
-            if (f.end) break;
-            if (typeof f.chunk !== 'string')
-              throw new ReleaseRefusedError('ARCHIVE_INVALID', 'an upload frame holds no chunk');
-            const b = Buffer.from(f.chunk, 'base64');
-            bytes += b.length;
-            if (bytes > upload.bytes)
-              throw new ReleaseRefusedError(
-                'RELEASE_TOO_LARGE',
-                `the upload is larger than the ${upload.bytes} bytes announced`,
-              );
-            if (!out.write(b)) await once(out, 'drain');
-          }
-          out.end();
-          await once(out, 'finish');
-          if (bytes !== upload.bytes) {
-            throw new ReleaseRefusedError(
-              'DOWNLOAD_FAILED',
-              `the upload is truncated: ${bytes} of ${upload.bytes} bytes`,
-            );
-          }
-          renameSync(partial, dest);
-        } catch (err) {
-          out.destroy();
-          rmSync(partial, { force: true });
-          throw err;
+        const have = offset === 0 ? 0 : sizeOf(partial);
+        if (have !== offset) {
+          throw new ReleaseRefusedError(
+            'DOWNLOAD_FAILED',
+            `this node holds ${have} bytes of ${file}, not ${offset}: resend from ${have}`,
+          );
         }
+        const piece: Buffer[] = [];
+        let got = 0;
+        for await (const frame of ctx.input) {
+          const f = frame as { chunk?: string; end?: boolean };
+          if (f.end) break;
+          if (typeof f.chunk !== 'string')
+            throw new ReleaseRefusedError('ARCHIVE_INVALID', 'an upload frame holds no chunk');
+          const b = Buffer.from(f.chunk, 'base64');
+          got += b.length;
+          if (got > bytes)
+            throw new ReleaseRefusedError(
+              'RELEASE_TOO_LARGE',
+              `the piece is larger than the ${bytes} bytes announced`,
+            );
+          piece.push(b);
+        }
+        if (got !== bytes)
+          throw new ReleaseRefusedError(
+            'DOWNLOAD_FAILED',
+            `the piece is truncated: ${got} of ${bytes} bytes`,
+          );
+        if (offset === 0) writeFileSync(partial, Buffer.concat(piece), { mode: 0o600 });
+        else appendFileSync(partial, Buffer.concat(piece));
+        if (offset + bytes < total) return { received: offset + bytes };
+        renameSync(partial, dest);
         writeFileSync(join(init.dir, 'SHA256SUMS'), sums);
         writeFileSync(join(init.dir, 'SHA256SUMS.sig'), sig);
         try {

@@ -97,6 +97,15 @@ describe('a fleet upgrade over the mesh', { skip }, () => {
       600_000,
     );
     console.log(`fleet upgrade (${((Date.now() - t0) / 1000).toFixed(0)} s):\n${r.stdout}${r.stderr}`);
+    if (!/\bn2\s+9\.0\.0\s+9\.0\.1\s+ok/.test(r.stdout)) {
+      // What n2 saw, to tell a transport failure from a failed upgrade.
+      const logs = await run(n2, [
+        'sh',
+        '-c',
+        'tail -n 30 /var/lib/plexus/logs/agent.log; cat /var/lib/plexus/upgrades/status.json; ls -la /var/lib/plexus/upgrades; journalctl -n 40 --no-pager',
+      ]);
+      console.log(`n2 after the fleet upgrade:\n${logs.out}`);
+    }
     assert.equal(r.code, 1, r.out);
     const row = (node: string) => r.stdout.split('\n').find((l) => l.startsWith(`${node} `)) ?? '';
     assert.match(row('n2'), /9\.0\.0\s+9\.0\.1\s+ok/);
