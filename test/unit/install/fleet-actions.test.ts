@@ -51,7 +51,7 @@ describe('node.upgrade refuses', () => {
   it('a release signed by another key, before storing anything', async () => {
     const forged = JSON.stringify(signSums(Buffer.from(sums), generateSigner().signer));
     assert.equal(
-      await codeOf({ file, sums, sig: forged, upload: { bytes: 10 } }, [chunk(10), { end: true }]),
+      await codeOf({ file, sums, sig: forged, total: 10, offset: 0, bytes: 10 }, [chunk(10), { end: true }]),
       'BAD_SIGNATURE',
     );
     assert.equal(existsSync(join(dir, 'upgrades')), false);
@@ -60,16 +60,16 @@ describe('node.upgrade refuses', () => {
   it('an upload larger than announced, or truncated; nothing is left behind or launched', async () => {
     const sig = JSON.stringify(signSums(Buffer.from(sums), release));
     assert.equal(
-      await codeOf({ file, sums, sig, upload: { bytes: 10 } }, [chunk(8), chunk(8), { end: true }]),
+      await codeOf({ file, sums, sig, total: 10, offset: 0, bytes: 10 }, [chunk(8), chunk(8), { end: true }]),
       'RELEASE_TOO_LARGE',
     );
     assert.equal(
-      await codeOf({ file, sums, sig, upload: { bytes: 10 } }, [chunk(4), { end: true }]),
+      await codeOf({ file, sums, sig, total: 10, offset: 0, bytes: 10 }, [chunk(4), { end: true }]),
       'DOWNLOAD_FAILED',
     );
     // Whole but not what SHA256SUMS lists.
     assert.equal(
-      await codeOf({ file, sums, sig, upload: { bytes: 10 } }, [chunk(10), { end: true }]),
+      await codeOf({ file, sums, sig, total: 10, offset: 0, bytes: 10 }, [chunk(10), { end: true }]),
       'CHECKSUM_MISMATCH',
     );
     assert.deepEqual(
@@ -77,6 +77,18 @@ describe('node.upgrade refuses', () => {
       [],
     );
     assert.deepEqual(launched, []);
+  });
+
+  it('a piece out of order, or past the total announced', async () => {
+    const sig = JSON.stringify(signSums(Buffer.from(sums), release));
+    assert.equal(
+      await codeOf({ file, sums, sig, total: 20, offset: 10, bytes: 10 }, [chunk(10), { end: true }]),
+      'DOWNLOAD_FAILED',
+    );
+    assert.equal(
+      await codeOf({ file, sums, sig, total: 10, offset: 5, bytes: 10 }, [chunk(10), { end: true }]),
+      'RELEASE_TOO_LARGE',
+    );
   });
 
   it('a file name that is not a release tarball (no path can be smuggled in)', () => {
