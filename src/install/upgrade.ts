@@ -80,8 +80,14 @@ async function switchAndWatch(
   const { from } = switchTo(layout, to);
   c.log(`switched ${layout.current} to ${to}${from ? ` (was ${from})` : ''}; restarting the agent`);
   const t0 = Date.now();
-  await c.restart();
-  const up = await waitHealthy(c, to, before?.peersOnline ?? 0);
+  // A unit that fails to start makes `systemctl restart` fail: that is an unhealthy release too.
+  const restarted = await c.restart().then(
+    () => undefined,
+    (err: Error) => `the restart failed: ${err.message.split('\n')[0]}`,
+  );
+  const up = restarted
+    ? ({ ok: false, seen: restarted } as const)
+    : await waitHealthy(c, to, before?.peersOnline ?? 0);
   if (up.ok) return { from, to, downtimeMs: Date.now() - t0 };
   const budgetS = Math.round((c.healthTimeoutMs ?? HEALTH_TIMEOUT_MS) / 1000);
   if (!from)
@@ -93,7 +99,7 @@ async function switchAndWatch(
   // As it was: `--rollback` must not lead back to the release that just failed.
   if (previousBefore) pointAt(layout.previous, join('releases', previousBefore));
   else rmSync(layout.previous, { force: true });
-  await c.restart();
+  await c.restart().catch(() => {}); // waitHealthy below says whether the old one came back
   const back = await waitHealthy(c, from, 0);
   throw new UpgradeRolledBackError(
     `upgrade to ${to} rolled back: it did not become healthy within ${budgetS} s (${up.seen}); ${from} is ${back.ok ? 'running again' : `current again but not answering yet (${back.seen})`}`,
