@@ -62,15 +62,28 @@ const EXAMPLES: Record<string, string[]> = {
   'forward add': ['plexus forward add 15432 web2:db'],
   'forward ls': ['plexus forward ls'],
   'forward rm': ['plexus forward rm ID'],
+  'audit sessions': ['plexus audit sessions', 'plexus audit sessions --json'],
+  'audit play': ['plexus audit play SESSION-ID'],
+  shell: ['plexus shell web2', 'plexus shell web2 -- top'],
+  cp: ['plexus cp ./site.tar.gz web2:/tmp/', 'plexus cp -r web2:/var/log/nginx ./logs'],
+  'ssh-proxy': ["ssh -o ProxyCommand='plexus ssh-proxy %h' web2"],
+  'ssh-config': ['plexus ssh-config >> ~/.ssh/config'],
   release: [
     'plexus release keygen release.key',
     'plexus release sign --release-key release.key dist/SHA256SUMS',
   ],
 };
 
-const hasExamples = (cmd: Command) =>
-  // commander keeps addHelpText callbacks as listeners of this event.
-  (cmd as unknown as import('node:events').EventEmitter).listeners('afterHelp').length > 0;
+/** True when the verb's own help text already ends with examples (commander's afterHelp listeners write it). */
+function hasExamples(cmd: Command): boolean {
+  let text = '';
+  const write = (t: string) => {
+    text += t;
+  };
+  for (const l of (cmd as unknown as import('node:events').EventEmitter).listeners('afterHelp'))
+    (l as (ctx: unknown) => void)({ error: false, command: cmd, write });
+  return text.includes('Examples:');
+}
 
 /** Adds the table's examples to every verb (nested ones too) that has none of its own. */
 export function addVerbExamples(program: Command, path: string[] = []): void {
