@@ -22,6 +22,7 @@ import { type Config, type DataPaths, dataPaths, loadConfig } from './config/ind
 import { ActionRegistry } from './core/actions.ts';
 import { startInOrder } from './core/lifecycle.ts';
 import { VERSION } from './core/version.ts';
+import { fleetUpgradeActions, fleetUpgradeInit } from './install/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { createMesh, loadNodeKeys, type Mesh, meshMigrations, type NodeKeys } from './mesh/index.ts';
 import { createShell, shellMigrations } from './shell/index.ts';
@@ -154,6 +155,8 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
     },
   );
   actions.register(...telemetryActions(telemetry));
+  // Releases sent over the mesh (issue 15, docs/install.md): verified here, installed by an upgrader outside the agent.
+  actions.register(...fleetUpgradeActions(fleetUpgradeInit(paths, VERSION)));
 
   // Interactive sessions (issue 16) reach this node as signed commands, like exec.
   const shell = createShell(

@@ -1,10 +1,10 @@
 /**
  * `--api URL` selects a remote agent for any verb (`plexus --api http://host:7071 apps`). It is
- * taken out of argv before commander parses it, because `init` and `join` have an `--api` of
- * their own (their HTTP listen address); for those two verbs nothing is touched.
+ * taken out of argv before commander parses it, because `init`, `join` and `install` have an
+ * `--api` of their own (their HTTP listen address); for those verbs nothing is touched.
  */
 
-const OWN_API_VERBS = new Set(['init', 'join']);
+const OWN_API_VERBS = new Set(['init', 'join', 'install']);
 const GLOBAL_VALUE_FLAGS = new Set(['--data-dir', '--key', '--node']);
 
 /** Moves `--api URL` / `--api=URL` from `argv` (process.argv shape) into `env.PLEXUS_API`. */

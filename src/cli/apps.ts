@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { AppInfo, DeployResult } from '../workloads/index.ts';
 import { agentOf, collect, wantsJson } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
+import { logLineFormatter, parseSince } from './log-lines.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
 
 /** Bundle upload chunk: the socket's line limit is 1 MiB and base64 adds a third. */
@@ -227,9 +228,25 @@ export function registerApps(program: Command): void {
     .option('-n, --lines <n>', 'how many recent lines', '100')
     .option('-f, --follow', 'keep printing new lines')
     .option('--system', "the agent's log (DATA/logs/agent.log)")
+    .option('--since <duration>', "only the agent's lines of the last 90s, 10m, 2h, 7d (with --system)")
+    .option('--nostream', 'print what is there and exit (the default; the opposite of -f)')
+    .option('--json', 'one JSON object a line')
     .action(async (app: string | undefined, opts, cmd: Command) => {
       if (!app === !opts.system) throw new UsageError('give an app name, or --system for the agent log');
-      const lines = intOption('-n', opts.lines, 0, 10_000);
+      if (opts.nostream && opts.follow) throw new UsageError('--nostream and --follow contradict each other');
+      const format = logLineFormatter({
+        app,
+        system: Boolean(opts.system),
+        json: wantsJson(cmd),
+        sinceMs: opts.since === undefined ? undefined : parseSince(opts.since),
+      });
+      // --since reaches back as far as the log does, unless -n says otherwise.
+      const lines = intOption(
+        '-n',
+        opts.since && cmd.getOptionValueSource('lines') === 'default' ? '10000' : opts.lines,
+        0,
+        10_000,
+      );
       const abort = new AbortController();
       const onSig = () => abort.abort();
       process.once('SIGINT', onSig);
@@ -240,8 +257,8 @@ export function registerApps(program: Command): void {
           {
             signal: abort.signal,
             onData: (d) => {
-              const out = (d as { lines: string[] }).lines.map((l) => (opts.system ? formatAgentLine(l) : l));
-              process.stdout.write(`${out.join('\n')}\n`);
+              const out = (d as { lines: string[] }).lines.flatMap((l) => format(l) ?? []);
+              if (out.length) process.stdout.write(`${out.join('\n')}\n`);
             },
           },
         );
@@ -341,24 +358,4 @@ function intOption(flag: string, text: string, min: number, max: number): number
 
 function mb(bytes: number): string {
   return bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
-}
-
-/** Turns an agent JSON log line into `time level module message`; other lines pass through. */
-function formatAgentLine(line: string): string {
-  try {
-    const o = JSON.parse(line) as {
-      time?: number;
-      level?: number;
-      module?: string;
-      msg?: string;
-      [k: string]: unknown;
-    };
-    const level =
-      { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }[o.level ?? 30] ?? 'info';
-    const { time, level: _l, module, msg, pid: _p, hostname: _h, node: _n, ...rest } = o;
-    const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
-    return `${new Date(time ?? 0).toISOString()} ${level.padEnd(5)} ${module ?? '-'}: ${msg ?? ''}${extra}`;
-  } catch {
-    return line;
-  }
 }

@@ -9,19 +9,25 @@ import { registerAgent } from './agent.ts';
 import { takeApiFlag } from './api-flag.ts';
 import { registerAppEnv } from './app-env.ts';
 import { registerApps } from './apps.ts';
+import { registerCompletion } from './completion.ts';
 import { registerCp } from './cp.ts';
 import { CliError } from './errors.ts';
 import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
+import { registerInstall } from './install.ts';
 import { registerJoin } from './join.ts';
 import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
+import { registerRelease } from './release.ts';
+import { registerRepair } from './repair.ts';
 import { registerShell } from './shell.ts';
 import { registerSshProxy } from './ssh-proxy.ts';
 import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
 import { registerTunnels } from './tunnels.ts';
+import { registerUpgrade } from './upgrade.ts';
+import { addVerbExamples } from './verb-examples.ts';
 
 // `plexus [--api URL] VERB …`: a remote agent for any verb but init/join (see api-flag.ts).
 takeApiFlag(process.argv, process.env);
@@ -39,6 +45,8 @@ const program = new Command('plexus')
     '\nRemote operation: plexus --api http://HOST:7071 --key op.key VERB … (or PLEXUS_API, PLEXUS_KEY)\n' +
       'sends every verb as a signed command through that agent; --node NAME on a verb relays it there.',
   )
+  // The runtime named: a release runs its own Node, not the system's (docs/install.md).
+  .version(`plexus ${VERSION} (node ${process.version}, ${process.execPath})`, '-V, --version')
   .showHelpAfterError('(run plexus --help for usage)')
   .exitOverride();
 
@@ -66,6 +74,12 @@ registerTunnels(program);
 registerShell(program);
 registerCp(program);
 registerSshProxy(program);
+registerRelease(program);
+registerCompletion(program);
+registerInstall(program);
+registerUpgrade(program);
+registerRepair(program);
+addVerbExamples(program);
 
 function fail(err: unknown): never {
   if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);

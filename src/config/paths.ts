@@ -18,7 +18,8 @@ export function dataPaths(dataDir: string) {
   const keys = join(dataDir, 'keys');
   return {
     dataDir,
-    config: join(dataDir, 'config.yaml'),
+    // A release install keeps it in /etc/plexus (its unit sets PLEXUS_CONFIG; docs/install.md).
+    config: process.env.PLEXUS_CONFIG ? resolve(process.env.PLEXUS_CONFIG) : join(dataDir, 'config.yaml'),
     db: join(dataDir, 'plexus.db'),
     socket: join(dataDir, 'plexus.sock'),
     pidFile: join(dataDir, 'agent.pid'),

@@ -127,11 +127,15 @@ export async function buildRelease(root, dir) {
   const stamp = {
     name: pkg.name,
     version: pkg.version,
-    commit: commitOf(root),
+    // scripts/release builds from a copy of the sources outside git and sets both, so that two
+    // builds of one commit are the same bytes.
+    commit: process.env.PLEXUS_COMMIT ?? commitOf(root),
     builtWith: process.version,
     bundle: RELEASE_BUNDLE,
     sha256: createHash('sha256').update(readFileSync(out)).digest('hex'),
-    builtAt: new Date().toISOString(),
+    builtAt: new Date(
+      process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) * 1000 : Date.now(),
+    ).toISOString(),
   };
   writeFileSync(join(dir, RELEASE_STAMP), `${JSON.stringify(stamp, null, 2)}\n`);
   return stamp;

@@ -29,6 +29,7 @@ const LEVELS: Record<string, number> = {
   telemetry: 3,
   commands: 3,
   shell: 3,
+  install: 3,
   api: 4,
   daemon: 5,
   cli: 6,
