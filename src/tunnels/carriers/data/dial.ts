@@ -1,10 +1,10 @@
 /** Dialing a data listener: TCP, then TLS 1.3 keyed by a ticket (tls.ts). */
 import { connect as netConnect } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { DATA_CONNECT_TIMEOUT_MS } from '../../constants.ts';
 import { type DataConnection, dataConnection } from './splice.ts';
 import type { DataTicket } from './tickets.ts';
-import { clientTlsOptions } from './tls.ts';
+import { clientTlsOptions, tlsModule } from './tls.ts';
 
 /**
  * A TLS connection to a data listener, keyed by `ticket`, within DATA_CONNECT_TIMEOUT_MS. The
@@ -34,7 +34,7 @@ export function dial(
     signal.addEventListener('abort', onAbort, { once: true });
     raw.once('error', fail);
     raw.once('connect', () => {
-      const tls = connect({
+      const tls = tlsModule().connect({
         socket: raw,
         ...clientTlsOptions(ticket.id, Buffer.from(ticket.key, 'base64url')),
       });

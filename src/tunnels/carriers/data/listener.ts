@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, isIPv4, type Server, type Socket } from 'node:net';
-import { type SecureContext, TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from '../../../logging/index.ts';
 import {
   DATA_HANDSHAKE_TIMEOUT_MS,
@@ -24,7 +24,7 @@ import {
 } from '../../constants.ts';
 import { TunnelLimitError } from '../../errors.ts';
 import type { DataTicket } from './tickets.ts';
-import { serverSecureContext } from './tls.ts';
+import { serverSecureContext, tlsModule } from './tls.ts';
 
 /** Who a data connection's ticket was issued to, and what for. */
 export interface RedeemedTicket {
@@ -94,7 +94,8 @@ export class DataListener {
   /** Connections before their handshake, and how many per source. */
   readonly #pending = new Set<Socket>();
   readonly #perSource = new Map<string, number>();
-  readonly #context: SecureContext;
+  /** Made at the first connection (see tlsModule). */
+  #context: SecureContext | undefined;
   #server: Server | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
@@ -108,7 +109,6 @@ export class DataListener {
     this.#init = init;
     this.#logger = components.logger;
     this.#onConnection = components.onConnection;
-    this.#context = serverSecureContext();
   }
 
   /** The bound port (after start). */
@@ -225,7 +225,8 @@ export class DataListener {
     // The ticket this handshake redeemed. OpenSSL may ask again for the same identity within one
     // handshake (after a HelloRetryRequest), so the answer is kept for this connection.
     let redeemed: { id: string; ticket: Issued } | undefined;
-    const socket = new TLSSocket(raw, {
+    this.#context ??= serverSecureContext();
+    const socket = new (tlsModule().TLSSocket)(raw, {
       isServer: true,
       secureContext: this.#context,
       pskCallback: (_s: TLSSocket, id: string) => {

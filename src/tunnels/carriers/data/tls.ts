@@ -7,7 +7,15 @@
  * recorded session. No certificates: the PSK authenticates both ends, which keeps a connection's
  * setup at one round trip and two X25519 operations.
  */
-import { type ConnectionOptions, createSecureContext, type SecureContext } from 'node:tls';
+import type { ConnectionOptions, SecureContext } from 'node:tls';
+
+/**
+ * node:tls, loaded on first use: an agent that carries no tunnel never pays for it (its RSS is
+ * the idle ceiling; test/unit/runtime/bundle.test.ts checks that an idle agent loads no TLS).
+ */
+export function tlsModule(): typeof import('node:tls') {
+  return process.getBuiltinModule('node:tls');
+}
 
 /**
  * OpenSSL's PSK callbacks work for TLS 1.3 with a SHA-256 suite only; AES-128-GCM is the
@@ -21,7 +29,7 @@ const COMMON = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: SUITE } 
 
 /** The server end's context (no certificate; each socket gets its own PSK callback). */
 export function serverSecureContext(): SecureContext {
-  return createSecureContext(COMMON);
+  return tlsModule().createSecureContext(COMMON);
 }
 
 /**
@@ -32,7 +40,7 @@ let clientContext: SecureContext | undefined;
 
 /** Options of the client end, for one ticket. */
 export function clientTlsOptions(identity: string, psk: Buffer): ConnectionOptions {
-  clientContext ??= createSecureContext(COMMON);
+  clientContext ??= tlsModule().createSecureContext(COMMON);
   return {
     ...COMMON,
     secureContext: clientContext,
