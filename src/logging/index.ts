@@ -3,8 +3,10 @@
  * `logger.child({ module })`. It writes JSON lines to stdout and, for `plexus logs --system`,
  * to DATA/logs/agent.log, rotated by size.
  */
+import { once } from 'node:events';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 
 /** The logger type used everywhere. */
@@ -27,8 +29,8 @@ export interface LoggerInit {
 /** A logger plus the resources behind it. */
 export interface RootLogger {
   logger: Logger;
-  /** Flushes and stops the rotation timer. */
-  close(): void;
+  /** Stops the rotation timer and flushes, once the log file is open. */
+  close(): Promise<void>;
 }
 
 /** Never log secret-bearing fields, whatever a caller passes in. */
@@ -66,8 +68,13 @@ export function createLogger(init: LoggerInit = {}): RootLogger {
   );
   return {
     logger,
-    close() {
+    async close() {
       if (timer) clearInterval(timer);
+      // The file opens asynchronously (on libuv's thread pool, which a busy start can hold up):
+      // pino flushes every destination synchronously at process exit, and one still opening
+      // throws there ("sonic boom is not ready yet"), which turned a clean stop into exit 1.
+      if (fileDest && (fileDest as unknown as { fd: number }).fd < 0)
+        await Promise.race([once(fileDest, 'ready'), sleep(2000, undefined, { ref: false })]);
       try {
         fileDest?.flushSync();
       } catch {
