@@ -17,6 +17,7 @@ import {
   asUser,
   resolveSessionUser,
   SESSION_USER_RE,
+  type SessionUser,
   sessionCwd,
   sessionEnv,
   type UserPolicy,
@@ -86,13 +87,7 @@ export function fileActions(deps: { policy: UserPolicy; channels: TransferChanne
         let stderr = '';
         let bytes = 0;
         const proc = await startPipes(
-          {
-            argv: asUser(u, ['tail', '-c', `+${args.offset + 1}`, '--', args.path]),
-            env: sessionEnv(u, undefined),
-            cwd: sessionCwd(u),
-            cols: 80,
-            rows: 24,
-          },
+          toolSpec(u, ['tail', '-c', `+${args.offset + 1}`, '--', args.path]),
           async (stream, chunk) => {
             if (stream === 'e') stderr += chunk.toString().slice(0, 4096);
             else {
@@ -145,13 +140,7 @@ export function fileActions(deps: { policy: UserPolicy; channels: TransferChanne
         }
         let stderr = '';
         const proc = await startPipes(
-          {
-            argv: asUser(u, ['sh', '-c', 'exec cat >> "$1"', 'sh', part]),
-            env: sessionEnv(u, undefined),
-            cwd: sessionCwd(u),
-            cols: 80,
-            rows: 24,
-          },
+          toolSpec(u, ['sh', '-c', 'exec cat >> "$1"', 'sh', part]),
           async (stream, chunk) => {
             if (stream === 'e') stderr += chunk.toString().slice(0, 4096);
           },
@@ -201,4 +190,9 @@ export function fileActions(deps: { policy: UserPolicy; channels: TransferChanne
       },
     }),
   ];
+}
+
+/** How a file tool runs: as the session's user, in its home, with its login environment. */
+function toolSpec(u: SessionUser, argv: string[]) {
+  return { argv: asUser(u, argv), env: sessionEnv(u, undefined), cwd: sessionCwd(u), cols: 80, rows: 24 };
 }

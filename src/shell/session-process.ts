@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { signalGroup } from '../core/process-group.ts';
 import { MAX_OUTPUT_CHUNK_BYTES } from './constants.ts';
 import { PtyUnavailableError, SessionSpawnError } from './errors.ts';
 
@@ -98,7 +99,7 @@ export async function startPty(spec: ProcessSpec, out: OutputSink, ptmx = PTMX):
     },
     endInput: () => {},
     resize: (cols, rows) => term.resize(cols, rows),
-    kill: (signal) => killGroup(term.pid, signal),
+    kill: (signal) => signalGroup(term.pid, signal),
     exited,
   };
 }
@@ -162,7 +163,7 @@ export function startPipes(spec: ProcessSpec, out: OutputSink): Promise<SessionP
           }),
         endInput: () => child.stdin.end(),
         resize: () => {},
-        kill: (signal) => killGroup(child.pid!, signal),
+        kill: (signal) => signalGroup(child.pid!, signal),
         exited,
       });
     });
@@ -180,19 +181,7 @@ async function sendChunks(out: OutputSink, stream: 'o' | 'e', buf: Buffer): Prom
  * unhandled: that ended the whole agent.
  */
 function outputLost(pid: number): void {
-  killGroup(pid, 'SIGHUP');
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
+  signalGroup(pid, 'SIGHUP');
 }
 
 function signalName(n: number): string {

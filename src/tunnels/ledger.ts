@@ -75,7 +75,10 @@ export class TunnelLedger {
    * be refused here. The returned release is idempotent.
    */
   acquire(peer: string): () => void {
-    return this.#take(peer, Math.ceil(this.#maxPerPeer * SERVED_HEADROOM), this.#maxTotal);
+    const perPeer = Math.ceil(this.#maxPerPeer * SERVED_HEADROOM);
+    const release = this.#tryTake(peer, perPeer);
+    if (!release) throw this.#limitError();
+    return release;
   }
 
   /**
@@ -86,13 +89,10 @@ export class TunnelLedger {
    */
   async slot(peer: string, signal: AbortSignal): Promise<() => void> {
     // Straight in unless this peer's earlier tunnels wait (they go first; other peers do not wait on them).
-    if (!this.#waiting.some((w) => w.peer === peer)) {
-      try {
-        return this.#take(peer, this.#maxPerPeer, this.#maxTotal);
-      } catch (err) {
-        if (!(err instanceof TunnelLimitError)) throw err;
-      }
-    }
+    const release = this.#waiting.some((w) => w.peer === peer)
+      ? undefined
+      : this.#tryTake(peer, this.#maxPerPeer);
+    if (release) return release;
     if (this.#waiting.length >= MAX_WAITING_TUNNELS)
       throw new TunnelLimitError(`${MAX_WAITING_TUNNELS} connections already wait for a tunnel`);
     signal.throwIfAborted();
@@ -114,11 +114,25 @@ export class TunnelLedger {
     });
   }
 
-  #take(peer: string, perPeer: number, total: number): () => void {
-    if (Math.max(this.#held, this.counts.inbound + this.counts.outbound) >= total)
-      throw new TunnelLimitError(`${total} open in total`);
+  #totalFull(): boolean {
+    return Math.max(this.#held, this.counts.inbound + this.counts.outbound) >= this.#maxTotal;
+  }
+
+  /** Which limit refused a slot. */
+  #limitError(): TunnelLimitError {
+    return this.#totalFull()
+      ? new TunnelLimitError(`${this.#maxTotal} open in total`)
+      : new TunnelLimitError(`${this.#maxPerPeer} open with one peer`);
+  }
+
+  /**
+   * A slot with `peer`, or undefined when a limit is reached. It does not throw: releases hand
+   * slots to waiters on the hot path, where an Error per full peer would cost a stack capture.
+   */
+  #tryTake(peer: string, perPeer: number): (() => void) | undefined {
+    if (this.#totalFull()) return undefined;
     const n = this.#perPeer.get(peer) ?? 0;
-    if (n >= perPeer) throw new TunnelLimitError(`${this.#maxPerPeer} open with one peer`);
+    if (n >= perPeer) return undefined;
     this.#perPeer.set(peer, n + 1);
     this.#held++;
     let released = false;
@@ -135,12 +149,10 @@ export class TunnelLedger {
 
   /** Hands freed slots to the waiting tunnels, oldest first (one whose peer is full waits on). */
   #wake(): void {
-    for (let i = 0; i < this.#waiting.length; ) {
+    for (let i = 0; i < this.#waiting.length && !this.#totalFull(); ) {
       const w = this.#waiting[i];
-      let release: () => void;
-      try {
-        release = this.#take(w.peer, this.#maxPerPeer, this.#maxTotal);
-      } catch {
+      const release = this.#tryTake(w.peer, this.#maxPerPeer);
+      if (!release) {
         i++;
         continue;
       }

@@ -3,6 +3,7 @@
  * and memory figures. Linux only, like the agent; elsewhere the figures are null.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { signalGroup } from '../core/process-group.ts';
 
 /** Fields of /proc/PID/stat we use. */
 export interface ProcStat {
@@ -97,19 +98,6 @@ export async function killGroup(pid: number, graceMs: number): Promise<void> {
   const alive = () => isSameProcess(pid, start) || groupMembers(pid).length > 0;
   while (Date.now() < deadline && alive()) await new Promise((r) => setTimeout(r, 20));
   if (alive()) signalGroup(pid, 'SIGKILL');
-}
-
-/** Signals the process group led by `pid` (so workers the app forked get it too), else the pid. */
-export function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
 }
 
 /** Live (not zombie) processes whose process group is `pgid`. Scans /proc; used only when stopping. */

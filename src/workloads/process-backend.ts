@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { signalGroup } from '../core/process-group.ts';
 import type { Logger } from '../logging/index.ts';
 import type {
   AdoptInfo,
@@ -35,7 +36,7 @@ import {
 } from './constants.ts';
 import { spawnCommand } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
-import { groupMembers, isSameProcess, readProcStat, signalGroup } from './proc.ts';
+import { groupMembers, isSameProcess, readProcStat } from './proc.ts';
 
 /** Tunables of the supervisor; defaults in constants.ts. */
 export interface ProcessBackendInit {
