@@ -10,7 +10,7 @@
  * node:crypto): `plexus exec` starts fast.
  */
 import { createConnection } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import {
   type CommandPayload,
   DEFAULT_TTL_S,
@@ -23,7 +23,7 @@ import { signInput } from '../commands/live-input.ts';
 import type { Frame } from '../core/frames.ts';
 import { MAX_LINE_BYTES } from '../core/frames.ts';
 import { http, https } from '../core/http-modules.ts';
-import { parseJsonLine, readLines } from '../core/ndjson.ts';
+import { parseJsonLine, readLines, writeJsonLine } from '../core/ndjson.ts';
 import { readKeyFile, type Signer } from '../crypto/ed25519.ts';
 import { ed25519KeyOfPeerId } from '../crypto/peer-key.ts';
 import { type AgentClient, type CallOptions, RemoteError, socketClient } from './client.ts';
@@ -233,27 +233,10 @@ async function* liveFrames(
 }
 
 /** Writes input to a socket or request, waiting for it to drain when full. */
-async function pumpInput(
-  out: {
-    write(s: string): boolean;
-    once(e: 'drain' | 'close', f: () => void): unknown;
-    off(e: 'drain' | 'close', f: () => void): unknown;
-    destroyed: boolean;
-  },
-  input: Input,
-): Promise<void> {
+async function pumpInput(out: Writable, input: Input): Promise<void> {
   for await (const frame of input) {
     if (out.destroyed) return;
-    if (!out.write(`${JSON.stringify(frame)}\n`))
-      await new Promise<void>((r) => {
-        const done = () => {
-          out.off('drain', done);
-          out.off('close', done);
-          r();
-        };
-        out.once('drain', done);
-        out.once('close', done);
-      });
+    await writeJsonLine(out, frame);
   }
 }
 
