@@ -51,7 +51,8 @@ export function createControlSocket(
     const abort = new AbortController();
     socket.on('close', () => abort.abort());
     socket.on('error', () => abort.abort());
-    const lines = readLines(socket, MAX_LINE_BYTES);
+    // Not destroyed when the action stops reading: see `finally`.
+    const lines = readLines(socket.iterator({ destroyOnReturn: false }), MAX_LINE_BYTES);
     try {
       const first = await lines.next();
       if (first.done) return;
@@ -83,6 +84,7 @@ export function createControlSocket(
       await writeJsonLine(socket, { type: 'error', error: toErrorBody(err) });
     } finally {
       socket.end();
+      drainAfterAnswer(socket, lines);
     }
   }
 
@@ -130,6 +132,25 @@ export function createControlSocket(
     },
   };
 }
+
+/**
+ * An action may answer (a refusal, say) while the client is still sending input. Closing at once
+ * would reset the connection, and the client would see EPIPE instead of the answer, so the rest of
+ * its input is read and dropped until it hangs up, for at most DRAIN_MS.
+ */
+function drainAfterAnswer(socket: Socket, lines: AsyncGenerator<string>): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), DRAIN_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  // Ends the line reader's hold on the socket (its 'readable' listener), then lets data flow away.
+  lines.return(undefined).then(
+    () => socket.resume(),
+    () => socket.destroy(),
+  );
+}
+
+const DRAIN_MS = 10_000;
 
 function isAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {

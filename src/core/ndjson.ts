@@ -2,8 +2,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { BadJsonError, LineTooLongError } from './errors.ts';
 
-/** Yields each complete line of `stream` as a string; throws LineTooLongError past `maxBytes`. */
-export async function* readLines(stream: Readable, maxBytes: number): AsyncGenerator<string> {
+/**
+ * Yields each complete line of `stream` as a string; throws LineTooLongError past `maxBytes`.
+ * Given a Readable, returning early destroys it; pass `stream.iterator({ destroyOnReturn: false })`
+ * to keep it open (the control socket answers before the client has finished sending).
+ */
+export async function* readLines(
+  stream: Readable | AsyncIterable<Buffer>,
+  maxBytes: number,
+): AsyncGenerator<string> {
   let pending: Buffer[] = [];
   let pendingLen = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
