@@ -109,9 +109,23 @@ async function upgradeHere(opts: UpgradeFlags): Promise<import('../install/upgra
   const layout = m.installLayout();
   const c = {
     restart: async () => {
+      // A crash-looping release may have used up the unit's start limit: clear it first, or
+      // the restart that puts the old version back would be refused.
+      await promisify(execFile)('systemctl', ['reset-failed', m.UNIT_NAME], { timeout: 10_000 }).catch(
+        () => {},
+      );
       await promisify(execFile)('systemctl', ['restart', m.UNIT_NAME], { timeout: 120_000 });
     },
     probe: () => probeLocal(layout.data),
+    restarts: async () => {
+      const { stdout } = await promisify(execFile)(
+        'systemctl',
+        ['show', '--property=NRestarts', '--value', m.UNIT_NAME],
+        { timeout: 10_000 },
+      );
+      const n = Number(stdout.trim());
+      return stdout.trim() && Number.isInteger(n) ? n : undefined;
+    },
     log: (l: string) => process.stdout.write(`${l}\n`),
   };
   let result: import('../install/upgrade.ts').UpgradeResult;

@@ -30,6 +30,12 @@ export interface UpgradeComponents {
   restart(): Promise<void>;
   /** Asks the running agent; undefined when it does not answer. */
   probe(): Promise<AgentHealth | undefined>;
+  /**
+   * How many times the service manager has restarted the agent after it exited (systemd's
+   * NRestarts), undefined when unknown. A release whose agent keeps exiting is rolled back as
+   * soon as that is plain, not at the end of the budget.
+   */
+  restarts?(): Promise<number | undefined>;
   /** Progress lines for the operator. */
   log(line: string): void;
   /** The health budget (tests shorten it). */
@@ -47,6 +53,12 @@ export interface UpgradeResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Exits of the new agent (seen as automatic restarts) that prove it cannot start. One could be
+ * bad luck (a port not yet free); the unit restarts after 2 s, so this takes about 5 s.
+ */
+export const CRASH_LOOP_EXITS = 2;
+
+/**
  * Waits until the agent answers as `version`, back with peers when it had some before; else
  * says what it last saw when the budget runs out.
  */
@@ -54,12 +66,21 @@ async function waitHealthy(
   c: UpgradeComponents,
   version: string,
   peersBefore: number,
-): Promise<{ ok: true } | { ok: false; seen: string }> {
+): Promise<{ ok: true } | { ok: false; seen: string; crashLoop?: true }> {
   const start = Date.now();
   const budget = c.healthTimeoutMs ?? HEALTH_TIMEOUT_MS;
+  const restartsAtStart = await c.restarts?.().catch(() => undefined);
   let seen = 'no answer from the agent';
   while (Date.now() - start < budget) {
     const h = await c.probe().catch(() => undefined);
+    if (!h && restartsAtStart !== undefined) {
+      const now = await c.restarts?.().catch(() => undefined);
+      const exits = now === undefined ? 0 : now - restartsAtStart;
+      if (exits >= CRASH_LOOP_EXITS) {
+        const s = Math.round((Date.now() - start) / 1000);
+        return { ok: false, seen: `the agent exited ${exits} times in ${s} s`, crashLoop: true };
+      }
+    }
     if (h && h.version !== version) seen = `the agent still answers as ${h.version}`;
     else if (h && peersBefore > 0 && h.peersOnline === 0)
       seen = `${version} answers but has not rejoined the mesh`;
@@ -90,11 +111,10 @@ async function switchAndWatch(
     : await waitHealthy(c, to, before?.peersOnline ?? 0);
   if (up.ok) return { from, to, downtimeMs: Date.now() - t0 };
   const budgetS = Math.round((c.healthTimeoutMs ?? HEALTH_TIMEOUT_MS) / 1000);
+  const why = 'crashLoop' in up ? up.seen : `it did not become healthy within ${budgetS} s (${up.seen})`;
   if (!from)
-    throw new UpgradeRolledBackError(
-      `${to} did not become healthy within ${budgetS} s (${up.seen}), and there is no earlier version to go back to`,
-    );
-  c.log(`${to} did not become healthy within ${budgetS} s (${up.seen}); rolling back to ${from}`);
+    throw new UpgradeRolledBackError(`${to} failed: ${why}, and there is no earlier version to go back to`);
+  c.log(`${to} failed: ${why}; rolling back to ${from}`);
   switchTo(layout, from);
   // As it was: `--rollback` must not lead back to the release that just failed.
   if (previousBefore) pointAt(layout.previous, join('releases', previousBefore));
@@ -102,7 +122,7 @@ async function switchAndWatch(
   await c.restart().catch(() => {}); // waitHealthy below says whether the old one came back
   const back = await waitHealthy(c, from, 0);
   throw new UpgradeRolledBackError(
-    `upgrade to ${to} rolled back: it did not become healthy within ${budgetS} s (${up.seen}); ${from} is ${back.ok ? 'running again' : `current again but not answering yet (${back.seen})`}`,
+    `upgrade to ${to} rolled back: ${why}; ${from} is ${back.ok ? 'running again' : `current again but not answering yet (${back.seen})`}`,
   );
 }
 
