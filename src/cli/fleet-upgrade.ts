@@ -81,8 +81,11 @@ async function upgradeNode(
   sig: string,
 ): Promise<Row> {
   let started: { from: string; to: string };
+  const t0 = Date.now();
+  const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   try {
     started = await sendRelease(client, file, sums, sig);
+    process.stderr.write(`${node}: release sent in ${elapsed()}; the node verifies and restarts\n`);
   } catch (err) {
     // A refusal is the node's answer; a broken stream may be the upgrade restarting the agent
     // just as it answered, so the node's status says whether it started.
@@ -102,6 +105,7 @@ async function upgradeNode(
     if (!s?.last || s.last.to !== started.to || s.last.state === 'running') continue;
     const result =
       s.last.state === 'ok' ? 'ok' : `${s.last.state.replace('_', ' ')}: ${s.last.message ?? ''}`;
+    process.stderr.write(`${node}: ${s.last.state.replace('_', ' ')} after ${elapsed()}\n`);
     return { node, old: s.last.from ?? started.from, new: s.version, result };
   }
   return { node, old: started.from, new: '?', result: `no outcome within ${NODE_BUDGET_MS / 1000} s` };

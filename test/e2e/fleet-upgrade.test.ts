@@ -1,3 +1,4 @@
+// test-lane: side (boots systemd in containers and mostly waits on it; see scripts/test)
 /**
  * A fleet upgrade over the mesh (issue 15): three nodes, each a Debian rootfs booted with
  * systemd-nspawn and installed from the release tarball, sharing the host's network on loopback

@@ -1,3 +1,4 @@
+// test-lane: side (boots systemd in containers and mostly waits on it; see scripts/test)
 /**
  * The release lifecycle under a real systemd (issue 15): a Debian rootfs booted with
  * systemd-nspawn (test/helpers/nspawn.ts), with no Node of its own. In it: install.sh --init,

@@ -1,3 +1,4 @@
+// test-lane: side (mostly waits on rotation leads and rekey timers; see scripts/test)
 /**
  * Swarm-key rotation in a 5-node mesh (issue 12): a forward keeps carrying a transfer intact
  * while `plexus rotate-swarm-key` moves every node to a new key; a node that was off during the

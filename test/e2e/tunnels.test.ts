@@ -261,7 +261,8 @@ for (const { carrier, env } of carriers)
       const f = await addForward(n1, 'echo.n2');
       // The first tunnels to a peer may ride the mesh stream while its data port is tried.
       let t = await tunnelsOf(n1);
-      for (let i = 0; i < 40 && t.tunnels.openedData === 0; i++) {
+      // The stream carrier never opens one: a few tunnels show that without waiting out the loop.
+      for (let i = 0; i < (carrier === 'data' ? 40 : 5) && t.tunnels.openedData === 0; i++) {
         assert.equal(await outcome(f.port), 'ok');
         t = await tunnelsOf(n1);
       }
@@ -270,15 +271,19 @@ for (const { carrier, env } of carriers)
       await n1.run(['forward', 'rm', f.id]);
     });
 
-    test('a forward carries 1 GiB intact in both directions, with half-close', {
+    // 1 GiB on the data carrier; the stream carrier (the fallback, ~3x slower) carries 256 MiB,
+    // still hundreds of its windows, to keep the suite within its time.
+    const SIZE = carrier === 'data' ? GiB : GiB / 4;
+    const label = `${SIZE / 1024 / 1024} MiB`;
+    test(`a forward carries ${label} intact in both directions, with half-close`, {
       timeout: 600_000,
     }, async () => {
-      // Download: n2's source writes 1 GiB then FIN; upload: the client writes 1 GiB then FIN,
+      // Download: n2's source writes SIZE then FIN; upload: the client writes SIZE then FIN,
       // and the far end answers with its hash only after it saw the FIN (half-close).
       let sourceSha = '';
       const source = await listen((s) => {
         s.resume();
-        send(s, GiB).then((sha) => {
+        send(s, SIZE).then((sha) => {
           sourceSha = sha;
           s.end();
         });
@@ -303,7 +308,7 @@ for (const { carrier, env } of carriers)
             .join('\n');
         throw new Error(`download: ${err.message}\nn1: ${logs(n1)}\nn2: ${logs(n2)}`);
       });
-      assert.equal(got.bytes, GiB);
+      assert.equal(got.bytes, SIZE);
       assert.equal(got.sha, sourceSha);
       const t1 = Date.now();
 
@@ -316,12 +321,12 @@ for (const { carrier, env } of carriers)
         s.once('end', () => resolve(text));
         s.once('error', reject);
       });
-      const sentSha = await send(s, GiB);
+      const sentSha = await send(s, SIZE);
       s.end();
-      assert.equal(await answer, `${sentSha} ${GiB}`);
+      assert.equal(await answer, `${sentSha} ${SIZE}`);
       const t2 = Date.now();
       console.log(
-        `${carrier}: 1 GiB down ${(GiB / 1e6 / ((t1 - t0) / 1000)).toFixed(0)} MB/s, up ${(GiB / 1e6 / ((t2 - t1) / 1000)).toFixed(0)} MB/s`,
+        `${carrier}: ${label} down ${(SIZE / 1e6 / ((t1 - t0) / 1000)).toFixed(0)} MB/s, up ${(SIZE / 1e6 / ((t2 - t1) / 1000)).toFixed(0)} MB/s`,
       );
       await assertNoLeaks([n1, n2], base);
     });

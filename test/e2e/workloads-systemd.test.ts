@@ -1,3 +1,4 @@
+// test-lane: side (boots systemd in containers and mostly waits on it; see scripts/test)
 /**
  * Apps never run as root, under a real systemd (issue 13). The host's PID 1 is not systemd, so a
  * Debian rootfs is booted with systemd-nspawn (test/helpers/nspawn.ts) and the workload manager

@@ -60,7 +60,11 @@ export function repack(
     edit(root);
     mkdirSync(out, { recursive: true });
     const name = `plexus-${version}-linux-${arch}.tar.gz`;
-    execFileSync('sh', ['-c', `tar -C "${work}" -cf - "plexus-${version}" | gzip -n > "${join(out, name)}"`]);
+    // gzip -1: a test release only needs to be a valid tarball, and this is 3x faster than -6.
+    execFileSync('sh', [
+      '-c',
+      `tar -C "${work}" -cf - "plexus-${version}" | gzip -1 -n > "${join(out, name)}"`,
+    ]);
     execFileSync('sh', ['-c', `cd "${out}" && sha256sum "${name}" > SHA256SUMS`]);
     execFileSync(PLEXUS, ['release', 'sign', '--release-key', key, join(out, 'SHA256SUMS')], {
       stdio: 'pipe',
