@@ -16,6 +16,20 @@ export const DHT_PROTOCOL = '/plexus/kad/1.0.0';
 export const CONNECTION_PING_MS = 30_000;
 /** How often yamux pings a connection after its first ping: see node.ts. */
 export const YAMUX_KEEPALIVE_MS = 120_000;
+
+/**
+ * Every yamux stream's options. Larger windows let one stream fill a fast link (tunnels; see
+ * bench/tunnel). A paused reader stops sending window updates, but the sender may still send what
+ * the window allows, up to the maximum: libp2p aborts a stream whose unread data passes
+ * `maxReadBufferLength` (4 MiB by default), so that cap must sit above the window or backpressure
+ * becomes a reset. A relayed connection rides such a stream, and large transfers to NAT'd nodes
+ * were reset mid-way on a loaded machine (test/unit/mesh/yamux-read-buffer.test.ts).
+ */
+export const YAMUX_STREAM_OPTIONS = {
+  initialStreamWindowSize: 256 * 1024,
+  maxStreamWindowSize: 16 * 1024 * 1024,
+  maxReadBufferLength: 16 * 1024 * 1024 + 1024 * 1024,
+};
 /** Gossip topic of admissions and revocations. */
 export const MEMBERS_TOPIC = 'plexus/members/1';
 /** Gossip topic of telemetry records (docs/telemetry.md). */

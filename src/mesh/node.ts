@@ -17,7 +17,13 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2pOptions } from 'libp2p';
-import { CONNECTION_PING_MS, DHT_PROTOCOL, MAX_TELEMETRY_BYTES, YAMUX_KEEPALIVE_MS } from './constants.ts';
+import {
+  CONNECTION_PING_MS,
+  DHT_PROTOCOL,
+  MAX_TELEMETRY_BYTES,
+  YAMUX_KEEPALIVE_MS,
+  YAMUX_STREAM_OPTIONS,
+} from './constants.ts';
 
 /** Options for the libp2p node. */
 export interface NodeInit {
@@ -84,8 +90,8 @@ export async function createNode(init: NodeInit) {
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({
-        // Larger windows let one stream fill a fast link (tunnels); see bench/tunnel.
-        streamOptions: { initialStreamWindowSize: 256 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 },
+        // Windows and the read-buffer cap above them: constants.ts says why.
+        streamOptions: YAMUX_STREAM_OPTIONS,
         // Yamux pings each connection at once (the RTT its window tuning uses) and then every
         // 30 s by default; the connection monitor already checks liveness every 30 s, so its
         // own pings only need to keep that RTT fresh. ~7 % of an idle agent's busy time in a
