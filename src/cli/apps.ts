@@ -228,7 +228,7 @@ export function registerApps(program: Command): void {
     .option('-n, --lines <n>', 'how many recent lines', '100')
     .option('-f, --follow', 'keep printing new lines')
     .option('--system', "the agent's log (DATA/logs/agent.log)")
-    .option('--since <duration>', "only the agent's lines of the last 90s, 10m, 2h, 7d (with --system)")
+    .option('--since <duration>', 'only the lines of the last 90s, 10m, 2h, 7d')
     .option('--nostream', 'print what is there and exit (the default; the opposite of -f)')
     .option('--json', 'one JSON object a line')
     .action(async (app: string | undefined, opts, cmd: Command) => {

@@ -1,15 +1,25 @@
 /**
- * How `plexus logs` prints: as text (agent lines as `time level module: message`), or with
- * `--json` one JSON object a line; `--since 10m` keeps the agent's lines of the last ten minutes
- * (app lines carry no time of their own, so it needs `--system`).
+ * How `plexus logs` prints: as text (agent lines as `time level module: message`, app lines as
+ * stored, their capture time in front), or with `--json` one JSON object a line; `--since 10m`
+ * keeps the lines of the last ten minutes. App lines carry the time they were captured
+ * (core/log-stamp.ts); lines of files written before stamps existed have none, and `--since`
+ * leaves them out.
  */
+import { parseStampedLine } from '../core/log-stamp.ts';
 import { UsageError } from './errors.ts';
 
-/** `90s`, `10m`, `2h`, `7d` in milliseconds. */
+/** How far back `--since` may reach: ten years, past any log a node keeps. */
+const SINCE_MAX_MS = 3650 * 86_400_000;
+
+/** `90s`, `10m`, `2h`, `7d` in milliseconds; at least a second, at most ten years. */
 export function parseSince(text: string): number {
   const m = /^(\d{1,7})([smhd])$/.exec(text.trim());
-  if (!m) throw new UsageError(`bad --since '${text}': use forms like 90s, 10m, 2h, 7d`);
-  return Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  if (!m) throw new UsageError(`bad --since '${text}': use a whole number and a unit, like 90s, 10m, 2h, 7d`);
+  const ms =
+    Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  if (ms === 0) throw new UsageError(`bad --since '${text}': give a duration above zero, like 10m`);
+  if (ms > SINCE_MAX_MS) throw new UsageError(`bad --since '${text}': at most 3650d`);
+  return ms;
 }
 
 /** Options of the logs verb that shape its output. */
@@ -17,20 +27,19 @@ export interface LogView {
   app?: string;
   system: boolean;
   json: boolean;
-  /** Milliseconds back from now; agent log only. */
+  /** Milliseconds back from now. */
   sinceMs?: number;
 }
 
 /** Turns one log line into what to print, or undefined to leave it out. */
 export function logLineFormatter(v: LogView, now = Date.now()): (line: string) => string | undefined {
-  if (v.sinceMs !== undefined && !v.system) {
-    throw new UsageError(
-      "--since needs --system: an app's lines carry no time of their own (use -n to choose how many)",
-    );
-  }
   const from = v.sinceMs === undefined ? undefined : now - v.sinceMs;
   return (line) => {
-    if (!v.system) return v.json ? JSON.stringify({ app: v.app, line }) : line;
+    if (!v.system) {
+      const { time, text } = parseStampedLine(line);
+      if (from !== undefined && (time === undefined || time < from)) return undefined;
+      return v.json ? JSON.stringify({ app: v.app, time: time ?? null, line: text }) : line;
+    }
     let o: { time?: number } | undefined;
     try {
       o = JSON.parse(line) as { time?: number };

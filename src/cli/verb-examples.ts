@@ -29,7 +29,7 @@ const EXAMPLES: Record<string, string[]> = {
   rm: ['plexus rm hello'],
   events: ['plexus events hello'],
   logs: [
-    'plexus logs hello -n 50',
+    'plexus logs hello --since 10m',
     'plexus logs --system --json --since 10m --nostream',
     'plexus logs hello -f',
   ],

@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { appendFileSync, closeSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { signalGroup } from '../core/process-group.ts';
 import type { Logger } from '../logging/index.ts';
@@ -36,6 +36,7 @@ import {
 } from './constants.ts';
 import { spawnCommand } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
+import { appendMarker, findLogStamper, LOG_STAMPER_PATH, marker, startLogStamper } from './log-stamper.ts';
 import { groupMembers, isSameProcess, readProcStat } from './proc.ts';
 
 /** Tunables of the supervisor; defaults in constants.ts. */
@@ -47,6 +48,8 @@ export interface ProcessBackendInit {
   crashloopLimit?: number;
   stopGraceMs?: number;
   adoptedPollMs?: number;
+  /** The line stamper (log-stamper.ts); found beside the installation when not given, null for none. */
+  logStamper?: string | null;
 }
 
 interface Supervised {
@@ -72,12 +75,21 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
   readonly kind = 'process' as const;
   readonly #apps = new Map<string, Supervised>();
   readonly #logger: Logger;
-  readonly #o: Required<ProcessBackendInit>;
+  readonly #o: Required<Omit<ProcessBackendInit, 'logStamper'>>;
+  readonly #stamper: string | undefined;
   #closed = false;
 
   constructor(init: ProcessBackendInit, logger: Logger) {
     super();
     this.#logger = logger;
+    this.#stamper = init.logStamper === undefined ? findLogStamper() : (init.logStamper ?? undefined);
+    if (!this.#stamper) {
+      // Still usable: the app's lines go straight to its file, without their times.
+      logger.warn(
+        { path: LOG_STAMPER_PATH },
+        'no log stamper (run scripts/bootstrap): app log lines carry no time',
+      );
+    }
     this.#o = {
       backoffMinMs: init.backoffMinMs ?? RESTART_BACKOFF_MIN_MS,
       backoffMaxMs: init.backoffMaxMs ?? RESTART_BACKOFF_MAX_MS,
@@ -111,17 +123,21 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     const { spec } = sup;
     const fd = openLogFd(spec.logFile);
     let child: ChildProcess;
+    let stamped: ReturnType<typeof startLogStamper> | undefined;
     try {
       writeSync(fd, marker(`starting release ${spec.release}`));
       const [file, args, ids] = spawnCommand(spec);
+      if (this.#stamper) stamped = startLogStamper(this.#stamper, fd, spec.user);
+      const out = stamped?.stamper.stdin ?? fd;
       child = spawn(file, args, {
         cwd: spec.cwd,
         env: spec.env,
         detached: true,
-        stdio: ['ignore', fd, fd],
+        stdio: ['ignore', out, out],
         ...ids,
       });
     } finally {
+      stamped?.release();
       closeSync(fd);
     }
     child.unref();
@@ -364,16 +380,4 @@ function accepts(port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
-}
-
-function marker(text: string): string {
-  return `[plexus] ${new Date().toISOString()} ${text}\n`;
-}
-
-function appendMarker(logFile: string, text: string): void {
-  try {
-    appendFileSync(logFile, marker(text));
-  } catch {
-    // The log folder may be gone (app removed); the marker is only a courtesy.
-  }
 }

@@ -5,6 +5,7 @@
  * records the new release as current only once it is healthy.
  */
 import { unlink } from 'node:fs/promises';
+import { parseStampedLine } from '../core/log-stamp.ts';
 import type { Logger } from '../logging/index.ts';
 import type { AppRepo } from './app-repo.ts';
 import type { AppUser } from './app-users.ts';
@@ -120,6 +121,7 @@ export class ReleaseSwitch {
     // Unhealthy: put the previous release back exactly as it was.
     const why = describeOutcome(outcome, next.spec, this.#d.healthTimeoutMs);
     const tail = (await this.#d.backend.tail(app, p.log, 3).catch(() => []))
+      .map((l) => parseStampedLine(l).text)
       .filter((l) => !l.startsWith('[plexus]'))
       .pop();
     await this.#d.backend.halt(app, 2_000);

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { stampLine } from '../core/log-stamp.ts';
 import type { Logger } from '../logging/index.ts';
 import type { AdoptInfo, Backend, BackendEvents, LaunchSpec, RunChange, RunState } from './backend.ts';
 import { STOP_GRACE_MS } from './constants.ts';
@@ -23,6 +24,28 @@ import {
 } from './systemd-unit.ts';
 
 const execFileP = promisify(execFile);
+/** journald stamps each line as it captures it; read its time with the message. */
+const JOURNAL_FORMAT = ['-o', 'json', '--output-fields=MESSAGE'];
+
+/**
+ * One `journalctl -o json` entry as an app log line with its capture time in front (the form of
+ * the process backend's files, core/log-stamp.ts); undefined for what is not an entry. journald
+ * gives a message that is not UTF-8 as an array of bytes, and a very large one as null.
+ */
+export function journalLine(json: string): string | undefined {
+  if (!json.trim()) return undefined;
+  let e: { __REALTIME_TIMESTAMP?: unknown; MESSAGE?: unknown };
+  try {
+    e = JSON.parse(json) as typeof e;
+  } catch {
+    return undefined;
+  }
+  const us = Number(e.__REALTIME_TIMESTAMP);
+  const m = e.MESSAGE;
+  const text =
+    typeof m === 'string' ? m : Array.isArray(m) ? Buffer.from(m as number[]).toString('utf8') : '';
+  return Number.isFinite(us) && us > 0 ? stampLine(text, Math.floor(us / 1000)) : text;
+}
 
 /** Why systemd cannot be used here, or undefined when it can. */
 export function systemdUnavailableReason(): string | undefined {
@@ -137,12 +160,12 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   async tail(app: string, _logFile: string, n: number): Promise<string[]> {
     const { stdout } = await execFileP(
       'journalctl',
-      ['-u', unitName(app), '-n', String(n), '-o', 'cat', '--no-pager'],
+      ['-u', unitName(app), '-n', String(n), ...JOURNAL_FORMAT, '--no-pager'],
       {
         maxBuffer: 64 * 1024 * 1024,
       },
     );
-    return stdout.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1);
+    return stdout.split('\n').flatMap((l) => journalLine(l) ?? []);
   }
 
   async follow(
@@ -151,7 +174,7 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     onLines: (lines: string[]) => Promise<void>,
     signal: AbortSignal,
   ) {
-    const child = spawn('journalctl', ['-u', unitName(app), '-f', '-n', '0', '-o', 'cat'], {
+    const child = spawn('journalctl', ['-u', unitName(app), '-f', '-n', '0', ...JOURNAL_FORMAT], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     signal.addEventListener('abort', () => child.kill(), { once: true });
@@ -159,7 +182,8 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     for await (const chunk of child.stdout) {
       const lines = (partial + chunk.toString('utf8')).split('\n');
       partial = lines.pop() ?? '';
-      if (lines.length) await onLines(lines);
+      const stamped = lines.flatMap((l) => journalLine(l) ?? []);
+      if (stamped.length) await onLines(stamped);
     }
   }
 

@@ -121,6 +121,20 @@ describe('apps end to end', () => {
     const r = await n1.run(['logs', 'web', '-n', '20']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /fixture v2-from-dir listening/);
+    // Each app line carries its capture time: --since and --json work for apps too (issue 15).
+    const t0 = Date.now();
+    const j = await n1.run(['logs', 'web', '--json', '--since', '10m', '--nostream']);
+    assert.equal(j.code, 0, j.stderr);
+    const rows = j.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { app: string; time: number; line: string });
+    assert.ok(
+      rows.some((x) => /fixture v2-from-dir listening/.test(x.line)),
+      j.stdout,
+    );
+    for (const x of rows)
+      assert.ok(x.app === 'web' && x.time > t0 - 600_000 && x.time <= Date.now(), JSON.stringify(x));
     const sys = await n1.run(['logs', '--system', '-n', '50']);
     assert.equal(sys.code, 0, sys.stderr);
     assert.match(sys.stdout, /app deploy/);

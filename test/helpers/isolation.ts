@@ -18,6 +18,7 @@ import { chmodSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:f
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseStampedLine } from '../../src/core/log-stamp.ts';
 import { silentLogger } from '../../src/logging/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import {
@@ -123,7 +124,9 @@ export async function runIsolation(
     });
     let line: string | undefined;
     for (let i = 0; i < 100 && !line; i++) {
-      line = (await w.tail('pwn', 50)).find((l) => l.startsWith('ISOLATION '));
+      line = (await w.tail('pwn', 50))
+        .map((l) => parseStampedLine(l).text)
+        .find((l) => l.startsWith('ISOLATION '));
       if (!line) await new Promise((r) => setTimeout(r, 100));
     }
     if (!line) throw new Error(`the hostile app printed no report: ${(await w.tail('pwn', 20)).join(' | ')}`);

@@ -3,7 +3,7 @@
  * the version and its runtime, and the completions and man page cover every verb.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -28,6 +28,21 @@ describe('CLI conventions', () => {
       if (!m) missing.push(v);
     }
     assert.deepEqual(missing, []);
+  });
+
+  it('logs --since refuses a bad duration in one line (exit 2) before it asks any agent', () => {
+    for (const bad of ['10x', '0m']) {
+      const r = spawnSync(
+        PLEXUS,
+        ['logs', 'web', '--json', '--since', bad, '--nostream', '--data-dir', '/nonexistent'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(r.status, 2, `${bad}: ${r.stderr}`);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /--since/);
+    }
   });
 
   it('-V and --version name the version and the Node that runs it', () => {

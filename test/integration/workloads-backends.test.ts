@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { parseStampedLine } from '../../src/core/log-stamp.ts';
 import { silentLogger } from '../../src/logging/index.ts';
 import { ensureAppUser } from '../../src/workloads/app-users.ts';
 import type { Backend, LaunchSpec, RunChange } from '../../src/workloads/backend.ts';
@@ -79,6 +80,7 @@ function contract(name: string, make: () => Backend, skip?: string) {
     it('runs an app that accepts TCP, with its output in the log', async () => {
       const b = make();
       const s = await spec(`${name}-run`);
+      const launched = Date.now();
       const state = await b.launch(s);
       assert.equal(state.status, 'running');
       assert.ok(state.pid && state.pid > 0);
@@ -88,6 +90,14 @@ function contract(name: string, make: () => Backend, skip?: string) {
         async () => (await b.tail(s.app, s.logFile, 10)).some((l) => l.includes('listening')),
         5_000,
         'log line',
+      );
+      // Each line carries the time it was captured (issue 15: `logs --since` for apps).
+      const listening = (await b.tail(s.app, s.logFile, 10))
+        .map(parseStampedLine)
+        .find((l) => l.text.includes('listening'));
+      assert.ok(
+        listening?.time && listening.time >= launched - 1_000 && listening.time <= Date.now(),
+        String(listening?.time),
       );
       await b.halt(s.app);
       await b.close();

@@ -16,3 +16,26 @@ describe('systemctl show', () => {
     assert.equal(show('inactive', 'dead').pid, null);
   });
 });
+
+describe('journal lines', () => {
+  it('carry the time journald captured them, in the form of the process backend files', async () => {
+    const { journalLine } = await import('../../../src/workloads/systemd-backend.ts');
+    const us = Date.parse('2026-12-06T11:55:00.123Z') * 1000 + 456;
+    assert.equal(
+      journalLine(JSON.stringify({ __REALTIME_TIMESTAMP: String(us), MESSAGE: 'listening' })),
+      '2026-12-06T11:55:00.123Z listening',
+    );
+    // Not UTF-8 text: journald gives bytes; a message over its limit: null.
+    const bytes = [...Buffer.from('héllo')];
+    assert.equal(
+      journalLine(JSON.stringify({ __REALTIME_TIMESTAMP: String(us), MESSAGE: bytes })),
+      '2026-12-06T11:55:00.123Z héllo',
+    );
+    assert.equal(
+      journalLine(JSON.stringify({ __REALTIME_TIMESTAMP: String(us), MESSAGE: null })),
+      '2026-12-06T11:55:00.123Z ',
+    );
+    assert.equal(journalLine(''), undefined);
+    assert.equal(journalLine('not json'), undefined);
+  });
+});
