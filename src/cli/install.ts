@@ -27,6 +27,7 @@ export function registerInstall(program: Command): void {
     .option('--listen <multiaddr>', 'mesh listen address, for init/join (repeatable)', collect, [])
     .option('--api <host:port>', 'HTTP API address or off, for init/join')
     .option('--socks <host:port|off>', 'SOCKS5 proxy address or off, for init/join')
+    .option('--behind-nat', 'this server is behind NAT: reach the mesh through relays (for --token)')
     .option('--dry-run', 'print every file and command, change nothing')
     .addHelpText(
       'after',
@@ -39,6 +40,7 @@ export function registerInstall(program: Command): void {
     .action(async (opts: import('../install/install.ts').InstallOptions & { dryRun?: boolean }) => {
       if (opts.init && opts.token)
         throw new UsageError('install: give --init NAME or --token TOKEN, not both');
+      if (opts.behindNat && !opts.token) throw new UsageError('install: --behind-nat goes with --token');
       if (!existsSync(join(RELEASE_ROOT, 'RELEASE'))) {
         throw new CliError(
           `plexus install runs from an unpacked release (${RELEASE_ROOT} has no RELEASE file); build one with scripts/release`,
@@ -50,13 +52,9 @@ export function registerInstall(program: Command): void {
       const m = await import('../install/index.ts');
       const manifest = m.readManifest(RELEASE_ROOT);
       m.checkPlatform(manifest, RELEASE_ROOT);
-      if (!opts.dryRun && !existsSync('/run/systemd/system')) {
-        throw new CliError(
-          'systemd is not running on this host: plexus install needs it (run `plexus agent` by hand instead)',
-        );
-      }
+      const service = m.serviceKind();
       const layout = m.installLayout();
-      const steps = m.installSteps(RELEASE_ROOT, manifest, layout, opts);
+      const steps = m.installSteps(RELEASE_ROOT, manifest, layout, { ...opts, service });
       const log = (l: string) => process.stdout.write(`${l}\n`);
       const t0 = Date.now();
       const changed = m.runSteps(steps, { dryRun: Boolean(opts.dryRun), log });
@@ -67,13 +65,18 @@ export function registerInstall(program: Command): void {
         await new Promise((r) => setTimeout(r, 500));
         h = (await localHealth(layout.data, 5_000)) ?? h;
       }
+      const logs = service === 'systemd' ? 'journalctl -u plexus' : `${layout.data}/logs/supervisor.log`;
       if (!h)
         throw new CliError(
-          `plexus ${manifest.version} is installed but the agent does not answer; see journalctl -u plexus`,
+          `plexus ${manifest.version} is installed but the agent does not answer; see ${logs}`,
         );
       log(
         `plexus ${h.version} is active (${changed ? `${changed} changes` : 'nothing to change'}, ${((Date.now() - t0) / 1000).toFixed(1)} s), ${h.peersOnline} peers online`,
       );
+      if (service === 'supervisor')
+        log(
+          `no systemd on this host: the agent runs under ${layout.current}/packaging/supervisor/plexus-supervise; nothing starts it at boot: run it from your init or the container's entrypoint`,
+        );
     });
 
   program
@@ -101,7 +104,8 @@ export function registerInstall(program: Command): void {
       const layout = m.installLayout();
       if (opts.purge && !opts.yes && !opts.dryRun) await confirmPurge(layout.data);
       const log = (l: string) => process.stdout.write(`${l}\n`);
-      const changed = m.runSteps(m.uninstallSteps(layout, opts), { dryRun: Boolean(opts.dryRun), log });
+      const steps = m.uninstallSteps(layout, { ...opts, service: m.serviceKind() });
+      const changed = m.runSteps(steps, { dryRun: Boolean(opts.dryRun), log });
       if (!opts.dryRun) {
         const kept = opts.purge
           ? 'nothing kept'

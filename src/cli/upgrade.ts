@@ -107,7 +107,7 @@ async function upgradeHere(opts: UpgradeFlags): Promise<import('../install/upgra
   process.umask(0o022);
   const m = await import('../install/index.ts');
   const layout = m.installLayout();
-  const c = {
+  const systemd = {
     restart: async () => {
       // A crash-looping release may have used up the unit's start limit: clear it first, or
       // the restart that puts the old version back would be refused.
@@ -116,7 +116,6 @@ async function upgradeHere(opts: UpgradeFlags): Promise<import('../install/upgra
       );
       await promisify(execFile)('systemctl', ['restart', m.UNIT_NAME], { timeout: 120_000 });
     },
-    probe: () => probeLocal(layout.data),
     restarts: async () => {
       const { stdout } = await promisify(execFile)(
         'systemctl',
@@ -126,6 +125,12 @@ async function upgradeHere(opts: UpgradeFlags): Promise<import('../install/upgra
       const n = Number(stdout.trim());
       return stdout.trim() && Number.isInteger(n) ? n : undefined;
     },
+  };
+  // Without systemd, the agent runs under packaging/supervisor/plexus-supervise (install.ts).
+  const service = m.serviceKind() === 'systemd' ? systemd : m.supervisorControl();
+  const c = {
+    ...service,
+    probe: () => probeLocal(layout.data),
     log: (l: string) => process.stdout.write(`${l}\n`),
   };
   let result: import('../install/upgrade.ts').UpgradeResult;

@@ -78,3 +78,11 @@ export class NeedsRootError extends PlexusError {
     );
   }
 }
+
+/** The agent's supervisor (packaging/supervisor/plexus-supervise) is not running or did not act. */
+export class SupervisorError extends PlexusError {
+  override name = 'SupervisorError';
+  constructor(message: string) {
+    super('SUPERVISOR_UNAVAILABLE', message, 'unavailable');
+  }
+}

@@ -43,6 +43,7 @@ export {
 export { readTrustedKey, releasePublicKey, signSums, sumFor, verifySums } from './release-signature.ts';
 export { type AgentView, type CheckResult, repair } from './repair.ts';
 export { runSteps, type Step } from './steps.ts';
+export { SUPERVISOR_SCRIPT, serviceKind, supervisorControl, supervisorPid } from './supervisor.ts';
 export { pointAt, pruneReleases, switchTo, versionAt } from './switch.ts';
 export { type UninstallOptions, uninstallSteps } from './uninstall.ts';
 export {

@@ -9,6 +9,7 @@ import { UNIT_NAME } from './constants.ts';
 import type { InstallLayout, ReleaseManifest } from './layout.ts';
 import { parseReleasePublicKey } from './release-signature.ts';
 import { commandStep, fileStep, linkStep, type Step, statusOf } from './steps.ts';
+import { startSupervisorStep } from './supervisor.ts';
 
 /** What to do with the node's identity: make a new network, join one, or keep what DATA holds. */
 export interface InstallOptions {
@@ -22,6 +23,13 @@ export interface InstallOptions {
   listen?: string[];
   api?: string;
   socks?: string;
+  /** Passed on to `join`: the node sits behind NAT and is reached through relays. */
+  behindNat?: boolean;
+  /**
+   * What runs the agent: the systemd unit, or packaging/supervisor/plexus-supervise where the
+   * host has no systemd (supervisor.ts). Default: systemd.
+   */
+  service?: 'systemd' | 'supervisor';
 }
 
 /** The unit as installed: the packaged one, run from `current`, with the config in ETC. */
@@ -99,7 +107,7 @@ export function installSteps(
       commandStep([...plexus, 'init', '--name', o.init, ...tags, '--data-dir', layout.data], fresh, env),
     );
   } else if (o.token) {
-    const name = ['--name', o.name ?? hostname().split('.')[0]];
+    const name = ['--name', o.name ?? hostname().split('.')[0], ...(o.behindNat ? ['--behind-nat'] : [])];
     const join_ = commandStep(
       [...plexus, 'join', o.token, ...name, ...tags, '--data-dir', layout.data],
       fresh,
@@ -110,6 +118,10 @@ export function installSteps(
       ...join_,
       describe: `run ${plexus[0]} join <token> ${[...name, ...tags].join(' ')} --data-dir ${layout.data}`,
     });
+  }
+  if (o.service === 'supervisor') {
+    steps.push(startSupervisorStep(layout, env));
+    return steps;
   }
   const unit = fileStep(layout.unit, unitFor(release, layout));
   const unitChanged = unit.needed();

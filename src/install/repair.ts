@@ -11,6 +11,7 @@ import { loadConfig } from '../config/index.ts';
 import { UNIT_NAME } from './constants.ts';
 import type { InstallLayout } from './layout.ts';
 import { statusOf } from './steps.ts';
+import { SUPERVISOR_SCRIPT, serviceKind, supervisorPid } from './supervisor.ts';
 import { pruneReleases } from './switch.ts';
 
 /** One check's outcome. */
@@ -119,6 +120,17 @@ async function ports(list: number[], agentAnswers: boolean): Promise<CheckResult
 }
 
 function unit(fix: boolean): CheckResult {
+  if (serviceKind() === 'supervisor') {
+    // No systemd: the agent's service is plexus-supervise (supervisor.ts); nothing to enable.
+    const pid = supervisorPid();
+    return pid
+      ? result('unit', 'ok', `no systemd: the agent runs under plexus-supervise (pid ${pid})`)
+      : result(
+          'unit',
+          'broken',
+          `no systemd and plexus-supervise is not running: start ${SUPERVISOR_SCRIPT} from current`,
+        );
+  }
   if (!existsSync(`/etc/systemd/system/${UNIT_NAME}`))
     return result('unit', 'broken', `${UNIT_NAME} is not installed: run install.sh from the release`);
   if (statusOf(['systemctl', 'is-enabled', '--quiet', UNIT_NAME]) === 0)

@@ -146,8 +146,13 @@ export function repoBinds(): string[] {
   return [...paths];
 }
 
-/** Boots the cached rootfs with the repository bound read-only; resolves once systemd is up. */
-export async function bootContainer(opts: { binds?: string[]; name?: string } = {}): Promise<Container> {
+/**
+ * Boots the cached rootfs with the repository bound read-only, on the host's network or in the
+ * network namespace `netns`; resolves once systemd is up.
+ */
+export async function bootContainer(
+  opts: { binds?: string[]; name?: string; netns?: string } = {},
+): Promise<Container> {
   await ensureRootfs();
   const name = opts.name ?? `plexus-test-${process.pid}`;
   const args = [
@@ -160,6 +165,8 @@ export async function bootContainer(opts: { binds?: string[]; name?: string } = 
     `--machine=${name}`,
   ];
   for (const b of opts.binds ?? repoBinds()) args.push(`--bind-ro=${b}:${inBox(b)}`);
+  // A network namespace the test made (test/helpers/netns.ts) instead of the host's network.
+  if (opts.netns) args.push(`--network-namespace-path=/run/netns/${opts.netns}`);
   const nspawn = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   nspawn.stdout.on('data', (c) => {

@@ -85,14 +85,22 @@ export interface TestReleases {
   broken: TestRelease;
 }
 
-/** A key over what goes into a release: bin/, src/, packaging/, package.json and scripts/release. */
+/** A key over what goes into a release: bin/, src/, packaging/, package.json, scripts/release, the stamper. */
 function treeKey(): string {
   const h = createHash('sha256');
   const walk = (p: string) => {
     if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
     else h.update(`${p}\0`).update(readFileSync(p));
   };
-  for (const p of ['bin', 'src', 'packaging', 'package.json', 'scripts/release']) walk(join(REPO, p));
+  for (const p of [
+    'bin',
+    'src',
+    'packaging',
+    'package.json',
+    'scripts/release',
+    'native/logstamp/logstamp.c',
+  ])
+    walk(join(REPO, p));
   return h.digest('hex').slice(0, 16);
 }
 
@@ -102,10 +110,12 @@ function treeKey(): string {
  * share them (a cache of other sources is removed first).
  */
 export function buildTestReleases(): TestReleases {
-  const root = join(tmpdir(), `plexus-test-releases-${treeKey()}`);
+  // Per checkout: another checkout's tests (a worktree beside this one) may be using theirs.
+  const checkout = createHash('sha256').update(REPO).digest('hex').slice(0, 8);
+  const root = join(tmpdir(), `plexus-test-releases-${checkout}-${treeKey()}`);
   const r = releasesIn(root);
   if (existsSync(join(root, 'done'))) return r;
-  for (const d of readdirSync(tmpdir()).filter((d) => d.startsWith('plexus-test-releases-')))
+  for (const d of readdirSync(tmpdir()).filter((d) => d.startsWith(`plexus-test-releases-${checkout}-`)))
     rmSync(join(tmpdir(), d), { recursive: true, force: true });
   mkdirSync(root);
   execFileSync(PLEXUS, ['release', 'keygen', r.key], { stdio: 'pipe' });
