@@ -111,7 +111,9 @@ async function switchAndWatch(
     : await waitHealthy(c, to, before?.peersOnline ?? 0);
   if (up.ok) return { from, to, downtimeMs: Date.now() - t0 };
   const budgetS = Math.round((c.healthTimeoutMs ?? HEALTH_TIMEOUT_MS) / 1000);
-  const why = 'crashLoop' in up ? up.seen : `it did not become healthy within ${budgetS} s (${up.seen})`;
+  // A restart that failed or an agent that keeps exiting failed at once: no budget ran out.
+  const why =
+    'crashLoop' in up || restarted ? up.seen : `it did not become healthy within ${budgetS} s (${up.seen})`;
   if (!from)
     throw new UpgradeRolledBackError(`${to} failed: ${why}, and there is no earlier version to go back to`);
   c.log(`${to} failed: ${why}; rolling back to ${from}`);

@@ -85,6 +85,26 @@ describe('upgrade health gate', () => {
     assert.equal(versionAt(layout.current), '2.0.0');
   });
 
+  it('a unit that refuses to start is rolled back at once, and the message says the restart failed', async () => {
+    const layout = install();
+    const c = fakeUnit(layout, new Set(['1.0.0']));
+    const restart = c.restart;
+    c.restart = async () => {
+      await restart();
+      if (versionAt(layout.current) === '1.0.0')
+        throw new Error('Command failed: systemctl restart plexus.service');
+    };
+    const t0 = Date.now();
+    const err = await rollback(layout, c).then(
+      () => assert.fail('expected a rollback'),
+      (e: unknown) => e,
+    );
+    assert.match(String(err), /rolled back: the restart failed: Command failed: systemctl restart/);
+    assert.doesNotMatch(String(err), /within \d+ s/);
+    assert.ok(Date.now() - t0 < 1000, `rolled back after ${Date.now() - t0} ms`);
+    assert.equal(versionAt(layout.current), '2.0.0');
+  });
+
   it('a healthy release stays', async () => {
     const layout = install();
     const c = fakeUnit(layout, new Set());
