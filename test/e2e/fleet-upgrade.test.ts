@@ -15,6 +15,7 @@
  * share the host's loopback and the NAT'd case is skipped with its reason printed.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { createNatTopology, type NatTopology, natUnavailable } from '../helpers/netns.ts';
 import { bootContainer, type Container, inBox, nspawnUnavailableReason } from '../helpers/nspawn.ts';
@@ -107,12 +108,18 @@ describe('a fleet upgrade over the mesh', { skip }, () => {
     }
     assert.equal(online, 2, 'n1 sees both peers');
     if (topo) {
-      const peers = JSON.parse((await run(n1, [PLEXUS, 'peers', '--json'])).stdout) as {
-        name: string;
-        connection: string;
-      }[];
-      // The gateway forbids every path but n3's mesh port: n1 reaches n2 through n3 only.
-      assert.equal(peers.find((p) => p.name === 'n2')?.connection, 'relayed', JSON.stringify(peers));
+      // The gateway drops what comes in: n2's mesh port cannot be dialled from n1's network.
+      const dial = spawnSync('ip', [
+        'netns',
+        'exec',
+        topo.pub,
+        'timeout',
+        '1',
+        'bash',
+        '-c',
+        `exec 3<>/dev/tcp/${topo.natIp}/${base + 1}`,
+      ]);
+      assert.notEqual(dial.status, 0, "n2 must not be reachable but through n3's relay");
     }
   });
 
@@ -125,6 +132,12 @@ describe('a fleet upgrade over the mesh', { skip }, () => {
       '-c',
       `printf '[Service]\\nExecStartPre=/bin/sh -c "! readlink /opt/plexus/current | grep -q 9.0.1"\\n' > /etc/systemd/system/plexus.service.d/refuse-9.0.1.conf && systemctl daemon-reload`,
     ]);
+    if (topo) {
+      // The path n2's upgrade takes: through n3's relay (the gateway leaves no other).
+      const ping = await run(n1, [PLEXUS, 'ping', 'n2', '-c', '1']);
+      assert.equal(ping.code, 0, ping.out);
+      assert.match(ping.stdout, /^reply from n2: .*\n.*\(relayed\)\n$/, ping.out);
+    }
     const t0 = Date.now();
     const r = await run(
       n1,

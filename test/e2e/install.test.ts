@@ -187,6 +187,19 @@ describe('install, upgrade, rollback and uninstall under systemd', { skip: syste
       'the app is stopped',
     );
   });
+
+  it('uninstall --purge asks first (refused without a terminal or --yes); --yes removes DATA and /etc/plexus', async () => {
+    // The binaries are gone: the unpacked tarball's CLI does it.
+    const cli = '/root/plexus-9.0.0/bin/plexus';
+    const asked = await run([cli, 'uninstall', '--purge']);
+    assert.equal(asked.code, 2, asked.out);
+    assert.match(asked.stderr, /^plexus: .*--yes\n$/);
+    assert.equal((await run(['test', '-f', '/var/lib/plexus/keys/node.key'])).code, 0, 'nothing removed');
+    const r = await run([cli, 'uninstall', '--purge', '--yes']);
+    assert.equal(r.code, 0, r.out);
+    assert.notEqual((await run(['test', '-e', '/var/lib/plexus'])).code, 0);
+    assert.notEqual((await run(['test', '-e', '/etc/plexus'])).code, 0);
+  });
 });
 
 /**
