@@ -5,9 +5,9 @@
  * orphans, as an init would, so that a stopped supervisor does not linger as a zombie. Host
  * folders are bound read-only at the same place as in nspawn boxes (`inBox`).
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { type Container, ensureRootfs, inBox } from './nspawn.ts';
+import { type Container, ensureRootfs, inBox, nsenterExec } from './nspawn.ts';
 
 /** An init that only reaps: waits for any child, sleeps a second when there is none. */
 const REAPER = 'while (1) { sleep 1 if waitpid(-1, 0) < 0 }';
@@ -47,30 +47,8 @@ export async function startChrootBox(opts: { binds: string[] }): Promise<Contain
     () => outer.exitCode !== null,
     () => err,
   );
-  const exec: Container['exec'] = (cmd, o = {}) =>
-    new Promise((res) => {
-      const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
-      execFile(
-        'nsenter',
-        [
-          '-t',
-          String(leader),
-          '-m',
-          '-p',
-          '-r',
-          '-w',
-          '--',
-          'env',
-          '-i',
-          'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
-          ...env,
-          ...cmd,
-        ],
-        { timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
-        (e, stdout, stderr) =>
-          res({ code: e ? Number((e as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr }),
-      );
-    });
+  // Mount and PID namespaces, and the box's root and working folder (its chroot).
+  const exec = nsenterExec(leader, ['-m', '-p', '-r', '-w']);
   const stop = async () => {
     if (outer.exitCode !== null) return;
     const gone = new Promise((r) => outer.once('exit', r));

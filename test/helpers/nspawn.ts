@@ -113,6 +113,34 @@ export async function ensureRootfs(): Promise<string> {
   }
 }
 
+/**
+ * Runs commands inside the namespaces of `leader` (nsenter with `flags`), with a clean
+ * environment; never rejects.
+ */
+export function nsenterExec(leader: number, flags: string[]): Container['exec'] {
+  return (cmd, o = {}) =>
+    new Promise((res) => {
+      const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
+      execFile(
+        'nsenter',
+        [
+          '-t',
+          String(leader),
+          ...flags,
+          '--',
+          'env',
+          '-i',
+          'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+          ...env,
+          ...cmd,
+        ],
+        { timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) =>
+          res({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr }),
+      );
+    });
+}
+
 /** A booted container. */
 export interface Container {
   /** PID of the container's systemd, as the host sees it. */
@@ -192,27 +220,7 @@ export async function bootContainer(
     () => exited,
     () => output,
   );
-  const exec: Container['exec'] = (cmd, o = {}) =>
-    new Promise((res) => {
-      const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
-      execFile(
-        'nsenter',
-        [
-          '-t',
-          String(leader),
-          '-a',
-          '--',
-          'env',
-          '-i',
-          'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
-          ...env,
-          ...cmd,
-        ],
-        { timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
-        (err, stdout, stderr) =>
-          res({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr }),
-      );
-    });
+  const exec = nsenterExec(leader, ['-a']);
   // Up when systemd has finished starting (degraded counts: a minimal rootfs lacks some units).
   // A boot takes 2-5 s on a quiet machine; the bound is for a machine busy with other tests.
   const deadline = Date.now() + 180_000;
