@@ -80,8 +80,12 @@ describe('the release tarball', () => {
       'node_modules/node-pty/build/Release/pty.node',
       `node_modules/better-sqlite3/prebuilds/linux-${process.arch}.node`,
       'node_modules/plexus-malloc-trim/build/Release/malloc_trim.node',
+      'native/logstamp/build/plexus-logstamp',
+      'packaging/supervisor/plexus-supervise',
     ])
       assert.ok(existsSync(join(r, f)), `${f} is in the tarball`);
+    for (const f of ['native/logstamp/build/plexus-logstamp', 'packaging/supervisor/plexus-supervise'])
+      assert.ok(statSync(join(r, f)).mode & 0o111, `${f} is executable`);
     assert.ok(!existsSync(join(r, 'node_modules', 'esbuild')), 'no dev dependencies');
     // The system's Node hidden too (bound over with /dev/null in a mount namespace of its own).
     const hide = existsSync('/usr/bin/node') ? 'mount --bind /dev/null /usr/bin/node; ' : '';
