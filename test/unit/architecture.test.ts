@@ -30,6 +30,8 @@ const LEVELS: Record<string, number> = {
   commands: 3,
   shell: 3,
   install: 3,
+  // Above workloads: runs its daemons with the workloads' process supervisor (docs/edge.md).
+  host: 3.5,
   api: 4,
   daemon: 5,
   cli: 6,

@@ -1,0 +1,44 @@
+/**
+ * How a host daemon runs, under either supervisor: systemd when it is PID 1 (the package's own
+ * unit, with a drop-in when plexus needs another command line), else the agent's own process
+ * supervisor (the `process` backend of workloads), as the package's user.
+ */
+
+/** A folder the daemon needs before it starts (its unit's RuntimeDirectory= under systemd). */
+export interface DaemonDir {
+  path: string;
+  owner: string;
+  mode: number;
+}
+
+/** What the runner needs to start one daemon; stored as JSON in `host_daemons`. */
+export interface DaemonSpec {
+  /** Short name: `caddy`, `redis`, `postgresql`. */
+  name: string;
+  /** The command line under the agent's supervisor (run as `/bin/sh -c "exec CMD"`). */
+  cmd: string;
+  /** The Unix user it runs as (the package's). */
+  user: string;
+  cwd: string;
+  env?: Record<string, string>;
+  /** Capabilities it keeps as that user (NET_BIND_SERVICE for ports below 1024). */
+  capabilities?: string[];
+  /** Folders made before every start, when the agent supervises it. */
+  dirs?: DaemonDir[];
+  /** The unit systemd runs it as (the package's own). */
+  unit: string;
+  /** Replaces the unit's ExecStart= in a drop-in (Caddy: plexus's config, not the Caddyfile). */
+  execStart?: string;
+  /** The package's SysV init script, stopped when the agent supervises the daemon itself. */
+  sysv?: string;
+}
+
+/** What `status` reports. */
+export interface DaemonStatus {
+  name: string;
+  state: 'running' | 'stopped' | 'failed' | 'crashloop' | 'unknown';
+  pid: number | null;
+  /** Who supervises it. */
+  supervisor: 'systemd' | 'agent';
+  restarts: number;
+}
