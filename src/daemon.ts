@@ -22,6 +22,14 @@ import { type Config, type DataPaths, dataPaths, loadConfig } from './config/ind
 import { ActionRegistry } from './core/actions.ts';
 import { startInOrder } from './core/lifecycle.ts';
 import { VERSION } from './core/version.ts';
+import {
+  createHost,
+  edgeActions,
+  edgeForTelemetry,
+  hostMigrations,
+  interfaceAddresses,
+  systemResolver,
+} from './host/index.ts';
 import { fleetUpgradeActions, fleetUpgradeInit } from './install/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { createMesh, loadNodeKeys, type Mesh, meshMigrations, type NodeKeys } from './mesh/index.ts';
@@ -66,6 +74,7 @@ export async function startDaemon(init: DaemonInit): Promise<Daemon> {
       ...tunnelMigrations,
       ...workloadsMigrations,
       ...shellMigrations,
+      ...hostMigrations,
     ]);
     const parts = buildAgent({ paths, config, keys, db, logger });
     const stopAll = await startInOrder(parts, (name, err) =>
@@ -138,6 +147,26 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   // An app with a `port` is exposed in the mesh under its own name.
   tunnels.services.addProvider('app', () => workloads.ports());
 
+  // The Caddy edge and host services (issue 18, docs/edge.md). Until deploys report live ports,
+  // an app's upstream is the port of its run spec. The edge is a TrafficSwitch for deploys.
+  const host = createHost(
+    { dataDir: paths.dataDir },
+    { db, logger: log('host'), upstreams: { upstreamOf: (app) => workloads.apps.get(app)?.spec.port } },
+  );
+  actions.register(
+    ...edgeActions(host.edge, {
+      appExists: (app) => workloads.apps.get(app) !== undefined,
+      upstreamOf: (app) => workloads.apps.get(app)?.spec.port,
+      tenantOfApp: (app) => workloads.apps.get(app)?.tenant,
+      resolve: systemResolver,
+      localAddresses: interfaceAddresses,
+    }),
+  );
+  workloads.on('change', (c) => {
+    if (c.kind === 'remove') void host.edge.forget(c.app).catch(() => {});
+    else if (c.kind === 'deploy' || c.kind === 'rollback') void host.edge.ensureApplied().catch(() => {});
+  });
+
   const telemetry = createTelemetry(
     { version: VERSION, panel: config.panel },
     {
@@ -151,6 +180,7 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
         },
       },
       services: () => tunnels.services.list().map(({ name, port }) => ({ name, port })),
+      edge: () => edgeForTelemetry(host.edge),
       metrics,
     },
   );
@@ -212,5 +242,5 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
       metricsToken: config.api.metricsToken,
     });
   }
-  return { mesh, tunnels, workloads, telemetry, shell, commands, control, http };
+  return { mesh, tunnels, workloads, host, telemetry, shell, commands, control, http };
 }

@@ -11,6 +11,7 @@ import { registerAppEnv } from './app-env.ts';
 import { registerApps } from './apps.ts';
 import { registerCompletion } from './completion.ts';
 import { registerCp } from './cp.ts';
+import { registerEdge } from './edge.ts';
 import { CliError } from './errors.ts';
 import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
@@ -78,6 +79,7 @@ registerRelease(program);
 registerCompletion(program);
 registerInstall(program);
 registerUpgrade(program);
+registerEdge(program);
 registerRepair(program);
 addVerbExamples(program);
 

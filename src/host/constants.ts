@@ -27,11 +27,17 @@ export const CERT_WARN_DAYS = 7;
 export const CERT_PENDING_MS = 5 * 60_000;
 /** A certificate error text kept in the database and in telemetry is cut to this. */
 export const CERT_ERROR_MAX_CHARS = 200;
-/** Domains carried in one telemetry record at most (the record has a size cap). */
-export const TELEMETRY_MAX_DOMAINS = 32;
+/** Certificate problems named in one telemetry record (mesh's MAX_RECORD_CERT_PROBLEMS; 16 KiB cap). */
+export const TELEMETRY_MAX_CERT_PROBLEMS = 4;
+/** A certificate problem's text in telemetry (mesh's MAX_RECORD_CERT_ERROR). */
+export const TELEMETRY_CERT_ERROR_CHARS = 100;
 /** Domains per node: each is a route and a certificate; beyond this, use a wildcard elsewhere. */
 export const MAX_DOMAINS = 500;
 /** Answer size read from Caddy's admin API (its config for 500 domains is far smaller). */
 export const ADMIN_MAX_BYTES = 4 * 1024 * 1024;
 /** A call to Caddy's admin API that takes longer than this has failed. */
 export const ADMIN_TIMEOUT_MS = 10_000;
+/** Tries of an admin call whose connection is refused (Caddy re-opens its socket after a /load). */
+export const ADMIN_RETRIES = 10;
+/** Pause between those tries. */
+export const ADMIN_RETRY_MS = 50;

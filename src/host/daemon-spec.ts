@@ -8,6 +8,8 @@
 export interface DaemonDir {
   path: string;
   owner: string;
+  /** Its group: that of this user (default: the owner's). */
+  group?: string;
   mode: number;
 }
 

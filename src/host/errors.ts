@@ -20,8 +20,8 @@ export class HostDaemonError extends PlexusError {
 /** The edge is not installed on this node, or Caddy does not answer on its admin socket. */
 export class EdgeUnavailableError extends PlexusError {
   override name = 'EdgeUnavailableError';
-  constructor(code: 'EDGE_NOT_INSTALLED' | 'EDGE_ADMIN_FAILED', message: string) {
-    super(code, message, code === 'EDGE_NOT_INSTALLED' ? 'conflict' : 'unavailable');
+  constructor(code: 'EDGE_NOT_INSTALLED' | 'EDGE_ADMIN_FAILED', message: string, cause?: unknown) {
+    super(code, message, code === 'EDGE_NOT_INSTALLED' ? 'conflict' : 'unavailable', { cause });
   }
 }
 

@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import type { Logger } from '../logging/index.ts';
 import type { Db } from '../store/index.ts';
 import { lookupUser } from '../workloads/app-users.ts';
+import { APP_LOG_CHECK_MS } from '../workloads/constants.ts';
 import {
   type Backend,
   createProcessBackend,
@@ -58,6 +59,7 @@ export class HostDaemons extends EventEmitter<HostDaemonsEvents> {
   readonly #init: HostDaemonsInit;
   readonly #logger: Logger;
   readonly #backend: Backend;
+  #tick: NodeJS.Timeout | undefined;
 
   /** Builds the runner; no I/O until `start()`. */
   constructor(init: HostDaemonsInit, components: { db: Db; logger: Logger }) {
@@ -76,6 +78,9 @@ export class HostDaemons extends EventEmitter<HostDaemonsEvents> {
   /** Takes the daemons the agent supervises back over: adopts live ones, restarts vanished ones. */
   async start(): Promise<void> {
     this.#backend.start();
+    // Log rotation of the daemons the agent supervises, as for apps.
+    this.#tick = setInterval(() => void this.#backend.tick?.(), APP_LOG_CHECK_MS);
+    this.#tick.unref();
     if (this.systemd) return;
     for (const row of this.repo.list()) {
       try {
@@ -96,6 +101,7 @@ export class HostDaemons extends EventEmitter<HostDaemonsEvents> {
 
   /** Stops supervising; the daemons keep running (like apps) and are adopted on the next start. */
   async stop(): Promise<void> {
+    clearInterval(this.#tick);
     await this.#backend.close();
   }
 
@@ -247,8 +253,9 @@ export class HostDaemons extends EventEmitter<HostDaemonsEvents> {
   async #prepare(spec: DaemonSpec): Promise<void> {
     for (const d of spec.dirs ?? []) {
       const user = await lookupUser(d.owner);
+      const group = d.group ? await lookupUser(d.group) : user;
       await mkdir(d.path, { recursive: true, mode: d.mode });
-      if (user) await chown(d.path, user.uid, user.gid);
+      if (user && group) await chown(d.path, user.uid, group.gid);
       await chmod(d.path, d.mode);
     }
   }

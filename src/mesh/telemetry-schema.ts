@@ -41,6 +41,11 @@ export const MAX_RECORD_APPS = 64;
 /** The most exposed services one record carries. */
 export const MAX_RECORD_SERVICES = 64;
 
+/** The most domains with a certificate problem one record names (the rest are counted). */
+export const MAX_RECORD_CERT_PROBLEMS = 4;
+/** A certificate problem's text in a record is cut to this. */
+export const MAX_RECORD_CERT_ERROR = 100;
+
 /** A complete telemetry record. */
 export const telemetryRecordSchema = z.object({
   node: z.string().min(1).max(63),
@@ -82,6 +87,25 @@ export const telemetryRecordSchema = z.object({
   services: z
     .array(z.strictObject({ name: z.string().min(1).max(63), port: z.number().int().min(1).max(65_535) }))
     .max(MAX_RECORD_SERVICES),
+  /**
+   * The edge (issue 18): how many domains it serves and the first few with a certificate
+   * problem; absent on a node without an edge. At most ~2 KiB, to keep the record under 16 KiB.
+   */
+  edge: z
+    .strictObject({
+      domains: z.number().int().min(0).max(100_000),
+      certProblems: z
+        .array(
+          z.strictObject({
+            host: z.string().min(1).max(253),
+            app: z.string().min(1).max(63),
+            cert: z.enum(['error', 'expiring']),
+            error: z.string().max(MAX_RECORD_CERT_ERROR),
+          }),
+        )
+        .max(MAX_RECORD_CERT_PROBLEMS),
+    })
+    .optional(),
 });
 
 /** One app's figures in a record. */

@@ -42,6 +42,8 @@ export interface TelemetryComponents {
   apps: AppSource;
   /** Exposed services (tunnels); none when not wired. */
   services?: () => ServiceEntry[];
+  /** The edge's domains and certificate problems (issue 18); none when no edge is installed. */
+  edge?: () => TelemetryRecord['edge'];
   /** The agent's registry (built before the mesh); the service attaches its figures on start. */
   metrics?: MetricsRegistry;
 }
@@ -155,6 +157,7 @@ export class TelemetryService {
       ...figures,
       apps: await appsForRecord(apps, this.#sampler, MAX_RECORD_APPS),
       services: (this.#c.services?.() ?? []).slice(0, MAX_RECORD_SERVICES),
+      ...(this.#c.edge?.() ? { edge: this.#c.edge() } : {}),
     };
   }
 

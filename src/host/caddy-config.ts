@@ -1,0 +1,94 @@
+/**
+ * The JSON config the agent loads into Caddy (never a Caddyfile): the admin endpoint on a unix
+ * socket, certificates kept in the edge's own storage folder, and one route per app matching the
+ * app's domains and proxying to the port its live release listens on. Caddy's automatic HTTPS
+ * obtains and renews a certificate for every host in a route, redirects http to https, and with
+ * the `internal` issuer signs them with its own local CA (tests, private networks).
+ */
+import { createHash } from 'node:crypto';
+
+/** The edge's settings, from `plexus edge install`. */
+export interface EdgeSettings {
+  httpPort: number;
+  httpsPort: number;
+  issuer: 'acme' | 'internal';
+  /** ACME account email (expiry notices from the CA). */
+  email: string | null;
+}
+
+/** Where Caddy's files are. */
+export interface EdgePaths {
+  /** The admin API's unix socket. */
+  adminSocket: string;
+  /** Caddy's storage (certificates, the internal CA's keys). */
+  storage: string;
+}
+
+/** One app's route: its hosts and its upstream port. */
+export interface AppRoute {
+  app: string;
+  hosts: string[];
+  port: number;
+}
+
+/** The config Caddy starts with: the admin socket only, so nothing is served until the agent loads its own. */
+export function bootstrapConfig(paths: EdgePaths): Record<string, unknown> {
+  return { admin: adminBlock(paths), storage: { module: 'file_system', root: paths.storage } };
+}
+
+function adminBlock(paths: EdgePaths) {
+  // persist: false: Caddy must not write autosave.json; the agent is the one source of the config.
+  return { listen: `unix/${paths.adminSocket}`, config: { persist: false } };
+}
+
+/**
+ * The full config. Its storage block carries an `@id` derived from the content, which the agent
+ * asks Caddy for to tell whether Caddy still runs it (after a restart it runs the bootstrap).
+ */
+export function renderConfig(
+  settings: EdgeSettings,
+  paths: EdgePaths,
+  routes: AppRoute[],
+): { id: string; config: Record<string, unknown> } {
+  const apps: Record<string, unknown> = {
+    // The internal CA never installs its root into the host's trust store (that needs root and
+    // would make every local client trust it).
+    pki: { certificate_authorities: { local: { install_trust: false } } },
+  };
+  const served = routes.filter((r) => r.hosts.length > 0);
+  if (served.length) {
+    apps.http = {
+      http_port: settings.httpPort,
+      https_port: settings.httpsPort,
+      servers: {
+        plexus: {
+          listen: [`:${settings.httpsPort}`],
+          routes: served.map((r) => ({
+            match: [{ host: [...r.hosts].sort() }],
+            handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${r.port}` }] }],
+            terminal: true,
+          })),
+        },
+      },
+    };
+  }
+  if (settings.issuer === 'internal') {
+    apps.tls = { automation: { policies: [{ issuers: [{ module: 'internal' }] }] } };
+  } else if (settings.email) {
+    apps.tls = {
+      automation: {
+        policies: [
+          {
+            issuers: [
+              { module: 'acme', email: settings.email },
+              { module: 'zerossl', email: settings.email },
+            ],
+          },
+        ],
+      },
+    };
+  }
+  const body = { admin: adminBlock(paths), storage: { module: 'file_system', root: paths.storage }, apps };
+  const id = `plexus-${createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16)}`;
+  return { id, config: { ...body, storage: { '@id': id, ...body.storage } } };
+}

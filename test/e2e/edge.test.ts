@@ -1,0 +1,236 @@
+/**
+ * The Caddy edge end to end (issue 18), one agent for the whole file: `edge install` (Caddy from
+ * apt, under the agent's own supervisor here since systemd is not PID 1), a deployed app served at
+ * https://app.test by Caddy with a certificate from its internal CA (curl --resolve), refusals
+ * with their codes, the admin API out of an app user's reach, the config re-applied after Caddy
+ * is killed, and `domain rm` ending the service. Needs root and apt; Caddy stays installed only
+ * if it was before.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { socketClient } from '../../src/cli/client.ts';
+import { aptUnavailableReason, installedVersion } from '../../src/host/apt.ts';
+import { type Cluster, freePort, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
+import { killProcessesUnder } from '../helpers/processes.ts';
+
+const execFileP = promisify(execFile);
+const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
+const skip = aptUnavailableReason();
+const scratch = mkdtempSync(join(tmpdir(), 'plexus-edge-'));
+
+/** The final frame of an action over the control socket: its result, or its error body. */
+async function call(node: TestNode, action: string, args: Record<string, unknown>) {
+  try {
+    return { result: await socketClient(join(node.dataDir, 'plexus.sock')).call(action, args) };
+  } catch (err) {
+    return {
+      error: (err as { body?: { code: string; kind: string } }).body ?? { code: String(err), kind: '' },
+    };
+  }
+}
+
+/** curl for https://HOST:PORT/PATH through 127.0.0.1, trusting Caddy's internal root. */
+async function curl(host: string, port: number, path: string, ca: string) {
+  return execFileP('curl', [
+    '-sS',
+    '--max-time',
+    '5',
+    '--resolve',
+    `${host}:${port}:127.0.0.1`,
+    '--cacert',
+    ca,
+    `https://${host}:${port}${path}`,
+  ]).then(
+    (r) => ({ ok: true, out: r.stdout }),
+    (e) => ({ ok: false, out: String(e.stderr ?? e.message) }),
+  );
+}
+
+describe('edge end to end', { skip }, () => {
+  let cluster: Cluster;
+  let n1: TestNode;
+  let appPort: number;
+  let https: number;
+  let hadCaddy = false;
+  let status: { adminSocket: string; rootCert: string; daemon: { pid: number } };
+
+  before(async () => {
+    hadCaddy = (await installedVersion('caddy')) !== undefined;
+    appPort = await freePort();
+    https = await freePort();
+    cluster = await startCluster(1);
+    n1 = cluster.nodes[0];
+    const dir = join(scratch, 'app');
+    cpSync(FIXTURE, dir, { recursive: true });
+    const r = await n1.run([
+      'deploy',
+      'web',
+      '--dir',
+      dir,
+      '--cmd',
+      `${process.execPath} server.cjs`,
+      '--port',
+      String(appPort),
+      '--health',
+      `http://:${appPort}/health`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const plain = await n1.run(['deploy', 'worker', '--dir', dir, '--cmd', 'sleep 600']);
+    assert.equal(plain.code, 0, plain.stderr);
+  });
+
+  after(async () => {
+    if (n1) {
+      // Stops Caddy and removes only what the install added (nothing when Caddy was there before).
+      const u = await n1.run(['edge', 'uninstall', '--purge'], { timeoutMs: 300_000 }).catch(() => undefined);
+      if (u?.code !== 0) process.stderr.write(`edge uninstall: ${u?.stderr}\n`);
+      if (!hadCaddy) assert.equal(await installedVersion('caddy'), undefined, 'caddy removed again');
+      await n1.run(['rm', 'web']).catch(() => {});
+      await n1.run(['rm', 'worker']).catch(() => {});
+      killProcessesUnder(n1.dataDir);
+    }
+    await cluster?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('edge install runs Caddy with the admin API on a root-only unix socket', async () => {
+    const http = await freePort();
+    const r = await n1.run(
+      [
+        'edge',
+        'install',
+        '--internal-ca',
+        '--https-port',
+        String(https),
+        '--http-port',
+        String(http),
+        '--json',
+      ],
+      { timeoutMs: 600_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    status = JSON.parse(r.stdout);
+    assert.equal(status.daemon.pid > 0, true);
+    const dir = statSync(join(status.adminSocket, '..'));
+    assert.equal(dir.uid, 0);
+    assert.equal(dir.mode & 0o007, 0, 'others may not enter the admin folder');
+  });
+
+  it('an app user cannot reach Caddy admin API (no TCP endpoint, no way into the socket)', async () => {
+    for (const user of ['plexus-app-web', 'nobody']) {
+      for (const args of [
+        ['-H', 'Host;', '--unix-socket', status.adminSocket, 'http://x/config/'],
+        ['http://127.0.0.1:2019/config/'],
+        ['http://localhost:2019/load', '-X', 'POST', '-H', 'content-type: application/json', '-d', '{}'],
+      ]) {
+        const r = await execFileP('setpriv', [
+          '--reuid',
+          user,
+          '--regid',
+          user === 'nobody' ? 'nogroup' : user,
+          '--clear-groups',
+          'curl',
+          '-sS',
+          '--max-time',
+          '3',
+          ...args,
+        ]).then(
+          () => 'reached',
+          (e) => String(e.stderr),
+        );
+        assert.notEqual(r, 'reached', `${user} reached the admin API with ${args.join(' ')}`);
+      }
+    }
+    // The agent (root) does reach it: the refusal above is the permissions, not a dead socket.
+    const root = await execFileP('curl', [
+      '-sS',
+      '--max-time',
+      '3',
+      '-H',
+      'Host;',
+      '--unix-socket',
+      status.adminSocket,
+      'http://x/config/',
+    ]);
+    assert.match(root.stdout, /plexus-/);
+  });
+
+  it('domain add refuses a bad host, an unknown app, an app without a port and a host not pointing here', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ app: 'web', host: '-bad.test' }, 'INVALID_HOST'],
+      [{ app: 'web', host: 'a..test' }, 'INVALID_HOST'],
+      [{ app: 'web', host: `${'a'.repeat(64)}.test` }, 'INVALID_HOST'],
+      [{ app: 'web', host: '127.0.0.1' }, 'INVALID_HOST'],
+      [{ app: 'web', host: '*.app.test' }, 'INVALID_HOST'],
+      [{ app: 'web', host: 'x'.repeat(300) }, 'INVALID_ARGUMENT'],
+      [{ app: 'nope', host: 'app.test', dnsCheck: false }, 'UNKNOWN_APP'],
+      [{ app: 'worker', host: 'worker.test', dnsCheck: false }, 'APP_HAS_NO_PORT'],
+      [{ app: 'web', host: 'app.test' }, 'DNS_MISMATCH'],
+    ];
+    for (const [args, code] of cases) {
+      const r = await call(n1, 'domains.add', args);
+      assert.equal(r.error?.code, code, JSON.stringify(args));
+    }
+    const ls = await call(n1, 'domains.list', {});
+    assert.deepEqual(ls.result, []);
+  });
+
+  it('serves https://app.test through Caddy with an internal-CA certificate', async () => {
+    const r = await n1.run(['domain', 'add', 'web', 'app.test', '--no-dns-check']);
+    assert.equal(r.code, 0, r.stderr);
+    const got = await waitFor(
+      async () => {
+        const c = await curl('app.test', https, '/info', status.rootCert);
+        return c.ok ? c.out : '';
+      },
+      20_000,
+      'https://app.test',
+    );
+    assert.match(got, /"pid"/);
+    const ls = await n1.json<{ host: string; app: string; cert: string; certIssuer: string }[]>([
+      'domain',
+      'ls',
+      '--json',
+    ]);
+    assert.equal(ls[0].host, 'app.test');
+    assert.equal(ls[0].cert, 'ok');
+    assert.match(ls[0].certIssuer, /Caddy Local Authority/);
+    const taken = await call(n1, 'domains.add', { app: 'worker', host: 'APP.test', dnsCheck: false });
+    assert.equal(taken.error?.code, 'DOMAIN_TAKEN');
+  });
+
+  it('re-applies its config when Caddy is killed', async () => {
+    process.kill(status.daemon.pid, 'SIGKILL');
+    await waitFor(
+      async () => {
+        const s = (await call(n1, 'edge.status', {})).result as { daemon: { pid: number }; applied: boolean };
+        return s.daemon.pid && s.daemon.pid !== status.daemon.pid && s.applied;
+      },
+      20_000,
+      'Caddy restarted with the edge config',
+    );
+    const c = await waitFor(
+      async () => {
+        const r = await curl('app.test', https, '/info', status.rootCert);
+        return r.ok ? r.out : '';
+      },
+      10_000,
+      'https://app.test again',
+    );
+    assert.match(c, /"pid"/);
+  });
+
+  it('domain rm stops serving the host', async () => {
+    const r = await n1.run(['domain', 'rm', 'app.test']);
+    assert.equal(r.code, 0, r.stderr);
+    const c = await curl('app.test', https, '/info', status.rootCert);
+    assert.equal(c.ok, false, c.out);
+    const again = await call(n1, 'domains.remove', { host: 'app.test' });
+    assert.equal(again.error?.code, 'UNKNOWN_DOMAIN');
+  });
+});
