@@ -28,6 +28,7 @@ import {
   edgeForTelemetry,
   hostMigrations,
   interfaceAddresses,
+  serviceActions,
   systemResolver,
 } from './host/index.ts';
 import { fleetUpgradeActions, fleetUpgradeInit } from './install/index.ts';
@@ -151,8 +152,15 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   // an app's upstream is the port of its run spec. The edge is a TrafficSwitch for deploys.
   const host = createHost(
     { dataDir: paths.dataDir },
-    { db, logger: log('host'), upstreams: { upstreamOf: (app) => workloads.apps.get(app)?.spec.port } },
+    {
+      db,
+      logger: log('host'),
+      upstreams: { upstreamOf: (app) => workloads.apps.get(app)?.spec.port },
+      appExists: (app) => workloads.apps.get(app) !== undefined,
+      setAppEnv: (app, vars) => workloads.setEnv(app, vars),
+    },
   );
+  actions.register(...serviceActions(host.services));
   actions.register(
     ...edgeActions(host.edge, {
       appExists: (app) => workloads.apps.get(app) !== undefined,

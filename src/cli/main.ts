@@ -21,6 +21,7 @@ import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
 import { registerRelease } from './release.ts';
 import { registerRepair } from './repair.ts';
+import { registerServices, takeServiceVersionFlag } from './services.ts';
 import { registerShell } from './shell.ts';
 import { registerSshProxy } from './ssh-proxy.ts';
 import { registerSwarmKey } from './swarm-key.ts';
@@ -32,6 +33,7 @@ import { addVerbExamples } from './verb-examples.ts';
 
 // `plexus [--api URL] VERB …`: a remote agent for any verb but init/join (see api-flag.ts).
 takeApiFlag(process.argv, process.env);
+takeServiceVersionFlag(process.argv);
 
 // Everything the agent writes (database, logs, releases) is private to its user by default.
 process.umask(0o077);
@@ -80,6 +82,7 @@ registerCompletion(program);
 registerInstall(program);
 registerUpgrade(program);
 registerEdge(program);
+registerServices(program);
 registerRepair(program);
 addVerbExamples(program);
 

@@ -237,6 +237,18 @@ export class Edge implements TrafficSwitch {
     if (this.repo.settings() && this.repo.domains().some((d) => d.app === app)) await this.apply();
   }
 
+  /**
+   * Requests Caddy still has in flight to 127.0.0.1:`port` (its `/reverse_proxy/upstreams`
+   * counts them per upstream): a deploy drains the old release until this is 0.
+   */
+  async inFlight(_app: string, port: number): Promise<number> {
+    if (!this.repo.settings()) return 0;
+    const r = await adminCall(this.paths.adminSocket, 'GET', '/reverse_proxy/upstreams');
+    if (r.status !== 200) return 0;
+    const ups = JSON.parse(r.body) as { address: string; num_requests: number }[];
+    return ups.find((u) => u.address === `127.0.0.1:${port}`)?.num_requests ?? 0;
+  }
+
   /** `app` was removed: its domains go, and Caddy stops serving them. */
   async forget(app: string): Promise<void> {
     this.#switched.delete(app);

@@ -231,21 +231,28 @@ export class HostDaemons extends EventEmitter<HostDaemonsEvents> {
         `user '${spec.user}' of ${spec.name} does not exist; reinstall the package`,
       );
     await mkdir(this.#init.logDir, { recursive: true, mode: 0o700 });
+    // setpriv switches to the package's user with its supplementary groups (PostgreSQL reads its
+    // TLS key through ssl-cert; apps, by contrast, drop theirs) and keeps only the capabilities
+    // named (Caddy: NET_BIND_SERVICE for 80/443), dropping every other from the bounding set.
+    const caps = (spec.capabilities ?? []).map((c) => `+${c.toLowerCase()}`).join(',');
+    const keep = caps ? [`--inh-caps=-all,${caps}`, `--ambient-caps=-all,${caps}`] : [];
+    const drop = `--bounding-set=-all${caps ? `,${caps}` : ''}`;
+    const ids = [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups'];
     return {
       app: spec.name,
       release: spec.name,
       cwd: spec.cwd,
-      cmd: spec.cmd,
+      cmd: ['setpriv', ...ids, ...keep, drop, '--', spec.cmd].join(' '),
       env: {
         PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         LANG: 'C.UTF-8',
+        HOME: spec.cwd,
+        USER: user.name,
         ...spec.env,
       },
       restart: 'always',
       logFile: this.logFile(spec.name),
       appDir: spec.cwd,
-      user: { name: user.name, uid: user.uid, gid: user.gid },
-      ...(spec.capabilities?.length ? { capabilities: spec.capabilities } : {}),
     };
   }
 

@@ -11,6 +11,7 @@ import type { Db } from '../store/index.ts';
 import type { AppUpstreams } from '../workloads/traffic.ts';
 import { Edge } from './edge.ts';
 import { HostDaemons } from './host-daemons.ts';
+import { Services, type ServicesComponents } from './services.ts';
 
 export type { DaemonSpec, DaemonStatus } from './daemon-spec.ts';
 export { interfaceAddresses, type Resolver, systemResolver } from './dns-check.ts';
@@ -20,6 +21,8 @@ export { edgeActions } from './edge-actions.ts';
 export * from './errors.ts';
 export { HostDaemons, type HostDaemonsInit } from './host-daemons.ts';
 export { hostMigrations } from './migrations.ts';
+export { serviceActions } from './service-actions.ts';
+export { Services } from './services.ts';
 
 /** Options of the host subsystem. */
 export interface HostInit {
@@ -33,6 +36,7 @@ export interface HostInit {
 export interface Host {
   daemons: HostDaemons;
   edge: Edge;
+  services: Services;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -40,7 +44,10 @@ export interface Host {
 /** Builds the daemon runner and the edge, without I/O. */
 export function createHost(
   init: HostInit,
-  components: { db: Db; logger: Logger; upstreams: AppUpstreams },
+  components: { db: Db; logger: Logger; upstreams: AppUpstreams } & Pick<
+    ServicesComponents,
+    'appExists' | 'setAppEnv'
+  >,
 ): Host {
   const daemons = new HostDaemons(
     { logDir: join(init.dataDir, 'host', 'logs') },
@@ -55,9 +62,17 @@ export function createHost(
       upstreams: components.upstreams,
     },
   );
+  const services = new Services({
+    db: components.db,
+    logger: components.logger.child({ part: 'services' }),
+    daemons,
+    appExists: components.appExists,
+    setAppEnv: components.setAppEnv,
+  });
   return {
     daemons,
     edge,
+    services,
     async start() {
       await daemons.start();
       await edge.start();
