@@ -104,7 +104,16 @@ export class Edge implements TrafficSwitch {
     this.#c.daemons.on('change', (name, state) => {
       if (name === 'caddy' && state.status !== 'stopped') void this.ensureApplied().catch(() => {});
     });
-    if (this.repo.settings()) void this.ensureApplied().catch(() => {});
+    if (this.repo.settings()) {
+      // The agent makes DATA's entries private at each start (workloads' protectDataDir);
+      // Caddy's user must still pass through DATA/edge to its config and socket.
+      try {
+        chmodSync(this.#init.dir, 0o711);
+      } catch (err) {
+        this.#c.logger.warn({ err }, 'cannot open DATA/edge to Caddy');
+      }
+      void this.ensureApplied().catch(() => {});
+    }
   }
 
   /** Stops the watchers; Caddy keeps serving (it is adopted on the next start). */

@@ -225,6 +225,29 @@ describe('edge end to end', { skip }, () => {
     assert.match(c, /"pid"/);
   });
 
+  it('an agent restart adopts Caddy, which still serves, and restarts it with the config if it dies', async () => {
+    const before = ((await call(n1, 'edge.status', {})).result as { daemon: { pid: number } }).daemon.pid;
+    await n1.stop();
+    await n1.start();
+    const after = (await call(n1, 'edge.status', {})).result as { daemon: { pid: number } };
+    assert.equal(after.daemon.pid, before, 'the same Caddy, adopted');
+    assert.equal((await curl('app.test', https, '/info', status.rootCert)).ok, true);
+    process.kill(before, 'SIGKILL');
+    await waitFor(
+      async () => {
+        const s = (await call(n1, 'edge.status', {})).result as { daemon: { pid: number }; applied: boolean };
+        return s.daemon.pid && s.daemon.pid !== before && s.applied;
+      },
+      20_000,
+      'Caddy restarted after the agent restart',
+    );
+    await waitFor(
+      async () => (await curl('app.test', https, '/info', status.rootCert)).ok,
+      10_000,
+      'served again',
+    );
+  });
+
   it('domain rm stops serving the host', async () => {
     const r = await n1.run(['domain', 'rm', 'app.test']);
     assert.equal(r.code, 0, r.stderr);
