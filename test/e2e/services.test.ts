@@ -51,7 +51,7 @@ describe('services end to end', { skip }, () => {
   before(async () => {
     hadRedis = (await installedVersion('redis-server')) !== undefined;
     leftBefore = await configOnly();
-    cluster = await startCluster(1);
+    cluster = await startCluster(2);
     n1 = cluster.nodes[0];
   });
 
@@ -85,18 +85,29 @@ describe('services end to end', { skip }, () => {
     const r = await n1.run(['service', 'install', 'mongodb']);
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    // --version is the service's, not the root command's (which would print plexus's version).
+    const v = await n1.run(['service', 'install', 'redis', '--version', '1.2']);
+    assert.equal(v.code, 1);
+    assert.match(v.stderr, /redis-server 1\.2 is not available/);
   });
 
-  it('service install redis answers PONG, ls shows its version, rm stops it', async () => {
-    const r = await n1.run(['service', 'install', 'redis', '--json'], { timeoutMs: 600_000 });
+  it('service install redis answers PONG, ls shows its version, rm stops it (on n2, as signed commands relayed by n1)', async () => {
+    const r = await n1.run(['--node', 'n2', 'service', 'install', 'redis', '--json'], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).state, 'running');
     assert.equal(await ping(), 'PONG');
-    const ls = await n1.json<{ name: string; version: string; state: string }[]>(['service', 'ls', '--json']);
+    const ls = await n1.json<{ name: string; version: string; state: string }[]>([
+      '--node',
+      'n2',
+      'service',
+      'ls',
+      '--json',
+    ]);
     const redis = ls.find((s) => s.name === 'redis');
     assert.match(redis?.version ?? '', /^\d+\.\d+/);
     assert.equal(redis?.state, 'running');
-    const rm = await n1.run(['service', 'rm', 'redis'], { timeoutMs: 300_000 });
+    assert.deepEqual(await n1.json(['service', 'ls', '--json']), [], 'installed on n2, not n1');
+    const rm = await n1.run(['--node', 'n2', 'service', 'rm', 'redis'], { timeoutMs: 300_000 });
     assert.equal(rm.code, 0, rm.stderr);
     assert.equal(await ping(), 'no answer');
     if (!hadRedis) assert.equal(await installedVersion('redis-server'), undefined);
