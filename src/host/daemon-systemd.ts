@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { parseShow } from '../workloads/systemd-backend.ts';
 import type { DaemonSpec, DaemonStatus } from './daemon-spec.ts';
 import { HostDaemonError } from './errors.ts';
 
@@ -67,30 +68,20 @@ export async function systemdStop(spec: DaemonSpec, forget: boolean): Promise<vo
   }
 }
 
-/** The unit's state. */
+/** The unit's state, read as the workloads' systemd backend reads an app's unit. */
 export async function systemdStatus(spec: DaemonSpec): Promise<DaemonStatus> {
-  const out = await systemctl('show', spec.unit, '-p', 'ActiveState,SubState,MainPID,NRestarts').catch(
-    () => '',
-  );
-  const kv = Object.fromEntries(
-    out.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  const active = kv.ActiveState ?? 'unknown';
-  const state: DaemonStatus['state'] =
-    active === 'active' || active === 'activating' || active === 'reloading'
-      ? kv.SubState === 'auto-restart'
-        ? 'crashloop'
-        : 'running'
-      : active === 'failed'
-        ? 'failed'
-        : active === 'inactive'
-          ? 'stopped'
-          : 'unknown';
+  const out = await systemctl(
+    'show',
+    spec.unit,
+    '-p',
+    'MainPID,ActiveState,SubState,NRestarts,ExecMainStartTimestamp',
+  ).catch(() => '');
+  const s = parseShow(out);
   return {
     name: spec.name,
-    state,
-    pid: Number(kv.MainPID ?? 0) || null,
+    state: out ? s.status : 'unknown',
+    pid: s.pid,
     supervisor: 'systemd',
-    restarts: Number(kv.NRestarts ?? 0) || 0,
+    restarts: s.restarts,
   };
 }

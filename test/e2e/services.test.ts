@@ -134,25 +134,7 @@ describe('services end to end', { skip }, () => {
       'the app connected',
     );
     // Put back: the app's role and database go before the service is removed.
-    await execFileP('runuser', [
-      '-u',
-      'postgres',
-      '--',
-      'psql',
-      '-h',
-      '/var/run/postgresql',
-      '-c',
-      'DROP DATABASE IF EXISTS app_shop',
-    ]);
-    await execFileP('runuser', [
-      '-u',
-      'postgres',
-      '--',
-      'psql',
-      '-h',
-      '/var/run/postgresql',
-      '-c',
-      'DROP ROLE IF EXISTS app_shop',
-    ]);
+    for (const sql of ['DROP DATABASE IF EXISTS app_shop', 'DROP ROLE IF EXISTS app_shop'])
+      await execFileP('runuser', ['-u', 'postgres', '--', 'psql', '-h', '/var/run/postgresql', '-c', sql]);
   });
 });
