@@ -55,23 +55,26 @@ export function renderConfig(
     // would make every local client trust it).
     pki: { certificate_authorities: { local: { install_trust: false } } },
   };
-  const served = routes.filter((r) => r.hosts.length > 0);
-  if (served.length) {
-    apps.http = {
-      http_port: settings.httpPort,
-      https_port: settings.httpsPort,
-      servers: {
-        plexus: {
-          listen: [`:${settings.httpsPort}`],
-          routes: served.map((r) => ({
+  // Both ports are always listened on, domains or not, so that `edge install` finds a port that
+  // is taken at once; Caddy adds its http→https redirects (and ACME HTTP-01 answers) to the
+  // http server.
+  apps.http = {
+    http_port: settings.httpPort,
+    https_port: settings.httpsPort,
+    servers: {
+      plexus: {
+        listen: [`:${settings.httpsPort}`],
+        routes: routes
+          .filter((r) => r.hosts.length > 0)
+          .map((r) => ({
             match: [{ host: [...r.hosts].sort() }],
             handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${r.port}` }] }],
             terminal: true,
           })),
-        },
       },
-    };
-  }
+      plexus_http: { listen: [`:${settings.httpPort}`], routes: [] },
+    },
+  };
   if (settings.issuer === 'internal') {
     apps.tls = { automation: { policies: [{ issuers: [{ module: 'internal' }] }] } };
   } else if (settings.email) {

@@ -8,7 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { cpSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -56,6 +58,7 @@ describe('edge end to end', { skip }, () => {
   let n1: TestNode;
   let appPort: number;
   let https: number;
+  let http: number;
   let hadCaddy = false;
   let status: { adminSocket: string; rootCert: string; daemon: { pid: number } };
 
@@ -98,8 +101,33 @@ describe('edge end to end', { skip }, () => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
+  it('an edge install that fails (its https port taken) says why in one line and leaves the node as it was', async () => {
+    const taken = createServer().listen(0, '0.0.0.0');
+    await once(taken, 'listening');
+    const port = (taken.address() as AddressInfo).port;
+    const r = await n1.run(
+      [
+        'edge',
+        'install',
+        '--internal-ca',
+        '--https-port',
+        String(port),
+        '--http-port',
+        String(await freePort()),
+      ],
+      { timeoutMs: 600_000 },
+    );
+    taken.close();
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /address already in use/);
+    const s = (await call(n1, 'edge.status', {})).result as { installed: boolean };
+    assert.equal(s.installed, false);
+    if (!hadCaddy) assert.equal(await installedVersion('caddy'), undefined, 'the caddy package went again');
+  });
+
   it('edge install runs Caddy with the admin API on a root-only unix socket', async () => {
-    const http = await freePort();
+    http = await freePort();
     const r = await n1.run(
       [
         'edge',
@@ -202,6 +230,18 @@ describe('edge end to end', { skip }, () => {
     assert.match(ls[0].certIssuer, /Caddy Local Authority/);
     const taken = await call(n1, 'domains.add', { app: 'worker', host: 'APP.test', dnsCheck: false });
     assert.equal(taken.error?.code, 'DOMAIN_TAKEN');
+    // Plain http redirects to https on the standard port (Caddy takes its https port as what 443 forwards to).
+    const redirect = await execFileP('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{redirect_url}',
+      '--resolve',
+      `app.test:${http}:127.0.0.1`,
+      `http://app.test:${http}/info`,
+    ]);
+    assert.equal(redirect.stdout, '308 https://app.test/info');
   });
 
   it('re-applies its config when Caddy is killed', async () => {
