@@ -167,7 +167,11 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
       upstreamOf: (app) => workloads.apps.get(app)?.spec.port,
       tenantOfApp: (app) => workloads.apps.get(app)?.tenant,
       resolve: systemResolver,
-      localAddresses: interfaceAddresses,
+      // A node behind a NAT with port forwarding is reached at the address members see it from.
+      localAddresses: () => [
+        ...interfaceAddresses(),
+        ...mesh.status().reachability.observed.map((a) => a.split('/')[2] ?? ''),
+      ],
     }),
   );
   workloads.on('change', (c) => {
