@@ -1,3 +1,4 @@
+// test-lane: side (mostly waits on apt and dpkg installing and removing packages; see scripts/test)
 /**
  * Services end to end (issue 18), one agent for the file: `service install redis` (apt) answers
  * PONG, shows its version in `service ls` and is stopped and removed by `service rm`; PostgreSQL
