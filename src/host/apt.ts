@@ -103,9 +103,34 @@ async function addedSince(before: Map<string, string>): Promise<string[]> {
   return [...now.keys()].filter((p) => !before.has(p)).sort();
 }
 
+/**
+ * The argv that runs apt-get. Under systemd it runs in a transient unit of its own: the agent's
+ * unit (packaging/systemd/plexus.service) makes the system read-only to the agent and its
+ * children (ProtectSystem=strict), so apt inside it could not write /usr or dpkg's database.
+ * `--pipe --wait` keep its output and exit status ours. Not exercised by the tests (no systemd
+ * as PID 1 there).
+ */
+export function aptArgv(args: string[], systemd = existsSync('/run/systemd/system')): string[] {
+  const apt = ['apt-get', '-q', '-o', `DPkg::Lock::Timeout=${APT_LOCK_TIMEOUT_S}`, ...args];
+  if (!systemd) return apt;
+  const env = ['DEBIAN_FRONTEND=noninteractive', 'LC_ALL=C', 'LANG=C'].map((e) => `--setenv=${e}`);
+  return [
+    'systemd-run',
+    '--pipe',
+    '--wait',
+    '--collect',
+    '--quiet',
+    '--service-type=exec',
+    ...env,
+    '--',
+    ...apt,
+  ];
+}
+
 async function apt(args: string[], signal?: AbortSignal): Promise<void> {
   try {
-    await execFileP('apt-get', ['-q', '-o', `DPkg::Lock::Timeout=${APT_LOCK_TIMEOUT_S}`, ...args], {
+    const [file, ...argv] = aptArgv(args);
+    await execFileP(file, argv, {
       env: APT_ENV,
       timeout: APT_TIMEOUT_MS,
       maxBuffer: 64 * 1024 * 1024,

@@ -1,6 +1,7 @@
 /** The JSON config loaded into Caddy: admin on the unix socket always, one route per app, the issuer. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { aptArgv } from '../../../src/host/apt.ts';
 import { bootstrapConfig, renderConfig } from '../../../src/host/caddy-config.ts';
 import { renderDropIn } from '../../../src/host/daemon-systemd.ts';
 
@@ -67,5 +68,13 @@ describe('caddy config', () => {
       execStart: '/usr/bin/caddy run --config /d/100%/caddy.json',
     });
     assert.match(text, /^ExecStart=\nExecStart=\/usr\/bin\/caddy run --config \/d\/100%%\/caddy.json$/m);
+  });
+
+  it('apt runs in a transient unit under systemd (the agent unit makes the system read-only), else directly', () => {
+    assert.deepEqual(aptArgv(['install', '-y', 'caddy'], false).slice(0, 1), ['apt-get']);
+    const unit = aptArgv(['install', '-y', 'caddy'], true);
+    assert.deepEqual(unit.slice(0, 3), ['systemd-run', '--pipe', '--wait']);
+    assert.ok(unit.includes('--setenv=DEBIAN_FRONTEND=noninteractive'));
+    assert.deepEqual(unit.slice(unit.indexOf('--') + 1, unit.indexOf('--') + 2), ['apt-get']);
   });
 });
