@@ -10,6 +10,9 @@ export interface RecordFigures {
   disk?: { usedGb: number | null; totalGb: number | null };
   net?: { rxBps: number | null; txBps: number | null };
   apps?: AppFigures[];
+  /** Docker/Podman containers (issue 18), on nodes with an engine socket. */
+  containers?: ContainerFigures[];
+  containersOmitted?: number;
   uptimeS?: number;
   version?: string;
 }
@@ -23,6 +26,17 @@ export interface AppFigures {
   memMb: number | null;
   restarts: number;
   release: string | null;
+}
+
+/** One container as printed. */
+export interface ContainerFigures {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  health: string;
+  cpuPct: number | null;
+  memMb: number | null;
 }
 
 /** `12%` or `-`. */

@@ -10,6 +10,7 @@ import { formatDuration, printJson } from './output.ts';
 import {
   type AppFigures,
   appsCell,
+  type ContainerFigures,
   diskCell,
   mbCell,
   memCell,
@@ -121,7 +122,23 @@ export function render(nodes: NodeRow[], now: number): string {
   lines.push('');
   if (apps.length === 0) lines.push('no apps running on any node');
   else lines.push(...table(['node', 'app', 'status', 'pid', 'cpu', 'mem', 'restarts', 'release'], apps));
+  lines.push(...containerLines(nodes));
   return `${lines.join('\n')}\n`;
+}
+
+/** The containers of nodes with a container engine (issue 18); nothing when none has one. */
+function containerLines(nodes: NodeRow[]): string[] {
+  const rows: string[][] = [];
+  const omitted: string[] = [];
+  for (const n of nodes) {
+    for (const c of (n.telemetry?.containers ?? []) as ContainerFigures[])
+      rows.push([n.name, c.name, c.id, c.image, c.state, c.health, pctCell(c.cpuPct), mbCell(c.memMb)]);
+    if (n.telemetry?.containersOmitted) omitted.push(`${n.telemetry.containersOmitted} on ${n.name}`);
+  }
+  if (!rows.length && !omitted.length) return [];
+  const out = ['', ...table(['node', 'container', 'id', 'image', 'state', 'health', 'cpu', 'mem'], rows)];
+  if (omitted.length) out.push(`(more containers not in the records: ${omitted.join(', ')})`);
+  return out;
 }
 
 function table(headers: string[], rows: string[][]): string[] {

@@ -33,8 +33,10 @@ export {
 } from './telemetry.ts';
 export {
   MAX_RECORD_APPS,
+  MAX_RECORD_CONTAINERS,
   MAX_RECORD_SERVICES,
   type TelemetryApp,
+  type TelemetryContainer,
   telemetryRecordSchema,
 } from './telemetry-schema.ts';
 export { decodeToken, parseTtl } from './token.ts';

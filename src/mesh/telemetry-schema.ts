@@ -36,6 +36,24 @@ export const telemetryAppSchema = z.strictObject({
   release: z.string().max(64).nullable(),
 });
 
+/** One container of a Docker or Podman engine on the node (issue 18), beside the apps. */
+export const telemetryContainerSchema = z.strictObject({
+  /** The short id (12 hex digits), as `docker ps` shows it. */
+  id: z.string().regex(/^[0-9a-f]{12}$/),
+  name: z.string().max(63),
+  image: z.string().max(96),
+  state: z.enum(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead', 'unknown']),
+  health: z.enum(['healthy', 'unhealthy', 'starting', 'none']),
+  cpuPct: gauge(100_000),
+  memMb: gauge(16 * 1024 * 1024),
+});
+
+/**
+ * The most containers one record carries (also bounded to 4 KiB of them by the collector); those
+ * left out are counted in `containersOmitted`.
+ */
+export const MAX_RECORD_CONTAINERS = 24;
+
 /** The most apps one record carries; 64 apps × ~150 bytes stays far below 16 KiB. */
 export const MAX_RECORD_APPS = 64;
 /** The most exposed services one record carries. */
@@ -106,8 +124,14 @@ export const telemetryRecordSchema = z.object({
         .max(MAX_RECORD_CERT_PROBLEMS),
     })
     .optional(),
+  /** Containers, on a node with a Docker or Podman socket only (absent elsewhere and from older agents). */
+  containers: z.array(telemetryContainerSchema).max(MAX_RECORD_CONTAINERS).optional(),
+  /** Containers the engine listed that the record left out (the caps above). */
+  containersOmitted: z.number().int().min(0).max(1_000_000).optional(),
 });
 
+/** One container in a record. */
+export type TelemetryContainer = z.infer<typeof telemetryContainerSchema>;
 /** One app's figures in a record. */
 export type TelemetryApp = z.infer<typeof telemetryAppSchema>;
 /** A complete, validated telemetry record. */

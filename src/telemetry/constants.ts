@@ -44,3 +44,17 @@ export const EVENT_LOOP_SAMPLE_MS = 100;
 export const DELIVERY_DELAY_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10,
 ];
+
+/**
+ * Where container engines listen (issue 18): Docker's socket, rootful Podman's. A rootless
+ * Podman's (`$XDG_RUNTIME_DIR/podman/podman.sock`) is added when the agent runs as that user.
+ */
+export const CONTAINER_SOCKETS = ['/var/run/docker.sock', '/run/podman/podman.sock'];
+/** One engine call must complete within this: a hung engine must not hold the record. */
+export const ENGINE_TIMEOUT_MS = 2_000;
+/** Largest container list read: ~1 KiB per container, so about 1000 containers. */
+export const ENGINE_MAX_LIST_BYTES = 1024 * 1024;
+/** Largest stats answer read for one container (a few KiB in practice, more with many CPUs). */
+export const ENGINE_MAX_STATS_BYTES = 256 * 1024;
+/** Stats calls at once: the engine computes each one; more would load it for nothing. */
+export const ENGINE_STATS_CONCURRENCY = 4;

@@ -12,3 +12,11 @@ export class NoHistoryError extends PlexusError {
     );
   }
 }
+
+/** The container engine (Docker, Podman) did not answer as its API says: refused, slow, oversized, malformed. */
+export class ContainerEngineError extends PlexusError {
+  override name = 'ContainerEngineError';
+  constructor(why: string) {
+    super('CONTAINER_ENGINE_FAILED', `container engine: ${why}`, 'unavailable');
+  }
+}

@@ -131,6 +131,48 @@ export function createMetricsRegistry(): MetricsRegistry {
   perApp('plexus_app_memory_bytes', 'Resident memory of the app.', (a) => a.memMb, 1024 * 1024);
   perApp('plexus_app_restarts', 'Restarts of the app since it was deployed.', (a) => a.restarts);
 
+  // Docker/Podman containers beside the apps (issue 18), on nodes with an engine socket.
+  const perContainer = (
+    name: string,
+    help: string,
+    labels: string[],
+    pick: (c: NonNullable<TelemetryRecord['containers']>[number]) => [Record<string, string>, number | null],
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['node', 'container', ...labels],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of source()?.records() ?? []) {
+          for (const c of r.containers ?? []) {
+            const [extra, v] = pick(c);
+            if (v != null) this.set({ node: r.node, container: c.name || c.id, ...extra }, v);
+          }
+        }
+      },
+    });
+  perContainer(
+    'plexus_container_info',
+    'A container on the node: 1, with its id, image, state and health.',
+    ['id', 'image', 'state', 'health'],
+    (c) => [{ id: c.id, image: c.image, state: c.state, health: c.health }, 1],
+  );
+  perContainer('plexus_container_cpu_percent', 'CPU percent of one core used by the container.', [], (c) => [
+    {},
+    c.cpuPct,
+  ]);
+  perContainer('plexus_container_memory_bytes', 'Memory of the container, page cache excluded.', [], (c) => [
+    {},
+    c.memMb == null ? null : c.memMb * 1024 * 1024,
+  ]);
+  perNode(
+    'plexus_node_containers_omitted',
+    'Containers the record left out (its caps).',
+    (r) => r.containersOmitted ?? null,
+  );
+
   new Gauge({
     name: 'plexus_mesh_peers',
     help: 'Other members by liveness state (online, suspect, down).',

@@ -14,6 +14,7 @@ import {
 } from '../mesh/index.ts';
 import { type AppSnapshot, type AppSource, appsForRecord, ProcessSampler } from './app-source.ts';
 import { APP_CHANGE_DEBOUNCE_MS } from './constants.ts';
+import { ContainerCollector, type ContainerCollectorInit } from './containers.ts';
 import { TelemetryHistory } from './history.ts';
 import type { MetricsRegistry, MetricsSource } from './metrics.ts';
 import { type PanelBeat, PanelPusher } from './panel.ts';
@@ -32,6 +33,8 @@ export interface TelemetryInit {
   panel?: { url?: string; token?: string; intervalS: number };
   /** procfs root (tests); default `/proc`. */
   procRoot?: string;
+  /** Docker/Podman containers in the record (issue 18); `false` turns the collector off. */
+  containers?: ContainerCollectorInit | false;
 }
 
 /** What the telemetry service uses. */
@@ -66,6 +69,7 @@ export class TelemetryService {
   readonly #c: TelemetryComponents;
   readonly #collector: SystemCollector;
   readonly #sampler: ProcessSampler;
+  readonly #containers: ContainerCollector | undefined;
   readonly #gossip = new Map<string, number>();
   readonly #unsubscribe: (() => void)[] = [];
   #panel: PanelPusher | undefined;
@@ -80,6 +84,8 @@ export class TelemetryService {
     this.#c = components;
     this.#collector = new SystemCollector({ procRoot: init.procRoot }, { logger: components.logger });
     this.#sampler = new ProcessSampler(init.procRoot);
+    if (init.containers !== false)
+      this.#containers = new ContainerCollector(init.containers ?? {}, { logger: components.logger });
     this.history = new TelemetryHistory({ intervalMs: components.mesh.intervalMs });
   }
 
@@ -150,11 +156,16 @@ export class TelemetryService {
   }
 
   async #provide(): Promise<Partial<TelemetryRecord>> {
-    const [host, apps] = await Promise.all([this.#collector.sample(), this.#listApps()]);
+    const [host, apps, containers] = await Promise.all([
+      this.#collector.sample(),
+      this.#listApps(),
+      this.#containers?.sample(),
+    ]);
     this.#lastHost = host;
     const { netTotals: _totals, ...figures } = host;
     return {
       ...figures,
+      ...(containers ? { containers: containers.containers, containersOmitted: containers.omitted } : {}),
       apps: await appsForRecord(apps, this.#sampler, MAX_RECORD_APPS),
       services: (this.#c.services?.() ?? []).slice(0, MAX_RECORD_SERVICES),
       ...(this.#c.edge?.() ? { edge: this.#c.edge() } : {}),
