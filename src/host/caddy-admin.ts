@@ -3,7 +3,7 @@
  * socket sits in a folder only root and Caddy's group may enter, so no app (and no other local
  * user) can rewrite the edge, unlike Caddy's default TCP endpoint on localhost:2019.
  */
-import { request } from 'node:http';
+import { http } from '../core/http-modules.ts';
 import { ADMIN_MAX_BYTES, ADMIN_RETRIES, ADMIN_RETRY_MS, ADMIN_TIMEOUT_MS } from './constants.ts';
 import { EdgeUnavailableError } from './errors.ts';
 
@@ -43,7 +43,7 @@ function adminOnce(
 ): Promise<AdminAnswer> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
-    const req = request(
+    const req = http.request(
       {
         socketPath,
         method,

@@ -5,7 +5,6 @@
  * here, a CA refusing, rate limits, a port not reachable) without parsing Caddy's logs.
  */
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:tls';
 import { CERT_ERROR_MAX_CHARS, CERT_PENDING_MS, CERT_WARN_DAYS } from './constants.ts';
 import type { CertStatus } from './edge-repo.ts';
 
@@ -41,7 +40,8 @@ export function checkCertificate(
     error: error.slice(0, CERT_ERROR_MAX_CHARS),
   });
   return new Promise((resolve) => {
-    const socket = connect({
+    // node:tls on first use: an agent without an edge never loads it (test/unit/runtime/bundle.test.ts).
+    const socket = process.getBuiltinModule('node:tls').connect({
       host: '127.0.0.1',
       port,
       servername: host,

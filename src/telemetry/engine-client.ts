@@ -4,7 +4,7 @@
  * another program on the host, root's or its own: its answers are parsed defensively (size cap,
  * timeout, JSON errors and unexpected shapes become a failed call, never a crash).
  */
-import { request } from 'node:http';
+import { http } from '../core/http-modules.ts';
 import { ContainerEngineError } from './errors.ts';
 
 /** Limits of one call. */
@@ -25,7 +25,7 @@ export function engineGet(socketPath: string, path: string, limits: EngineCallLi
       req.destroy();
       reject(new ContainerEngineError(`${path.split('?')[0]}: ${why}`));
     };
-    const req = request({ socketPath, path, method: 'GET', headers: { host: 'docker' } }, (res) => {
+    const req = http.request({ socketPath, path, method: 'GET', headers: { host: 'docker' } }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
