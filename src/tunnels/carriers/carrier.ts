@@ -28,8 +28,11 @@ export interface SpliceResult {
 export interface OpenedTunnel {
   /** `direct`, `relayed` or `local` (the target is this node). */
   path: 'direct' | 'relayed' | 'local';
-  /** What carries the bytes: a data connection of its own, the mesh stream, or local sockets. */
-  carrier: 'data' | 'stream' | 'local';
+  /**
+   * What carries the bytes: a data connection of its own (straight, or `spliced` by a relay),
+   * the mesh stream, or local sockets.
+   */
+  carrier: 'data' | 'spliced' | 'stream' | 'local';
   /**
    * Joins the client socket to the tunnel; resolves when both are closed. `firstBytes` were
    * already read from the socket (pipelined after a SOCKS request) and go out first.

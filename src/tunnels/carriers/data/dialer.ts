@@ -39,14 +39,20 @@ export interface DataDialerComponents {
    * it agreed. Absent: no reverse connections (this node has no data listener).
    */
   requestReverse?(conn: Connection, count: number, signal: AbortSignal): Promise<void>;
+  /**
+   * Asks a relay both reach to splice `count` connections to the peer (spliced/open.ts); resolves
+   * once the relay and the peer agreed, with one pending connection each. Absent: no splices.
+   */
+  requestSplice?(conn: Connection, count: number, signal: AbortSignal): Promise<Promise<DataConnection>[]>;
   logger: Logger;
 }
 
 /**
  * A peer's data path as `plexus status` shows it: `ok` (we dial its data port), `reverse` (it
- * dials ours at our request), `unreachable` (tunnels ride the mesh stream), `unknown`.
+ * dials ours at our request), `spliced` (both dial a relay that joins the two connections),
+ * `unreachable` (tunnels ride the mesh stream), `unknown`.
  */
-export type DataPathState = 'unknown' | 'ok' | 'reverse' | 'unreachable';
+export type DataPathState = 'unknown' | 'ok' | 'reverse' | 'spliced' | 'unreachable';
 
 interface Waiter {
   resolve(v: { host: string; port: number; ticket: DataTicket }): void;
@@ -75,8 +81,8 @@ interface PeerData {
   waiters: Waiter[];
   requesting: boolean;
   conn?: Connection;
-  /** Who dials: we dial its data port, or it dials ours (reverse.ts). */
-  via: 'direct' | 'reverse';
+  /** Who dials: we dial its data port, it dials ours (reverse.ts), or both dial a relay (spliced/). */
+  via: 'direct' | 'reverse' | 'spliced';
   /** Reverse connections asked for and not arrived yet, per request. */
   asked: { left: number }[];
   /** Tunnels waiting for a reverse connection (undefined: give up, ride the stream). */
@@ -87,7 +93,7 @@ interface PeerData {
  * The host to dial for a peer: its listener's own address, else the IP of a direct mesh
  * connection (a relayed one's IP is the relay's).
  */
-function hostOf(conn: Connection, grant: TicketGrant): string | undefined {
+export function hostOf(conn: Connection, grant: { host?: string }): string | undefined {
   if (grant.host) return grant.host;
   if (isRelayed(conn)) return undefined;
   const c = conn.remoteAddr.getComponents().find((x) => x.name === 'ip4' || x.name === 'ip6');
@@ -107,7 +113,7 @@ export class DataDialer {
   /** Each peer's data path state (for status). */
   states(): Record<string, DataPathState> {
     return Object.fromEntries(
-      [...this.#peers].map(([id, p]) => [id, p.via === 'reverse' && p.state === 'ok' ? 'reverse' : p.state]),
+      [...this.#peers].map(([id, p]) => [id, p.via !== 'direct' && p.state === 'ok' ? p.via : p.state]),
     );
   }
 
@@ -148,7 +154,7 @@ export class DataDialer {
       this.#fill(peer, p);
       return data;
     } catch (err) {
-      this.#directFailed(peer, p, err as Error);
+      this.#failed(peer, p, err as Error);
       return undefined;
     }
   }
@@ -271,9 +277,26 @@ export class DataDialer {
 
   #reverseFailed(peer: string, p: PeerData, err: Error): void {
     if (p.state === 'ok' && Date.now() - p.okAt < DATA_OK_GRACE_MS) return;
+    if (this.#c.requestSplice && p.via === 'reverse') {
+      // Neither side can dial the other: meet at a relay both reach.
+      this.#c.logger.info(
+        { peer, err: err.message },
+        'peer cannot dial back either; asking a relay to splice',
+      );
+      p.via = 'spliced';
+      p.state = 'unknown';
+      this.#fill(peer, p);
+      return;
+    }
     // At the next retry, the direct dial is tried first again.
     p.via = 'direct';
     this.#unreachable(peer, p, err);
+  }
+
+  /** A data connection could not be opened the way this peer's are: try the next way. */
+  #failed(peer: string, p: PeerData, err: Error): void {
+    if (p.via === 'spliced') this.#reverseFailed(peer, p, err);
+    else this.#directFailed(peer, p, err);
   }
 
   /** Waits a moment for a reverse connection asked for this tunnel; undefined: ride the stream. */
@@ -325,25 +348,36 @@ export class DataDialer {
     const want = DATA_POOL_SIZE - p.pool.length - p.filling;
     for (let i = 0; i < want; i++) {
       p.filling++;
-      this.#open(p, AbortSignal.timeout(DATA_CONNECT_TIMEOUT_MS * 2)).then(
+      // A splice takes three round trips over the mesh before its connect.
+      const within = p.via === 'spliced' ? OPEN_TIMEOUT_MS : DATA_CONNECT_TIMEOUT_MS * 2;
+      this.#open(p, AbortSignal.timeout(within)).then(
         (data) => {
           p.filling--;
           this.#pool(peer, p, data);
         },
         (err) => {
           p.filling--;
-          this.#directFailed(peer, p, err);
+          this.#failed(peer, p, err);
         },
       );
     }
   }
 
-  /** One ticket (batched with concurrent requests to the same peer) and one TLS handshake. */
+  /**
+   * One ticket (batched with concurrent requests to the same peer) and one TLS handshake; or,
+   * spliced, one rendezvous at a relay and the TLS through it.
+   */
   async #open(p: PeerData, signal: AbortSignal): Promise<DataConnection> {
     p.opening++;
     try {
-      const { host, port, ticket } = await this.#ticket(p);
-      const data = await dial(host, port, ticket, signal);
+      let data: DataConnection;
+      if (p.via === 'spliced' && this.#c.requestSplice && p.conn) {
+        const [pending] = await this.#c.requestSplice(p.conn, 1, signal);
+        data = await (pending as Promise<DataConnection>);
+      } else {
+        const { host, port, ticket } = await this.#ticket(p);
+        data = await dial(host, port, ticket, signal);
+      }
       p.state = 'ok';
       p.okAt = Date.now();
       return data;
