@@ -12,8 +12,11 @@ import { once } from 'node:events';
 import { connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
+import type { Connection } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
 import pino from 'pino';
 import { dial } from '../../src/tunnels/carriers/data/dial.ts';
+import { DataDialer } from '../../src/tunnels/carriers/data/dialer.ts';
 import { DataListener, type RedeemedTicket } from '../../src/tunnels/carriers/data/listener.ts';
 import { type DataConnection, dataConnection, spliceData } from '../../src/tunnels/carriers/data/splice.ts';
 import type { DataTicket } from '../../src/tunnels/carriers/data/tickets.ts';
@@ -45,11 +48,11 @@ describe('spliced data connections', () => {
       onSplice: (ticket, secret, raw, rest) => relay.arrive(ticket, secret, raw, rest),
     },
   );
-  /** B's data listener: the TLS server end of what comes through the relay. */
-  let onB: ((t: RedeemedTicket, s: TLSSocket, raw: Socket) => void) | undefined;
+  /** B's data listener: the TLS server end of what comes through the relay, to waiting pairs in order. */
+  const onB: ((t: RedeemedTicket, s: TLSSocket, raw: Socket) => void)[] = [];
   const bListener = new DataListener(
     { host: '127.0.0.1', port: 0 },
-    { logger, onConnection: (t, s, raw) => (onB ? onB(t, s, raw) : s.destroy()) },
+    { logger, onConnection: (t, s, raw) => (onB.shift() ?? (() => s.destroy()))(t, s, raw) },
   );
 
   before(async () => {
@@ -76,11 +79,10 @@ describe('spliced data connections', () => {
     const { a, b } = rendezvous();
     const [e2e] = bListener.issue(A, 1);
     const atB = new Promise<DataConnection>((resolve) => {
-      onB = (t, s, raw) => {
-        onB = undefined;
+      onB.push((t, s, raw) => {
         assert.equal(t.peer, A);
         resolve(dataConnection(s, raw));
-      };
+      });
     });
     const raw = await connectRelay('127.0.0.1', relayListener.port, b);
     bListener.acceptSpliced(raw);
@@ -286,6 +288,38 @@ describe('spliced data connections', () => {
       target.end();
     } finally {
       for (const s of flood) s.destroy();
+    }
+  });
+
+  test('the dialer meets at a relay when neither side can dial the other, and pools what it gets', async () => {
+    const conn = { status: 'open', remoteAddr: multiaddr('/ip4/127.0.0.1/tcp/1') } as unknown as Connection;
+    let splices = 0;
+    const dialer = new DataDialer({
+      logger,
+      // Its data port does not answer, and it cannot dial ours back.
+      requestTickets: async () => ({ port: 1, tickets: bListener.issue(A, 1) }),
+      requestReverse: async () => {
+        throw new Error('no address to dial back');
+      },
+      requestSplice: async (_c, count) => {
+        splices += count;
+        return Array.from({ length: count }, () => splicedPair().then(({ a }) => a));
+      },
+    });
+    try {
+      assert.equal(
+        await dialer.take(B, conn, AbortSignal.timeout(5000)),
+        undefined,
+        'the first rides the stream',
+      );
+      await waitUntil(() => dialer.pooled() === 4, 'four spliced connections in the pool');
+      assert.equal(dialer.states()[B], 'spliced');
+      const data = await dialer.take(B, conn, AbortSignal.timeout(5000));
+      assert.equal(data?.spliced, true);
+      data?.socket.destroy();
+      assert.ok(splices >= 4);
+    } finally {
+      dialer.stop();
     }
   });
 

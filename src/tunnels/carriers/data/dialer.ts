@@ -149,12 +149,13 @@ export class DataDialer {
       this.#fill(peer, p);
       return undefined;
     }
+    const via = p.via;
     try {
       const data = await this.#open(p, signal);
       this.#fill(peer, p);
       return data;
     } catch (err) {
-      this.#failed(peer, p, err as Error);
+      this.#failed(peer, p, via, err as Error);
       return undefined;
     }
   }
@@ -293,9 +294,17 @@ export class DataDialer {
     this.#unreachable(peer, p, err);
   }
 
-  /** A data connection could not be opened the way this peer's are: try the next way. */
-  #failed(peer: string, p: PeerData, err: Error): void {
-    if (p.via === 'spliced') this.#reverseFailed(peer, p, err);
+  /**
+   * A data connection could not be opened `via` one way: try the next. An attempt made before
+   * the peer moved on to another way (a late direct dial timing out) says nothing about it; its
+   * place in the pool is filled the current way.
+   */
+  #failed(peer: string, p: PeerData, via: PeerData['via'], err: Error): void {
+    if (via !== p.via) {
+      if (p.state === 'ok' || p.via === 'spliced') this.#fill(peer, p);
+      return;
+    }
+    if (via === 'spliced') this.#reverseFailed(peer, p, err);
     else this.#directFailed(peer, p, err);
   }
 
@@ -349,7 +358,8 @@ export class DataDialer {
     for (let i = 0; i < want; i++) {
       p.filling++;
       // A splice takes three round trips over the mesh before its connect.
-      const within = p.via === 'spliced' ? OPEN_TIMEOUT_MS : DATA_CONNECT_TIMEOUT_MS * 2;
+      const via = p.via;
+      const within = via === 'spliced' ? OPEN_TIMEOUT_MS : DATA_CONNECT_TIMEOUT_MS * 2;
       this.#open(p, AbortSignal.timeout(within)).then(
         (data) => {
           p.filling--;
@@ -357,7 +367,7 @@ export class DataDialer {
         },
         (err) => {
           p.filling--;
-          this.#failed(peer, p, err);
+          this.#failed(peer, p, via, err);
         },
       );
     }
