@@ -195,6 +195,8 @@ describe('spliced data connections', () => {
     assert.equal(await present(made), 'refused', 'a ticket the relay never issued');
     // The forged attempt did not spend the genuine ticket: both sides still meet.
     const sideA = await connectRelay('127.0.0.1', relayListener.port, a);
+    await waitUntil(() => relayListener.handshaking === 0, 'side A at the relay');
+    assert.equal(await present(encodePreamble(a)), 'refused', 'a replay while its rendezvous waits');
     const sideB = await connectRelay('127.0.0.1', relayListener.port, b);
     sockets.push(sideA, sideB);
     sideA.write('through');
@@ -260,7 +262,13 @@ describe('spliced data connections', () => {
     silent.write('P');
     const t0 = Date.now();
     side.on('error', () => {});
-    await Promise.all([side, silent].map((s) => new Promise((r) => s.once('close', r))));
+    const closed = Promise.all([side, silent].map((s) => new Promise((r) => s.once('close', r))));
+    await Promise.race([
+      closed,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('still open')), SPLICE_WAIT_MS + 4000).unref(),
+      ),
+    ]);
     const took = Date.now() - t0;
 
     assert.ok(took >= SPLICE_WAIT_MS - 1000 && took < SPLICE_WAIT_MS + 4000, `closed after ${took} ms`);
