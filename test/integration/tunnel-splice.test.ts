@@ -241,7 +241,8 @@ describe('spliced data connections', () => {
       const t0 = Date.now();
       const gone = Promise.all([readAll(client).catch(() => 'reset'), readAll(target).catch(() => 'reset')]);
       relay.drop(B);
-      assert.deepEqual(await gone, ['reset', 'reset']);
+      const late = new Promise((r) => setTimeout(() => r('still open after 5 s'), 5000).unref());
+      assert.deepEqual(await Promise.race([gone, late]), ['reset', 'reset']);
       assert.ok(Date.now() - t0 < 5000);
       await results;
       await waitUntil(
@@ -281,7 +282,7 @@ describe('spliced data connections', () => {
   test('hostile: a flood of connections from one address does not keep a member’s splice out', async () => {
     const flood: Socket[] = [];
     try {
-      for (let i = 0; i < 600; i++) {
+      for (let i = 0; i < 1100; i++) {
         const s = connect({ port: relayListener.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
         s.on('error', () => {});
         s.once('connect', () => s.write('P'));
