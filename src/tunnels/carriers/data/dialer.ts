@@ -18,17 +18,13 @@ import {
   DATA_POOL_SIZE,
   DATA_RETRY_MS,
   MAX_DATA_OPENING_PER_PEER,
-  MAX_TICKET_BATCH,
   OPEN_TIMEOUT_MS,
   POOL_IDLE_MS,
-  TICKET_MARGIN_MS,
-  TICKET_PREFETCH,
-  TICKET_TTL_MS,
 } from '../../constants.ts';
-import { isRelayed } from '../carrier.ts';
 import { dial } from './dial.ts';
 import { closeData, type DataConnection } from './splice.ts';
-import type { DataTicket, TicketGrant } from './tickets.ts';
+import { TicketBatcher } from './ticket-batcher.ts';
+import type { TicketGrant } from './tickets.ts';
 
 /** What the dialer needs from the tunnel service. */
 export interface DataDialerComponents {
@@ -54,19 +50,6 @@ export interface DataDialerComponents {
  */
 export type DataPathState = 'unknown' | 'ok' | 'reverse' | 'spliced' | 'unreachable';
 
-interface Waiter {
-  resolve(v: { host: string; port: number; ticket: DataTicket }): void;
-  reject(err: Error): void;
-}
-
-interface CachedTicket {
-  host: string;
-  port: number;
-  ticket: DataTicket;
-  /** Our own deadline for using it, comfortably before the server forgets it. */
-  useBy: number;
-}
-
 interface PeerData {
   state: DataPathState;
   retryAt: number;
@@ -77,9 +60,7 @@ interface PeerData {
   pool: { data: DataConnection; timer: NodeJS.Timeout; onClose: () => void }[];
   filling: number;
   /** Tickets fetched ahead: a new data connection then costs a TCP connect, not a mesh round trip. */
-  tickets: CachedTicket[];
-  waiters: Waiter[];
-  requesting: boolean;
+  tickets: TicketBatcher;
   conn?: Connection;
   /** Who dials: we dial its data port, it dials ours (reverse.ts), or both dial a relay (spliced/). */
   via: 'direct' | 'reverse' | 'spliced';
@@ -87,17 +68,6 @@ interface PeerData {
   asked: { left: number }[];
   /** Tunnels waiting for a reverse connection (undefined: give up, ride the stream). */
   adopters: ((data: DataConnection | undefined) => void)[];
-}
-
-/**
- * The host to dial for a peer: its listener's own address, else the IP of a direct mesh
- * connection (a relayed one's IP is the relay's).
- */
-export function hostOf(conn: Connection, grant: { host?: string }): string | undefined {
-  if (grant.host) return grant.host;
-  if (isRelayed(conn)) return undefined;
-  const c = conn.remoteAddr.getComponents().find((x) => x.name === 'ip4' || x.name === 'ip6');
-  return c?.value;
 }
 
 /** The client side of data connections. */
@@ -178,9 +148,8 @@ export class DataDialer {
       clearTimeout(r.timer);
       closeData(r.data);
     }
-    for (const w of p.waiters) w.reject(new Error('peer dropped'));
+    p.tickets.clear();
     for (const a of [...p.adopters]) a(undefined);
-    p.tickets = [];
   }
 
   /** Closes everything. */
@@ -202,9 +171,7 @@ export class DataDialer {
         opening: 0,
         pool: [],
         filling: 0,
-        tickets: [],
-        waiters: [],
-        requesting: false,
+        tickets: new TicketBatcher((conn, count, signal) => this.#c.requestTickets(conn, count, signal)),
       };
       this.#peers.set(peer, p);
     }
@@ -385,7 +352,7 @@ export class DataDialer {
         const [pending] = await this.#c.requestSplice(p.conn, 1, signal);
         data = await (pending as Promise<DataConnection>);
       } else {
-        const { host, port, ticket } = await this.#ticket(p);
+        const { host, port, ticket } = await p.tickets.take(() => p.conn);
         data = await dial(host, port, ticket, signal);
       }
       p.state = 'ok';
@@ -393,49 +360,6 @@ export class DataDialer {
       return data;
     } finally {
       p.opening--;
-    }
-  }
-
-  /** A ticket from the cache, else from the next batch request to the peer. */
-  #ticket(p: PeerData): Promise<{ host: string; port: number; ticket: DataTicket }> {
-    const now = Date.now();
-    while (p.tickets.length > 0) {
-      const t = p.tickets.shift();
-      if (t && t.useBy > now) return Promise.resolve(t);
-    }
-    return new Promise((resolve, reject) => {
-      p.waiters.push({ resolve, reject });
-      if (!p.requesting) queueMicrotask(() => this.#request(p));
-    });
-  }
-
-  /**
-   * Sends one ticket request for everyone waiting (up to MAX_TICKET_BATCH), asking for at least
-   * TICKET_PREFETCH so that the next few connections need no request; then the next batch.
-   */
-  async #request(p: PeerData): Promise<void> {
-    if (p.requesting || p.waiters.length === 0) return;
-    p.requesting = true;
-    const batch = p.waiters.splice(0, MAX_TICKET_BATCH);
-    const count = Math.min(MAX_TICKET_BATCH, Math.max(batch.length, TICKET_PREFETCH));
-    try {
-      if (p.conn?.status !== 'open') throw new Error('no mesh connection to the peer');
-      const grant = await this.#c.requestTickets(p.conn, count, AbortSignal.timeout(OPEN_TIMEOUT_MS));
-      const host = hostOf(p.conn, grant);
-      if (!host) throw new Error('the peer has no IP address to dial');
-      const useBy = Date.now() + TICKET_TTL_MS - TICKET_MARGIN_MS;
-      const granted = grant.tickets.map((ticket) => ({ host, port: grant.port, ticket, useBy }));
-      for (const w of batch) {
-        const t = granted.shift();
-        if (t) w.resolve(t);
-        else w.reject(new Error('the peer sent too few tickets'));
-      }
-      p.tickets.push(...granted);
-    } catch (err) {
-      for (const w of batch) w.reject(err as Error);
-    } finally {
-      p.requesting = false;
-      if (p.waiters.length > 0) void this.#request(p);
     }
   }
 }

@@ -11,8 +11,8 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { DATA_CONNECT_TIMEOUT_MS, MAX_TICKET_REPLY_BYTES, SPLICE_WAIT_MS } from '../../constants.ts';
 import { isRelayed } from '../carrier.ts';
 import { dial } from '../data/dial.ts';
-import { hostOf } from '../data/dialer.ts';
 import type { DataConnection } from '../data/splice.ts';
+import { hostOf } from '../data/ticket-batcher.ts';
 import type { DataTicket } from '../data/tickets.ts';
 import { encodePreamble, parseMeetReply, parseSpliceGrant, type SpliceGrant } from './wire.ts';
 
