@@ -29,7 +29,8 @@ import {
   spliceRequestOf,
 } from '../../src/tunnels/carriers/spliced/wire.ts';
 import { SPLICE_WAIT_MS } from '../../src/tunnels/constants.ts';
-import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
+import { readAll, socketPair } from '../helpers/sockets.ts';
+import { spliceContract } from '../helpers/splice-contract.ts';
 
 const logger = pino({ level: 'silent' });
 const [A, B, C, RELAY] = ['member-a', 'member-b', 'member-c', 'the-relay'];
@@ -146,43 +147,7 @@ describe('spliced data connections', () => {
     assert.ok(relay.counters().bytes > 2 * size, 'the relay counts what it passed on');
   });
 
-  test('contract: half-close keeps the other direction flowing', async () => {
-    const { client, target, results } = await tunnel();
-    const atTarget = readAll(target);
-    client.end('request');
-    assert.equal((await atTarget).toString(), 'request');
-    const atClient = readAll(client);
-    target.end('answer');
-    assert.equal((await atClient).toString(), 'answer');
-    const [near, far] = await results;
-    assert.equal(near.clean && far.clean, true);
-  });
-
-  test('contract: a reset on one side reaches the other as a reset', async () => {
-    const { client, target, results } = await tunnel();
-    const got = readAll(client);
-    target.write(Buffer.alloc(256 * 1024));
-    await new Promise((r) => setTimeout(r, 50));
-    target.resetAndDestroy();
-    await assert.rejects(got, { code: 'ECONNRESET' });
-    const [near, far] = await results;
-    assert.equal(near.clean || far.clean, false);
-  });
-
-  test('contract: a slow reader holds back the writer through the relay', async () => {
-    const { client, target, results } = await tunnel();
-    client.pause();
-    const written = await writeUntilHeldBack(target, 512);
-    assert.ok(written < 512 * 1024 * 1024, `the writer was held back after ${written} bytes`);
-    const got = readAll(client);
-    client.resume();
-    target.end();
-    assert.equal((await got).length, written);
-    client.end();
-    const [near, far] = await results;
-    assert.equal(near.clean && far.clean, true);
-    await waitUntil(() => relay.counters().active === 0, 'every spliced pair closed');
-  });
+  spliceContract(tunnel);
 
   test('hostile: forged and replayed preambles, garbage and oversized input are refused', async () => {
     const { a, b } = rendezvous();
