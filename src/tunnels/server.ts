@@ -107,6 +107,11 @@ export class TunnelServer {
       relay,
       isMember,
       connections: (peer) => libp2p().getConnections(peerIdFromString(peer)),
+      addresses: (peer) =>
+        libp2p()
+          .peerStore.get(peerIdFromString(peer))
+          .then((p) => p.addresses.map((a) => a.multiaddr))
+          .catch(() => []),
       ask: components.ask,
       logger: components.logger,
     };

@@ -20,7 +20,7 @@ import { DataDialer } from '../../src/tunnels/carriers/data/dialer.ts';
 import { DataListener, type RedeemedTicket } from '../../src/tunnels/carriers/data/listener.ts';
 import { type DataConnection, dataConnection, spliceData } from '../../src/tunnels/carriers/data/splice.ts';
 import type { DataTicket } from '../../src/tunnels/carriers/data/tickets.ts';
-import { connectRelay } from '../../src/tunnels/carriers/spliced/open.ts';
+import { connectRelay, relayAddress } from '../../src/tunnels/carriers/spliced/open.ts';
 import { SpliceRelay } from '../../src/tunnels/carriers/spliced/relay.ts';
 import {
   encodePreamble,
@@ -295,6 +295,15 @@ describe('spliced data connections', () => {
     } finally {
       dialer.stop();
     }
+  });
+
+  test('hostile: a relay cannot point members at a third host', () => {
+    const relayConn = { remoteAddr: multiaddr('/ip4/10.0.0.1/tcp/4001') } as unknown as Connection;
+    const grant = { port: 7000, rendezvous: [], tickets: [] };
+    const known = [multiaddr('/ip4/10.0.0.9/tcp/4001')];
+    assert.equal(relayAddress(relayConn, { ...grant, host: '192.168.7.7' }, known).host, '10.0.0.1');
+    assert.equal(relayAddress(relayConn, { ...grant, host: '10.0.0.9' }, known).host, '10.0.0.9');
+    assert.equal(relayAddress(relayConn, grant, known).host, '10.0.0.1');
   });
 
   test('splice and meet headers are validated', () => {

@@ -78,7 +78,7 @@ export async function openSpliced(
     await c.ask(at.conn, { splice: { peer, count } }, MAX_TICKET_REPLY_BYTES, signal),
     count,
   );
-  const { host, port } = relayAddress(at.conn, grant);
+  const { host, port } = relayAddress(at.conn, grant, await c.finder.addresses(at.relay));
   const tls = parseMeetReply(
     await c.ask(
       conn,
@@ -121,9 +121,21 @@ export function connectRelay(host: string, port: number, ticket: DataTicket): Pr
   });
 }
 
-/** Where a relay's grant says to connect. */
-export function relayAddress(relayConn: Connection, grant: SpliceGrant): { host: string; port: number } {
-  const host = hostOf(relayConn, grant);
+/**
+ * Where to connect to a relay's data listener: the host its grant names only when the relay is
+ * known to be there (our direct connection to it, or its own addresses, `known`), so that a
+ * relay cannot point members at a third host; else the address of our direct connection.
+ */
+export function relayAddress(
+  relayConn: Connection,
+  grant: SpliceGrant,
+  known: Multiaddr[],
+): { host: string; port: number } {
+  const seen = hostOf(relayConn, {});
+  const ok = (h: string) =>
+    h === seen ||
+    known.some((a) => !a.toString().includes('/p2p-circuit') && a.getComponents().some((c) => c.value === h));
+  const host = grant.host && ok(grant.host) ? grant.host : seen;
   if (!host) throw new Error('the relay has no IP address to dial');
   return { host, port: grant.port };
 }

@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import type { Connection, Stream } from '@libp2p/interface';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from '../../../logging/index.ts';
 import { MAX_TICKET_REPLY_BYTES, OPEN_TIMEOUT_MS } from '../../constants.ts';
 import { DataPathOffError, SpliceRefusedError, TunnelPeerUnreachableError } from '../../errors.ts';
@@ -25,6 +26,8 @@ export interface SpliceServeContext {
   isMember(peer: string): boolean;
   /** Open connections to a peer. */
   connections(peer: string): Connection[];
+  /** A peer's known addresses (where a relay may be dialled). */
+  addresses(peer: string): Promise<Multiaddr[]>;
   ask: AskPeer;
   logger: Logger;
 }
@@ -86,7 +89,7 @@ export async function serveMeet(
       ),
       count,
     );
-    dials = { ...relayAddress(relayConn, grant), tickets: grant.tickets };
+    dials = { ...relayAddress(relayConn, grant, await c.addresses(req.relay)), tickets: grant.tickets };
     await reply(stream, { ok: true, tickets: listener.issue(peer, count) });
   } catch (err) {
     await refuseStream(stream, err as Error);
