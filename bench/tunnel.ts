@@ -385,13 +385,16 @@ async function twoNats(): Promise<void> {
     const direct = await throughput(toRelay, topo.natA);
     const before = (await tunnelsOf()).openedSpliced;
     const agents = nodes.map((n) => n.proc?.pid ?? 0).filter((p) => p > 0);
-    const c0 = treeCpu(agents);
+    const relayPid = [relay.proc?.pid ?? 0];
+    const [c0, r0] = [treeCpu(agents), treeCpu(relayPid)];
     const spliced = await throughput(toB, topo.natA);
-    const cpu = (treeCpu(agents) - c0) / ((BYTES * RUNS) / 1e9);
+    const gb = (BYTES * RUNS) / 1e9;
+    const cpu = (treeCpu(agents) - c0) / gb;
+    const relayCpu = (treeCpu(relayPid) - r0) / gb;
     const rode = (await tunnelsOf()).openedSpliced - before;
     console.log(`direct (a → relay's service)                 ${rate(direct)}`);
     console.log(
-      `spliced (a → relay → b, TLS end to end)      ${rate(spliced)}   ${(spliced.median / direct.median).toFixed(2)}x direct (target 0.5x); ${rode}/${RUNS} transfers spliced; CPU ${cpu.toFixed(2)} s/GB (a + relay + b)`,
+      `spliced (a → relay → b, TLS end to end)      ${rate(spliced)}   ${(spliced.median / direct.median).toFixed(2)}x direct (target 0.5x); ${rode}/${RUNS} transfers spliced; CPU ${cpu.toFixed(2)} s/GB (a + relay + b; the relay ${relayCpu.toFixed(2)})`,
     );
   } finally {
     for (const s of stops) s();
