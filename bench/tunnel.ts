@@ -2,6 +2,7 @@
  * Tunnels (issue 6): throughput and latency of a plexus forward against raw TCP and `ssh -L`.
  *
  *   node bench/tunnel.ts [--mib 512] [--runs 5] [--latency-runs 500] [--no-relay]
+ *                        [--only loopback|nat|two-nats]
  *
  * 1. Throughput, one run: after one untimed warm-up transfer per path, the same `--mib`
  *    transfer (a source process writes it, a sink process reads it and times connect → FIN)
@@ -20,6 +21,9 @@
  *    connection: the NAT'd node dials the entry's data port back); "relayed, mesh stream" from
  *    the second entry, whose data path is off, so its tunnel rides the circuit relay's stream.
  *    Skipped with the reason without root.
+ * 4. Two nodes behind two different NATs (hole punching made to fail), a relay between them:
+ *    a forward from one to the other rides a connection the relay splices, beside a forward to
+ *    the relay's own service in the same topology; CPU seconds per GB of all three agents.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -28,6 +32,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
 import { createNatTopology, doorPort, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
+import { createTwoNatTopology } from '../test/helpers/netns-two-nat.ts';
 import { privateSshd, tcpOpen } from './private-sshd.ts';
 
 const { values } = parseArgs({
@@ -36,6 +41,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '5' },
     'latency-runs': { type: 'string', default: '500' },
     'no-relay': { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 });
 const BYTES = Number(values.mib) * 1024 * 1024;
@@ -313,7 +319,6 @@ async function relayed(): Promise<void> {
       `NAT'd one side (entry → natted, data path ${Object.values(status.tunnels.tunnels.dataPaths).join('/')}) ${rate(natOneSide)}   ${vs(natOneSide)}`,
     );
     console.log(`relayed, mesh stream (entry2 → r1 → natted)  ${rate(relayedStream)}   ${vs(relayedStream)}`);
-    console.log('two NATs via a relay (relay splice): not measured, the relay splice is not built yet');
   } finally {
     for (const s of stops) s();
     await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
@@ -322,6 +327,85 @@ async function relayed(): Promise<void> {
   }
 }
 
-await loopback();
-await relayed();
+/**
+ * Two nodes behind two different NATs whose gateways reset unsolicited SYNs (so hole punching
+ * fails), a relay on the public LAN, all joined with a plain `join`: a's forward to b's service
+ * rides a connection spliced by the relay (docs/tunnels.md), beside a's forward to the relay's
+ * own service (a direct data connection, a dials out) in the same topology and run.
+ */
+async function twoNats(): Promise<void> {
+  console.log(
+    `\n== two NATs, relay splice (network namespaces), ${values.mib} MiB, median of ${RUNS} (min-max) ==`,
+  );
+  const skip = values['no-relay'] ? '--no-relay' : natUnavailable();
+  if (skip) {
+    console.log(`skipped: ${skip}`);
+    return;
+  }
+  const topo = createTwoNatTopology({ dropUnsolicited: false });
+  const root = mkdtempSync(join(tmpdir(), 'plexus-bench-tunnel-2nat-'));
+  const nodes: NsNode[] = [];
+  const stops: (() => void)[] = [];
+  try {
+    const relay = await nsNode(topo.pub, root, 'relay', topo.pubIp, 7301, 7311);
+    const a = await nsNode(topo.natA, root, 'a', topo.natAIp, 7302, 7312);
+    const b = await nsNode(topo.natB, root, 'b', topo.natBIp, 7303, 7313);
+    nodes.push(relay, a, b);
+    await relay.setup(['init']);
+    await relay.start();
+    const tok = (await relay.run(['token', 'create', '--ttl', '10m', '--uses', '2'])).stdout.trim();
+    await a.setup(['join', tok]);
+    await b.setup(['join', tok]);
+    await Promise.all([a.start(), b.start()]);
+    const srcB = await startPeer(['source', '0', String(BYTES)], topo.natB);
+    stops.push(srcB.stop);
+    const srcRelay = await startPeer(['source', '0', String(BYTES)], topo.pub);
+    stops.push(srcRelay.stop);
+    await b.run(['expose', 'src', String(srcB.port)]);
+    await relay.run(['expose', 'src', String(srcRelay.port)]);
+    const fwd = async (target: string) =>
+      Number((await a.json<{ listen: string }>(['forward', 'add', target])).listen.split(':').pop());
+    const toRelay = await fwd('src.relay');
+    const toB = (await waitFor(() => fwd('src.b').catch(() => false), 60_000, 'a to reach b', 500)) as number;
+    type Counters = { dataPaths: Record<string, string>; openedSpliced: number };
+    const tunnelsOf = async () =>
+      (await a.json<{ tunnels: { tunnels: Counters } }>(['status'])).tunnels.tunnels;
+    // The first transfers ride the relay's mesh stream while a finds out that neither side can
+    // dial the other; then both meet at the relay.
+    await waitFor(
+      async () => {
+        await warmUp(toB, topo.natA);
+        return Object.values((await tunnelsOf()).dataPaths).includes('spliced');
+      },
+      120_000,
+      'the path a → b to be spliced at the relay',
+      0,
+    );
+    await warmUp(toRelay, topo.natA);
+    const direct = await throughput(toRelay, topo.natA);
+    const before = (await tunnelsOf()).openedSpliced;
+    const agents = nodes.map((n) => n.proc?.pid ?? 0).filter((p) => p > 0);
+    const relayPid = [relay.proc?.pid ?? 0];
+    const [c0, r0] = [treeCpu(agents), treeCpu(relayPid)];
+    const spliced = await throughput(toB, topo.natA);
+    const gb = (BYTES * RUNS) / 1e9;
+    const cpu = (treeCpu(agents) - c0) / gb;
+    const relayCpu = (treeCpu(relayPid) - r0) / gb;
+    const rode = (await tunnelsOf()).openedSpliced - before;
+    console.log(`direct (a → relay's service)                 ${rate(direct)}`);
+    console.log(
+      `spliced (a → relay → b, TLS end to end)      ${rate(spliced)}   ${(spliced.median / direct.median).toFixed(2)}x direct (target 0.5x); ${rode}/${RUNS} transfers spliced; CPU ${cpu.toFixed(2)} s/GB (a + relay + b; the relay ${relayCpu.toFixed(2)})`,
+    );
+  } finally {
+    for (const s of stops) s();
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    topo.destroy();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+// `--only loopback|nat|two-nats` runs one section (the two-NAT one alone takes about a minute).
+if (!values.only || values.only === 'loopback') await loopback();
+if (!values.only || values.only === 'nat') await relayed();
+if (!values.only || values.only === 'two-nats') await twoNats();
 process.exit(0);

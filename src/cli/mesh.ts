@@ -34,7 +34,21 @@ interface TunnelStatus {
   services: { name: string; port: number; source: string }[];
   socks: string | null;
   forwards: number;
-  tunnels: { active: number; inbound: number; outbound: number; dataPort?: number | null };
+  tunnels: {
+    active: number;
+    inbound: number;
+    outbound: number;
+    dataPort?: number | null;
+    /** What this node carries as a relay's splices (docs/tunnels.md, spliced connections). */
+    splices?: { active: number; waiting: number; total: number; bytes: number };
+  };
+}
+
+/** The relay's splices, when it carries or has carried any. */
+function splicesLine(s: TunnelStatus['tunnels']['splices']): string {
+  if (!s || s.total + s.waiting === 0) return '';
+  const mb = (s.bytes / 1e6).toFixed(1);
+  return `splices  ${s.active} carried for other members (${s.waiting} waiting), ${s.total} since start, ${mb} MB\n`;
 }
 
 interface Peer {
@@ -117,7 +131,8 @@ export function registerMesh(program: Command): void {
             `socks    ${t.socks ?? 'off'}\n` +
             `tunnels  ${t.tunnels.active} open (${t.tunnels.inbound} in, ${t.tunnels.outbound} out), ${t.forwards} forwards` +
             // The port to open in a firewall next to the mesh port (docs/tunnels.md).
-            `, data port ${t.tunnels.dataPort ?? 'off'}\n`,
+            `, data port ${t.tunnels.dataPort ?? 'off'}\n` +
+            splicesLine(t.tunnels.splices),
         );
       }
     });

@@ -14,6 +14,7 @@ interface ForwardView {
   connections: number;
   refused: number;
   lastError?: string;
+  carrier?: string;
 }
 
 function portOf(text: string): number {
@@ -80,7 +81,7 @@ export function registerTunnels(program: Command): void {
         return;
       }
       printTable(
-        ['id', 'listen', 'target', 'state', 'active', 'conns', 'refused', 'last error'],
+        ['id', 'listen', 'target', 'state', 'active', 'conns', 'refused', 'via', 'last error'],
         list.map((f) => [
           f.id,
           f.listen,
@@ -89,6 +90,7 @@ export function registerTunnels(program: Command): void {
           f.active,
           f.connections,
           f.refused,
+          f.carrier ?? '-',
           f.lastError ?? '-',
         ]),
       );

@@ -15,6 +15,7 @@ import { isRelayed, type OpenedTunnel, type OpeningTunnel } from './carriers/car
 import { DataDialer } from './carriers/data/dialer.ts';
 import { openOverData } from './carriers/data/open.ts';
 import { parseTicketGrant, type TicketGrant } from './carriers/data/tickets.ts';
+import { openSpliced } from './carriers/spliced/open.ts';
 import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
 import { openOverStream } from './carriers/stream/open.ts';
 import { StreamPool } from './carriers/stream/stream-pool.ts';
@@ -63,6 +64,18 @@ export class TunnelClient {
     this.#dialer = new DataDialer({
       requestTickets: (conn, count, signal) => this.#requestTickets(conn, count, signal),
       requestReverse: (conn, count, signal) => this.#requestReverse(conn, count, signal),
+      requestSplice: (conn, count, signal) =>
+        openSpliced(conn.remotePeer.toString(), conn, count, signal, {
+          finder: {
+            connections: (peer) => this.#c.mesh.libp2p.getConnections(peerIdFromString(peer)),
+            addresses: (peer) =>
+              this.#c.mesh.libp2p.peerStore
+                .get(peerIdFromString(peer))
+                .then((p) => p.addresses.map((a) => a.multiaddr))
+                .catch(() => []),
+          },
+          ask: (c, body, max, sig) => this.ask(c, body, max, sig),
+        }),
       logger: components.logger,
     });
   }
@@ -172,13 +185,17 @@ export class TunnelClient {
 
   /** Asks a peer for data tickets over a stream on the mesh connection. */
   async #requestTickets(conn: Connection, count: number, signal: AbortSignal): Promise<TicketGrant> {
+    return parseTicketGrant(await this.ask(conn, { tickets: count }, MAX_TICKET_REPLY_BYTES, signal), count);
+  }
+
+  /** Sends one header to a member over a stream on the mesh connection; returns its one reply. */
+  async ask(conn: Connection, body: unknown, maxBytes: number, signal: AbortSignal): Promise<unknown> {
     const stream = await this.#streams.take(conn.remotePeer.toString(), conn, signal);
     try {
-      stream.send(encodeFrame({ tickets: count }));
-      const { value } = await readFrame(stream, MAX_TICKET_REPLY_BYTES, signal);
-      const grant = parseTicketGrant(value, count);
+      stream.send(encodeFrame(body));
+      const { value } = await readFrame(stream, maxBytes, signal);
       await stream.close({ signal }).catch(() => stream.abort(new Error('closing')));
-      return grant;
+      return value;
     } catch (err) {
       stream.abort(err as Error);
       throw err;
@@ -189,16 +206,7 @@ export class TunnelClient {
   async #requestReverse(conn: Connection, count: number, signal: AbortSignal): Promise<void> {
     const grant = this.#c.reverseGrant(conn.remotePeer.toString(), count);
     if (!grant) throw new Error('no data listener to be dialed back on');
-    const stream = await this.#streams.take(conn.remotePeer.toString(), conn, signal);
-    try {
-      stream.send(encodeFrame({ reverse: grant }));
-      const { value } = await readFrame(stream, MAX_REPLY_BYTES, signal);
-      acceptReply(value);
-      await stream.close({ signal }).catch(() => stream.abort(new Error('closing')));
-    } catch (err) {
-      stream.abort(err as Error);
-      throw err;
-    }
+    acceptReply(await this.ask(conn, { reverse: grant }, MAX_REPLY_BYTES, signal));
   }
 
   #newStream(conn: Connection, signal: AbortSignal): Promise<Stream> {

@@ -122,3 +122,21 @@ export const LOOPBACK = '127.0.0.1';
 export const MAX_FORWARDS = 256;
 /** Most services a node exposes by hand (apps add their own). */
 export const MAX_SERVICES = 256;
+
+// ---- relay splices (docs/tunnels.md, spliced connections) ---------------------------------------
+
+/** Rendezvous asked for in one request (their ids and tickets fit a 1 KiB header). */
+export const MAX_SPLICE_BATCH = 8;
+/**
+ * A rendezvous must have both sides at the relay within this long of being asked for: both
+ * dial at once, so a side that has not shown up by then is not coming. Its socket is closed.
+ */
+export const SPLICE_WAIT_MS = 5_000;
+/** Rendezvous waiting for their second side, per peer (either end counts): a pool's worth and bursts. */
+export const MAX_SPLICE_WAITING_PER_PEER = 32;
+/** Rendezvous waiting in total: each holds at most one idle socket for SPLICE_WAIT_MS. */
+export const MAX_SPLICE_WAITING = 256;
+/** Spliced pairs one peer may have a relay carry (either end): its tunnel limit's worth. */
+export const MAX_SPLICES_PER_PEER = 512;
+/** Spliced pairs a relay carries in total: two sockets each. */
+export const MAX_SPLICES = 2048;

@@ -116,3 +116,11 @@ export class DataPathOffError extends PlexusError {
 export class ServiceConflictError extends PlexusError {
   override name = 'ServiceConflictError';
 }
+
+/** A relay refused to splice: the asker or the peer named is not a current member, or it is this node. */
+export class SpliceRefusedError extends PlexusError {
+  /** `detail` says which. */
+  constructor(detail: string) {
+    super('SPLICE_REFUSED', `cannot splice here: ${detail}`, 'denied');
+  }
+}

@@ -24,6 +24,8 @@ export interface ForwardView {
   connections: number;
   refused: number;
   lastError?: string;
+  /** What carried its last tunnel: `data`, `spliced` (through a relay), `stream` or `local`. */
+  carrier?: string;
 }
 
 interface Live {
@@ -35,6 +37,7 @@ interface Live {
   connections: number;
   refused: number;
   lastError?: string;
+  carrier?: string;
 }
 
 /** What forwards use. */
@@ -161,6 +164,7 @@ export class Forwards {
       connections: l.connections,
       refused: l.refused,
       ...(l.lastError ? { lastError: l.lastError } : {}),
+      ...(l.carrier ? { carrier: l.carrier } : {}),
     };
   }
 
@@ -195,6 +199,7 @@ export class Forwards {
     };
     this.#c.tunnels.open(live.target, gone.signal, { optimistic: true }).then((tunnel) => {
       if (socket.destroyed) return tunnel.abort();
+      live.carrier = tunnel.carrier;
       tunnel.attach(socket).catch(refused);
     }, refused);
   }

@@ -8,6 +8,7 @@ import type { Stream } from '@libp2p/interface';
 import type { Logger } from '../logging/index.ts';
 import type { SpliceResult } from './carriers/carrier.ts';
 import type { DataPathState } from './carriers/data/dialer.ts';
+import type { SpliceCounters } from './carriers/spliced/relay.ts';
 import { MAX_WAITING_TUNNELS, SERVED_HEADROOM } from './constants.ts';
 import { TunnelLimitError } from './errors.ts';
 
@@ -36,6 +37,10 @@ export interface TunnelCounters {
   dataPort: number | null;
   /** Per peer: whether its data listener is reachable from here. */
   dataPaths: Record<string, DataPathState>;
+  /** Tunnels opened over a connection spliced by a relay, of `openedData`. */
+  openedSpliced: number;
+  /** What this node carries as a relay for other members (carriers/spliced/relay.ts). */
+  splices: SpliceCounters;
 }
 
 /** Limits, open tunnels and counters of both ends. */
@@ -55,6 +60,7 @@ export class TunnelLedger {
     outbound: 0,
     opened: 0,
     openedData: 0,
+    openedSpliced: 0,
     refused: 0,
     bytesSent: 0,
     bytesReceived: 0,

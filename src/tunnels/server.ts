@@ -8,6 +8,7 @@
 import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Connection, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { PlexusError } from '../core/errors.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Mesh } from '../mesh/index.ts';
@@ -17,6 +18,10 @@ import { reverseHosts, reverseRequestOf } from './carriers/data/reverse.ts';
 import { type DataServeContext, serveData } from './carriers/data/serve.ts';
 import { type DataConnection, dataConnection, resetData } from './carriers/data/splice.ts';
 import { type TicketGrant, ticketRequestOf } from './carriers/data/tickets.ts';
+import type { AskPeer } from './carriers/spliced/open.ts';
+import { type SpliceCounters, SpliceRelay } from './carriers/spliced/relay.ts';
+import { type SpliceServeContext, serveMeet, serveSplice } from './carriers/spliced/serve.ts';
+import { meetRequestOf, spliceRequestOf } from './carriers/spliced/wire.ts';
 import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
 import { refuseStream, type StreamServeContext, serveStream } from './carriers/stream/serve.ts';
 import {
@@ -57,6 +62,8 @@ export interface TunnelServerComponents {
   logger: Logger;
   /** Takes a data connection a peer dialed back at our request (the client side's pool). */
   adopt(peer: string, data: DataConnection): void;
+  /** Sends a header to a member and returns its reply (the client side's stream pool). */
+  ask: AskPeer;
 }
 
 /** The server side: the protocol handler and the data listener. */
@@ -65,6 +72,9 @@ export class TunnelServer {
   readonly #c: TunnelServerComponents;
   readonly #listener: DataListener | undefined;
   readonly #context: StreamServeContext & DataServeContext;
+  /** Splices for other members (spliced/relay.ts), with the data listener. */
+  readonly #relay: SpliceRelay | undefined;
+  readonly #splicing: SpliceServeContext;
   /** Reverse connections being dialed, per peer. */
   readonly #dialingBack = new Map<string, number>();
   #handling = false;
@@ -78,12 +88,38 @@ export class TunnelServer {
       coalesceBytes: init.coalesceBytes,
       logger: components.logger,
     };
+    const isMember = (peer: string) => components.mesh.membership.isMember(peer);
+    this.#relay = init.dataListen ? new SpliceRelay({ isMember, logger: components.logger }) : undefined;
+    const relay = this.#relay;
     this.#listener = init.dataListen
       ? new DataListener(init.dataListen, {
           logger: components.logger,
           onConnection: (ticket, socket, raw) => this.#acceptData(ticket, socket, raw),
+          onSplice: (ticket, secret, raw, rest) => relay?.arrive(ticket, secret, raw, rest) ?? false,
         })
       : undefined;
+    const libp2p = () => components.mesh.libp2p;
+    this.#splicing = {
+      get self() {
+        return libp2p().peerId.toString();
+      },
+      listener: this.#listener,
+      relay,
+      isMember,
+      connections: (peer) => libp2p().getConnections(peerIdFromString(peer)),
+      addresses: (peer) =>
+        libp2p()
+          .peerStore.get(peerIdFromString(peer))
+          .then((p) => p.addresses.map((a) => a.multiaddr))
+          .catch(() => []),
+      ask: components.ask,
+      logger: components.logger,
+    };
+  }
+
+  /** The splices this node carries as a relay. */
+  splices(): SpliceCounters {
+    return this.#relay?.counters() ?? { active: 0, waiting: 0, total: 0, bytes: 0 };
   }
 
   /** The data listener's port, or null when the data path is off. */
@@ -110,6 +146,7 @@ export class TunnelServer {
     if (this.#handling) await this.#c.mesh.libp2p.unhandle(TCP_PROTOCOL).catch(() => {});
     this.#handling = false;
     this.#listener?.stop();
+    this.#relay?.stop();
   }
 
   /**
@@ -127,6 +164,7 @@ export class TunnelServer {
   /** Forgets a peer's unused data tickets (it was revoked). */
   forget(peer: string): void {
     this.#listener?.forget(peer);
+    this.#relay?.drop(peer);
   }
 
   async #serve(stream: Stream, conn: Connection): Promise<void> {
@@ -161,6 +199,15 @@ export class TunnelServer {
       return;
     }
     if (reverse) return this.#serveReverse(stream, conn, peer, reverse);
+    try {
+      const splice = spliceRequestOf(header.value);
+      if (splice) return serveSplice(stream, peer, splice, this.#splicing);
+      const meet = meetRequestOf(header.value);
+      if (meet) return serveMeet(stream, peer, meet, this.#splicing);
+    } catch (err) {
+      await refuseStream(stream, err as Error);
+      return;
+    }
     return serveStream(stream, peer, header, this.#context);
   }
 

@@ -49,7 +49,14 @@ export class Tunnels implements Startable {
     this.#ledger = ledger;
     this.#server = new TunnelServer(
       { maxPerPeer, coalesceBytes, ...(init.dataListen ? { dataListen: init.dataListen } : {}) },
-      { mesh, services, ledger, logger, adopt: (peer, data) => this.#client.dialer.adopt(peer, data) },
+      {
+        mesh,
+        services,
+        ledger,
+        logger,
+        adopt: (peer, data) => this.#client.dialer.adopt(peer, data),
+        ask: (conn, body, maxBytes, signal) => this.#client.ask(conn, body, maxBytes, signal),
+      },
     );
     this.#client = new TunnelClient(
       { maxPerPeer, coalesceBytes },
@@ -108,6 +115,7 @@ export class Tunnels implements Startable {
       dataWaiting: this.#ledger.dataWaiting,
       dataPort: this.#server.dataPort,
       dataPaths: dialer.states(),
+      splices: this.#server.splices(),
     };
   }
 }

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -206,14 +207,18 @@ describe('two NATs whose gateways reset unsolicited SYNs: the punch is tried and
   let topo: TwoNatTopology;
   let root: string;
   const nodes: NsNode[] = [];
+  const procs: ChildProcess[] = [];
+  let relay: NsNode;
   let a: NsNode;
+  let b: NsNode;
 
   before(async () => {
     topo = createTwoNatTopology({ dropUnsolicited: false });
     root = mkdtempSync(join(tmpdir(), 'plexus-nat-pair-rst-'));
-    a = (await twoNatMesh(topo, root, 7600, nodes)).a;
+    ({ relay, a, b } = await twoNatMesh(topo, root, 7600, nodes));
   });
   after(async () => {
+    for (const p of procs) p.kill();
     await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
     topo?.destroy();
     if (root) rmSync(root, { recursive: true, force: true });
@@ -241,5 +246,137 @@ describe('two NATs whose gateways reset unsolicited SYNs: the punch is tried and
       /direct connection not established within 6 s \(path: relayed; hole punch: .*ECONNREFUSED/,
     );
     assert.equal(await pathTo(a, 'b'), 'relayed');
+  });
+
+  /** A tcp-peer.ts server inside `ns` (`echo 0`, `source 0 BYTES`); resolves its port. */
+  function serveIn(ns: string, args: string[]): Promise<number> {
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, PEER, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    procs.push(p);
+    return new Promise((resolve, reject) => {
+      p.stdout?.once('data', (d) => resolve(Number(String(d).trim())));
+      p.once('exit', (code) => reject(new Error(`tcp-peer ${args[0]} exited ${code}`)));
+    });
+  }
+  /** Runs a tcp-peer.ts client inside `ns`; resolves the JSON it prints last. */
+  const clientIn = <T>(ns: string, args: string[], timeout = 120_000) =>
+    new Promise<T>((resolve, reject) =>
+      execFile('ip', ['netns', 'exec', ns, process.execPath, PEER, ...args], { timeout }, (err, stdout) => {
+        const last = stdout.trim().split('\n').pop();
+        if (!last) return reject(err ?? new Error('no output'));
+        resolve(JSON.parse(last) as T);
+      }),
+    );
+  interface Tunnels {
+    openedSpliced: number;
+    dataPaths: Record<string, string>;
+    splices: { active: number; waiting: number; total: number; bytes: number };
+  }
+  const tunnelsOf = async (n: NsNode) =>
+    (await n.json<{ tunnels: { tunnels: Tunnels } }>(['status'])).tunnels.tunnels;
+  const forwardTo = async (target: string) =>
+    (await a.json<{ listen: string }>(['forward', 'add', target])).listen.split(':').pop() ?? '';
+  const SIZE = 128 * 1024 * 1024;
+  /** The forward a → bulk.b (a source of SIZE bytes per connection). */
+  let bulk = '';
+  let bulkSourcePort = 0;
+
+  test('a forward between the two NATs rides a splice at the relay: intact, counted there', async () => {
+    const [echoPort, sourcePort] = await Promise.all([
+      serveIn(topo.natB, ['echo', '0']),
+      serveIn(topo.natB, ['source', '0', String(SIZE)]),
+    ]);
+    bulkSourcePort = sourcePort;
+    assert.equal((await b.run(['expose', 'echo', String(echoPort)])).code, 0);
+    assert.equal((await b.run(['expose', 'bulk', String(sourcePort)])).code, 0);
+    const echo = await forwardTo('echo.b');
+    bulk = await forwardTo('bulk.b');
+    const bId = (await a.json<{ name: string; peerId: string }[]>(['peers'])).find(
+      (p) => p.name === 'b',
+    )?.peerId;
+    assert.ok(bId);
+    // The first tunnels ride the relay's mesh stream while the data path is worked out: b's data
+    // port cannot be dialled, b cannot dial a's back, so the two meet at the relay.
+    const t0 = Date.now();
+    let seen: Tunnels | undefined;
+    await waitFor(
+      async () => {
+        const r = await clientIn<{ p50?: number }>(
+          topo.natA,
+          ['latency', '127.0.0.1', echo, '1'],
+          15_000,
+        ).catch((): { p50?: number } => ({}));
+        seen = await tunnelsOf(a);
+        return r.p50 !== undefined && seen.dataPaths[bId] === 'spliced';
+      },
+      60_000,
+      'the data path a → b to be spliced at the relay',
+      500,
+    ).catch((err) => {
+      throw new Error(`${err.message} (a: ${JSON.stringify(seen)})`);
+    });
+    console.log(`# data path a → b spliced at the relay ${Date.now() - t0} ms after the first tunnel`);
+    const before = await tunnelsOf(a);
+    const r = await clientIn<{ mbps: number; ok: boolean; sha: string }>(topo.natA, [
+      'sink',
+      '127.0.0.1',
+      bulk,
+      String(SIZE),
+    ]);
+    const { streamBlock } = await import('../fixtures/tcp-peer.ts');
+    const h = createHash('sha256');
+    for (let left = SIZE; left > 0; left -= 1024 * 1024) h.update(streamBlock());
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.equal(r.sha, h.digest('hex'), 'the bytes arrived intact');
+    console.log(`# ${SIZE / 1024 / 1024} MiB a ← b through the relay's splice: ${r.mbps.toFixed(0)} MB/s`);
+    const after = await tunnelsOf(a);
+    assert.ok(after.openedSpliced > before.openedSpliced, JSON.stringify(after));
+    const atRelay = await tunnelsOf(relay);
+    assert.ok(atRelay.splices.total >= 1 && atRelay.splices.bytes >= SIZE, JSON.stringify(atRelay.splices));
+    assert.match((await relay.run(['status'])).stdout, /splices\s+\d+ carried for other members/);
+    const ls = await a.run(['forward', 'ls']);
+    assert.match(ls.stdout.split('\n').find((l) => l.includes('bulk.b')) ?? '', /\bspliced\b/);
+    // A refusal comes back over the splice like over any carrier.
+    const unexposed = await forwardTo('b:9');
+    const refused = await clientIn<{ p50?: number }>(
+      topo.natA,
+      ['latency', '127.0.0.1', unexposed, '1'],
+      15_000,
+    ).catch((): { p50?: number } => ({}));
+    assert.equal(refused.p50, undefined);
+    const rows = await a.json<{ target: string; carrier?: string; lastError?: string }[]>(['forward', 'ls']);
+    const row = rows.find((x) => x.target === 'b:9');
+    assert.match(row?.lastError ?? '', /^PORT_NOT_EXPOSED/, JSON.stringify(row));
+    assert.equal(row?.carrier, 'spliced');
+  });
+
+  test('revoking b closes its spliced connections at the relay within 5 s', async () => {
+    assert.ok(bulk && bulkSourcePort, 'the forward test ran');
+    // A transfer that is still running when b is revoked.
+    const running = clientIn<{ error?: string; ok?: boolean }>(topo.natA, [
+      'sink',
+      '127.0.0.1',
+      bulk,
+      String(SIZE * 64),
+    ]);
+    await waitFor(
+      async () => (await tunnelsOf(relay)).splices.active > 0,
+      10_000,
+      'a splice at the relay',
+      200,
+    );
+    const t0 = Date.now();
+    assert.equal((await relay.run(['revoke', 'b'])).code, 0);
+    await waitFor(
+      async () => (await tunnelsOf(relay)).splices.active === 0,
+      5_000,
+      'no splice left at the relay',
+      100,
+    );
+    const r = await running;
+    const took = Date.now() - t0;
+    assert.notEqual(r.ok, true);
+    assert.ok(took < 5_000, `the transfer through the splice ended ${took} ms after the revocation`);
   });
 });

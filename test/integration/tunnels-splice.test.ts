@@ -4,16 +4,16 @@
  * splice → target, over a real yamux session (its flow control is what backpressure relies
  * on). Proves half-close, resets passed on as resets, and bounded buffering.
  */
-import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Server } from 'node:net';
-import { after, describe, test } from 'node:test';
+import { after, describe } from 'node:test';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import type { Stream } from '@libp2p/interface';
 import { multiaddrConnectionPair } from '@libp2p/utils';
 import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
 import { splice } from '../../src/tunnels/carriers/stream/splice.ts';
-import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
+import { socketPair } from '../helpers/sockets.ts';
+import { spliceContract } from '../helpers/splice-contract.ts';
 
 const opts = {
   coalesceBytes: 256 * 1024,
@@ -57,45 +57,5 @@ describe('splice', () => {
     for (const m of muxers) m.abort(new Error('test done'));
   });
 
-  test('half-close: each FIN passes through while the other direction keeps flowing', async () => {
-    const { client, target, results } = await tunnel(servers);
-    const atTarget = readAll(target);
-    client.end('request');
-    assert.equal((await atTarget).toString(), 'request');
-    // The client has finished sending; the answer still flows back after that.
-    const atClient = readAll(client);
-    target.end('answer');
-    assert.equal((await atClient).toString(), 'answer');
-    const [near, far] = await results;
-    assert.equal(near.clean, true);
-    assert.equal(far.clean, true);
-    assert.equal(near.sent, 'request'.length);
-    assert.equal(near.received, 'answer'.length);
-  });
-
-  test('a reset on one side reaches the other as a reset, not as an end', async () => {
-    const { client, target, results } = await tunnel(servers);
-    const got = readAll(client);
-    target.write(Buffer.alloc(1024 * 1024));
-    await new Promise((r) => setTimeout(r, 50));
-    target.resetAndDestroy();
-    await assert.rejects(got, { code: 'ECONNRESET' });
-    const [near, far] = await results;
-    assert.equal(near.clean, false);
-    assert.equal(far.clean, false);
-  });
-
-  test('a slow reader holds back the writer instead of buffering everything', async () => {
-    const { client, target, results } = await tunnel(servers);
-    client.pause();
-    const written = await writeUntilHeldBack(target, 256);
-    assert.ok(written < 256 * 1024 * 1024, `the writer was held back after ${written} bytes`);
-    const got = readAll(client);
-    client.resume();
-    target.end();
-    assert.equal((await got).length, written);
-    client.end();
-    const [near, far] = await results;
-    assert.equal(near.clean && far.clean, true);
-  });
+  spliceContract(() => tunnel(servers), { bothEndsReset: true });
 });

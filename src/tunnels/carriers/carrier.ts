@@ -2,8 +2,9 @@
  * What a carrier is: the way one tunnel's bytes travel between two agents. There are two, with
  * the same requests, refusals, half-close and reset semantics (docs/tunnels.md):
  * - `stream/`: a `/plexus/tcp/1.0.0` stream on the mesh connection (relayed or direct links);
- * - `data/`: a TCP connection of its own in TLS 1.3 (direct links whose data port
- *   answers), much faster.
+ * - `data/`: a TCP connection of its own in TLS 1.3 (dialled by either side), much faster; when
+ *   neither side can dial the other, a relay splices two outbound ones (`spliced/`) and the
+ *   same TLS runs through it (carrier `spliced`).
  * Each has an `open.ts` (the client end, given an OpeningTunnel) and a `serve.ts` (the server
  * end). The client (client.ts) picks the carrier; the server (server.ts) accepts both.
  */
@@ -28,8 +29,11 @@ export interface SpliceResult {
 export interface OpenedTunnel {
   /** `direct`, `relayed` or `local` (the target is this node). */
   path: 'direct' | 'relayed' | 'local';
-  /** What carries the bytes: a data connection of its own, the mesh stream, or local sockets. */
-  carrier: 'data' | 'stream' | 'local';
+  /**
+   * What carries the bytes: a data connection of its own (straight, or `spliced` by a relay),
+   * the mesh stream, or local sockets.
+   */
+  carrier: 'data' | 'spliced' | 'stream' | 'local';
   /**
    * Joins the client socket to the tunnel; resolves when both are closed. `firstBytes` were
    * already read from the socket (pipelined after a SOCKS request) and go out first.

@@ -18,17 +18,13 @@ import {
   DATA_POOL_SIZE,
   DATA_RETRY_MS,
   MAX_DATA_OPENING_PER_PEER,
-  MAX_TICKET_BATCH,
   OPEN_TIMEOUT_MS,
   POOL_IDLE_MS,
-  TICKET_MARGIN_MS,
-  TICKET_PREFETCH,
-  TICKET_TTL_MS,
 } from '../../constants.ts';
-import { isRelayed } from '../carrier.ts';
 import { dial } from './dial.ts';
 import { closeData, type DataConnection } from './splice.ts';
-import type { DataTicket, TicketGrant } from './tickets.ts';
+import { TicketBatcher } from './ticket-batcher.ts';
+import type { TicketGrant } from './tickets.ts';
 
 /** What the dialer needs from the tunnel service. */
 export interface DataDialerComponents {
@@ -39,27 +35,20 @@ export interface DataDialerComponents {
    * it agreed. Absent: no reverse connections (this node has no data listener).
    */
   requestReverse?(conn: Connection, count: number, signal: AbortSignal): Promise<void>;
+  /**
+   * Asks a relay both reach to splice `count` connections to the peer (spliced/open.ts); resolves
+   * once the relay and the peer agreed, with one pending connection each. Absent: no splices.
+   */
+  requestSplice?(conn: Connection, count: number, signal: AbortSignal): Promise<Promise<DataConnection>[]>;
   logger: Logger;
 }
 
 /**
  * A peer's data path as `plexus status` shows it: `ok` (we dial its data port), `reverse` (it
- * dials ours at our request), `unreachable` (tunnels ride the mesh stream), `unknown`.
+ * dials ours at our request), `spliced` (both dial a relay that joins the two connections),
+ * `unreachable` (tunnels ride the mesh stream), `unknown`.
  */
-export type DataPathState = 'unknown' | 'ok' | 'reverse' | 'unreachable';
-
-interface Waiter {
-  resolve(v: { host: string; port: number; ticket: DataTicket }): void;
-  reject(err: Error): void;
-}
-
-interface CachedTicket {
-  host: string;
-  port: number;
-  ticket: DataTicket;
-  /** Our own deadline for using it, comfortably before the server forgets it. */
-  useBy: number;
-}
+export type DataPathState = 'unknown' | 'ok' | 'reverse' | 'spliced' | 'unreachable';
 
 interface PeerData {
   state: DataPathState;
@@ -71,27 +60,14 @@ interface PeerData {
   pool: { data: DataConnection; timer: NodeJS.Timeout; onClose: () => void }[];
   filling: number;
   /** Tickets fetched ahead: a new data connection then costs a TCP connect, not a mesh round trip. */
-  tickets: CachedTicket[];
-  waiters: Waiter[];
-  requesting: boolean;
+  tickets: TicketBatcher;
   conn?: Connection;
-  /** Who dials: we dial its data port, or it dials ours (reverse.ts). */
-  via: 'direct' | 'reverse';
+  /** Who dials: we dial its data port, it dials ours (reverse.ts), or both dial a relay (spliced/). */
+  via: 'direct' | 'reverse' | 'spliced';
   /** Reverse connections asked for and not arrived yet, per request. */
   asked: { left: number }[];
   /** Tunnels waiting for a reverse connection (undefined: give up, ride the stream). */
   adopters: ((data: DataConnection | undefined) => void)[];
-}
-
-/**
- * The host to dial for a peer: its listener's own address, else the IP of a direct mesh
- * connection (a relayed one's IP is the relay's).
- */
-function hostOf(conn: Connection, grant: TicketGrant): string | undefined {
-  if (grant.host) return grant.host;
-  if (isRelayed(conn)) return undefined;
-  const c = conn.remoteAddr.getComponents().find((x) => x.name === 'ip4' || x.name === 'ip6');
-  return c?.value;
 }
 
 /** The client side of data connections. */
@@ -107,7 +83,7 @@ export class DataDialer {
   /** Each peer's data path state (for status). */
   states(): Record<string, DataPathState> {
     return Object.fromEntries(
-      [...this.#peers].map(([id, p]) => [id, p.via === 'reverse' && p.state === 'ok' ? 'reverse' : p.state]),
+      [...this.#peers].map(([id, p]) => [id, p.via !== 'direct' && p.state === 'ok' ? p.via : p.state]),
     );
   }
 
@@ -143,12 +119,13 @@ export class DataDialer {
       this.#fill(peer, p);
       return undefined;
     }
+    const via = p.via;
     try {
       const data = await this.#open(p, signal);
       this.#fill(peer, p);
       return data;
     } catch (err) {
-      this.#directFailed(peer, p, err as Error);
+      this.#failed(peer, p, via, err as Error);
       return undefined;
     }
   }
@@ -171,9 +148,8 @@ export class DataDialer {
       clearTimeout(r.timer);
       closeData(r.data);
     }
-    for (const w of p.waiters) w.reject(new Error('peer dropped'));
+    p.tickets.clear();
     for (const a of [...p.adopters]) a(undefined);
-    p.tickets = [];
   }
 
   /** Closes everything. */
@@ -195,9 +171,7 @@ export class DataDialer {
         opening: 0,
         pool: [],
         filling: 0,
-        tickets: [],
-        waiters: [],
-        requesting: false,
+        tickets: new TicketBatcher((conn, count, signal) => this.#c.requestTickets(conn, count, signal)),
       };
       this.#peers.set(peer, p);
     }
@@ -271,9 +245,34 @@ export class DataDialer {
 
   #reverseFailed(peer: string, p: PeerData, err: Error): void {
     if (p.state === 'ok' && Date.now() - p.okAt < DATA_OK_GRACE_MS) return;
+    if (this.#c.requestSplice && p.via === 'reverse') {
+      // Neither side can dial the other: meet at a relay both reach.
+      this.#c.logger.info(
+        { peer, err: err.message },
+        'peer cannot dial back either; asking a relay to splice',
+      );
+      p.via = 'spliced';
+      p.state = 'unknown';
+      this.#fill(peer, p);
+      return;
+    }
     // At the next retry, the direct dial is tried first again.
     p.via = 'direct';
     this.#unreachable(peer, p, err);
+  }
+
+  /**
+   * A data connection could not be opened `via` one way: try the next. An attempt made before
+   * the peer moved on to another way (a late direct dial timing out) says nothing about it; its
+   * place in the pool is filled the current way.
+   */
+  #failed(peer: string, p: PeerData, via: PeerData['via'], err: Error): void {
+    if (via !== p.via) {
+      if (p.state === 'ok' || p.via === 'spliced') this.#fill(peer, p);
+      return;
+    }
+    if (via === 'spliced') this.#reverseFailed(peer, p, err);
+    else this.#directFailed(peer, p, err);
   }
 
   /** Waits a moment for a reverse connection asked for this tunnel; undefined: ride the stream. */
@@ -325,73 +324,42 @@ export class DataDialer {
     const want = DATA_POOL_SIZE - p.pool.length - p.filling;
     for (let i = 0; i < want; i++) {
       p.filling++;
-      this.#open(p, AbortSignal.timeout(DATA_CONNECT_TIMEOUT_MS * 2)).then(
+      // A splice takes three round trips over the mesh before its connect.
+      const via = p.via;
+      const within = via === 'spliced' ? OPEN_TIMEOUT_MS : DATA_CONNECT_TIMEOUT_MS * 2;
+      this.#open(p, AbortSignal.timeout(within)).then(
         (data) => {
           p.filling--;
           this.#pool(peer, p, data);
         },
         (err) => {
           p.filling--;
-          this.#directFailed(peer, p, err);
+          this.#failed(peer, p, via, err);
         },
       );
     }
   }
 
-  /** One ticket (batched with concurrent requests to the same peer) and one TLS handshake. */
+  /**
+   * One ticket (batched with concurrent requests to the same peer) and one TLS handshake; or,
+   * spliced, one rendezvous at a relay and the TLS through it.
+   */
   async #open(p: PeerData, signal: AbortSignal): Promise<DataConnection> {
     p.opening++;
     try {
-      const { host, port, ticket } = await this.#ticket(p);
-      const data = await dial(host, port, ticket, signal);
+      let data: DataConnection;
+      if (p.via === 'spliced' && this.#c.requestSplice && p.conn) {
+        const [pending] = await this.#c.requestSplice(p.conn, 1, signal);
+        data = await (pending as Promise<DataConnection>);
+      } else {
+        const { host, port, ticket } = await p.tickets.take(() => p.conn);
+        data = await dial(host, port, ticket, signal);
+      }
       p.state = 'ok';
       p.okAt = Date.now();
       return data;
     } finally {
       p.opening--;
-    }
-  }
-
-  /** A ticket from the cache, else from the next batch request to the peer. */
-  #ticket(p: PeerData): Promise<{ host: string; port: number; ticket: DataTicket }> {
-    const now = Date.now();
-    while (p.tickets.length > 0) {
-      const t = p.tickets.shift();
-      if (t && t.useBy > now) return Promise.resolve(t);
-    }
-    return new Promise((resolve, reject) => {
-      p.waiters.push({ resolve, reject });
-      if (!p.requesting) queueMicrotask(() => this.#request(p));
-    });
-  }
-
-  /**
-   * Sends one ticket request for everyone waiting (up to MAX_TICKET_BATCH), asking for at least
-   * TICKET_PREFETCH so that the next few connections need no request; then the next batch.
-   */
-  async #request(p: PeerData): Promise<void> {
-    if (p.requesting || p.waiters.length === 0) return;
-    p.requesting = true;
-    const batch = p.waiters.splice(0, MAX_TICKET_BATCH);
-    const count = Math.min(MAX_TICKET_BATCH, Math.max(batch.length, TICKET_PREFETCH));
-    try {
-      if (p.conn?.status !== 'open') throw new Error('no mesh connection to the peer');
-      const grant = await this.#c.requestTickets(p.conn, count, AbortSignal.timeout(OPEN_TIMEOUT_MS));
-      const host = hostOf(p.conn, grant);
-      if (!host) throw new Error('the peer has no IP address to dial');
-      const useBy = Date.now() + TICKET_TTL_MS - TICKET_MARGIN_MS;
-      const granted = grant.tickets.map((ticket) => ({ host, port: grant.port, ticket, useBy }));
-      for (const w of batch) {
-        const t = granted.shift();
-        if (t) w.resolve(t);
-        else w.reject(new Error('the peer sent too few tickets'));
-      }
-      p.tickets.push(...granted);
-    } catch (err) {
-      for (const w of batch) w.reject(err as Error);
-    } finally {
-      p.requesting = false;
-      if (p.waiters.length > 0) void this.#request(p);
     }
   }
 }

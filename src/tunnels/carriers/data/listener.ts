@@ -20,11 +20,22 @@ import {
   MAX_DATA_HANDSHAKES_PER_SOURCE,
   MAX_TICKETS_PER_PEER,
   MAX_TICKETS_TOTAL,
+  SPLICE_WAIT_MS,
   TICKET_TTL_MS,
 } from '../../constants.ts';
 import { TunnelLimitError } from '../../errors.ts';
+import { PREAMBLE_BYTES, parsePreamble, SPLICE_MAGIC } from '../spliced/wire.ts';
 import type { DataTicket } from './tickets.ts';
 import { serverSecureContext, tlsModule } from './tls.ts';
+
+/** The content type of a TLS handshake record: the first byte of every TLS connection. */
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+/**
+ * Takes a connection that presented a splice ticket (spliced/relay.ts), with the bytes that came
+ * behind its preamble; false: refused (the listener resets it).
+ */
+export type SpliceArrival = (ticket: string, secret: Buffer, raw: Socket, rest: Buffer) => boolean;
 
 /** Who a data connection's ticket was issued to, and what for. */
 export interface RedeemedTicket {
@@ -89,6 +100,7 @@ export class DataListener {
   readonly #init: DataListenerInit;
   readonly #logger: Logger;
   readonly #onConnection: (ticket: RedeemedTicket, socket: TLSSocket, raw: Socket) => void;
+  readonly #onSplice: SpliceArrival | undefined;
   readonly #tickets = new Map<string, Issued>();
   readonly #perPeer = new Map<string, number>();
   /** Connections before their handshake, and how many per source. */
@@ -104,11 +116,14 @@ export class DataListener {
     components: {
       logger: Logger;
       onConnection: (ticket: RedeemedTicket, socket: TLSSocket, raw: Socket) => void;
+      /** Connections presenting a splice ticket (this node relays); absent: refused. */
+      onSplice?: SpliceArrival;
     },
   ) {
     this.#init = init;
     this.#logger = components.logger;
     this.#onConnection = components.onConnection;
+    this.#onSplice = components.onSplice;
   }
 
   /** The bound port (after start). */
@@ -202,6 +217,15 @@ export class DataListener {
     for (const [id, t] of this.#tickets) if (t.expires <= now) this.#drop(id, t);
   }
 
+  /**
+   * Runs the TLS server end on a connection this node dialed out to a relay (spliced.ts): the
+   * far member's ClientHello comes through the relay once both sides are there. Within
+   * SPLICE_WAIT_MS plus the usual handshake time, or it is dropped.
+   */
+  acceptSpliced(raw: Socket): void {
+    this.#handshake(raw, () => {}, SPLICE_WAIT_MS + DATA_HANDSHAKE_TIMEOUT_MS);
+  }
+
   #accept(raw: Socket): void {
     raw.on('error', () => {});
     const source = sourceKey(raw.remoteAddress);
@@ -222,6 +246,37 @@ export class DataListener {
       if (left <= 0) this.#perSource.delete(source);
       else this.#perSource.set(source, left);
     };
+    const timer = setTimeout(() => raw.resetAndDestroy(), DATA_HANDSHAKE_TIMEOUT_MS);
+    raw.once('close', release);
+    // The first byte says what comes: 0x16 a TLS handshake, 'P' a splice preamble (wire.ts);
+    // anything else is refused. A preamble is read whole (fixed size) under the same slot and
+    // deadline as a handshake.
+    let got: Buffer = Buffer.alloc(0);
+    const onData = (d: Buffer) => {
+      got = got.length === 0 ? d : Buffer.concat([got, d]);
+      if (got[0] === TLS_HANDSHAKE_RECORD) {
+        raw.off('data', onData);
+        raw.pause();
+        raw.unshift(got);
+        return this.#handshake(raw, release, 0);
+      }
+      if (got[0] !== SPLICE_MAGIC[0] || !this.#onSplice) return void raw.resetAndDestroy();
+      if (got.length < PREAMBLE_BYTES) return;
+      raw.off('data', onData);
+      const ticket = parsePreamble(got.subarray(0, PREAMBLE_BYTES));
+      release();
+      if (!ticket || !this.#onSplice(ticket.id, ticket.secret, raw, got.subarray(PREAMBLE_BYTES)))
+        raw.resetAndDestroy();
+    };
+    raw.on('data', onData);
+  }
+
+  /**
+   * The TLS server end over `raw`: a ticket from the table keys it. `release` frees the
+   * pre-handshake slot; `timeoutMs` (0: the accepting slot's own deadline runs) bounds it.
+   */
+  #handshake(raw: Socket, release: () => void, timeoutMs: number): void {
+    raw.on('error', () => {});
     // The ticket this handshake redeemed. OpenSSL may ask again for the same identity within one
     // handshake (after a HelloRetryRequest), so the answer is kept for this connection.
     let redeemed: { id: string; ticket: Issued } | undefined;
@@ -238,11 +293,15 @@ export class DataListener {
       },
     } as ConstructorParameters<typeof TLSSocket>[1]);
     socket.on('error', () => {});
-    const timer = setTimeout(() => raw.resetAndDestroy(), DATA_HANDSHAKE_TIMEOUT_MS);
-    raw.once('close', release);
-    socket.once('close', release);
-    socket.once('secure', () => {
+    const timer = timeoutMs > 0 ? setTimeout(() => raw.resetAndDestroy(), timeoutMs) : undefined;
+    const done = () => {
+      clearTimeout(timer);
       release();
+    };
+    raw.once('close', done);
+    socket.once('close', done);
+    socket.once('secure', () => {
+      done();
       if (!redeemed || socket.destroyed) return void socket.destroy();
       this.#onConnection({ peer: redeemed.ticket.peer, reverse: redeemed.ticket.reverse }, socket, raw);
     });

@@ -34,6 +34,7 @@ export async function openOverData(
     acceptReply(value);
     c.ledger.counts.opened++;
     c.ledger.counts.openedData++;
+    if (data.spliced) c.ledger.counts.openedSpliced++;
     return rest;
   };
   // A data connection that dies before the far side answers (its agent restarted, say, while
@@ -50,9 +51,10 @@ export async function openOverData(
     if (fallsBack(err)) return c.overStream();
     return t.fail(err);
   }
+  const carrier = data.spliced ? 'spliced' : 'data';
   return {
-    path: 'direct',
-    carrier: 'data',
+    path: data.spliced ? 'relayed' : 'direct',
+    carrier,
     attach: async (socket, firstBytes) => {
       const untrack = c.ledger.track(socket, data.raw, member.peerId);
       try {
@@ -80,7 +82,7 @@ export async function openOverData(
           }
         }
         const r = await spliceData(socket, data, { initial: rest, firstBytes });
-        c.ledger.spliced(r, { node: member.name, carrier: 'data' });
+        c.ledger.spliced(r, { node: member.name, carrier });
       } finally {
         untrack();
         t.done();

@@ -25,6 +25,8 @@ export interface DataConnection {
   /** How its incoming bytes are taken (see socket-reader.ts). */
   reader: SocketReader;
   frames: FrameReader;
+  /** Through a relay's splice (spliced/), not straight to the peer's data listener. */
+  spliced?: boolean;
 }
 
 /** Wraps an established TLS socket over `raw` as a data connection. */
