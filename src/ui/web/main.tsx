@@ -82,4 +82,6 @@ function App({ secret }: { secret: string | null }) {
   );
 }
 
-render(<App secret={loadSecret()} />, document.getElementById('root')!);
+const root = document.getElementById('root')!;
+root.textContent = '';
+render(<App secret={loadSecret()} />, root);

@@ -114,7 +114,7 @@ function Session({ node }: { node: string }) {
       <p class="muted" role="status">
         {status}
       </p>
-      <div class="terminal" ref={host} />
+      <div class="term-host" ref={host} />
     </div>
   );
 }
