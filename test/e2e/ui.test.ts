@@ -247,6 +247,34 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
     await shot(page, 'terminal');
   });
 
+  it('charts a node from its history and lists its audit entries', async () => {
+    await page.goto(`${new URL(admin.url).origin}/#/node/natted`);
+    await page.locator('.chart .uplot').first().waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator('.chart .uplot').count(), 4);
+    // The deploy above was audited on natted, and an admin sees it.
+    await waitForText(page.locator('table.audit'), 'apps.deploy', 15_000);
+    await shot(page, 'node');
+  });
+
+  it('creates a join token with its install command, shows its uses, and revokes it', async () => {
+    await page.goto(`${new URL(admin.url).origin}/#/keys`);
+    await waitForText(page.locator('table.keys'), 'admin-key', 15_000);
+    // Tokens are signed by the admin key, which r1 holds.
+    await page.selectOption('section select', 'r1');
+    await page.click('button[name=create-token]');
+    const install = page.locator('code.install');
+    await install.waitFor({ timeout: 15_000 });
+    const text = (await install.textContent()) ?? '';
+    const id = /token (\S+) created/.exec((await page.locator('p.notice-ok').textContent()) ?? '')?.[1];
+    assert.match(text, /--token plx2\./);
+    assert.ok(id);
+    const row = page.locator(`tr[data-token="${id}"]`);
+    await waitForText(row, '1 of 1', 10_000);
+    await shot(page, 'keys');
+    await row.locator('button', { hasText: 'revoke' }).click();
+    await waitForText(row, 'revoked', 10_000);
+  });
+
   it('as a viewer: no deploy or action buttons, and a forged call is refused with the node’s words', async () => {
     const viewer = await startUi(join(root, 'viewer.key'));
     const vpage = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -11,6 +11,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { followFleet, loadSecret } from './api.tsx';
 import { AppsPage } from './apps.tsx';
 import { FleetPage } from './fleet.tsx';
+import { KeysPage } from './keys.tsx';
 import type { Fleet } from './model.tsx';
 import { NodePage } from './node.tsx';
 import { TerminalPage } from './terminal.tsx';
@@ -57,6 +58,7 @@ function App({ secret }: { secret: string | null }) {
     ['fleet', 'Fleet'],
     ['apps', 'Apps'],
     ['terminal', 'Terminal'],
+    ['keys', 'Keys & tokens'],
   ];
   return (
     <div class="shell">
@@ -76,6 +78,7 @@ function App({ secret }: { secret: string | null }) {
         {page === 'fleet' && <FleetPage fleet={fleet} now={now} />}
         {page === 'apps' && <AppsPage fleet={fleet} />}
         {page === 'terminal' && <TerminalPage fleet={fleet} node={route[1]} />}
+        {page === 'keys' && <KeysPage fleet={fleet} />}
         {page === 'node' && route[1] && <NodePage fleet={fleet} name={route[1]} />}
       </main>
     </div>
