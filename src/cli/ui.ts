@@ -5,6 +5,7 @@
  * NAT'd nodes are reached through whichever agent relays for them. Light at the top: the server
  * and the signing client load only when the verb runs.
  */
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { dataPaths } from '../config/paths.ts';
 import type { AgentClient } from './client.ts';
@@ -63,7 +64,7 @@ export function registerUi(program: Command): void {
       const fleet = new FleetHub(clientFor, kid);
       let assets: string;
       try {
-        assets = await uiAssets(new URL('../..', import.meta.url).pathname);
+        assets = await uiAssets(fileURLToPath(new URL('../..', import.meta.url)));
       } catch (err) {
         throw new CliError(
           `cannot build the dashboard's assets (${(err as Error).message}); run scripts/build`,
