@@ -275,6 +275,55 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
     await waitForText(row, 'revoked', 10_000);
   });
 
+  it('an agent serves the same dashboard at /ui/, signing in the browser with an imported key', async () => {
+    const apage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // Plain http to a LAN address is no secure context: no WebCrypto, and the page says so.
+    await apage.goto(`http://${r2.api}/ui/`);
+    await waitForText(apage.locator('[role=alert]'), 'secure context', 10_000);
+    // Through a tunnel to loopback (what ssh -L gives), it is one.
+    const tunnel = await loopbackTunnel(topo.pub, r2.api);
+    after(() => tunnel.kill());
+    const base = `http://127.0.0.1:${tunnel.port}`;
+    await apage.goto(`${base}/ui/`);
+    await apage.setInputFiles('input[name=key]', join(r1.dataDir, 'keys', 'admin.key'));
+    await apage.waitForFunction(() => document.querySelectorAll('table.nodes tbody tr').length === 3, null, {
+      timeout: 30_000,
+    });
+    await waitForText(apage.locator('nav .me'), 'admin', 10_000);
+    await apage.locator('g.edge[data-edge="natted--r2"][data-kind="relayed"]').waitFor({ timeout: 30_000 });
+    await shot(apage, 'agent-ui-fleet');
+    // Kept in IndexedDB as a key that signs but cannot be read back, and still there after a reload.
+    const stored = await apage.evaluate(
+      () =>
+        new Promise<{ extractable: boolean; exported: string }>((resolve) => {
+          const open = indexedDB.open('plexus-ui', 1);
+          open.onsuccess = () => {
+            const get = open.result.transaction('keys').objectStore('keys').get('operator');
+            get.onsuccess = () => {
+              const key = get.result.key as CryptoKey;
+              crypto.subtle.exportKey('jwk', key).then(
+                () => resolve({ extractable: key.extractable, exported: 'yes' }),
+                (e) => resolve({ extractable: key.extractable, exported: String(e.name) }),
+              );
+            };
+          };
+        }),
+    );
+    assert.deepEqual(stored, { extractable: false, exported: 'InvalidAccessError' });
+    await apage.reload();
+    await apage.goto(`${base}/ui/#/apps`);
+    const row = apage.locator('tr[data-app="natted/ticker"]');
+    await row.waitFor({ timeout: 30_000 });
+    await row.locator('button', { hasText: 'restart' }).click();
+    const notice = apage.locator('p.notice', { hasText: /restart ticker: / });
+    await waitForText(notice, ': done', 30_000).catch(async (e) => {
+      await shot(apage, 'agent-ui-failed');
+      throw e;
+    });
+    await shot(apage, 'agent-ui-apps');
+    await apage.close();
+  });
+
   it('as a viewer: no deploy or action buttons, and a forged call is refused with the node’s words', async () => {
     const viewer = await startUi(join(root, 'viewer.key'));
     const vpage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -309,6 +358,29 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
     await vpage.close();
   });
 });
+
+/**
+ * A TCP forward from 127.0.0.1 in `ns` to `target` (HOST:PORT), as `ssh -L` would give: a small
+ * node:net proxy in its own process. Resolves with the port it listens on.
+ */
+async function loopbackTunnel(ns: string, target: string): Promise<{ port: number; kill(): void }> {
+  const [host, port] = target.split(':');
+  const code = `const net=require('node:net');const s=net.createServer((c)=>{const u=net.connect(${port},'${host}');c.pipe(u).pipe(c);c.on('error',()=>u.destroy());u.on('error',()=>c.destroy());});s.listen(0,'127.0.0.1',()=>console.log(s.address().port));`;
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d) => {
+    out += d;
+  });
+  const bound = (await waitFor(
+    async () => Number(out.trim()) || false,
+    10_000,
+    'the tunnel to listen',
+    20,
+  )) as number;
+  return { port: bound, kill: () => proc.kill() };
+}
 
 /** Waits until `loc`'s text contains `text`. */
 async function waitForText(

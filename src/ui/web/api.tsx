@@ -5,7 +5,25 @@
  * address bar at once.
  */
 
+import type { AgentClient } from '../../cli/client.ts';
+import { FleetHub } from '../../cli/ui/fleet.ts';
+import { browserClients, type StoredKey } from './agent-client.tsx';
+
 const SECRET_KEY = 'plexus-ui-secret';
+
+/** Served by an agent at /ui/ (signing in the browser) rather than by `plexus ui`. */
+export const AGENT_MODE = location.pathname.startsWith('/ui');
+let agent: { clientFor: (node?: string) => AgentClient; kid: string } | undefined;
+
+/** Signs in the browser with `k` from now on (the agent's /ui/). */
+export function signWithBrowserKey(k: StoredKey): void {
+  agent = { clientFor: browserClients(k), kid: k.kid };
+}
+
+function asApiError(err: unknown): ApiError {
+  const e = err as { code?: string; message?: string };
+  return err instanceof ApiError ? err : new ApiError(e?.code ?? 'UI_ERROR', e?.message ?? String(err));
+}
 const HEADER = 'x-plexus-ui';
 
 /** Takes the secret from the fragment (first load) or sessionStorage (reloads). */
@@ -41,6 +59,13 @@ function toError(body: unknown, status: number): ApiError {
 
 /** Runs one action on a node (the entry agent when node is undefined) and returns its result. */
 export async function call<T = unknown>(action: string, args: object = {}, node?: string): Promise<T> {
+  if (agent)
+    return (await agent
+      .clientFor(node)
+      .call(action, args as Record<string, unknown>)
+      .catch((e) => {
+        throw asApiError(e);
+      })) as T;
   const res = await fetch('/api/call', {
     method: 'POST',
     headers: { 'content-type': 'application/json', [HEADER]: secret() },
@@ -88,6 +113,17 @@ export async function stream(
   onLine: (l: StreamLine) => void,
   signal?: AbortSignal,
 ): Promise<void> {
+  if (agent) {
+    try {
+      const result = await agent
+        .clientFor(node)
+        .call(action, args as Record<string, unknown>, { signal, onData: (data) => onLine({ data }) });
+      onLine({ result });
+    } catch (e) {
+      if (!signal?.aborted) onLine({ error: { code: asApiError(e).code, message: asApiError(e).message } });
+    }
+    return;
+  }
   const res = await fetch('/api/stream', {
     method: 'POST',
     headers: { 'content-type': 'application/json', [HEADER]: secret() },
@@ -109,6 +145,27 @@ export async function input(session: string, frames: object[]): Promise<void> {
 
 /** Uploads a bundle and deploys it as a new release of `app` on `node`; progress lines to `onLine`. */
 export async function deployUpload(node: string, app: string, file: Blob, onLine: (l: StreamLine) => void) {
+  if (agent) {
+    // Buffered whole: the envelope signs the digest of every frame before the first is sent.
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const frames: object[] = [];
+    for (let at = 0; at < bytes.length; at += 256 * 1024) {
+      let s = '';
+      for (const b of bytes.subarray(at, at + 256 * 1024)) s += String.fromCharCode(b);
+      frames.push({ chunk: btoa(s) });
+    }
+    frames.push({ end: true });
+    const input = (async function* () {
+      yield* frames;
+    })();
+    return agent
+      .clientFor(node)
+      .call('apps.deploy', { app, upload: {} }, { input, onData: (data) => onLine({ data }) })
+      .then(
+        (result) => onLine({ result }),
+        (e) => onLine({ error: { code: asApiError(e).code, message: asApiError(e).message } }),
+      );
+  }
   const q = new URLSearchParams({ node, app });
   const res = await fetch(`/api/deploy?${q}`, {
     method: 'POST',
@@ -123,6 +180,15 @@ export async function deployUpload(node: string, app: string, file: Blob, onLine
  * header), reconnecting after a second when the stream drops.
  */
 export function followFleet(onSnapshot: (s: unknown) => void, onDown: (why: string) => void): () => void {
+  if (agent) {
+    const hub = new FleetHub(agent.clientFor, agent.kid);
+    const off = hub.subscribe(onSnapshot);
+    hub.start();
+    return () => {
+      off();
+      hub.stop();
+    };
+  }
   const abort = new AbortController();
   const run = async () => {
     while (!abort.signal.aborted) {

@@ -122,7 +122,9 @@ export function AppsPage({ fleet }: { fleet: Fleet }) {
 }
 
 function DeployForm({ fleet, setNotice }: { fleet: Fleet; setNotice: (n: Notice) => void }) {
-  const [node, setNode] = useState(fleet.entry ?? '');
+  const [picked, setNode] = useState('');
+  // The entry until another is picked (the fleet may arrive after the form is drawn).
+  const node = picked || fleet.entry || '';
   const [app, setApp] = useState('');
   const [url, setUrl] = useState('');
   const [progress, setProgress] = useState('');

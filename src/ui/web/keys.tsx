@@ -32,7 +32,8 @@ interface TokenRow {
 /** The Keys & tokens page. */
 export function KeysPage({ fleet }: { fleet: Fleet }) {
   const admin = can(fleet.me, 'admin');
-  const [node, setNode] = useState(fleet.entry ?? '');
+  const [picked, setNode] = useState('');
+  const node = picked || fleet.entry || '';
   const [keys, setKeys] = useState<KeyRow[]>([]);
   const [tokens, setTokens] = useState<TokenRow[] | null>(null);
   const [made, setMade] = useState<{ token: string; id: string } | null>(null);

@@ -8,10 +8,12 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { followFleet, loadSecret } from './api.tsx';
+import { forgetKey, loadKey, type StoredKey } from './agent-client.tsx';
+import { AGENT_MODE, followFleet, loadSecret, signWithBrowserKey } from './api.tsx';
 import { AppsPage } from './apps.tsx';
 import { FleetPage } from './fleet.tsx';
 import { KeysPage } from './keys.tsx';
+import { KeyLogin } from './login.tsx';
 import type { Fleet } from './model.tsx';
 import { NodePage } from './node.tsx';
 import { TerminalPage } from './terminal.tsx';
@@ -72,6 +74,11 @@ function App({ secret }: { secret: string | null }) {
         <span class="me" data-role={fleet.me?.role ?? ''}>
           {fleet.me ? `key ${fleet.me.kid.slice(0, 8)}… · ${fleet.me.role}` : 'signing in…'}
         </span>
+        {AGENT_MODE && (
+          <button type="button" onClick={() => forgetKey().then(() => location.reload())}>
+            forget key
+          </button>
+        )}
       </nav>
       <main data-ready={fleet.nodes.length > 0 ? 'yes' : 'no'}>
         {(down || fleet.problem) && <p class="notice notice-error">{down || fleet.problem}</p>}
@@ -85,6 +92,21 @@ function App({ secret }: { secret: string | null }) {
   );
 }
 
+/** On an agent's /ui/: the key imported into this browser, or the form to import it. */
+function AgentApp() {
+  const [key, setKey] = useState<StoredKey | null | undefined>(undefined);
+  useEffect(() => {
+    loadKey().then(
+      (k) => setKey(k ?? null),
+      () => setKey(null),
+    );
+  }, []);
+  if (key === undefined) return <p class="boot">loading…</p>;
+  if (key === null) return <KeyLogin onKey={setKey} />;
+  signWithBrowserKey(key);
+  return <App secret="in-browser key" />;
+}
+
 const root = document.getElementById('root')!;
 root.textContent = '';
-render(<App secret={loadSecret()} />, root);
+render(AGENT_MODE ? <AgentApp /> : <App secret={loadSecret()} />, root);
