@@ -146,6 +146,15 @@ async function post(lines: object[], opts: CallOptions): Promise<unknown> {
         return frame.result;
       } else if (frame.type === 'error') {
         void reader.cancel();
+        // This page sends each envelope once; a REPLAY means the browser itself resent the POST
+        // (Chromium retries a request whose kept-alive connection closed under it). The node ran
+        // the first copy; its answer was lost with that connection.
+        if (frame.error?.code === 'REPLAY')
+          throw new CommandError({
+            code: 'REPLAY',
+            message:
+              'the node ran this command, but its answer was lost when the browser resent it (REPLAY refused the copy); reload to see the result',
+          });
         throw new CommandError(frame.error!);
       }
     }
