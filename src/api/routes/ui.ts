@@ -12,10 +12,12 @@ import { UiNotBuiltError } from '../errors.ts';
 import type { Router } from '../http.ts';
 
 /**
- * The page's policy (as `plexus ui`'s, src/cli/ui/server.ts): scripts only from this origin, no
- * eval, no frames; inline styles for xterm.js's own <style> elements.
+ * The dashboard's policy, here and under `plexus ui` (src/cli/ui/server.ts): scripts and styles
+ * only from this origin, no eval, no plugins, no frames. Styles also allow inline: xterm.js
+ * writes its theme and cell sizes into <style> elements it creates (it offers no nonce); scripts
+ * stay strictly 'self'.
  */
-const CSP = [
+export const UI_CSP = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self' 'unsafe-inline'",
@@ -44,7 +46,7 @@ export function mountUiRoutes(router: Router, deps: { assetsDir: () => string | 
       });
       res.writeHead(200, {
         'content-type': type,
-        'content-security-policy': CSP,
+        'content-security-policy': UI_CSP,
         'x-frame-options': 'DENY',
         'x-content-type-options': 'nosniff',
         'referrer-policy': 'no-referrer',

@@ -16,6 +16,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { STATUS_BY_KIND } from '../../api/http.ts';
+import { UI_CSP } from '../../api/routes/ui.ts';
+import type { ErrorKind } from '../../core/errors.ts';
 import type { AgentClient } from '../client.ts';
 import { UiRequestError } from '../errors.ts';
 import type { FleetHub } from './fleet.ts';
@@ -41,22 +44,8 @@ export interface UiServer {
   close(): Promise<void>;
 }
 
-/**
- * The page's policy: scripts and styles only from this origin, no eval, no plugins, no frames.
- * Styles also allow inline: xterm.js writes its theme and cell sizes into <style> elements it
- * creates (there is no way to give them a nonce); scripts stay strictly 'self'.
- */
-export const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/** The page's policy: the same as the agent's /ui/ (src/api/routes/ui.ts says why each part). */
+export const CSP = UI_CSP;
 
 /** The largest JSON body of /api/call, /api/stream and /api/input (an env value, a key batch). */
 const MAX_JSON_BODY = 64 * 1024;
@@ -196,15 +185,6 @@ function callOf(body: Record<string, unknown>): {
 
 /** The HTTP status for a failed call, from the error's kind, as the agent's API maps it. */
 function statusOf(err: unknown): number {
-  const kind = (err as { body?: { kind?: string } }).body?.kind;
-  const byKind: Record<string, number> = {
-    invalid: 400,
-    unauthenticated: 401,
-    denied: 403,
-    not_found: 404,
-    conflict: 409,
-    too_large: 413,
-    unavailable: 503,
-  };
-  return (kind && byKind[kind]) || 502;
+  const kind = (err as { body?: { kind?: ErrorKind } }).body?.kind;
+  return (kind && STATUS_BY_KIND[kind]) || 502;
 }

@@ -1,4 +1,5 @@
 /** What the page knows of the fleet (src/cli/ui/fleet.ts sends it) and small formatters. */
+import type { FleetSnapshot, Me } from '../../cli/ui/fleet.ts';
 
 /** An app as a node's telemetry record carries it. */
 export interface AppFigure {
@@ -36,31 +37,12 @@ export interface NodeRow {
   telemetry: Record_ | null;
 }
 
-/** A link between two nodes. */
-export interface Edge {
-  a: string;
-  b: string;
-  kind: string;
-  rttMs: number | null;
-}
+/** A link between two nodes, and the key's grant: as `plexus ui` (or the page's own hub) sends them. */
+export type { Edge, Me } from '../../cli/ui/fleet.ts';
 
-/** The operator key's grant. */
-export interface Me {
-  kid: string;
-  role: string;
-  exec: boolean;
-  shell: boolean;
-  tenant: string | null;
-}
-
-/** One fleet snapshot. */
-export interface Fleet {
-  at: number;
-  entry: string | null;
-  me: Me | null;
+/** One fleet snapshot, with the records typed for the pages. */
+export interface Fleet extends Omit<FleetSnapshot, 'nodes'> {
   nodes: NodeRow[];
-  edges: Edge[];
-  problem: string | null;
 }
 
 /** What the key may do, as the nodes will judge it (docs/commands.md): the page shows only that. */
