@@ -9,13 +9,16 @@
  * written here.
  */
 import { writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import {
   createControlSocket,
   createHttpApi,
+  findUiAssets,
   mountCommandRoutes,
   mountHealthRoutes,
   mountHookRoutes,
   mountTelemetryRoutes,
+  mountUiRoutes,
 } from './api/index.ts';
 import { commandMigrations, createCommands } from './commands/index.ts';
 import { type Config, type DataPaths, dataPaths, loadConfig } from './config/index.ts';
@@ -253,6 +256,9 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
       metrics: () => metrics.render(),
       metricsToken: config.api.metricsToken,
     });
+    // The dashboard's static files (docs/ui.md), from the installation this agent started from.
+    const root = resolve(dirname(process.argv[1] ?? '.'), '..', '..');
+    mountUiRoutes(http, { assetsDir: () => findUiAssets(root) });
   }
   return { mesh, tunnels, workloads, host, telemetry, shell, commands, control, http };
 }

@@ -183,3 +183,15 @@ function printable(text: string): string {
   const clean = text.replace(/[^\x20-\x7e]/g, '?');
   return clean.length > 64 ? `${clean.slice(0, 64)}…` : clean;
 }
+
+/** The dashboard's assets are not in this installation (a checkout that never ran scripts/build). */
+export class UiNotBuiltError extends PlexusError {
+  override name = 'UiNotBuiltError';
+  constructor() {
+    super(
+      'UI_NOT_BUILT',
+      "this agent has no dashboard assets; run scripts/build (or use 'plexus ui')",
+      'not_found',
+    );
+  }
+}

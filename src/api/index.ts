@@ -36,3 +36,4 @@ export { type CommandRoutesDeps, mountCommandRoutes } from './routes/commands.ts
 export { mountHealthRoutes } from './routes/health.ts';
 export { type HookRoutesDeps, mountHookRoutes } from './routes/hooks.ts';
 export { mountTelemetryRoutes, type TelemetryRoutesDeps } from './routes/telemetry.ts';
+export { findUiAssets, mountUiRoutes } from './routes/ui.ts';

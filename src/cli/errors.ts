@@ -44,3 +44,15 @@ export class ForgedReplyError extends CliError {
   override name = 'ForgedReplyError';
   readonly code = 'FORGED_REPLY';
 }
+
+/** `plexus ui`'s local server refused a request from the page (docs/ui.md): an HTTP status and a code. */
+export class UiRequestError extends CliError {
+  override name = 'UiRequestError';
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}

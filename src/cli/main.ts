@@ -28,6 +28,7 @@ import { registerSwarmKey } from './swarm-key.ts';
 import { registerToken } from './token.ts';
 import { registerTop } from './top.ts';
 import { registerTunnels } from './tunnels.ts';
+import { registerUi } from './ui.ts';
 import { registerUpgrade } from './upgrade.ts';
 import { addVerbExamples } from './verb-examples.ts';
 
@@ -84,6 +85,7 @@ registerUpgrade(program);
 registerEdge(program);
 registerServices(program);
 registerRepair(program);
+registerUi(program);
 addVerbExamples(program);
 
 function fail(err: unknown): never {

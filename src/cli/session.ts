@@ -31,8 +31,8 @@ const MAX_QUEUED_FRAMES = 8;
 /** One stdin read is cut into frames of at most this (the node's limit is 256 KiB). */
 const MAX_FRAME_BYTES = 128 * 1024;
 
-/** An async queue of input frames that ends when closed. */
-function frameQueue() {
+/** An async queue of input frames that ends when closed (also the dashboard's terminal input). */
+export function frameQueue() {
   const items: Record<string, unknown>[] = [];
   let wake: (() => void) | undefined;
   let closed = false;

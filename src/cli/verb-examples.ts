@@ -9,6 +9,7 @@ import { examples } from './examples.ts';
 
 const EXAMPLES: Record<string, string[]> = {
   version: ['plexus version', 'plexus version --json'],
+  ui: ['plexus ui', 'plexus --api http://10.0.0.5:7071 --key ops.key ui --no-open'],
   init: ['plexus init --name web1', 'plexus init --name web1 --listen /ip4/0.0.0.0/tcp/7070 --tags eu'],
   join: ['plexus join plx2.… --name web2', 'plexus join plx2.… --name edge1 --behind-nat'],
   agent: ['plexus agent', 'plexus agent --data-dir /var/lib/plexus'],

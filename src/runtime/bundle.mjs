@@ -40,6 +40,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { devBundlePath, RELEASE_BUNDLE, RELEASE_STAMP } from './launcher.mjs';
+import { buildUi, uiAssets } from './ui-bundle.mjs';
 
 /**
  * Packages left to Node's resolution at run time: native addons (better-sqlite3, node-pty,
@@ -123,6 +124,8 @@ export async function buildRelease(root, dir) {
   rmSync(join(dir, RELEASE_STAMP), { force: true });
   const out = join(dir, RELEASE_BUNDLE);
   await build(root, out);
+  // The dashboard's static assets ship beside the bundle (ui-bundle.mjs); `plexus ui` serves them.
+  await buildUi(root, join(dir, 'ui'));
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const stamp = {
     name: pkg.name,
@@ -163,5 +166,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       await build(repo, out);
       pruneDevBundles(dirname(out));
     }
+    // The dashboard's assets, keyed by their sources (a no-op when up to date).
+    await uiAssets(repo);
   }
 }

@@ -4,6 +4,7 @@ import { defineAction } from '../core/actions.ts';
 import { FINE_HISTORY_SPAN_S } from './constants.ts';
 import { NoHistoryError } from './errors.ts';
 import type { TelemetryService } from './service.ts';
+import { watchNodes } from './watch.ts';
 
 /** Arguments of `telemetry.history` (also the query of GET /v1/telemetry). */
 export const historyArgs = z.object({
@@ -33,6 +34,21 @@ export function telemetryActions(svc: TelemetryService) {
         const result = svc.history.query(args.node, since, args.resolution);
         if (!result) throw new NoHistoryError(args.node);
         return result;
+      },
+    }),
+    defineAction({
+      name: 'telemetry.watch',
+      describe: 'telemetry.nodes, sent again as records arrive, until the caller leaves (dashboards)',
+      access: 'read',
+      args: z.object({}),
+      handler: async (_args, ctx) => {
+        await watchNodes(
+          svc.bus,
+          () => svc.nodes(),
+          (nodes) => ctx.emit({ nodes }),
+          ctx.signal,
+        );
+        return { ended: true };
       },
     }),
   ];

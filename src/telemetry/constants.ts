@@ -58,3 +58,8 @@ export const ENGINE_MAX_LIST_BYTES = 1024 * 1024;
 export const ENGINE_MAX_STATS_BYTES = 256 * 1024;
 /** Stats calls at once: the engine computes each one; more would load it for nothing. */
 export const ENGINE_STATS_CONCURRENCY = 4;
+
+/** `telemetry.watch` sends at most one snapshot per this gap: a burst of records becomes one. */
+export const WATCH_MIN_GAP_MS = 100;
+/** …and one at least this often, so a peer going down (which sends nothing) shows up too. */
+export const WATCH_HEARTBEAT_MS = 5_000;

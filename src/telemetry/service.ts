@@ -136,6 +136,11 @@ export class TelemetryService {
     void mesh.publishTelemetry().catch(() => {});
   }
 
+  /** The mesh's telemetry bus (records in and out), for `telemetry.watch`. */
+  get bus(): Mesh['telemetry'] {
+    return this.#c.mesh.telemetry;
+  }
+
   /** Stops the panel push and detaches the listeners and the metrics source. */
   stop(): void {
     clearTimeout(this.#debounce);

@@ -73,6 +73,10 @@ describe('the release tarball', () => {
       'RELEASE',
       'dist/agent.mjs',
       'dist/BUILD',
+      // The dashboard's assets, served by `plexus ui` (docs/ui.md).
+      'dist/ui/index.html',
+      'dist/ui/app.js',
+      'dist/ui/app.css',
       'share/man/man1/plexus.1',
       'share/completions/plexus.bash',
       'share/completions/plexus.zsh',

@@ -1,0 +1,155 @@
+/**
+ * The Node page: charts of the last hour from the node's telemetry history (CPU, memory, disk,
+ * network; uPlot), its apps' current figures, its exposed services and forwards, and, for an
+ * admin, the commands it accepted or refused (its audit log).
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import uPlot from 'uplot';
+import { call } from './api.tsx';
+import { can, type Fleet, rate } from './model.tsx';
+
+type Point = Record<string, number | null> & { ts: number };
+
+/** How often the charts are refreshed from the history. */
+const REFRESH_MS = 10_000;
+
+function Chart({ title, points, series }: { title: string; points: Point[]; series: [string, string][] }) {
+  const host = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const data: uPlot.AlignedData = [
+      points.map((p) => p.ts / 1000),
+      ...series.map(([field]) => points.map((p) => p[field] ?? null)),
+    ];
+    const plot = new uPlot(
+      {
+        title,
+        width: 420,
+        height: 160,
+        series: [
+          {},
+          ...series.map(([, label], i) => ({ label, stroke: ['#2a7ae2', '#d9534f', '#5cb85c'][i] })),
+        ],
+      },
+      data,
+      host.current!,
+    );
+    return () => plot.destroy();
+  }, [points, title]);
+  return <div class="chart" ref={host} data-chart={title} />;
+}
+
+interface AuditRow {
+  at: number;
+  kid: string;
+  action: string;
+  verdict: string;
+  code: string | null;
+  source?: string;
+}
+
+/** The Node page. */
+export function NodePage({ fleet, name }: { fleet: Fleet; name: string }) {
+  const node = fleet.nodes.find((n) => n.name === name);
+  const [points, setPoints] = useState<Point[]>([]);
+  const [forwards, setForwards] = useState<unknown[]>([]);
+  const [audit, setAudit] = useState<AuditRow[] | null>(null);
+  const [filter, setFilter] = useState('');
+  const [err, setErr] = useState('');
+  const admin = can(fleet.me, 'admin');
+  useEffect(() => {
+    const load = () =>
+      call<{ points: Point[] }>('telemetry.history', { node: name }).then(
+        (h) => setPoints(h.points),
+        (e) => setErr((e as Error).message),
+      );
+    void load();
+    call<unknown[]>('tunnels.forward.list', {}, name).then(setForwards, () => setForwards([]));
+    if (admin) call<AuditRow[]>('audit.list', { limit: 200 }, name).then(setAudit, (e) => setErr(e.message));
+    const t = setInterval(load, REFRESH_MS);
+    return () => clearInterval(t);
+  }, [name, admin]);
+  const t = node?.telemetry;
+  const shown = (audit ?? []).filter((r) => !filter || JSON.stringify(r).includes(filter));
+  return (
+    <section>
+      <h1>{name}</h1>
+      {err && <p class="notice notice-error">{err}</p>}
+      {!node && <p class="muted">no such node in the fleet</p>}
+      {t && (
+        <p class="muted">
+          version {t.version}, {t.cpu.cores} cores, network in {rate(t.net.rxBps)}, out {rate(t.net.txBps)}
+        </p>
+      )}
+      <div class="charts">
+        <Chart title="CPU %" points={points} series={[['cpuPct', 'cpu %']]} />
+        <Chart
+          title="memory MB"
+          points={points}
+          series={[
+            ['memUsedMb', 'used'],
+            ['memTotalMb', 'total'],
+          ]}
+        />
+        <Chart
+          title="disk GB"
+          points={points}
+          series={[
+            ['diskUsedGb', 'used'],
+            ['diskTotalGb', 'total'],
+          ]}
+        />
+        <Chart
+          title="network B/s"
+          points={points}
+          series={[
+            ['rxBps', 'in'],
+            ['txBps', 'out'],
+          ]}
+        />
+      </div>
+      <h2>Apps</h2>
+      <ul>
+        {(t?.apps ?? []).map((a) => (
+          <li key={a.name}>
+            {a.name}: {a.status}, CPU {a.cpuPct == null ? '–' : `${a.cpuPct.toFixed(1)} %`}, memory{' '}
+            {a.memMb == null ? '–' : `${a.memMb.toFixed(0)} MB`}
+          </li>
+        ))}
+      </ul>
+      <h2>Services</h2>
+      <ul>
+        {(t?.services ?? []).map((s) => (
+          <li key={s.name}>
+            {s.name} → port {s.port}
+          </li>
+        ))}
+      </ul>
+      <h2>Forwards</h2>
+      <pre class="small">{forwards.length ? JSON.stringify(forwards, null, 1) : 'none'}</pre>
+      {audit && (
+        <>
+          <h2>Audit</h2>
+          <input
+            placeholder="filter"
+            value={filter}
+            onInput={(e) => setFilter((e.target as HTMLInputElement).value)}
+          />
+          <table class="audit">
+            <tbody>
+              {shown.map((r, i) => (
+                <tr key={i}>
+                  <td>{new Date(r.at).toLocaleTimeString()}</td>
+                  <td>{r.verdict}</td>
+                  <td>{r.action}</td>
+                  <td>{r.code ?? ''}</td>
+                  <td>{r.kid?.slice(0, 8)}</td>
+                  <td>{r.source ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}
