@@ -84,25 +84,29 @@ export type StreamLine = {
   error?: { code: string; message: string };
 };
 
+/** The text of a streamed body, cut at each `sep` (the separators dropped), as it arrives. */
+async function* pieces(body: NonNullable<Response['body']>, sep: string): AsyncGenerator<string> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let end = buf.indexOf(sep);
+    while (end >= 0) {
+      yield buf.slice(0, end);
+      buf = buf.slice(end + sep.length);
+      end = buf.indexOf(sep);
+    }
+  }
+}
+
 /** Reads an NDJSON answer line by line until it ends or `signal` aborts. */
 async function readLines(res: Response, onLine: (l: StreamLine) => void): Promise<void> {
   if (!res.body) return;
   const type = res.headers.get('content-type') ?? '';
   if (!type.startsWith('application/x-ndjson')) throw toError(await res.json().catch(() => null), res.status);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value;
-    let nl = buf.indexOf('\n');
-    while (nl >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line) onLine(JSON.parse(line) as StreamLine);
-      nl = buf.indexOf('\n');
-    }
-  }
+  for await (const line of pieces(res.body, '\n')) if (line) onLine(JSON.parse(line) as StreamLine);
 }
 
 /** Streams a long-running action (logs, a terminal): every line to `onLine`. */
@@ -195,24 +199,14 @@ export function followFleet(onSnapshot: (s: unknown) => void, onDown: (why: stri
       try {
         const res = await fetch('/api/events', { headers: { [HEADER]: secret() }, signal: abort.signal });
         if (!res.ok || !res.body) throw toError(await res.json().catch(() => null), res.status);
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value;
-          let end = buf.indexOf('\n\n');
-          while (end >= 0) {
-            const event = buf.slice(0, end);
-            buf = buf.slice(end + 2);
-            const data = event
-              .split('\n')
-              .filter((l) => l.startsWith('data: '))
-              .map((l) => l.slice(6))
-              .join('\n');
-            if (data) onSnapshot(JSON.parse(data));
-            end = buf.indexOf('\n\n');
-          }
+        // Server-sent events: blank-line separated, each `data: ` line a part of the payload.
+        for await (const event of pieces(res.body, '\n\n')) {
+          const data = event
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
+          if (data) onSnapshot(JSON.parse(data));
         }
         onDown('the dashboard server closed the stream');
       } catch (err) {
