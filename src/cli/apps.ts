@@ -9,6 +9,7 @@ import { agentOf, collect, wantsJson } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
 import { logLineFormatter, parseSince } from './log-lines.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
+import { uploadFrames } from './upload-frames.ts';
 
 /** Bundle upload chunk: the socket's line limit is 1 MiB and base64 adds a third. */
 const UPLOAD_CHUNK_BYTES = 512 * 1024;
@@ -284,18 +285,7 @@ async function packDirectory(dir: string): Promise<AsyncIterable<unknown>> {
   const entries = readdirSync(dir).filter((e) => e !== '.git');
   if (!entries.length) throw new CliError(`--dir ${dir} is empty; nothing to deploy`);
   const stream = tar.c({ gzip: { level: 1 }, cwd: dir, portable: true, follow: false }, entries);
-  return (async function* () {
-    let buf: Buffer = Buffer.alloc(0);
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      while (buf.length >= UPLOAD_CHUNK_BYTES) {
-        yield { chunk: buf.subarray(0, UPLOAD_CHUNK_BYTES).toString('base64') };
-        buf = buf.subarray(UPLOAD_CHUNK_BYTES);
-      }
-    }
-    if (buf.length) yield { chunk: buf.toString('base64') };
-    yield { end: true };
-  })();
+  return uploadFrames(stream as AsyncIterable<Buffer>, UPLOAD_CHUNK_BYTES);
 }
 
 /** Progress on a TTY (stderr), silent otherwise so scripts and --json stay clean. */

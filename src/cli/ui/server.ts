@@ -24,7 +24,7 @@ import { UiRequestError } from '../errors.ts';
 import type { FleetHub } from './fleet.ts';
 import { allowedHosts, checkRequest, parseLoopbackListen } from './guard.ts';
 import { errorBody, readJsonBody, refuse, sendJson } from './http.ts';
-import { codeOf, Sessions, STREAM_ACTIONS, uploadFrames } from './streams.ts';
+import { bundleFrames, codeOf, Sessions, STREAM_ACTIONS } from './streams.ts';
 
 /** What the server needs. */
 export interface UiServerInit {
@@ -128,7 +128,7 @@ export async function startUiServer(init: UiServerInit): Promise<UiServer> {
       if (String(req.headers['content-type'] ?? '') !== 'application/octet-stream')
         throw new UiRequestError(415, 'UI_BAD_CONTENT_TYPE', 'send the bundle as application/octet-stream');
       // The node checks the name and everything else; an upload is only ever a new release.
-      return sessions.run(init.clientFor(node), 'apps.deploy', { app, upload: {} }, res, uploadFrames(req));
+      return sessions.run(init.clientFor(node), 'apps.deploy', { app, upload: {} }, res, bundleFrames(req));
     }
     refuse(res, 404, 'UI_NOT_FOUND', `no route ${route.slice(0, 100)}`);
   }

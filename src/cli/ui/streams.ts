@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentClient } from '../client.ts';
 import { frameQueue } from '../session.ts';
+import { uploadFrames } from '../upload-frames.ts';
 import { errorBody } from './http.ts';
 
 /** Actions the stream route runs: what the pages stream, nothing more. */
@@ -110,20 +111,11 @@ function badInput(f: unknown): string | undefined {
 }
 
 /** Yields an uploaded bundle as the deploy's input frames, failing past MAX_UPLOAD_BYTES. */
-export async function* uploadFrames(req: IncomingMessage): AsyncGenerator<unknown> {
-  let buf: Buffer = Buffer.alloc(0);
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > MAX_UPLOAD_BYTES) throw new Error(`the bundle is over ${MAX_UPLOAD_BYTES / 1024 / 1024} MiB`);
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    while (buf.length >= UPLOAD_CHUNK_BYTES) {
-      yield { chunk: buf.subarray(0, UPLOAD_CHUNK_BYTES).toString('base64') };
-      buf = buf.subarray(UPLOAD_CHUNK_BYTES);
-    }
-  }
-  if (buf.length) yield { chunk: buf.toString('base64') };
-  yield { end: true };
+export function bundleFrames(req: IncomingMessage): AsyncGenerator<unknown> {
+  return uploadFrames(req as AsyncIterable<Buffer>, UPLOAD_CHUNK_BYTES, {
+    maxBytes: MAX_UPLOAD_BYTES,
+    tooLarge: () => new Error(`the bundle is over ${MAX_UPLOAD_BYTES / 1024 / 1024} MiB`),
+  });
 }
 
 /** A stable code for any failure: the agent's own, or the CLI error's. */
