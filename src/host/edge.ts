@@ -72,6 +72,7 @@ export class Edge implements TrafficSwitch {
   #appliedId: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #timers: NodeJS.Timeout[] = [];
+  #started = false;
 
   /** Builds the edge; no I/O until `start()`. */
   constructor(init: EdgeInit, components: EdgeComponents) {
@@ -87,19 +88,12 @@ export class Edge implements TrafficSwitch {
     };
   }
 
-  /** Starts watching Caddy (re-applies its config after a restart) and the certificates. */
+  /**
+   * Starts watching Caddy (re-applies its config after a restart) and the certificates, on a
+   * node with an edge; one without has no timers (`install` starts them).
+   */
   async start(): Promise<void> {
-    const check = setInterval(
-      () => void this.ensureApplied().catch(() => {}),
-      this.#init.checkMs ?? EDGE_CHECK_MS,
-    );
-    const certs = setInterval(
-      () => void this.checkCertificates().catch(() => {}),
-      this.#init.certCheckMs ?? CERT_CHECK_MS,
-    );
-    check.unref();
-    certs.unref();
-    this.#timers = [check, certs];
+    this.#started = true;
     // The supervisor restarted Caddy: its config is the bootstrap's until the agent loads its own.
     this.#c.daemons.on('change', (name, state) => {
       if (name === 'caddy' && state.status !== 'stopped') void this.ensureApplied().catch(() => {});
@@ -112,12 +106,33 @@ export class Edge implements TrafficSwitch {
       } catch (err) {
         this.#c.logger.warn({ err }, 'cannot open DATA/edge to Caddy');
       }
+      this.#watch();
       void this.ensureApplied().catch(() => {});
     }
   }
 
   /** Stops the watchers; Caddy keeps serving (it is adopted on the next start). */
   async stop(): Promise<void> {
+    this.#started = false;
+    this.#unwatch();
+  }
+
+  #watch(): void {
+    if (!this.#started || this.#timers.length) return;
+    const check = setInterval(
+      () => void this.ensureApplied().catch(() => {}),
+      this.#init.checkMs ?? EDGE_CHECK_MS,
+    );
+    const certs = setInterval(
+      () => void this.checkCertificates().catch(() => {}),
+      this.#init.certCheckMs ?? CERT_CHECK_MS,
+    );
+    check.unref();
+    certs.unref();
+    this.#timers = [check, certs];
+  }
+
+  #unwatch(): void {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
   }
@@ -181,6 +196,7 @@ export class Edge implements TrafficSwitch {
         }
         throw err;
       }
+      this.#watch();
       this.#c.logger.info({ ports: [s.httpPort, s.httpsPort], issuer: s.issuer }, 'edge installed');
       return this.#status();
     });
@@ -194,6 +210,7 @@ export class Edge implements TrafficSwitch {
       await this.#c.daemons.uninstall(s.packages, purge);
       this.repo.deleteSettings();
       this.#appliedId = undefined;
+      this.#unwatch();
       return { removed: s.packages };
     });
   }
