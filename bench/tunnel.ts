@@ -328,8 +328,8 @@ async function relayed(): Promise<void> {
 }
 
 /**
- * Two nodes behind two different NATs whose gateways reset unsolicited SYNs (so hole punching
- * fails), a relay on the public LAN, all joined with a plain `join`: a's forward to b's service
+ * Two nodes behind two different symmetric NATs whose gateways reset unsolicited SYNs (so hole
+ * punching fails every time), a relay on the public LAN, all joined with a plain `join`: a's forward to b's service
  * rides a connection spliced by the relay (docs/tunnels.md), beside a's forward to the relay's
  * own service (a direct data connection, a dials out) in the same topology and run.
  */
@@ -342,7 +342,7 @@ async function twoNats(): Promise<void> {
     console.log(`skipped: ${skip}`);
     return;
   }
-  const topo = createTwoNatTopology({ dropUnsolicited: false });
+  const topo = createTwoNatTopology({ dropUnsolicited: false, symmetric: true });
   const root = mkdtempSync(join(tmpdir(), 'plexus-bench-tunnel-2nat-'));
   const nodes: NsNode[] = [];
   const stops: (() => void)[] = [];

@@ -135,6 +135,10 @@ export class HolePuncher {
   readonly #busy = new Set<string>();
   readonly #answered = new Map<string, number>();
   readonly #backoff = new Map<string, { failures: number; nextAt: number }>();
+  /** Punches this node started and that are still under way, by member. */
+  readonly #inflight = new Map<string, Promise<PunchResult>>();
+  /** The last failed punch to each member, for a caller the other side turns away as too soon. */
+  readonly #lastFailure = new Map<string, { at: number; detail: string }>();
 
   constructor(components: PuncherComponents) {
     this.#c = components;
@@ -160,7 +164,7 @@ export class HolePuncher {
       if (c.status === 'open' && membership.isMember(id)) byPeer.set(id, [...(byPeer.get(id) ?? []), c]);
     }
     for (const [id, conns] of byPeer) {
-      if (!conns.every(isRelayed) || this.#busy.has(id)) continue;
+      if (!conns.every(isRelayed) || this.#busy.has(id) || this.#inflight.has(id)) continue;
       // Only between two nodes behind NAT (a dialable one is dialled directly: reservations.ts),
       // and only one side starts: the smaller peer id.
       if (this.#c.telemetry.latest(id)?.nat?.status !== 'behind-nat' || self > id) continue;
@@ -171,8 +175,19 @@ export class HolePuncher {
     }
   }
 
-  /** Tries one punch to a member now; resolves with what happened (never throws). */
-  async punch(peerId: string): Promise<PunchResult> {
+  /**
+   * Tries one punch to a member now; resolves with what happened (never throws). A caller that
+   * comes while a punch to that member is under way gets that punch's outcome.
+   */
+  punch(peerId: string): Promise<PunchResult> {
+    const running = this.#inflight.get(peerId);
+    if (running) return running;
+    const p = this.#punch(peerId).finally(() => this.#inflight.delete(peerId));
+    this.#inflight.set(peerId, p);
+    return p;
+  }
+
+  async #punch(peerId: string): Promise<PunchResult> {
     const { node, logger } = this.#c;
     const relayed = node
       .getConnections(peerIdFromString(peerId))
@@ -202,6 +217,7 @@ export class HolePuncher {
         );
       const addr = await this.#dial(peerId, reply.data.ip, reply.data.port, port, true);
       this.#backoff.delete(peerId);
+      this.#lastFailure.delete(peerId);
       logger.info({ peer: peerId, addr }, 'hole punched: direct connection through both NATs');
       return { ok: true, detail: addr };
     } catch (err) {
@@ -211,7 +227,21 @@ export class HolePuncher {
       b.nextAt = Date.now() + Math.min(PUNCH_MAX_BACKOFF_MS, 15_000 * 2 ** Math.min(b.failures, 10));
       this.#backoff.set(peerId, b);
       logger.info({ peer: peerId, err: (err as Error).message }, 'hole punch failed');
-      return { ok: false, detail: (err as Error).message };
+      const detail = (err as Error).message;
+      // Turned away as too soon after this node's own last punch (the punch loop's, typically):
+      // that punch's outcome is the answer the caller wants.
+      const last = this.#lastFailure.get(peerId);
+      if (
+        (err as { code?: string }).code === 'RATE_LIMITED' &&
+        last &&
+        last.at > Date.now() - PUNCH_ANSWER_MS
+      )
+        return {
+          ok: false,
+          detail: `${detail}; the last, ${Math.round((Date.now() - last.at) / 1000)} s ago: ${last.detail}`,
+        };
+      this.#lastFailure.set(peerId, { at: Date.now(), detail });
+      return { ok: false, detail };
     } finally {
       this.#busy.delete(peerId);
     }

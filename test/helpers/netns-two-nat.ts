@@ -7,8 +7,12 @@
  * Each gateway masquerades what its LAN sends out (new outbound connections to anywhere are
  * allowed, as at home or in a cloud VPC) and drops every inbound connection it did not see go
  * out first, including those to its own address (unless `dropUnsolicited: false`: then it
- * answers them with a reset, as a Linux host with no firewall does). Linux conntrack keeps the source port when it can, so TCP simultaneous open through
- * both gateways is possible in principle. Needs what netns.ts needs (root, iproute2, iptables);
+ * answers them with a reset, as a Linux host with no firewall does). Linux conntrack keeps the
+ * source port when it can, so TCP simultaneous open through both gateways is possible in
+ * principle, and with resets too when both SYNs happen to cross in flight. `symmetric: true`
+ * makes each gateway pick a random source port per connection (a symmetric NAT, as some
+ * carrier-grade NATs are): no SYN reaches the port the other side was told, so no punch can
+ * succeed, whatever the timing. Needs what netns.ts needs (root, iproute2, iptables);
  * traffic stays inside the namespaces made here, and `destroy()` removes them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -35,7 +39,9 @@ function sh(args: string[]): void {
 }
 
 /** Creates the namespaces, the bridge, both gateways and their masquerading rules. */
-export function createTwoNatTopology(opts: { dropUnsolicited?: boolean } = {}): TwoNatTopology {
+export function createTwoNatTopology(
+  opts: { dropUnsolicited?: boolean; symmetric?: boolean } = {},
+): TwoNatTopology {
   const id = randomBytes(2).toString('hex');
   const p = `px6${id}`;
   const [pub, gwA, gwB, natA, natB] = ['pub', 'ga', 'gb', 'na', 'nb'].map((s) => `${p}${s}`);
@@ -74,7 +80,17 @@ export function createTwoNatTopology(opts: { dropUnsolicited?: boolean } = {}): 
       sh(['ip', '-n', nat, 'route', 'add', 'default', 'via', ip(lan, 1)]);
       sh(['ip', 'netns', 'exec', gw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
       const ipt = (...rule: string[]) => sh(['ip', 'netns', 'exec', gw, 'iptables', ...rule]);
-      ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', down, '-j', 'MASQUERADE');
+      ipt(
+        '-t',
+        'nat',
+        '-A',
+        'POSTROUTING',
+        '-o',
+        down,
+        '-j',
+        'MASQUERADE',
+        ...(opts.symmetric ? ['--random-fully'] : []),
+      );
       ipt('-P', 'FORWARD', 'DROP');
       ipt('-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
       ipt('-A', 'FORWARD', '-i', inner, '-o', down, '-j', 'ACCEPT');
