@@ -17,6 +17,7 @@ import {
   mountCommandRoutes,
   mountHealthRoutes,
   mountHookRoutes,
+  mountSessionRoutes,
   mountTelemetryRoutes,
   mountUiRoutes,
 } from './api/index.ts';
@@ -250,6 +251,7 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   if (http) {
     mountHealthRoutes(http, { version: VERSION, startedAt: Date.now() });
     mountCommandRoutes(http, { commands: commands.service, self: commands.self });
+    mountSessionRoutes(http, { commands: commands.service });
     mountHookRoutes(http, { workloads });
     mountTelemetryRoutes(http, {
       commands: commands.service,

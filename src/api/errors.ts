@@ -195,3 +195,35 @@ export class UiNotBuiltError extends PlexusError {
     );
   }
 }
+
+/** An input POST names a session that is not open through this agent (it ended, or never was). */
+export class SessionNotFoundError extends PlexusError {
+  override name = 'SessionNotFoundError';
+  constructor() {
+    super(
+      'SESSION_NOT_FOUND',
+      'no session with this id is open through this agent (it ended, or was opened elsewhere)',
+      'not_found',
+    );
+  }
+}
+
+/** A session's input is arriving faster than the node takes it. */
+export class SessionInputBusyError extends PlexusError {
+  override name = 'SessionInputBusyError';
+  constructor() {
+    super(
+      'SESSION_INPUT_BUSY',
+      'the session has too much input waiting: send it again shortly',
+      'unavailable',
+    );
+  }
+}
+
+/** As many sessions as this agent carries are open. */
+export class TooManySessionsError extends PlexusError {
+  override name = 'TooManySessionsError';
+  constructor(max: number) {
+    super('TOO_MANY_SESSIONS', `at most ${max} sessions are open through one agent`, 'unavailable');
+  }
+}

@@ -35,5 +35,6 @@ export type { InProcessRequestInit, InProcessResponse } from './in-process-reque
 export { type CommandRoutesDeps, mountCommandRoutes } from './routes/commands.ts';
 export { mountHealthRoutes } from './routes/health.ts';
 export { type HookRoutesDeps, mountHookRoutes } from './routes/hooks.ts';
+export { mountSessionRoutes, type SessionRoutesDeps } from './routes/sessions.ts';
 export { mountTelemetryRoutes, type TelemetryRoutesDeps } from './routes/telemetry.ts';
 export { findUiAssets, mountUiRoutes } from './routes/ui.ts';

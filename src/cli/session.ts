@@ -6,6 +6,7 @@
  * way out: the session's end, an error, a signal, or `process.exit` anywhere.
  */
 import { constants } from 'node:os';
+import { frameQueue } from '../core/frame-queue.ts';
 import type { AgentClient } from './client.ts';
 import { CliError } from './errors.ts';
 
@@ -30,44 +31,6 @@ const KEEPALIVE_MS = 10_000;
 const MAX_QUEUED_FRAMES = 8;
 /** One stdin read is cut into frames of at most this (the node's limit is 256 KiB). */
 const MAX_FRAME_BYTES = 128 * 1024;
-
-/** An async queue of input frames that ends when closed (also the dashboard's terminal input). */
-export function frameQueue() {
-  const items: Record<string, unknown>[] = [];
-  let wake: (() => void) | undefined;
-  let closed = false;
-  const drainedListeners: (() => void)[] = [];
-  return {
-    push(f: Record<string, unknown>) {
-      if (closed) return;
-      items.push(f);
-      wake?.();
-    },
-    close() {
-      closed = true;
-      wake?.();
-    },
-    get size() {
-      return items.length;
-    },
-    onDrained(f: () => void) {
-      drainedListeners.push(f);
-    },
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        while (items.length > 0) {
-          yield items.shift()!;
-          if (items.length === 0) for (const f of drainedListeners) f();
-        }
-        if (closed) return;
-        await new Promise<void>((r) => {
-          wake = r;
-        });
-        wake = undefined;
-      }
-    },
-  };
-}
 
 /** Runs a session on the node `client` addresses; returns the exit status to exit with. */
 export async function runRemoteSession(client: AgentClient, req: SessionRequest): Promise<number> {

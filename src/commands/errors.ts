@@ -190,6 +190,18 @@ export class ReplayError extends CommandRefusedError {
   }
 }
 
+/** An envelope sent to open a session does not declare live input (`input: {live: true}`). */
+export class NotLiveInputError extends CommandRefusedError {
+  override name = 'NotLiveInputError';
+  constructor(action: string) {
+    super(
+      'NOT_A_SESSION',
+      `${action} is not signed as a session (input: {live: true}); post it to /v1/commands`,
+      'invalid',
+    );
+  }
+}
+
 // --- the mesh relay protocol (relay-protocol.ts) -----------------------------------------------
 
 /** A frame on /plexus/cmd/1.0.0 exceeded its size limit. */

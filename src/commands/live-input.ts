@@ -30,6 +30,24 @@ export function signInput(
   return { ...frame, iseq: seq, isig: b64u(signer.sign(inputBytes(id, seq, frame))) };
 }
 
+/** The frame inside a signed input frame, if `raw` is the `seq`-th one signed for command `id`. */
+function checkedFrame(
+  raw: unknown,
+  publicKey: Uint8Array,
+  id: string,
+  seq: number,
+): Record<string, unknown> | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const { iseq, isig, ...frame } = raw as SignedInput;
+  let sig: Buffer;
+  try {
+    sig = fromB64u(typeof isig === 'string' && isig.length <= 128 ? isig : '');
+  } catch {
+    sig = Buffer.alloc(0);
+  }
+  return verifyEd25519(publicKey, inputBytes(id, seq, frame), sig) ? frame : undefined;
+}
+
 /**
  * Passes on the input frames of a live session once each is checked: the next `iseq`, and a
  * signature by the operator key that signed the envelope. The first frame that fails ends the
@@ -44,16 +62,56 @@ export async function* verifiedLiveInput(
   for await (const raw of input) {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
       throw new InputTamperedError(`input frame ${seq} is not an object`);
-    const { iseq, isig, ...frame } = raw as SignedInput;
-    let sig: Buffer;
-    try {
-      sig = fromB64u(typeof isig === 'string' && isig.length <= 128 ? isig : '');
-    } catch {
-      sig = Buffer.alloc(0);
-    }
-    if (iseq !== seq || !verifyEd25519(publicKey, inputBytes(id, seq, frame), sig))
+    const frame = checkedFrame(raw, publicKey, id, seq);
+    if (!frame)
       throw new InputTamperedError(`input frame ${seq} is not signed by the operator key for this session`);
     seq++;
     yield frame;
+  }
+}
+
+/**
+ * The door check of a session whose input arrives in batches on separate requests (the agent's
+ * `/v1/sessions/input`, docs/ui.md): it refuses, before anything is queued, a batch with a frame
+ * not signed for this session by its operator, or one that skips ahead; a refused batch changes
+ * nothing, so a stranger who learns the session id cannot end it. A copy of a frame already
+ * passed (a browser resends a POST whose connection closed under it) is recognised by its valid
+ * signature for an earlier place and dropped: it is never passed on twice. The target checks
+ * every frame again (verifiedLiveInput).
+ */
+export class LiveInputGate {
+  readonly #publicKey: Uint8Array;
+  readonly #id: string;
+  #next = 0;
+
+  constructor(publicKey: Uint8Array, id: string) {
+    this.#publicKey = publicKey;
+    this.#id = id;
+  }
+
+  /** The place the next new frame must have. */
+  get next(): number {
+    return this.#next;
+  }
+
+  /** The frames of `batch` not passed before, as they were signed; throws INPUT_TAMPERED. */
+  admit(batch: unknown[]): unknown[] {
+    const fresh: unknown[] = [];
+    let next = this.#next;
+    for (const raw of batch) {
+      const seq = (raw as SignedInput | null)?.iseq as number;
+      if (!Number.isSafeInteger(seq) || seq < 0 || seq > next)
+        throw new InputTamperedError(
+          `input frame ${String(seq)} is not the next one (${next}) of this session`,
+        );
+      if (!checkedFrame(raw, this.#publicKey, this.#id, seq))
+        throw new InputTamperedError(`input frame ${seq} is not signed by the operator key for this session`);
+      if (seq === next) {
+        fresh.push(raw);
+        next++;
+      }
+    }
+    this.#next = next;
+    return fresh;
   }
 }

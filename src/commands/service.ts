@@ -19,13 +19,14 @@ import { MAX_COMMANDS_IN_FLIGHT } from './constants.ts';
 import { type CommandPayload, decodeEnvelope, type Envelope, isLiveInput, signFrame } from './envelope.ts';
 import {
   CommandsBusyError,
+  NotLiveInputError,
   ReplayError,
   RequestMismatchError,
   UnknownCommandActionError,
   UnknownTargetError,
   WrongTargetError,
 } from './errors.ts';
-import { verifiedLiveInput } from './live-input.ts';
+import { LiveInputGate, verifiedLiveInput } from './live-input.ts';
 import { checkedInput } from './signed-input.ts';
 
 /** Where a frame goes: the HTTP response, the control socket, or the mesh stream back to a relay. */
@@ -132,6 +133,20 @@ export class CommandService {
     } finally {
       this.#inFlight--;
     }
+  }
+
+  /**
+   * For a transport that carries a session's input apart from its envelope (the agent's
+   * /v1/sessions): the command id, and the gate its input frames pass at this door, once the
+   * envelope is authenticated and declares live input. Throws what `handle` would refuse it
+   * with (and `handle` then records the refusal); claims nothing, so the target still refuses
+   * a replay.
+   */
+  openLive(raw: unknown): { id: string; gate: LiveInputGate } {
+    const { envelope, payload } = decodeEnvelope(raw);
+    const key = authenticate((kid) => this.#c.lookupKey(kid), envelope, payload, Date.now());
+    if (!isLiveInput(payload.input)) throw new NotLiveInputError(payload.action);
+    return { id: payload.id, gate: new LiveInputGate(key.publicKey, payload.id) };
   }
 
   async #execute(

@@ -13,7 +13,7 @@ import {
   MAX_INPUT_BYTES,
   MAX_INPUT_FRAME_BYTES,
 } from '../../commands/constants.ts';
-import type { CommandService } from '../../commands/service.ts';
+import type { CommandService, FrameSink } from '../../commands/service.ts';
 import type { Frame } from '../../core/frames.ts';
 import { parseJsonLine, readLines, writeJsonLine } from '../../core/ndjson.ts';
 import type { Admission } from '../../mesh/records.ts';
@@ -118,8 +118,24 @@ async function handleCommand(
     }
   })();
 
+  await commands.handle(envelope, input, frameSink(res), {
+    via: 'http',
+    signal: abort.signal,
+    source: req.source,
+  });
+  // Whatever input the action did not read is not wanted any more: drop the connection after
+  // the reply, and say so, so that no client reuses it.
+  if (!raw.readableEnded) dropAfterReply(res);
+  res.end();
+}
+
+/**
+ * Writes a command's reply frames to `res` as NDJSON. The first frame sets the status: 200, or
+ * the refusal's own when the command was refused before it ran.
+ */
+export function frameSink(res: ServerResponse): FrameSink {
   let started = false;
-  const sink = async (frame: Frame) => {
+  return async (frame: Frame) => {
     if (!started) {
       started = true;
       const status = frame.type === 'error' ? (STATUS_BY_KIND[frame.error.kind ?? 'invalid'] ?? 400) : 200;
@@ -128,11 +144,6 @@ async function handleCommand(
     }
     await writeJsonLine(res, frame);
   };
-  await commands.handle(envelope, input, sink, { via: 'http', signal: abort.signal, source: req.source });
-  // Whatever input the action did not read is not wanted any more: drop the connection after
-  // the reply, and say so, so that no client reuses it.
-  if (!raw.readableEnded) dropAfterReply(res);
-  res.end();
 }
 
 /**

@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { frameQueue } from '../../core/frame-queue.ts';
 import type { AgentClient } from '../client.ts';
-import { frameQueue } from '../session.ts';
 import { uploadFrames } from '../upload-frames.ts';
 import { errorBody } from './http.ts';
 

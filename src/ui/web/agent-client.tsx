@@ -87,9 +87,15 @@ export async function importKeyFile(text: string): Promise<StoredKey> {
 }
 
 /** Signs `"plexus-cmd/1\n" + payload` into an envelope (src/commands/envelope.ts's format). */
-async function envelope(k: StoredKey, target: string, action: string, args: object, input?: object) {
+async function envelope(
+  k: StoredKey,
+  target: string,
+  action: string,
+  args: object,
+  input?: object,
+  id = b64u(crypto.getRandomValues(new Uint8Array(16))),
+) {
   const iat = Math.floor(Date.now() / 1000);
-  const id = b64u(crypto.getRandomValues(new Uint8Array(16)));
   const payload = b64u(
     new TextEncoder().encode(
       JSON.stringify({ id, target, action, args, iat, exp: iat + TTL_S, ...(input ? { input } : {}) }),
@@ -113,11 +119,21 @@ export class CommandError extends Error {
 }
 
 /** Posts one envelope (and its input lines) and hands each reply frame to the caller. */
-async function post(lines: object[], opts: CallOptions): Promise<unknown> {
-  const res = await fetch('/v1/commands', {
+function post(lines: object[], opts: CallOptions): Promise<unknown> {
+  return replies(
+    '/v1/commands',
+    'application/x-ndjson',
+    `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`,
+    opts,
+  );
+}
+
+/** Posts `body` to `path` and reads the reply frames: data to the caller, the result returned. */
+async function replies(path: string, type: string, body: string, opts: CallOptions): Promise<unknown> {
+  const res = await fetch(path, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-ndjson' },
-    body: `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`,
+    headers: { 'content-type': type },
+    body,
     signal: opts.signal,
   });
   if (!(res.headers.get('content-type') ?? '').startsWith('application/x-ndjson')) {
@@ -165,6 +181,118 @@ async function post(lines: object[], opts: CallOptions): Promise<unknown> {
   });
 }
 
+/** Signs the `seq`-th input frame of session `id` (src/commands/live-input.ts's format). */
+async function signInput(k: StoredKey, id: string, seq: number, frame: object): Promise<object> {
+  const bytes = new TextEncoder().encode(`plexus-cmd-input/1\n${id}\n${seq}\n${JSON.stringify(frame)}`);
+  const sig = new Uint8Array(await crypto.subtle.sign('Ed25519', k.key, bytes));
+  return { ...frame, iseq: seq, isig: b64u(sig) };
+}
+
+/** Most frames in one input POST (the agent takes 64), and a keep-alive after this much silence. */
+const INPUT_BATCH = 32;
+const KEEPALIVE_MS = 10_000;
+
+/**
+ * An interactive session through the agent's /v1/sessions (docs/ui.md): the signed envelope
+ * opens it and its reply frames stream back on that response; the keys from `opts.live` are
+ * signed one by one as they come and posted in order, a batch at a time, to
+ * /v1/sessions/input. A batch that did not get through is posted again as it was: the agent
+ * drops the frames it already passed on, so none runs twice.
+ */
+async function session(
+  k: StoredKey,
+  target: string,
+  action: string,
+  args: object,
+  opts: CallOptions,
+): Promise<unknown> {
+  const id = b64u(crypto.getRandomValues(new Uint8Array(16)));
+  const env = await envelope(k, target, action, args, { live: true }, id);
+  const done = new AbortController();
+  opts.signal?.addEventListener('abort', () => done.abort(), { once: true });
+  const signed: Promise<object>[] = [];
+  let seq = 0;
+  let wake: (() => void) | undefined;
+  let last = Date.now();
+  const push = (frame: object) => {
+    signed.push(signInput(k, id, seq++, frame));
+    last = Date.now();
+    wake?.();
+  };
+  const keepAlive = setInterval(
+    () => Date.now() - last >= KEEPALIVE_MS && push({ t: 'p' }),
+    KEEPALIVE_MS / 2,
+  );
+  let failure: unknown;
+  // Input waits for the session's first frame (`ready`): before it, the agent has no such session.
+  let opened: () => void = () => {};
+  const ready = new Promise<void>((r) => {
+    opened = r;
+  });
+  done.signal.addEventListener('abort', () => opened(), { once: true });
+  void (async () => {
+    await ready;
+    while (!done.signal.aborted) {
+      if (signed.length === 0) {
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        continue;
+      }
+      const batch = await Promise.all(signed.slice(0, INPUT_BATCH));
+      await sendInput(id, batch, done.signal);
+      signed.splice(0, batch.length);
+    }
+  })().catch((err) => {
+    // Keys that cannot get through end the session: the node hangs it up when the page leaves.
+    if (done.signal.aborted) return;
+    failure = err;
+    done.abort();
+  });
+  const reader = (async () => {
+    if (!opts.live) return;
+    for await (const frame of opts.live) push(frame);
+  })();
+  try {
+    return await replies('/v1/sessions', 'application/json', JSON.stringify(env), {
+      ...opts,
+      signal: done.signal,
+      onData: (data) => {
+        opened();
+        return opts.onData?.(data);
+      },
+    });
+  } catch (err) {
+    throw failure ?? err;
+  } finally {
+    clearInterval(keepAlive);
+    done.abort();
+    wake?.();
+    void reader.catch(() => {});
+  }
+}
+
+/** Posts one batch of signed input frames; waits and posts it again while the agent is busy. */
+async function sendInput(id: string, frames: object[], signal: AbortSignal): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch('/v1/sessions/input', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id, frames }),
+      signal,
+    }).catch((err) => {
+      if (signal.aborted || attempt >= 3) throw err;
+      return undefined;
+    });
+    if (res?.ok) return;
+    const body = res ? await res.json().catch(() => null) : null;
+    const busy = !res || body?.error?.code === 'SESSION_INPUT_BUSY';
+    if (!busy || attempt >= 50)
+      throw new CommandError(body?.error ?? { code: `HTTP_${res?.status}`, message: 'input refused' });
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** SHA-256 (hex) over each input frame's JSON and a newline: the digest the envelope signs. */
 async function inputDigest(frames: object[]): Promise<{ frames: number; sha256: string }> {
   const text = frames.map((f) => `${JSON.stringify(f)}\n`).join('');
@@ -206,12 +334,8 @@ export function browserClients(k: StoredKey): (node?: string) => AgentClient {
     if (!c) {
       c = {
         async call(action, args = {}, opts = {}) {
-          if (opts.live)
-            throw new CommandError({
-              code: 'UI_NO_SESSIONS',
-              message: "terminals need 'plexus ui' (see docs/ui.md)",
-            });
           const target = await targetOf(node);
+          if (opts.live) return session(k, target, action, args, opts);
           const input: object[] = [];
           if (opts.input) for await (const f of opts.input) input.push(f as object);
           const env = await envelope(

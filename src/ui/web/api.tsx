@@ -7,6 +7,7 @@
 
 import type { AgentClient } from '../../cli/client.ts';
 import { FleetHub } from '../../cli/ui/fleet.ts';
+import { frameQueue } from '../../core/frame-queue.ts';
 import { browserClients, type StoredKey } from './agent-client.tsx';
 
 const SECRET_KEY = 'plexus-ui-secret';
@@ -56,6 +57,10 @@ function toError(body: unknown, status: number): ApiError {
     e?.message ?? `the dashboard server answered HTTP ${status}`,
   );
 }
+
+/** The agent's /ui/: open terminals by this page's handle, and the last handle given. */
+const terminals = new Map<string, ReturnType<typeof frameQueue>>();
+let lastHandle = 0;
 
 /** Runs one action on a node (the entry agent when node is undefined) and returns its result. */
 export async function call<T = unknown>(action: string, args: object = {}, node?: string): Promise<T> {
@@ -118,13 +123,23 @@ export async function stream(
   signal?: AbortSignal,
 ): Promise<void> {
   if (agent) {
+    // A terminal's keys come through input() under a handle of this page, as from plexus ui.
+    const live = action === 'shell.open' ? frameQueue() : undefined;
+    const handle = live ? `t${++lastHandle}` : undefined;
+    if (handle && live) {
+      terminals.set(handle, live);
+      onLine({ session: handle });
+    }
     try {
       const result = await agent
         .clientFor(node)
-        .call(action, args as Record<string, unknown>, { signal, onData: (data) => onLine({ data }) });
+        .call(action, args as Record<string, unknown>, { signal, live, onData: (data) => onLine({ data }) });
       onLine({ result });
     } catch (e) {
       if (!signal?.aborted) onLine({ error: { code: asApiError(e).code, message: asApiError(e).message } });
+    } finally {
+      live?.close();
+      if (handle) terminals.delete(handle);
     }
     return;
   }
@@ -139,6 +154,12 @@ export async function stream(
 
 /** Sends a terminal's input frames (keys, resizes) to its session. */
 export async function input(session: string, frames: object[]): Promise<void> {
+  const live = terminals.get(session);
+  if (agent) {
+    if (!live) throw new ApiError('SESSION_NOT_FOUND', 'the terminal session has ended');
+    for (const f of frames) live.push(f as Record<string, unknown>);
+    return;
+  }
   const res = await fetch('/api/input', {
     method: 'POST',
     headers: { 'content-type': 'application/json', [HEADER]: secret() },

@@ -1,12 +1,13 @@
 /**
  * The Terminal page: a shell on any node (NAT'd ones too) in xterm.js, over the shell protocol
- * (docs/shell.md) through the local server, which signs every input frame with the operator
- * key. Keys are sent in order, batched per animation frame; the window's size follows the page.
+ * (docs/shell.md): through the local server, which signs every input frame with the operator
+ * key, or on the agent's /ui/ through its /v1/sessions, signed in this page (agent-client.tsx).
+ * Keys are sent in order, batched per animation frame; the window's size follows the page.
  */
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { AGENT_MODE, input, stream } from './api.tsx';
+import { input, stream } from './api.tsx';
 import { can, type Fleet } from './model.tsx';
 
 function toBase64(bytes: Uint8Array): string {
@@ -25,15 +26,6 @@ function fromBase64(text: string): Uint8Array {
 /** The Terminal page: pick a node, get a shell. */
 export function TerminalPage({ fleet, node }: { fleet: Fleet; node?: string }) {
   const [chosen, setChosen] = useState(node ?? '');
-  // A session's input is a request body that keeps streaming; browsers stream request bodies
-  // only over HTTP/2, and the agent's API speaks HTTP/1.1. `plexus ui` relays them instead.
-  if (AGENT_MODE)
-    return (
-      <section>
-        <h1>Terminal</h1>
-        <p class="muted">Terminals open through plexus ui on your machine (docs/ui.md).</p>
-      </section>
-    );
   if (!can(fleet.me, 'shell'))
     return (
       <section>
