@@ -114,6 +114,23 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
     return ui;
   }
 
+  /** In the open terminal page: waits for the session to connect, runs hostname, sees the answer. */
+  async function typeHostname(page: Page, screenshot: string): Promise<void> {
+    await page.locator('[role=status]', { hasText: 'connected to natted' }).waitFor({ timeout: 30_000 });
+    await page.locator('.term-host').click();
+    await page.keyboard.type('hostname\n');
+    // A row that is exactly the node's host name: the answer, not the typed command's echo.
+    await page.waitForFunction(
+      (name) =>
+        Array.from(document.querySelectorAll('.xterm-rows > div')).some(
+          (r) => r.textContent?.trim() === name,
+        ),
+      hostname(),
+      { timeout: 15_000 },
+    );
+    await shot(page, screenshot);
+  }
+
   async function shot(p: Page, name: string): Promise<void> {
     const path = join(ARTIFACTS, `${name}.png`);
     await p.screenshot({ path, fullPage: true });
@@ -232,19 +249,7 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
 
   it('opens a terminal on the NAT’d node and runs hostname', async () => {
     await page.goto(`${new URL(admin.url).origin}/#/terminal/natted`);
-    await page.locator('[role=status]', { hasText: 'connected to natted' }).waitFor({ timeout: 30_000 });
-    await page.locator('.term-host').click();
-    await page.keyboard.type('hostname\n');
-    // A row that is exactly the node's host name: the answer, not the typed command's echo.
-    await page.waitForFunction(
-      (name) =>
-        Array.from(document.querySelectorAll('.xterm-rows > div')).some(
-          (r) => r.textContent?.trim() === name,
-        ),
-      hostname(),
-      { timeout: 15_000 },
-    );
-    await shot(page, 'terminal');
+    await typeHostname(page, 'terminal');
   });
 
   it('charts a node from its history and lists its audit entries', async () => {
@@ -330,6 +335,9 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
     });
     console.log(`# restart through /ui/: ${await notice.textContent()}`);
     await shot(tab, 'agent-ui-apps');
+    // A terminal too, signed key by key in the page, to the NAT'd node through r2.
+    await tab.goto(`${base}/ui/#/terminal/natted`);
+    await typeHostname(tab, 'agent-ui-terminal');
     await context.close();
   });
 
