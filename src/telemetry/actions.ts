@@ -37,6 +37,13 @@ export function telemetryActions(svc: TelemetryService) {
       },
     }),
     defineAction({
+      name: 'telemetry.history.apps',
+      describe: "this node's apps' CPU and memory over the last hour (the dashboard's per-app charts)",
+      access: 'read',
+      args: z.object({ since: z.number().int().min(0).optional() }),
+      handler: async (args) => svc.appHistory.query(args.since ?? Date.now() - FINE_HISTORY_SPAN_S * 1000),
+    }),
+    defineAction({
       name: 'telemetry.watch',
       describe: 'telemetry.nodes, sent again as records arrive, until the caller leaves (dashboards)',
       access: 'read',

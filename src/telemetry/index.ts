@@ -10,6 +10,7 @@
 import { type TelemetryComponents, type TelemetryInit, TelemetryService } from './service.ts';
 
 export { historyArgs, telemetryActions } from './actions.ts';
+export { AppHistory, type AppHistoryResult, type AppSeries } from './app-history.ts';
 export { type AppSnapshot, type AppSource, noWorkloads, ProcessSampler } from './app-source.ts';
 export * from './constants.ts';
 export * from './errors.ts';

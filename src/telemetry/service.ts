@@ -12,6 +12,7 @@ import {
   type TelemetryCounts,
   type TelemetryRecord,
 } from '../mesh/index.ts';
+import { AppHistory } from './app-history.ts';
 import { type AppSnapshot, type AppSource, appsForRecord, ProcessSampler } from './app-source.ts';
 import { APP_CHANGE_DEBOUNCE_MS } from './constants.ts';
 import { ContainerCollector, type ContainerCollectorInit } from './containers.ts';
@@ -65,6 +66,8 @@ export interface NodeView {
 /** The telemetry service. */
 export class TelemetryService {
   readonly history: TelemetryHistory;
+  /** The last hour of this node's own apps' CPU and memory (app-history.ts). */
+  readonly appHistory: AppHistory;
   readonly #init: TelemetryInit;
   readonly #c: TelemetryComponents;
   readonly #collector: SystemCollector;
@@ -87,6 +90,7 @@ export class TelemetryService {
     if (init.containers !== false)
       this.#containers = new ContainerCollector(init.containers ?? {}, { logger: components.logger });
     this.history = new TelemetryHistory({ intervalMs: components.mesh.intervalMs });
+    this.appHistory = new AppHistory({ intervalMs: components.mesh.intervalMs });
   }
 
   /** Registers the record provider, the listeners and the metrics source, and starts the panel push. */
@@ -98,7 +102,10 @@ export class TelemetryService {
       this.history.add(r);
       this.#c.metrics?.observeDelivery((Date.now() - r.ts) / 1000);
     };
-    const onSelf = (r: TelemetryRecord) => this.history.add(r);
+    const onSelf = (r: TelemetryRecord) => {
+      this.history.add(r);
+      this.appHistory.add(r);
+    };
     bus.on('record', onRecord);
     bus.on('self', onSelf);
     this.#unsubscribe.push(

@@ -1,6 +1,7 @@
 /**
  * The Node page: charts of the last hour from the node's telemetry history (CPU, memory, disk,
- * network; uPlot), its apps' current figures, its exposed services and forwards, and, for an
+ * network; uPlot) and of its apps' CPU and memory (kept by the node itself), its apps' current
+ * figures, its exposed services and forwards, and, for an
  * admin, the commands it accepted or refused (its audit log).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -9,6 +10,26 @@ import { call } from './api.tsx';
 import { can, type Fleet, rate } from './model.tsx';
 
 type Point = Record<string, number | null> & { ts: number };
+
+const COLOURS = ['#2a7ae2', '#d9534f', '#5cb85c', '#f0ad4e', '#8e44ad', '#16a085', '#7f8c8d', '#c0392b'];
+
+/** The node's own answer to `telemetry.history.apps`: shared timestamps, each app's columns. */
+interface AppHistory {
+  ts: number[];
+  apps: Record<string, { cpuPct: (number | null)[]; memMb: (number | null)[] }>;
+}
+
+/** Per-app history as chart points: one field per app and figure (`cpuPct:NAME`, `memMb:NAME`). */
+function appPoints(h: AppHistory): Point[] {
+  return h.ts.map((ts, i) => {
+    const p: Point = { ts };
+    for (const [name, a] of Object.entries(h.apps)) {
+      p[`cpuPct:${name}`] = a.cpuPct[i];
+      p[`memMb:${name}`] = a.memMb[i];
+    }
+    return p;
+  });
+}
 
 /** How often the charts are refreshed from the history. */
 const REFRESH_MS = 10_000;
@@ -25,10 +46,7 @@ function Chart({ title, points, series }: { title: string; points: Point[]; seri
         title,
         width: 420,
         height: 160,
-        series: [
-          {},
-          ...series.map(([, label], i) => ({ label, stroke: ['#2a7ae2', '#d9534f', '#5cb85c'][i] })),
-        ],
+        series: [{}, ...series.map(([, label], i) => ({ label, stroke: COLOURS[i % COLOURS.length] }))],
       },
       data,
       host.current!,
@@ -51,6 +69,7 @@ interface AuditRow {
 export function NodePage({ fleet, name }: { fleet: Fleet; name: string }) {
   const node = fleet.nodes.find((n) => n.name === name);
   const [points, setPoints] = useState<Point[]>([]);
+  const [apps, setApps] = useState<{ points: Point[]; names: string[] }>({ points: [], names: [] });
   const [forwards, setForwards] = useState<unknown[]>([]);
   const [audit, setAudit] = useState<AuditRow[] | null>(null);
   const [filter, setFilter] = useState('');
@@ -62,10 +81,20 @@ export function NodePage({ fleet, name }: { fleet: Fleet; name: string }) {
         (h) => setPoints(h.points),
         (e) => setErr((e as Error).message),
       );
+    // Per-app figures are kept by the node itself (src/telemetry/app-history.ts): asked there.
+    const loadApps = () =>
+      call<AppHistory>('telemetry.history.apps', {}, name).then(
+        (h) => setApps({ points: appPoints(h), names: Object.keys(h.apps).sort() }),
+        (e) => setErr((e as Error).message),
+      );
     void load();
+    void loadApps();
     call<unknown[]>('tunnels.forward.list', {}, name).then(setForwards, () => setForwards([]));
     if (admin) call<AuditRow[]>('audit.list', { limit: 200 }, name).then(setAudit, (e) => setErr(e.message));
-    const t = setInterval(load, REFRESH_MS);
+    const t = setInterval(() => {
+      void load();
+      void loadApps();
+    }, REFRESH_MS);
     return () => clearInterval(t);
   }, [name, admin]);
   const t = node?.telemetry;
@@ -106,6 +135,20 @@ export function NodePage({ fleet, name }: { fleet: Fleet; name: string }) {
             ['txBps', 'out'],
           ]}
         />
+        {apps.names.length > 0 && (
+          <>
+            <Chart
+              title="apps CPU %"
+              points={apps.points}
+              series={apps.names.map((n) => [`cpuPct:${n}`, n] as [string, string])}
+            />
+            <Chart
+              title="apps memory MB"
+              points={apps.points}
+              series={apps.names.map((n) => [`memMb:${n}`, n] as [string, string])}
+            />
+          </>
+        )}
       </div>
       <h2>Apps</h2>
       <ul>
