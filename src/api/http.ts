@@ -138,6 +138,11 @@ export class HttpApi implements Router {
       sendJson(res, 421, { error: { code: err.code, message: err.message } });
       return;
     }
+    // A browser (it sends Sec-Fetch-Mode on every request) gets each answer on a connection
+    // that closes after it. Chromium resends a request whose reused connection closed before an
+    // answer came, and a signed command resent is refused as a REPLAY, its first answer lost
+    // (docs/ui.md). A connection never reused is never resent on; the CLI keeps its keep-alive.
+    if (req.headers['sec-fetch-mode'] !== undefined) res.shouldKeepAlive = false;
     const url = new URL(req.url ?? '/', 'http://local');
     const segs = url.pathname.split('/').filter(Boolean);
     let match: { route: Route; params: Record<string, string> } | undefined;

@@ -83,6 +83,10 @@ export async function startUiServer(init: UiServerInit): Promise<UiServer> {
     if (refusal) return refuse(res, refusal.status, refusal.code, refusal.message);
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('referrer-policy', 'no-referrer');
+    // Chromium resends a POST whose reused connection closed before an answer came; this server
+    // signs each call afresh, so a resent call would run twice. A connection closed after each
+    // answer is never reused, so never resent on (the agent's API does the same for browsers).
+    res.shouldKeepAlive = false;
     if (!api) {
       const file = req.method === 'GET' ? files.get(url.pathname) : undefined;
       if (!file) return refuse(res, 404, 'UI_NOT_FOUND', `no page at ${url.pathname.slice(0, 100)}`);

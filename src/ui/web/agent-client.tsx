@@ -163,8 +163,9 @@ async function replies(path: string, type: string, body: string, opts: CallOptio
       } else if (frame.type === 'error') {
         void reader.cancel();
         // This page sends each envelope once; a REPLAY means the browser itself resent the POST
-        // (Chromium retries a request whose kept-alive connection closed under it). The node ran
-        // the first copy; its answer was lost with that connection.
+        // (Chromium retries a request whose kept-alive connection closed under it; the agent
+        // closes a browser's connections after each answer so that none is). The node ran the
+        // first copy; its answer was lost with that connection.
         if (frame.error?.code === 'REPLAY')
           throw new CommandError({
             code: 'REPLAY',

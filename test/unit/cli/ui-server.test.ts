@@ -110,6 +110,9 @@ describe('plexus ui: the local server', () => {
     const ok = await api('/api/call', { node: 'n2', action: 'apps.list', args: {} });
     assert.equal(ok.status, 200, ok.body);
     assert.equal((JSON.parse(ok.body) as { result: { action: string } }).result.action, 'apps.list');
+    // Closed after each answer: Chromium resends a POST on a reused connection that closed, and
+    // this server would sign the resent call afresh and run it twice.
+    assert.equal(ok.headers.connection, 'close');
     const refused = await api('/api/call', { action: 'apps.restart', args: { app: 'web' } });
     assert.equal(refused.status, 403);
     assert.deepEqual(JSON.parse(refused.body), {
