@@ -46,6 +46,10 @@ function Chart({ title, points, series }: { title: string; points: Point[]; seri
         title,
         width: 420,
         height: 160,
+        // One point alone (a young history) gets a minute either side, not years.
+        scales: {
+          x: { time: true, range: (_u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) },
+        },
         series: [{}, ...series.map(([, label], i) => ({ label, stroke: COLOURS[i % COLOURS.length] }))],
       },
       data,
