@@ -10,7 +10,7 @@
  */
 import type { TelemetryRecord } from '../mesh/index.ts';
 import { MAX_RECORD_APPS } from '../mesh/index.ts';
-import { FINE_HISTORY_SPAN_S, MAX_FINE_POINTS } from './constants.ts';
+import { fineSlots } from './history.ts';
 
 /** One app's figures, aligned with `ts`; `null` where unknown or the app was absent. */
 export interface AppSeries {
@@ -45,10 +45,7 @@ export class AppHistory {
 
   constructor(init: { intervalMs: number }) {
     this.#intervalMs = init.intervalMs;
-    this.#cap = Math.max(
-      60,
-      Math.min(MAX_FINE_POINTS, Math.ceil((FINE_HISTORY_SPAN_S * 1000) / init.intervalMs)),
-    );
+    this.#cap = fineSlots(init.intervalMs);
   }
 
   /** Records one of this node's own records. */

@@ -133,6 +133,11 @@ export interface HistoryResult {
   points: HistoryPoint[];
 }
 
+/** Points in a fine ring: one per interval over FINE_HISTORY_SPAN_S, 60 to MAX_FINE_POINTS. */
+export function fineSlots(intervalMs: number): number {
+  return Math.max(60, Math.min(MAX_FINE_POINTS, Math.ceil((FINE_HISTORY_SPAN_S * 1000) / intervalMs)));
+}
+
 /** History of every node's records. */
 export class TelemetryHistory {
   readonly #series = new Map<string, Series>();
@@ -141,10 +146,7 @@ export class TelemetryHistory {
 
   constructor(init: { intervalMs: number }) {
     this.#intervalMs = init.intervalMs;
-    this.#fineCap = Math.max(
-      60,
-      Math.min(MAX_FINE_POINTS, Math.ceil((FINE_HISTORY_SPAN_S * 1000) / init.intervalMs)),
-    );
+    this.#fineCap = fineSlots(init.intervalMs);
   }
 
   /** Records one received (or own) record. Returns false if the node cap is reached. */

@@ -55,15 +55,6 @@ let audit: ReturnType<typeof commandNode>['audit'];
 before(async () => {
   const actions = new ActionRegistry();
   actions.register(echo);
-  actions.register(
-    defineAction({
-      name: 'test.read',
-      describe: 'r',
-      access: 'read',
-      args: z.object({}),
-      handler: async () => 'ok',
-    }),
-  );
   const node = commandNode({ admin, actions });
   self = node.self;
   audit = node.audit;
@@ -159,7 +150,7 @@ describe('session routes', () => {
     assert.equal((await f.next())?.error?.code, 'BAD_SIGNATURE');
     const unsigned = await fetch(`${base}/v1/sessions`, { method: 'POST', body: '{"v":1}' });
     assert.equal(unsigned.status, 400);
-    const plain = signCommand(admin, { target: self, action: 'test.read', args: {} }).envelope;
+    const plain = signCommand(admin, { target: self, action: 'test.session', args: {} }).envelope;
     const p = await fetch(`${base}/v1/sessions`, { method: 'POST', body: JSON.stringify(plain) });
     assert.equal(p.status, 400);
     assert.equal((await p.json()).error.code, 'NOT_A_SESSION');
