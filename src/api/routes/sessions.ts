@@ -117,8 +117,9 @@ async function takeInput(
     for (const frame of session.gate.admit(frames)) session.queue.push(frame);
     return { next: session.gate.next };
   } catch (err) {
-    // A forged or misplaced frame is a refused command's input: it goes to the audit log.
-    commands.refuseRequest(err, 'http', req.source);
+    // A forged or misplaced frame is a refused command's input: it goes to the audit log. Input
+    // that only came too fast is not a refusal of anything.
+    if (!(err instanceof SessionInputBusyError)) commands.refuseRequest(err, 'http', req.source);
     throw err;
   }
 }
