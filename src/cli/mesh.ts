@@ -4,7 +4,15 @@ import { agentOf, wantsJson } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
 import { ago, formatDuration, printJson, printTable } from './output.ts';
 import { refuseRemoteRotation, rotateAndReport } from './swarm-key.ts';
-import { appsCell, diskCell, memCell, pctCell, type RecordFigures } from './telemetry-format.ts';
+import {
+  appsCell,
+  certProblemLines,
+  diskCell,
+  edgeCell,
+  memCell,
+  pctCell,
+  type RecordFigures,
+} from './telemetry-format.ts';
 
 interface Status {
   name: string;
@@ -163,7 +171,7 @@ export function registerMesh(program: Command): void {
         return;
       }
       printTable(
-        ['name', 'state', 'path', 'rtt', 'cpu', 'mem', 'disk', 'apps', 'last seen', 'peer id'],
+        ['name', 'state', 'path', 'rtt', 'cpu', 'mem', 'disk', 'apps', 'edge', 'last seen', 'peer id'],
         peers.map((p) => {
           const t = p.telemetry as RecordFigures | undefined;
           return [
@@ -175,11 +183,17 @@ export function registerMesh(program: Command): void {
             memCell(t),
             diskCell(t),
             appsCell(t),
+            edgeCell(t),
             ago(p.lastSeen),
             `…${p.peerId.slice(-12)}`,
           ];
         }),
       );
+      const certs = certProblemLines(
+        peers.map((p) => ({ name: p.name, telemetry: p.telemetry as RecordFigures })),
+      );
+      if (certs.length)
+        process.stdout.write(`\ncertificate problems:\n${certs.map((l) => `  ${l}\n`).join('')}`);
     });
 
   program

@@ -13,6 +13,8 @@ export interface RecordFigures {
   /** Docker/Podman containers (issue 18), on nodes with an engine socket. */
   containers?: ContainerFigures[];
   containersOmitted?: number;
+  /** The edge (issue 18), on nodes that run one. */
+  edge?: EdgeFigures;
   uptimeS?: number;
   version?: string;
 }
@@ -37,6 +39,33 @@ export interface ContainerFigures {
   health: string;
   cpuPct: number | null;
   memMb: number | null;
+}
+
+/** A node's edge as printed: its domain count and the first few certificate problems. */
+export interface EdgeFigures {
+  domains: number;
+  certProblems: { host: string; app: string; cert: 'error' | 'expiring'; error: string }[];
+}
+
+/** `-` (no edge), `3` (domains, certificates fine) or `3 1!` (one with a certificate problem). */
+export function edgeCell(t: RecordFigures | undefined): string {
+  const e = t?.edge;
+  if (!e) return '-';
+  return e.certProblems.length ? `${e.domains} ${e.certProblems.length}!` : String(e.domains);
+}
+
+/** One line per certificate problem the nodes report, e.g. `n1: app.test (shop) error: …`. */
+export function certProblemLines(nodes: { name: string; telemetry?: RecordFigures | null }[]): string[] {
+  return nodes.flatMap((n) =>
+    (n.telemetry?.edge?.certProblems ?? []).map((p) =>
+      printable(`${n.name}: ${p.host} (${p.app}) ${p.cert}: ${p.error}`),
+    ),
+  );
+}
+
+/** Text from another node, kept to one line that cannot move the cursor or recolour the screen. */
+function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, ' ').slice(0, 600);
 }
 
 /** `12%` or `-`. */

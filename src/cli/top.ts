@@ -11,7 +11,9 @@ import {
   type AppFigures,
   appsCell,
   type ContainerFigures,
+  certProblemLines,
   diskCell,
+  edgeCell,
   mbCell,
   memCell,
   pctCell,
@@ -97,13 +99,20 @@ export function render(nodes: NodeRow[], now: number): string {
       diskCell(t),
       t?.net ? `${rateCell(t.net.rxBps)} ${rateCell(t.net.txBps)}` : '-',
       appsCell(t),
+      edgeCell(t),
       t?.uptimeS == null ? '-' : formatDuration(t.uptimeS),
       age,
     ];
   });
   lines.push(
-    ...table(['node', 'state', 'path', 'cpu', 'load', 'mem', 'disk', 'net rx tx', 'apps', 'up', 'age'], rows),
+    ...table(
+      ['node', 'state', 'path', 'cpu', 'load', 'mem', 'disk', 'net rx tx', 'apps', 'edge', 'up', 'age'],
+      rows,
+    ),
   );
+  // Certificate problems are rare and need action: each on a line of its own under the nodes.
+  const certs = certProblemLines(nodes);
+  if (certs.length) lines.push('', 'certificate problems:', ...certs.map((l) => `  ${l}`));
   const apps: string[][] = [];
   for (const n of nodes) {
     for (const a of (n.telemetry?.apps ?? []) as AppFigures[]) {

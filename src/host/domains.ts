@@ -104,7 +104,8 @@ export function edgeForTelemetry(edge: Edge):
       host: r.host,
       app: r.app,
       cert: r.cert as 'error' | 'expiring',
-      error: (r.certError ?? '').slice(0, TELEMETRY_CERT_ERROR_CHARS),
+      // One line of printable text (the record schema refuses control characters).
+      error: (r.certError ?? '').replace(/[\x00-\x1f\x7f-\x9f]/g, ' ').slice(0, TELEMETRY_CERT_ERROR_CHARS),
     }));
   return { domains: rows.length, certProblems };
 }

@@ -115,10 +115,18 @@ export const telemetryRecordSchema = z.object({
       certProblems: z
         .array(
           z.strictObject({
-            host: z.string().min(1).max(253),
+            host: z
+              .string()
+              .min(1)
+              .max(253)
+              .regex(/^[a-z0-9.-]+$/),
             app: z.string().min(1).max(63),
             cert: z.enum(['error', 'expiring']),
-            error: z.string().max(MAX_RECORD_CERT_ERROR),
+            // Printed by `top` and `peers` on operators' terminals: no control characters.
+            error: z
+              .string()
+              .max(MAX_RECORD_CERT_ERROR)
+              .regex(/^[^\x00-\x1f\x7f-\x9f]*$/),
           }),
         )
         .max(MAX_RECORD_CERT_PROBLEMS),

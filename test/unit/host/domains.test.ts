@@ -29,6 +29,16 @@ describe('edgeForTelemetry', () => {
     assert.ok(JSON.stringify(part).length < 2048, `${JSON.stringify(part).length} bytes`);
     const edgeSchema = telemetryRecordSchema.shape.edge;
     assert.equal(edgeSchema.safeParse(part).success, true);
+    // A reason with line breaks (a TLS library's, an ACME server's) becomes one printable line.
+    edge.repo.setCert(part.certProblems[0].host, {
+      cert: 'error',
+      expires: null,
+      issuer: null,
+      error: 'a\nb\x1b[2J',
+    });
+    const again = edgeForTelemetry(edge)!;
+    assert.equal(again.certProblems[0].error, 'a b [2J');
+    assert.equal(edgeSchema.safeParse(again).success, true);
     db.close();
   });
 });
