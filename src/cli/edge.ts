@@ -1,4 +1,5 @@
 /** `plexus edge install|status|uninstall` and `plexus domain add|ls|rm`: the Caddy edge (issue 18, docs/edge.md). */
+import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { agentOf, wantsJson } from './context.ts';
 import { UsageError } from './errors.ts';
@@ -6,12 +7,19 @@ import { printJson, printTable } from './output.ts';
 
 interface EdgeStatus {
   installed: boolean;
-  settings: { httpPort: number; httpsPort: number; issuer: string; email: string | null } | null;
+  settings: {
+    httpPort: number;
+    httpsPort: number;
+    issuer: string;
+    email: string | null;
+    acmeCa?: string | null;
+  } | null;
   daemon: { state: string; pid: number | null; supervisor: string; restarts: number } | null;
   applied: boolean;
   adminSocket: string;
   rootCert: string;
   domains: number;
+  certProblems?: number;
 }
 
 interface DomainRow {
@@ -48,9 +56,19 @@ export function registerEdge(program: Command): void {
       "certificates from Caddy's own local CA instead of Let's Encrypt (tests, private networks)",
     )
     .option('--email <address>', 'ACME account email for expiry notices')
+    .option(
+      '--acme-ca <url>',
+      "another ACME CA's directory URL (a staging or private CA) instead of Let's Encrypt",
+    )
+    .option(
+      '--acme-ca-root <file>',
+      "the private ACME CA's PEM root(s): for its https endpoint and its certificates",
+    )
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
       const args = {
+        ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
+        ...(opts.acmeCaRoot ? { acmeCaRoot: readRoot(opts.acmeCaRoot) } : {}),
         ...(opts.httpsPort ? { httpsPort: opts.httpsPort } : {}),
         ...(opts.httpPort ? { httpPort: opts.httpPort } : {}),
         issuer: opts.internalCa ? 'internal' : 'acme',
@@ -134,6 +152,19 @@ export function registerEdge(program: Command): void {
     });
 }
 
+/** The PEM file given to --acme-ca-root, read here: the agent may be another node. */
+function readRoot(file: string): string {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (err) {
+    throw new UsageError(`cannot read --acme-ca-root ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  if (size > 16 * 1024)
+    throw new UsageError(`--acme-ca-root ${file} is over 16 KiB; give the CA's root certificate only`);
+  return readFileSync(file, 'utf8');
+}
+
 function printStatus(s: EdgeStatus): void {
   if (!s.installed || !s.settings) {
     process.stdout.write('the edge is not installed; run plexus edge install\n');
@@ -142,7 +173,8 @@ function printStatus(s: EdgeStatus): void {
   const d = s.daemon;
   process.stdout.write(
     `edge: Caddy ${d?.state ?? 'unknown'}${d?.pid ? ` (pid ${d.pid}, ${d.supervisor})` : ''}, https :${s.settings.httpsPort}, http :${s.settings.httpPort}\n` +
-      `certificates: ${s.settings.issuer === 'internal' ? `internal CA (root: ${s.rootCert})` : "ACME (Let's Encrypt, ZeroSSL)"}\n` +
-      `config: ${s.applied ? 'applied' : 'NOT applied (the agent retries)'}; ${s.domains} domain(s)\n`,
+      `certificates: ${s.settings.issuer === 'internal' ? `internal CA (root: ${s.rootCert})` : s.settings.acmeCa ? `ACME (${s.settings.acmeCa})` : "ACME (Let's Encrypt, ZeroSSL)"}\n` +
+      `config: ${s.applied ? 'applied' : 'NOT applied (the agent retries)'}; ${s.domains} domain(s)` +
+      `${s.certProblems ? `, ${s.certProblems} with a certificate problem (see plexus domain ls)` : ''}\n`,
   );
 }

@@ -14,6 +14,10 @@ export interface EdgeSettings {
   issuer: 'acme' | 'internal';
   /** ACME account email (expiry notices from the CA). */
   email: string | null;
+  /** The ACME directory URL of another CA than Let's Encrypt and ZeroSSL (a staging or private one). */
+  acmeCa?: string | null;
+  /** The PEM root that CA's own HTTPS endpoint is trusted by (a private CA's). */
+  acmeCaRoot?: string | null;
 }
 
 /** Where Caddy's files are. */
@@ -22,6 +26,8 @@ export interface EdgePaths {
   adminSocket: string;
   /** Caddy's storage (certificates, the internal CA's keys). */
   storage: string;
+  /** Where the agent writes `acmeCaRoot` for Caddy to read. */
+  acmeCaRoot?: string;
 }
 
 /** One app's route: its hosts and its upstream port. */
@@ -77,6 +83,15 @@ export function renderConfig(
   };
   if (settings.issuer === 'internal') {
     apps.tls = { automation: { policies: [{ issuers: [{ module: 'internal' }] }] } };
+  } else if (settings.acmeCa) {
+    // The operator's CA only: no fallback to a public one it did not choose.
+    const issuer = {
+      module: 'acme',
+      ca: settings.acmeCa,
+      ...(settings.email ? { email: settings.email } : {}),
+      ...(settings.acmeCaRoot && paths.acmeCaRoot ? { trusted_roots_pem_files: [paths.acmeCaRoot] } : {}),
+    };
+    apps.tls = { automation: { policies: [{ issuers: [issuer] }] } };
   } else if (settings.email) {
     apps.tls = {
       automation: {

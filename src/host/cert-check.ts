@@ -17,14 +17,16 @@ export interface CertFinding {
 }
 
 /**
- * Checks `host` on 127.0.0.1:`port`. `caFile` is the internal CA's root, when that issues. A
- * domain younger than CERT_PENDING_MS without a valid certificate is `pending`, not an error.
+ * Checks `host` on 127.0.0.1:`port`. `caFile` is the internal CA's root, when that issues;
+ * `privateRoots` (PEM) are trusted beside the public CAs (an operator's own ACME CA). A domain
+ * younger than CERT_PENDING_MS without a valid certificate is `pending`, not an error.
  */
 export function checkCertificate(
   host: string,
   port: number,
   addedAt: number,
   caFile?: string,
+  privateRoots?: string,
 ): Promise<CertFinding> {
   let ca: Buffer | undefined;
   try {
@@ -32,6 +34,9 @@ export function checkCertificate(
   } catch {
     ca = undefined; // the internal CA makes its root with the first certificate
   }
+  // node:tls on first use: an agent without an edge never loads it (test/unit/runtime/bundle.test.ts).
+  const tls = process.getBuiltinModule('node:tls');
+  const trusted = ca ?? (privateRoots ? [...tls.rootCertificates, privateRoots] : undefined);
   const young = Date.now() - addedAt < CERT_PENDING_MS;
   const problem = (error: string): CertFinding => ({
     cert: young ? 'pending' : 'error',
@@ -40,13 +45,12 @@ export function checkCertificate(
     error: error.slice(0, CERT_ERROR_MAX_CHARS),
   });
   return new Promise((resolve) => {
-    // node:tls on first use: an agent without an edge never loads it (test/unit/runtime/bundle.test.ts).
-    const socket = process.getBuiltinModule('node:tls').connect({
+    const socket = tls.connect({
       host: '127.0.0.1',
       port,
       servername: host,
       rejectUnauthorized: false,
-      ...(ca ? { ca } : {}),
+      ...(trusted ? { ca: trusted } : {}),
     });
     socket.setTimeout(5_000, () => {
       socket.destroy();

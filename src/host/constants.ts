@@ -21,6 +21,8 @@ export const DEFAULT_HTTP_PORT = 80;
 export const EDGE_CHECK_MS = 2_000;
 /** How often each domain's certificate is checked (a TLS handshake to the local edge per domain). */
 export const CERT_CHECK_MS = 60_000;
+/** `domain ls` checks a domain without a valid certificate again when its last check is older. */
+export const CERT_RECHECK_MS = 3_000;
 /** A certificate expiring sooner than this is reported (Caddy renews at a third of its lifetime left). */
 export const CERT_WARN_DAYS = 7;
 /** A new domain without a certificate is `pending` this long before it is reported as an error. */
@@ -41,3 +43,7 @@ export const ADMIN_TIMEOUT_MS = 10_000;
 export const ADMIN_RETRIES = 10;
 /** Pause between those tries. */
 export const ADMIN_RETRY_MS = 50;
+/** Lines of Caddy's log read for the reasons of failed issuances (a few per failing domain a minute). */
+export const CADDY_LOG_LINES = 400;
+/** The PEM roots `edge install --acme-ca-root` may give (a few certificates). */
+export const ACME_CA_ROOT_MAX_BYTES = 16 * 1024;

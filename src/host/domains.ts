@@ -6,6 +6,7 @@
  */
 import {
   CERT_CHECK_MS,
+  CERT_RECHECK_MS,
   MAX_DOMAINS,
   TELEMETRY_CERT_ERROR_CHARS,
   TELEMETRY_MAX_CERT_PROBLEMS,
@@ -78,9 +79,15 @@ export async function removeDomain(
   return { host, app: row.app, removed: true };
 }
 
-/** Every domain with its certificate state, checked again when the last check is old. */
+/**
+ * Every domain with its certificate state, checked again when the last check is old, or a few
+ * seconds old for one without a valid certificate (an operator waiting on it sees it change).
+ */
 export async function listDomains(d: DomainDeps): Promise<DomainView[]> {
-  const stale = d.edge.repo.domains().some((r) => !r.checkedAt || Date.now() - r.checkedAt > CERT_CHECK_MS);
+  const age = (r: DomainView) => (r.checkedAt ? Date.now() - r.checkedAt : Number.POSITIVE_INFINITY);
+  const stale = d.edge.repo
+    .domains()
+    .some((r) => age(r) > CERT_CHECK_MS || (r.cert !== 'ok' && age(r) > CERT_RECHECK_MS));
   if (stale && d.edge.repo.settings()) await d.edge.checkCertificates().catch(() => {});
   return d.edge.repo.domains();
 }

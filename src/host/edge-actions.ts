@@ -4,10 +4,11 @@
  * removing the edge installs packages as root: admins only. Domains are the `write` role's, for
  * the apps its tenant may see.
  */
+import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { defineAction } from '../core/actions.ts';
 import { appNameSchema, portSchema } from '../workloads/spec.ts';
-import { DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT } from './constants.ts';
+import { ACME_CA_ROOT_MAX_BYTES, DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT } from './constants.ts';
 import { addDomain, type DomainDeps, listDomains, removeDomain } from './domains.ts';
 import type { Edge } from './edge.ts';
 import { AppNotRoutableError, InvalidHostError, UnknownDomainError } from './errors.ts';
@@ -35,11 +36,26 @@ export function edgeActions(edge: Edge, deps: EdgeActionDeps) {
           httpsPort: portSchema.optional(),
           issuer: z.enum(['acme', 'internal']).optional(),
           email: z.email().max(254).optional(),
+          // RFC 8555: an ACME server is reached over https only.
+          acmeCa: z
+            .url({ protocol: /^https$/ })
+            .max(2048)
+            .optional(),
+          acmeCaRoot: z
+            .string()
+            .max(ACME_CA_ROOT_MAX_BYTES)
+            .refine(isPemCertificates, 'not PEM certificates')
+            .optional(),
         })
         .refine(
           (a) => (a.httpPort ?? DEFAULT_HTTP_PORT) !== (a.httpsPort ?? DEFAULT_HTTPS_PORT),
           'the http and https ports must differ',
-        ),
+        )
+        .refine(
+          (a) => !a.acmeCa || a.issuer !== 'internal',
+          'an ACME CA and the internal CA exclude each other',
+        )
+        .refine((a) => !a.acmeCaRoot || a.acmeCa, 'a root for the ACME CA needs the ACME CA (acmeCa)'),
       handler: (a, ctx) =>
         edge.install(
           {
@@ -47,6 +63,8 @@ export function edgeActions(edge: Edge, deps: EdgeActionDeps) {
             httpsPort: a.httpsPort ?? DEFAULT_HTTPS_PORT,
             issuer: a.issuer ?? 'acme',
             email: a.email ?? null,
+            acmeCa: a.acmeCa ?? null,
+            acmeCaRoot: a.acmeCaRoot ?? null,
           },
           ctx.signal,
         ),
@@ -98,4 +116,20 @@ export function edgeActions(edge: Edge, deps: EdgeActionDeps) {
       handler: (a) => removeDomain(d, a.host),
     }),
   ];
+}
+
+/** True when `text` is one or more PEM certificates and nothing else (what Caddy trusts a CA by). */
+function isPemCertificates(text: string): boolean {
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g) ?? [];
+  if (
+    !blocks.length ||
+    text.replace(/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g, '').trim()
+  )
+    return false;
+  try {
+    for (const b of blocks) new X509Certificate(b);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -44,6 +44,8 @@ export class EdgeRepo {
           https_port: number;
           issuer: 'acme' | 'internal';
           email: string | null;
+          acme_ca: string | null;
+          acme_ca_root: string | null;
           packages: string;
         }
       | undefined;
@@ -53,6 +55,8 @@ export class EdgeRepo {
         httpsPort: r.https_port,
         issuer: r.issuer,
         email: r.email,
+        acmeCa: r.acme_ca,
+        acmeCaRoot: r.acme_ca_root,
         packages: JSON.parse(r.packages) as string[],
       }
     );
@@ -62,11 +66,22 @@ export class EdgeRepo {
   saveSettings(s: EdgeSettings, packages: string[]): void {
     this.#db
       .prepare(
-        `INSERT INTO edge (id, http_port, https_port, issuer, email, packages, installed_at) VALUES (1, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO edge (id, http_port, https_port, issuer, email, acme_ca, acme_ca_root, packages, installed_at)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET http_port = excluded.http_port, https_port = excluded.https_port,
-           issuer = excluded.issuer, email = excluded.email`,
+           issuer = excluded.issuer, email = excluded.email, acme_ca = excluded.acme_ca,
+           acme_ca_root = excluded.acme_ca_root`,
       )
-      .run(s.httpPort, s.httpsPort, s.issuer, s.email, JSON.stringify(packages), Date.now());
+      .run(
+        s.httpPort,
+        s.httpsPort,
+        s.issuer,
+        s.email,
+        s.acmeCa ?? null,
+        s.acmeCaRoot ?? null,
+        JSON.stringify(packages),
+        Date.now(),
+      );
   }
 
   /** Forgets the edge (its domains stay, to be served again by the next install). */

@@ -5,6 +5,7 @@
  * a zero-downtime deploy asks it to move an app to a new port), re-applies its config whenever
  * Caddy restarts, and checks each domain's certificate as a client would. docs/edge.md.
  */
+import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../logging/index.ts';
@@ -18,8 +19,9 @@ import {
   type EdgeSettings,
   renderConfig,
 } from './caddy-config.ts';
+import { issuanceFailures } from './caddy-log.ts';
 import { type CertFinding, checkCertificate } from './cert-check.ts';
-import { CERT_CHECK_MS, EDGE_CHECK_MS } from './constants.ts';
+import { CADDY_LOG_LINES, CERT_CHECK_MS, CERT_ERROR_MAX_CHARS, EDGE_CHECK_MS } from './constants.ts';
 import type { DaemonSpec, DaemonStatus } from './daemon-spec.ts';
 import { EdgeRepo } from './edge-repo.ts';
 import { EdgeUnavailableError } from './errors.ts';
@@ -58,6 +60,8 @@ export interface EdgeStatus {
   /** The internal CA's root certificate (clients trust it to reach `internal` domains). */
   rootCert: string;
   domains: number;
+  /** Domains whose certificate is failing or about to expire (`domain ls` says why). */
+  certProblems: number;
 }
 
 /** The Caddy edge. */
@@ -234,6 +238,7 @@ export class Edge implements TrafficSwitch {
             httpsPort: settings.httpsPort,
             issuer: settings.issuer,
             email: settings.email,
+            acmeCa: settings.acmeCa ?? null,
           }
         : null,
       daemon: settings ? await this.#c.daemons.status('caddy') : null,
@@ -241,6 +246,7 @@ export class Edge implements TrafficSwitch {
       adminSocket: this.paths.adminSocket,
       rootCert: this.paths.rootCert,
       domains: this.repo.count(),
+      certProblems: this.repo.domains().filter((d) => d.cert === 'error' || d.cert === 'expiring').length,
     };
   }
 
@@ -304,6 +310,12 @@ export class Edge implements TrafficSwitch {
   }
 
   async #load(): Promise<void> {
+    const root = this.repo.settings()?.acmeCaRoot;
+    // A public certificate, read by Caddy's user; named by its content, so a new root is a new config.
+    if (root) {
+      writeFileSync(this.#acmeCaRootPath(root), root, { mode: 0o644 });
+      chmodSync(this.#acmeCaRootPath(root), 0o644);
+    }
     const { id, config } = this.#render();
     await adminLoad(this.paths.adminSocket, config);
     this.#appliedId = id;
@@ -319,7 +331,15 @@ export class Edge implements TrafficSwitch {
       // An app with no live release gets no upstream: Caddy answers 502 for it, and keeps its certificate.
       routes.push({ app, hosts, port: port ?? 0 });
     }
-    return renderConfig(settings, this.paths, routes);
+    const acmeCaRoot = settings.acmeCaRoot ? this.#acmeCaRootPath(settings.acmeCaRoot) : undefined;
+    return renderConfig(settings, { ...this.paths, acmeCaRoot }, routes);
+  }
+
+  #acmeCaRootPath(pem: string): string {
+    return join(
+      this.#init.dir,
+      `acme-ca-root-${createHash('sha256').update(pem).digest('hex').slice(0, 12)}.pem`,
+    );
   }
 
   /** True when Caddy answers on its admin socket. */
@@ -340,13 +360,25 @@ export class Edge implements TrafficSwitch {
   async checkCertificates(): Promise<void> {
     const s = this.repo.settings();
     if (!s) return;
+    // Why Caddy could not get a certificate, when it could not: its own log says (the CA's answer).
+    const failures = issuanceFailures(await this.#c.daemons.tail('caddy', CADDY_LOG_LINES).catch(() => []));
     for (const d of this.repo.domains()) {
-      const f: CertFinding = await checkCertificate(
+      let f: CertFinding = await checkCertificate(
         d.host,
         s.httpsPort,
         d.createdAt,
         s.issuer === 'internal' ? this.paths.rootCert : undefined,
+        (s.acmeCa && s.acmeCaRoot) || undefined,
       );
+      const why = failures.get(d.host);
+      if (why && f.cert !== 'ok') {
+        // A CA's refusal is an error at once, not `pending`: Caddy retries, but it needs action.
+        const text = `issuance failed: ${why}`.slice(0, CERT_ERROR_MAX_CHARS);
+        f =
+          f.cert === 'expiring'
+            ? { ...f, error: `${f.error}; ${text}`.slice(0, CERT_ERROR_MAX_CHARS) }
+            : { ...f, cert: 'error', error: text };
+      }
       if ((f.cert === 'error' || f.cert === 'expiring') && f.error !== d.certError)
         this.#c.logger.warn(
           { host: d.host, app: d.app, cert: f.cert, error: f.error },

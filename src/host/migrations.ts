@@ -70,4 +70,13 @@ export const hostMigrations: Migration[] = [
       );
     `,
   },
+  {
+    id: 'host-004',
+    sql: `
+      -- An ACME CA of the operator's choosing ('edge install --acme-ca URL'): a staging or private
+      -- CA instead of Let's Encrypt, with the PEM root it is trusted by ('--acme-ca-root FILE').
+      ALTER TABLE edge ADD COLUMN acme_ca TEXT;
+      ALTER TABLE edge ADD COLUMN acme_ca_root TEXT;
+    `,
+  },
 ];

@@ -3,13 +3,15 @@
  * apt, under the agent's own supervisor here since systemd is not PID 1), a deployed app served at
  * https://app.test by Caddy with a certificate from its internal CA (curl --resolve), refusals
  * with their codes, the admin API out of an app user's reach, the config re-applied after Caddy
- * is killed, and `domain rm` ending the service. Needs root and apt; Caddy stays installed only
- * if it was before.
+ * is killed, and `domain rm` ending the service; then an ACME CA (Debian's pebble, on loopback)
+ * that refuses one domain: `domain ls` and `edge status` say so with the CA's answer, and the app
+ * is still served at its other domain. Needs root and apt; Caddy stays installed only if it was
+ * before.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,6 +26,94 @@ const execFileP = promisify(execFile);
 const FIXTURE = resolve(import.meta.dirname, '..', 'fixtures', 'workloads', 'app');
 const skip = aptUnavailableReason();
 const scratch = mkdtempSync(join(tmpdir(), 'plexus-edge-'));
+// Caddy's user reads the ACME CA's files the test makes.
+chmodSync(scratch, 0o755);
+
+/** Why the local ACME CA (pebble, from apt) cannot run here, or undefined. */
+async function pebbleUnavailable(): Promise<string | undefined> {
+  const has = () =>
+    execFileP('sh', ['-c', 'command -v pebble && command -v openssl']).then(
+      () => true,
+      () => false,
+    );
+  if (!(await has()))
+    await execFileP('apt-get', ['install', '-y', 'pebble', 'openssl'], { timeout: 300_000 }).catch(() => {});
+  return (await has())
+    ? undefined
+    : 'pebble (a local ACME CA) is not installed and apt-get could not install it';
+}
+
+/**
+ * Debian's pebble on loopback: an ACME CA that accepts every challenge (no validation requests
+ * leave) but refuses to issue for `blocked`. Its own https endpoint has a self-signed cert.
+ */
+async function startPebble(blocked: string) {
+  const [port, mgmt] = [await freePort(), await freePort()];
+  const [key, cert] = [join(scratch, 'pebble-key.pem'), join(scratch, 'pebble-cert.pem')];
+  await execFileP('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '1',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-subj',
+    '/CN=pebble',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
+  const config = join(scratch, 'pebble.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${port}`,
+        managementListenAddress: `127.0.0.1:${mgmt}`,
+        certificate: cert,
+        privateKey: key,
+        httpPort: 5002,
+        tlsPort: 5001,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+        domainBlocklist: [blocked],
+      },
+    }),
+  );
+  for (const f of [key, cert, config]) chmodSync(f, 0o644);
+  const env = {
+    ...process.env,
+    PEBBLE_VA_ALWAYS_VALID: '1',
+    PEBBLE_VA_NOSLEEP: '1',
+    PEBBLE_WFE_NONCEREJECT: '0',
+  };
+  const proc: ChildProcess = spawn('pebble', ['-config', config], { env, stdio: 'ignore' });
+  const dir = `https://127.0.0.1:${port}/dir`;
+  await waitFor(
+    () =>
+      execFileP('curl', ['-sf', '--cacert', cert, dir]).then(
+        () => true,
+        () => false,
+      ),
+    20_000,
+    'pebble answers',
+  );
+  // The root pebble signs certificates with (made at its start).
+  const issuing = (await execFileP('curl', ['-sf', '--cacert', cert, `https://127.0.0.1:${mgmt}/roots/0`]))
+    .stdout;
+  const root = join(scratch, 'pebble-root.pem');
+  writeFileSync(root, issuing);
+  // What an operator gives --acme-ca-root for a private CA: the roots of its endpoint and its certificates.
+  const roots = join(scratch, 'pebble-roots.pem');
+  writeFileSync(roots, `${readFileSync(cert, 'utf8')}${issuing}`);
+  return { proc, dir, cert, root, roots };
+}
 
 /** The final frame of an action over the control socket: its result, or its error body. */
 async function call(node: TestNode, action: string, args: Record<string, unknown>) {
@@ -295,5 +385,67 @@ describe('edge end to end', { skip }, () => {
     assert.equal(c.ok, false, c.out);
     const again = await call(n1, 'domains.remove', { host: 'app.test' });
     assert.equal(again.error?.code, 'UNKNOWN_DOMAIN');
+  });
+
+  it('an ACME CA that refuses a domain: domain ls and edge status say why, the app stays served at its other domain', async (t) => {
+    const why = await pebbleUnavailable();
+    if (why) return t.skip(why);
+    const pebble = await startPebble('blocked.test');
+    try {
+      const bad = await n1.run([
+        'edge',
+        'install',
+        '--acme-ca',
+        pebble.dir,
+        '--acme-ca-root',
+        join(scratch, 'none.pem'),
+      ]);
+      assert.equal(bad.code, 2, 'a usage error: the CLI reads the file');
+      assert.match(bad.stderr, /^plexus: cannot read --acme-ca-root \S+none\.pem: ENOENT\n$/);
+      const ports = ['--https-port', String(https), '--http-port', String(http)];
+      const r = await n1.run(
+        ['edge', 'install', ...ports, '--acme-ca', pebble.dir, '--acme-ca-root', pebble.roots],
+        {
+          timeoutMs: 120_000,
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`certificates: ACME \\(${pebble.dir.replace(/[.]/g, '\\.')}\\)`));
+      for (const host of ['ok.test', 'blocked.test'])
+        assert.equal((await n1.run(['domain', 'add', 'web', host, '--no-dns-check'])).code, 0);
+      const served = await waitFor(
+        async () => {
+          const c = await curl('ok.test', https, '/info', pebble.root);
+          return c.ok ? c.out : '';
+        },
+        30_000,
+        'https://ok.test with a certificate from the ACME CA',
+      );
+      assert.match(served, /"pid"/);
+      type Row = { host: string; cert: string; certError: string | null; certIssuer: string | null };
+      const blocked = await waitFor(
+        async () => {
+          const rows = await n1.json<Row[]>(['domain', 'ls', '--json']);
+          const b = rows.find((x) => x.host === 'blocked.test');
+          return b?.cert === 'error' ? { b, ok: rows.find((x) => x.host === 'ok.test') } : undefined;
+        },
+        20_000,
+        'blocked.test reported as failing',
+      );
+      assert.match(
+        blocked!.b.certError ?? '',
+        /^issuance failed: HTTP 400 urn:ietf:params:acme:error:rejectedIdentifier - /,
+      );
+      assert.equal(blocked!.ok?.cert, 'ok');
+      assert.match(blocked!.ok?.certIssuer ?? '', /Pebble/);
+      assert.match(
+        (await n1.run(['domain', 'ls'])).stdout,
+        /^blocked\.test\s+web\s+error\s.*rejectedIdentifier/m,
+      );
+      assert.match((await n1.run(['edge', 'status'])).stdout, /2 domain\(s\), 1 with a certificate problem/);
+      assert.equal((await curl('blocked.test', https, '/info', pebble.root)).ok, false);
+    } finally {
+      pebble.proc.kill();
+    }
   });
 });

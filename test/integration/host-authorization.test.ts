@@ -6,6 +6,7 @@
  * Nothing here installs anything: every refused call would have (edge.install, services.install).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { signCommand } from '../../src/commands/envelope.ts';
 import { ActionRegistry } from '../../src/core/actions.ts';
@@ -74,6 +75,12 @@ const run = (key: Signer, action: string, args: Record<string, unknown>) =>
 const codeOf = (f: Frame) => (f.type === 'error' ? f.error.code : 'ok');
 
 after(() => db.close());
+
+/** A real certificate (made once by openssl) for the PEM checks of `edge install --acme-ca-root`. */
+const PEM = execFileSync('openssl', [
+  ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'],
+  ...['-keyout', '/dev/null', '-subj', '/CN=test-ca'],
+]).toString();
 
 describe('host actions as signed commands', () => {
   it('installing or removing packages takes an admin', async () => {
@@ -144,6 +151,15 @@ describe('host actions as signed commands', () => {
       ['edge.install', { httpsPort: 70_000 }],
       ['edge.install', { httpsPort: 8443, httpPort: 8443 }],
       ['edge.install', { email: 'not an address' }],
+      // An ACME CA is https only (RFC 8555), bounded, never with the internal CA; its root is PEM.
+      ['edge.install', { acmeCa: 'http://127.0.0.1:14000/dir' }],
+      ['edge.install', { acmeCa: 'file:///etc/passwd' }],
+      ['edge.install', { acmeCa: `https://${'a'.repeat(3000)}.test/dir` }],
+      ['edge.install', { acmeCa: 'https://ca.test/dir', issuer: 'internal' }],
+      ['edge.install', { acmeCa: 'https://ca.test/dir', acmeCaRoot: 'not a certificate' }],
+      ['edge.install', { acmeCa: 'https://ca.test/dir', acmeCaRoot: `${PEM}\n#!/bin/sh\nreboot\n` }],
+      ['edge.install', { acmeCa: 'https://ca.test/dir', acmeCaRoot: PEM.repeat(30) }],
+      ['edge.install', { acmeCaRoot: PEM }],
     ];
     for (const [action, args] of cases)
       assert.equal(

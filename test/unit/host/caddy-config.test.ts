@@ -58,6 +58,21 @@ describe('caddy config', () => {
     );
   });
 
+  it("an operator's ACME CA is the only issuer, trusted by its root file, and a new root is a new config", () => {
+    const acme = { ...settings, issuer: 'acme' as const, acmeCa: 'https://ca.test/dir', acmeCaRoot: 'PEM' };
+    const at = (file: string) => renderConfig(acme, { ...paths, acmeCaRoot: file }, []);
+    assert.deepEqual(plain(at('/d/edge/acme-ca-root-1.pem').config.apps).tls.automation.policies[0].issuers, [
+      { module: 'acme', ca: 'https://ca.test/dir', trusted_roots_pem_files: ['/d/edge/acme-ca-root-1.pem'] },
+    ]);
+    assert.notEqual(at('/d/edge/acme-ca-root-1.pem').id, at('/d/edge/acme-ca-root-2.pem').id);
+    const noRoot = plain(
+      renderConfig({ ...acme, acmeCaRoot: null, email: 'a@b.test' }, paths, []).config.apps,
+    );
+    assert.deepEqual(noRoot.tls.automation.policies[0].issuers, [
+      { module: 'acme', ca: 'https://ca.test/dir', email: 'a@b.test' },
+    ]);
+  });
+
   it('the systemd drop-in replaces ExecStart (cleared first) and escapes %', () => {
     const text = renderDropIn({
       name: 'caddy',
