@@ -4,13 +4,18 @@
  * supervisor (the `process` backend of workloads), as the package's user.
  */
 
-/** A folder the daemon needs before it starts (its unit's RuntimeDirectory= under systemd). */
+/** A folder the daemon needs before it starts. */
 export interface DaemonDir {
   path: string;
   owner: string;
   /** Its group: that of this user (default: the owner's). */
   group?: string;
   mode: number;
+  /**
+   * Under systemd the package's unit makes it (RuntimeDirectory=), and the agent may not: its
+   * own unit keeps /run read-only to it. Made by the agent only when it supervises the daemon.
+   */
+  unitMakes?: boolean;
 }
 
 /** What the runner needs to start one daemon; stored as JSON in `host_daemons`. */
@@ -25,7 +30,7 @@ export interface DaemonSpec {
   env?: Record<string, string>;
   /** Capabilities it keeps as that user (NET_BIND_SERVICE for ports below 1024). */
   capabilities?: string[];
-  /** Folders made before every start, when the agent supervises it. */
+  /** Folders made before every start (under systemd, those its unit does not make). */
   dirs?: DaemonDir[];
   /** The unit systemd runs it as (the package's own). */
   unit: string;

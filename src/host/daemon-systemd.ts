@@ -26,10 +26,15 @@ export function dropInPath(unit: string, root = SYSTEMD_DROPIN_ROOT): string {
   return `${root}/${unit}.d/plexus.conf`;
 }
 
-/** The drop-in text: an empty ExecStart= clears the package's before ours is set. */
+/**
+ * The drop-in text: an empty ExecStart= clears the package's before ours is set. The package's
+ * ExecReload= is cleared too: it would load the package's config (Caddy's Caddyfile, with its
+ * admin API on TCP and without the agent's socket), which the agent could then not replace.
+ */
 export function renderDropIn(spec: DaemonSpec): string {
   const lines = ['# Written by plexus (plexus edge/service); removed with the service.', '[Service]'];
-  if (spec.execStart) lines.push('ExecStart=', `ExecStart=${spec.execStart.replace(/%/g, '%%')}`);
+  if (spec.execStart)
+    lines.push('ExecStart=', `ExecStart=${spec.execStart.replace(/%/g, '%%')}`, 'ExecReload=');
   for (const [k, v] of Object.entries(spec.env ?? {}))
     lines.push(`Environment="${k}=${v.replace(/["\\]/g, '\\$&')}"`);
   return `${lines.join('\n')}\n`;

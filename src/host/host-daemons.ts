@@ -145,10 +145,11 @@ export class HostDaemons extends EventEmitter<HostDaemonsEvents> {
    */
   async run(spec: DaemonSpec, ready: ReadyProbe): Promise<DaemonStatus> {
     this.repo.want(spec, true);
+    // The daemon's folders (Caddy's admin socket's): the package's unit does not make ours.
+    await this.#prepare(spec);
     if (this.systemd) await systemdStart(spec);
     else {
       await this.#stopSysv(spec);
-      await this.#prepare(spec);
       await this.#backend.launch(await this.#launchSpec(spec));
     }
     const deadline = Date.now() + (this.#init.readyTimeoutMs ?? DAEMON_READY_TIMEOUT_MS);
@@ -256,9 +257,14 @@ export class HostDaemons extends EventEmitter<HostDaemonsEvents> {
     };
   }
 
-  /** Makes the folders a unit's RuntimeDirectory= would (tmpfs /run is empty after a reboot). */
+  /**
+   * Makes the daemon's folders: those a unit's RuntimeDirectory= would when the agent supervises
+   * it (tmpfs /run is empty after a reboot), and under systemd those the package's unit does not
+   * make (Caddy's admin socket folder in DATA/edge).
+   */
   async #prepare(spec: DaemonSpec): Promise<void> {
     for (const d of spec.dirs ?? []) {
+      if (d.unitMakes && this.systemd) continue;
       const user = await lookupUser(d.owner);
       const group = d.group ? await lookupUser(d.group) : user;
       await mkdir(d.path, { recursive: true, mode: d.mode });

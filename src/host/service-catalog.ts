@@ -74,7 +74,7 @@ const redis: ServiceDef = {
     cmd: 'redis-server /etc/redis/redis.conf --daemonize no --supervised no',
     user: 'redis',
     cwd: '/var/lib/redis',
-    dirs: [{ path: '/run/redis', owner: 'redis', mode: 0o2755 }],
+    dirs: [{ path: '/run/redis', owner: 'redis', mode: 0o2755, unitMakes: true }],
     unit: 'redis-server.service',
     sysv: 'redis-server',
   }),
@@ -97,7 +97,7 @@ const postgresql: ServiceDef = {
       cmd: `/usr/lib/postgresql/${v}/bin/postgres -D /var/lib/postgresql/${v}/main -c config_file=/etc/postgresql/${v}/main/postgresql.conf`,
       user: 'postgres',
       cwd: '/var/lib/postgresql',
-      dirs: [{ path: '/var/run/postgresql', owner: 'postgres', mode: 0o2775 }],
+      dirs: [{ path: '/var/run/postgresql', owner: 'postgres', mode: 0o2775, unitMakes: true }],
       unit: `postgresql@${v}-main.service`,
       sysv: 'postgresql',
     };

@@ -5,17 +5,26 @@
  * own unit (packaging/systemd/plexus.service, ProtectSystem=strict): `service install` must run apt
  * in a transient unit, enable and start the package's own unit, and keep it through an agent
  * restart; `service rm` stops and disables it and removes the packages; PostgreSQL `--for APP`
- * puts credentials the app connects with into its env. One container for the file. The container
+ * puts credentials the app connects with into its env; `edge install` runs caddy.service with
+ * plexus's drop-in and serves an app at https://app.test. One container for the file. The container
  * shares the host's network (apt reaches the machine's configured mirror), so Redis's and
  * PostgreSQL's ports must be free on the host.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { freePort } from '../helpers/cluster.ts';
 import { bootContainer, type Container, inBox, nspawnUnavailableReason } from '../helpers/nspawn.ts';
 
+const execFileP = promisify(execFile);
+
 const REPO = inBox(resolve(import.meta.dirname, '..', '..'));
+const NODE = inBox(process.execPath);
 const DATA = '/var/lib/plexus';
 
 /** Resolves true when nothing on the host listens on 127.0.0.1:port. */
@@ -109,7 +118,10 @@ describe('services under a real systemd', { skip }, () => {
     assert.equal(rm.code, 0, rm.stderr);
     assert.match(await unitState('redis-server.service'), /^(inactive|unknown)\//);
     assert.notEqual((await sh('redis-cli ping')).stdout.trim(), 'PONG');
-    assert.notEqual((await sh('dpkg-query -W -f "$' + '{db:Status-Status}" redis-server')).stdout, 'installed');
+    assert.notEqual(
+      (await sh('dpkg-query -W -f "$' + '{db:Status-Status}" redis-server')).stdout,
+      'installed',
+    );
     assert.equal(await ls(), undefined);
   });
 
@@ -134,5 +146,73 @@ describe('services under a real systemd', { skip }, () => {
       `for i in $(seq 40); do plexus logs shop -n 20 --data-dir ${DATA} | grep -q 'app_shop|app_shop' && exit 0; sleep 0.5; done; exit 1`,
     );
     assert.equal(connected.code, 0, (await plexus('logs shop -n 20')).stdout);
+  });
+
+  it('edge install under systemd: caddy.service with the drop-in serves https://app.test, and its config comes back after a restart', async () => {
+    const [appPort, https, http] = [await freePort(), await freePort(), await freePort()];
+    await sh(`cp -r ${REPO}/test/fixtures/workloads/app /root/web`);
+    const d = await plexus(
+      `deploy web --dir /root/web --cmd '${NODE} server.cjs' --port ${appPort} --health http://:${appPort}/health`,
+    );
+    assert.equal(d.code, 0, d.stderr);
+    const r = await plexus(
+      `edge install --internal-ca --https-port ${https} --http-port ${http} --json`,
+      600_000,
+    );
+    assert.equal(
+      r.code,
+      0,
+      `${r.stderr}${(await sh('journalctl -u caddy -n 20 --no-pager -o cat; systemctl cat caddy')).stdout}`,
+    );
+    const status = JSON.parse(r.stdout) as {
+      rootCert: string;
+      daemon: { supervisor: string; state: string };
+    };
+    assert.equal(status.daemon.supervisor, 'systemd');
+    assert.equal(await unitState('caddy.service'), 'active/enabled');
+    assert.match(
+      (await sh('systemctl cat caddy.service')).stdout,
+      /plexus\.conf[\s\S]*ExecStart=\/usr\/bin\/caddy run --environ --config /,
+    );
+    assert.equal((await plexus('domain add web app.test --no-dns-check')).code, 0);
+    // The container shares the host's network: the host's curl reaches Caddy, trusting the root
+    // Caddy made inside the container.
+    const dir = mkdtempSync(join(tmpdir(), 'plexus-edge-sd-'));
+    const ca = join(dir, 'root.crt');
+    const curl = () =>
+      execFileP('curl', [
+        '-sS',
+        '--max-time',
+        '5',
+        '--resolve',
+        `app.test:${https}:127.0.0.1`,
+        '--cacert',
+        ca,
+        `https://app.test:${https}/info`,
+      ]).then(
+        (x) => x.stdout,
+        (e) => String(e.stderr),
+      );
+    const served = async (what: string) => {
+      for (let i = 0; i < 60; i++) {
+        const root = await sh(`cat ${status.rootCert}`);
+        if (root.code === 0) writeFileSync(ca, root.stdout);
+        const out = root.code === 0 ? await curl() : root.stderr;
+        if (/"pid"/.test(out)) return;
+        if (i === 59) assert.fail(`${what}: ${out}`);
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    };
+    try {
+      await served('https://app.test through caddy.service');
+      // systemd restarts Caddy with the bootstrap config; the agent loads its own again.
+      await sh('systemctl restart caddy');
+      await served('https://app.test after systemctl restart caddy');
+      const u = await plexus('edge uninstall --purge', 300_000);
+      assert.equal(u.code, 0, u.stderr);
+      assert.match(await unitState('caddy.service'), /^(inactive|unknown)\//);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -83,6 +83,8 @@ describe('caddy config', () => {
       execStart: '/usr/bin/caddy run --config /d/100%/caddy.json',
     });
     assert.match(text, /^ExecStart=\nExecStart=\/usr\/bin\/caddy run --config \/d\/100%%\/caddy.json$/m);
+    // The package's reload would load its Caddyfile (admin on TCP, not the agent's socket).
+    assert.match(text, /^ExecReload=$/m);
   });
 
   it('apt runs in a transient unit under systemd (the agent unit makes the system read-only), else directly', () => {
