@@ -19,6 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { socketClient } from '../../src/cli/client.ts';
 import { aptUnavailableReason, installedVersion } from '../../src/host/apt.ts';
+import { selfSignedCert } from '../helpers/certs.ts';
 import { type Cluster, freePort, startCluster, type TestNode, waitFor } from '../helpers/cluster.ts';
 import { killProcessesUnder } from '../helpers/processes.ts';
 
@@ -49,26 +50,7 @@ async function pebbleUnavailable(): Promise<string | undefined> {
  */
 async function startPebble(blocked: string) {
   const [port, mgmt] = [await freePort(), await freePort()];
-  const [key, cert] = [join(scratch, 'pebble-key.pem'), join(scratch, 'pebble-cert.pem')];
-  await execFileP('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '1',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-subj',
-    '/CN=pebble',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-  ]);
+  const { key, cert } = selfSignedCert(scratch, 'pebble', { cn: 'pebble', san: 'IP:127.0.0.1' });
   const config = join(scratch, 'pebble.json');
   writeFileSync(
     config,
@@ -151,6 +133,16 @@ describe('edge end to end', { skip }, () => {
   let http: number;
   let hadCaddy = false;
   let status: { adminSocket: string; rootCert: string; daemon: { pid: number } };
+  /** What https://HOST/info answers through Caddy, once it does (trusting `ca`). */
+  const servedAt = (host: string, ca: string, ms: number, what: string) =>
+    waitFor(
+      async () => {
+        const c = await curl(host, https, '/info', ca);
+        return c.ok ? c.out : '';
+      },
+      ms,
+      what,
+    );
 
   before(async () => {
     hadCaddy = (await installedVersion('caddy')) !== undefined;
@@ -301,14 +293,7 @@ describe('edge end to end', { skip }, () => {
   it('serves https://app.test through Caddy with an internal-CA certificate', async () => {
     const r = await n1.run(['domain', 'add', 'web', 'app.test', '--no-dns-check']);
     assert.equal(r.code, 0, r.stderr);
-    const got = await waitFor(
-      async () => {
-        const c = await curl('app.test', https, '/info', status.rootCert);
-        return c.ok ? c.out : '';
-      },
-      20_000,
-      'https://app.test',
-    );
+    const got = await servedAt('app.test', status.rootCert, 20_000, 'https://app.test');
     assert.match(got, /"pid"/);
     const ls = await n1.json<{ host: string; app: string; cert: string; certIssuer: string }[]>([
       'domain',
@@ -344,14 +329,7 @@ describe('edge end to end', { skip }, () => {
       20_000,
       'Caddy restarted with the edge config',
     );
-    const c = await waitFor(
-      async () => {
-        const r = await curl('app.test', https, '/info', status.rootCert);
-        return r.ok ? r.out : '';
-      },
-      10_000,
-      'https://app.test again',
-    );
+    const c = await servedAt('app.test', status.rootCert, 10_000, 'https://app.test again');
     assert.match(c, /"pid"/);
   });
 
@@ -413,13 +391,11 @@ describe('edge end to end', { skip }, () => {
       assert.match(r.stdout, new RegExp(`certificates: ACME \\(${pebble.dir.replace(/[.]/g, '\\.')}\\)`));
       for (const host of ['ok.test', 'blocked.test'])
         assert.equal((await n1.run(['domain', 'add', 'web', host, '--no-dns-check'])).code, 0);
-      const served = await waitFor(
-        async () => {
-          const c = await curl('ok.test', https, '/info', pebble.root);
-          return c.ok ? c.out : '';
-        },
+      const served = await servedAt(
+        'ok.test',
+        pebble.root,
         30_000,
-        'https://ok.test with a certificate from the ACME CA',
+        'https://ok.test with the ACME CA certificate',
       );
       assert.match(served, /"pid"/);
       type Row = { host: string; cert: string; certError: string | null; certIssuer: string | null };

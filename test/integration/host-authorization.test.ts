@@ -6,7 +6,9 @@
  * Nothing here installs anything: every refused call would have (edge.install, services.install).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { signCommand } from '../../src/commands/envelope.ts';
 import { ActionRegistry } from '../../src/core/actions.ts';
@@ -23,6 +25,7 @@ import {
 import { silentLogger } from '../../src/logging/index.ts';
 import { type GrantPayload, signGrant } from '../../src/mesh/operators.ts';
 import { openStore } from '../../src/store/index.ts';
+import { selfSignedCert } from '../helpers/certs.ts';
 import { commandNode } from '../helpers/commands.ts';
 
 const admin = generateSigner().signer;
@@ -77,10 +80,9 @@ const codeOf = (f: Frame) => (f.type === 'error' ? f.error.code : 'ok');
 after(() => db.close());
 
 /** A real certificate (made once by openssl) for the PEM checks of `edge install --acme-ca-root`. */
-const PEM = execFileSync('openssl', [
-  ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'],
-  ...['-keyout', '/dev/null', '-subj', '/CN=test-ca'],
-]).toString();
+const certDir = mkdtempSync(join(tmpdir(), 'plexus-acme-root-'));
+const PEM = readFileSync(selfSignedCert(certDir, 'ca', { cn: 'test-ca' }).cert, 'utf8');
+rmSync(certDir, { recursive: true, force: true });
 
 describe('host actions as signed commands', () => {
   it('installing or removing packages takes an admin', async () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServer, type Server } from 'node:tls';
 import { checkCertificate } from '../../../src/host/cert-check.ts';
+import { selfSignedCert } from '../../helpers/certs.ts';
 import { freePort } from '../../helpers/cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'plexus-cert-'));
@@ -32,22 +33,7 @@ describe('checkCertificate', () => {
   before(async () => {
     const subj = (cn: string) => ['-subj', `/CN=${cn}`];
     writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=DNS:a.test\n');
-    ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '2',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      ...subj('Test Root'),
-    );
+    selfSignedCert(dir, 'ca', { cn: 'Test Root', days: 2 });
     ssl(
       'req',
       '-newkey',
