@@ -22,12 +22,14 @@ import {
 import { type AppEvent, type AppEventKind, EventRepo } from './event-repo.ts';
 import { HookRepo } from './hook-repo.ts';
 import { buildLaunchSpec } from './launch-spec.ts';
+import { LocalHandover } from './local-handover.ts';
 import { checkPortFree } from './preflight.ts';
 import { ProcSampler } from './proc.ts';
 import { ReleaseRepo, type ReleaseRow } from './release-repo.ts';
 import { type AppPaths, appPaths, ensureAppDirs } from './releases.ts';
 import { SecretBox } from './secrets.ts';
 import { appNameSchema, type RunSpec } from './spec.ts';
+import { TrafficRouter } from './traffic-router.ts';
 import type { AppChange, AppInfo, WorkloadsComponents, WorkloadsInit } from './types.ts';
 
 /** The state and helpers shared by every app operation of one workload manager. */
@@ -40,6 +42,8 @@ export class AppContext {
   readonly backend: Backend;
   readonly logger: Logger;
   readonly init: WorkloadsInit;
+  /** Where each app's traffic goes: the local port handover, then the registered switches (issue 18). */
+  readonly traffic: TrafficRouter;
   /** Set once the manager stops: no new operation starts, backend changes are ignored. */
   stopping = false;
   /** The operation in progress per app (`deploying`, `stopping`…): one at a time. */
@@ -60,6 +64,8 @@ export class AppContext {
     this.env = new EnvRepo(components.db, box);
     this.hooks = new HookRepo(components.db, box);
     this.events = new EventRepo(components.db);
+    const local = new LocalHandover(init.handover ?? {}, { logger: this.logger });
+    this.traffic = new TrafficRouter(local, (app) => this.apps.get(app)?.livePort ?? undefined, this.logger);
   }
 
   /** Health deadline when a release sets none (read by the release switch). */
@@ -123,8 +129,16 @@ export class AppContext {
     return rel;
   }
 
-  /** What a process of `rel` is started with: the app's decrypted env, then `extraEnv` on top. */
-  launchSpec(app: string, rel: ReleaseRow, extraEnv: Record<string, string> = {}): LaunchSpec {
+  /**
+   * What a process of `rel` is started with: the app's decrypted env, then `extraEnv` on top. An
+   * app with a port listens on `livePort` (default: the private port its row records).
+   */
+  launchSpec(
+    app: string,
+    rel: ReleaseRow,
+    extraEnv: Record<string, string> = {},
+    livePort = this.apps.get(app)?.livePort ?? undefined,
+  ): LaunchSpec {
     // Never as root by omission: every path that starts a process prepares its user first.
     if (canSwitchUsers() && !this.#users.has(app))
       throw new AppUserError('APP_USER_UNRESOLVED', `app '${app}' has no user prepared; try again`);
@@ -136,6 +150,7 @@ export class AppContext {
       this.init.inheritEnv,
       this.#users.get(app),
       this.apps.get(app)?.capabilities,
+      livePort,
     );
   }
 
@@ -226,7 +241,8 @@ export class AppContext {
     if (!spec.port) return;
     const other = this.apps.list().find((r) => r.name !== app && r.spec.port === spec.port);
     if (other) throw new PortInUseError(spec.port, other.name);
-    const ours = prev?.spec.port === spec.port && this.backend.state(app)?.pid;
+    const ours =
+      prev?.spec.port === spec.port && (this.backend.state(app)?.pid || this.traffic.holds(app, spec.port));
     if (!ours) await checkPortFree(spec.port);
   }
 

@@ -65,6 +65,18 @@ export class DeployFailedError extends PlexusError {
   }
 }
 
+/** A traffic switch (the local handover, the edge) could not send an app's traffic to a release. */
+export class TrafficSwitchError extends PlexusError {
+  override name = 'TrafficSwitchError';
+  constructor(switchName: string, app: string, why: string) {
+    super(
+      'TRAFFIC_SWITCH_FAILED',
+      `the ${switchName} switch could not route '${app}': ${why}`,
+      'unavailable',
+    );
+  }
+}
+
 /** Another operation on the same app is in progress. */
 export class AppBusyError extends PlexusError {
   override name = 'AppBusyError';

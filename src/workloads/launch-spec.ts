@@ -16,7 +16,8 @@ export const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'SHELL', 'TMPDIR']
 /**
  * The launch spec of `rel`: inherited basics, the app's HOME (its data folder, also in
  * `PLEXUS_APP_DATA`) and user names, then the bundle's env, `PORT`, `PLEXUS_APP` and
- * `PLEXUS_RELEASE`, then the app's (decrypted) env vars on top.
+ * `PLEXUS_RELEASE`, then the app's (decrypted) env vars on top. `PORT` is `livePort`, the private
+ * port the release listens on behind the handover, when given; else the declared port.
  */
 export function buildLaunchSpec(
   app: string,
@@ -26,6 +27,7 @@ export function buildLaunchSpec(
   inherit: string[] = INHERITED_ENV,
   user?: AppUser,
   capabilities: string[] = [],
+  livePort?: number,
 ): LaunchSpec {
   const env: Record<string, string> = {};
   for (const k of inherit) if (process.env[k] !== undefined) env[k] = process.env[k]!;
@@ -37,7 +39,8 @@ export function buildLaunchSpec(
     env.LOGNAME = name;
   }
   Object.assign(env, rel.spec.env);
-  if (rel.spec.port) env.PORT = String(rel.spec.port);
+  // The release's private port when the agent's handover holds the declared one (issue 18).
+  if (rel.spec.port) env.PORT = String(livePort ?? rel.spec.port);
   env.PLEXUS_APP = app;
   env.PLEXUS_RELEASE = rel.id;
   Object.assign(env, secrets);
@@ -52,6 +55,7 @@ export function buildLaunchSpec(
     appDir: paths.root,
     ...(user ? { user } : {}),
     ...(capabilities.length ? { capabilities } : {}),
+    ...(rel.spec.port && livePort ? { instance: String(livePort) } : {}),
   };
 }
 

@@ -47,4 +47,9 @@ export async function recoverApp(ctx: AppContext, row: AppRow): Promise<void> {
   });
   // A restart is recorded by the backend's own change event; an adoption is only logged.
   if (how === 'adopt') ctx.logger.info({ app: row.name, pid: row.pid }, 're-adopted app');
+  // Its declared port is the agent's again, forwarding to the live release (issue 18).
+  if (how !== 'stop' && rel.spec.port && row.livePort)
+    await ctx.traffic
+      .switchTo(row.name, rel.spec.port, row.livePort)
+      .catch((err: Error) => ctx.logger.error({ app: row.name, err: err.message }, 'cannot route app'));
 }

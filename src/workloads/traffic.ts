@@ -15,6 +15,12 @@ export interface TrafficSwitch {
   switchTo(app: string, port: number): Promise<void>;
   /** `app` was removed: stop routing it. */
   forget(app: string): Promise<void>;
+  /**
+   * Requests or connections this switch still has open to `app`'s release on `port` (added for
+   * the drain): an old release is stopped once every switch reports 0, or after the drain
+   * timeout. A switch without it is taken to hold nothing once it has switched.
+   */
+  inFlight?(app: string, port: number): Promise<number>;
 }
 
 /** Where each app's live release listens, as the workloads module knows it. */

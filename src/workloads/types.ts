@@ -10,6 +10,7 @@ import type { Backend } from './backend.ts';
 import type { BundleSource, DeployProgress } from './deploy-source.ts';
 import type { AppEventKind } from './event-repo.ts';
 import type { ExtractLimits } from './extract.ts';
+import type { LocalHandoverInit } from './local-handover.ts';
 import type { RunSpecInput } from './spec.ts';
 
 /** One app as `plexus apps --json` shows it and telemetry publishes it (issue 3, State). */
@@ -87,6 +88,10 @@ export interface WorkloadsInit {
   downloadIdleTimeoutMs?: number;
   /** Variables copied from the agent's environment into every app's. */
   inheritEnv?: string[];
+  /** Longest drain of an old release after traffic moved off it (default DRAIN_TIMEOUT_MS, 30 s). */
+  drainTimeoutMs?: number;
+  /** Limits of the local port handover. */
+  handover?: LocalHandoverInit;
 }
 
 /** Dependencies of the manager. */

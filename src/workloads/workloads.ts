@@ -18,11 +18,13 @@ import type { EnvRepo } from './env-repo.ts';
 import { AppBusyError, DeployFailedError, WebhookReplayError } from './errors.ts';
 import type { EventRepo } from './event-repo.ts';
 import type { HookRepo } from './hook-repo.ts';
+import { freePrivatePort } from './listen-address.ts';
 import { recoverApp } from './recovery.ts';
 import type { ReleaseRepo } from './release-repo.ts';
 import { ReleaseSwitch } from './release-switch.ts';
 import { type AppPaths, removeAppDir } from './releases.ts';
 import { appNameSchema } from './spec.ts';
+import type { AppUpstreams, TrafficSwitch } from './traffic.ts';
 import type {
   AppInfo,
   DeployRequest,
@@ -65,6 +67,19 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     return this.#ctx.paths(app);
   }
 
+  /**
+   * Adds a traffic switch (the edge, issue 18): a deploy calls its `switchTo` once the new
+   * release is healthy, after the local port handover. Returns the function that removes it.
+   */
+  addTrafficSwitch(sw: TrafficSwitch): () => void {
+    return this.#ctx.traffic.register(sw);
+  }
+
+  /** Where each app's live release listens: what an edge routes to when it (re)applies its config. */
+  get upstreams(): AppUpstreams {
+    return this.#ctx.traffic;
+  }
+
   // --- lifecycle ---------------------------------------------------------------------------------
 
   /** Takes every app back over: re-adopts live processes, restarts those that vanished. */
@@ -96,6 +111,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
   async stop(): Promise<void> {
     this.#ctx.stopping = true;
     if (this.#tick) clearInterval(this.#tick);
+    await this.#switch.close();
+    await this.#ctx.traffic.close();
     await this.#backend.close();
   }
 
@@ -145,10 +162,14 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       const rel = this.#ctx.currentRelease(row);
       const state = this.#backend.state(app);
       if (state?.pid && (state.status === 'running' || state.status === 'crashloop')) return this.get(app);
+      await this.#ctx.traffic.release(app); // a crashed app's handover still holds its port
       if (rel.spec.port) await this.#ctx.checkPort(app, rel.spec, undefined);
       await this.#ctx.appUser(row);
-      this.apps.update(app, { desired: 'running' });
-      await this.#backend.launch(this.#ctx.launchSpec(app, rel));
+      // A fresh private port each start: the last one may have been taken while the app was down.
+      const livePort = rel.spec.port ? await freePrivatePort() : undefined;
+      this.apps.update(app, { desired: 'running', livePort: livePort ?? null });
+      await this.#backend.launch(this.#ctx.launchSpec(app, rel, {}, livePort));
+      if (rel.spec.port && livePort) await this.#ctx.traffic.switchTo(app, rel.spec.port, livePort);
       this.#ctx.record(app, 'start', rel.id);
       return this.get(app);
     });
@@ -160,6 +181,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     return this.#ctx.exclusive(app, 'stopping', async () => {
       this.apps.update(app, { desired: 'stopped' });
       await this.#backend.halt(app, this.#ctx.init.stopGraceMs ?? STOP_GRACE_MS);
+      // Its declared port is free again, as it was when the app itself held it.
+      await this.#ctx.traffic.release(app);
       this.#ctx.record(app, 'stop', row.release);
       return this.get(app);
     });
@@ -185,6 +208,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     const row = this.#ctx.row(app);
     return this.#ctx.exclusive(app, 'removing', async () => {
       await this.#backend.forget(app);
+      await this.#ctx.traffic.forget(app);
       this.apps.delete(app);
       // A user that is gone (or never was) leaves the agent to delete everything itself.
       const user = this.#ctx.userOf(app) ?? (await this.#ctx.appUser(row).catch(() => undefined));
