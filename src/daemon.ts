@@ -145,7 +145,11 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   actions.register(...tunnels.actions);
 
   const workloads = createWorkloads(
-    { appsDir: paths.apps, backend: config.workloads.backend },
+    {
+      appsDir: paths.apps,
+      backend: config.workloads.backend,
+      drainTimeoutMs: config.workloads.drainS * 1000,
+    },
     { db, logger: log('workloads'), masterKey: loadMasterKey(paths.masterKey) },
   );
   actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));

@@ -130,6 +130,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** `process` (embedded supervisor, works anywhere) or `systemd`. */
       backend: z.enum(['process', 'systemd']).default('process'),
+      /** Seconds an old release may drain its connections after a deploy moved traffic off it (issue 18). */
+      drainS: z.number().int().min(0).max(3600).default(30),
     })
     .prefault({}),
   shell: z
