@@ -136,8 +136,10 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     await this.#systemctl('daemon-reload');
     await this.#systemctl('reset-failed', unit).catch(() => '');
     await this.#systemctl('restart', unit);
+    // The unit and its state change together: a poll in between would see another unit's pid
+    // and report the app's process as gone.
+    const state = await this.#read(spec.app, unit);
     this.#units.set(spec.app, { unit, instance: spec.instance });
-    const state = await this.#read(spec.app);
     this.#known.set(spec.app, state);
     this.emit('change', spec.app, state, 'start', undefined);
     return state;
@@ -173,8 +175,8 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     const prev = this.#units.get(app);
     // Taking an old release back after a failed deploy: the failed instance's unit goes.
     if (prev && prev.unit !== unit) await this.#remove(app, prev.instance);
+    const state = await this.#read(app, unit);
     this.#units.set(app, { unit, instance: info.spec.instance });
-    const state = await this.#read(app);
     this.#known.set(app, state);
     if (state.status === 'running') return 'adopt';
     if (!info.wanted) return 'stop';
@@ -236,10 +238,10 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   }
 
   /** Reads a unit's state with `systemctl show`. */
-  async #read(app: string): Promise<RunState> {
+  async #read(app: string, unit = this.#unit(app)): Promise<RunState> {
     const out = await this.#systemctl(
       'show',
-      this.#unit(app),
+      unit,
       '-p',
       'MainPID,ActiveState,SubState,NRestarts,ExecMainStartTimestamp,Result',
     );
@@ -249,7 +251,10 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   async #poll(): Promise<void> {
     for (const [app, prev] of this.#known) {
       try {
-        const next = await this.#read(app);
+        const unit = this.#unit(app);
+        const next = await this.#read(app, unit);
+        // A launch moved the app to another unit meanwhile: this reading is stale.
+        if (this.#unit(app) !== unit || this.#known.get(app) !== prev) continue;
         if (next.status !== prev.status || next.pid !== prev.pid || next.restarts !== prev.restarts) {
           this.#known.set(app, next);
           // systemd restarts a crashed app by itself; polling sees only that it did, as a crash.

@@ -6,12 +6,17 @@
  * at every attempt there too, each app unit must pass `systemd-analyze verify` and rate at most
  * 4.0 ("OK") in `systemd-analyze security`, and the agent's own unit
  * (packaging/systemd/plexus.service) must verify (its score printed) and run the agent: it
- * deploys an app as the app's user, and an agent restart leaves the app running.
+ * deploys an app as the app's user, an agent restart leaves the app running, and a deploy under a
+ * request loop fails no request (issue 18), under the process backend and under the systemd one (each
+ * release a unit of its own, the old one's removed after its drain, re-adopted after an agent restart).
  */
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../helpers/cluster.ts';
+import { httpText } from '../helpers/http.ts';
 import { DENIED_ATTEMPTS, type IsolationReport } from '../helpers/isolation.ts';
+import { failures, startLoad } from '../helpers/load.ts';
 import { bootContainer, type Container, inBox, nspawnUnavailableReason } from '../helpers/nspawn.ts';
 
 // Paths as the container sees them (test/helpers/nspawn.ts, inBox).
@@ -28,6 +33,24 @@ before(async () => {
 after(async () => {
   await box?.stop();
 });
+
+/** Deploys `app` again while a bounded request loop runs on its port; asserts no request failed. */
+async function deployUnderLoad(
+  plexus: (args: string) => Promise<{ code: number | null; stderr: string }>,
+  app: string,
+  port: number,
+) {
+  const load = startLoad({ port, concurrency: 4, maxRequests: 20_000, maxMs: 90_000 });
+  await waitFor(() => load.samples.length >= 20, 20_000, 'the request loop to get going');
+  const again = await plexus(
+    `deploy ${app} --dir ${REPO}/test/fixtures/workloads/app --cmd '${NODE} server.cjs'`,
+  );
+  const n = load.samples.length;
+  await waitFor(() => load.samples.length >= n + 20, 20_000, 'requests after the switch');
+  const samples = await load.stop();
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(failures(samples), '', `failed requests during the deploy (${samples.length} sent)`);
+}
 
 describe('apps under a real systemd', { skip }, () => {
   it('the hostile app fails at every attempt, runs as its own user, and its unit rates OK', async () => {
@@ -112,5 +135,44 @@ describe('apps under a real systemd', { skip }, () => {
     );
     assert.equal(await pidOf(), pid, 'the same process, re-adopted');
     assert.equal((await sh('systemctl is-active plexus')).stdout.trim(), 'active');
+    // Issue 18 (the process backend, under the agent's unit): a deploy under a request loop, sent
+    // from the host (the box shares its network), fails no request.
+    await deployUnderLoad(plexus, 'web', 8080);
+  });
+
+  it('with the systemd backend: a deploy under a request loop fails no request, each release has its unit, and an agent restart keeps serving', async () => {
+    const sh = (script: string) => box!.exec(['sh', '-c', script], { timeoutMs: 120_000 });
+    const plexus = (args: string) => sh(`plexus ${args} --data-dir /var/lib/plexus`);
+    assert.equal((await plexus('rm web')).code, 0);
+    await sh(
+      "printf 'Environment=PLEXUS_WORKLOADS__BACKEND=systemd\\n' >> /etc/systemd/system/plexus.service.d/test.conf && " +
+        'systemctl daemon-reload && systemctl restart plexus && ' +
+        'for i in $(seq 60); do plexus apps --data-dir /var/lib/plexus >/dev/null 2>&1 && exit 0; sleep 0.5; done',
+    );
+    const first = await plexus(
+      `deploy api --dir ${REPO}/test/fixtures/workloads/app --cmd '${NODE} server.cjs' --port 8081 --health http://:8081/health`,
+    );
+    assert.equal(first.code, 0, first.stderr);
+    await deployUnderLoad(plexus, 'api', 8081);
+    const units = async () =>
+      (await sh('ls /etc/systemd/system')).stdout.split('\n').filter((f) => f.startsWith('plexus-app-api'));
+    await waitFor(async () => (await units()).length === 1, 60_000, "the old release's unit to go").catch(
+      async (err: Error) => {
+        const log = await sh('journalctl -u plexus -n 40 --no-pager -o cat');
+        throw new Error(`${err.message}: ${(await units()).join(' ')}\n${log.stdout}`);
+      },
+    );
+    const [unit] = await units();
+    assert.match(unit, /^plexus-app-api\.\d+\.service$/);
+    assert.equal((await sh(`systemctl is-active ${unit}`)).stdout.trim(), 'active');
+    // The agent restarts: the unit keeps running, and the declared port is served again.
+    const before = JSON.parse((await httpText(8081, '/info')).body).pid;
+    await sh('systemctl restart plexus');
+    const after = await waitFor(
+      () => httpText(8081, '/info').catch(() => undefined),
+      30_000,
+      'port 8081 again',
+    );
+    assert.equal(JSON.parse(after!.body).pid, before, 'the same release, re-adopted');
   });
 });
