@@ -103,6 +103,12 @@ export interface Backend extends EventEmitter<BackendEvents> {
    * SIGKILL after `graceMs`; systemd also removes its unit. A process already gone is fine.
    */
   retire(app: string, old: SetAside, graceMs?: number): Promise<void>;
+  /**
+   * After an agent restart, once the app is adopted: stops what a previous agent left of it
+   * besides its live process (an old release it died draining): process groups running in
+   * `releasesDir`, or units of other instances. Returns how many it stopped.
+   */
+  sweep(app: string, releasesDir: string, graceMs?: number): Promise<number>;
   /** After an agent restart: re-adopt a live process, or start one that should run but is gone. */
   adopt(app: string, info: AdoptInfo): Promise<RunChange>;
   /** The current state, if the backend knows the app. */

@@ -34,7 +34,7 @@ import {
 import { spawnCommand } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
 import { appendMarker, findLogStamper, LOG_STAMPER_PATH, marker, startLogStamper } from './log-stamper.ts';
-import { groupMembers, isSameProcess, killGroup, readProcStat } from './proc.ts';
+import { groupMembers, isSameProcess, killGroup, readProcStat, strayGroupsIn } from './proc.ts';
 
 /** Tunables of the supervisor; defaults in constants.ts. */
 export interface ProcessBackendInit {
@@ -242,6 +242,12 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
 
   async retire(_app: string, old: SetAside, graceMs = this.#o.stopGraceMs): Promise<void> {
     if (isSameProcess(old.pid, old.pidStart)) await killGroup(old.pid, graceMs);
+  }
+
+  async sweep(app: string, releasesDir: string, graceMs = this.#o.stopGraceMs): Promise<number> {
+    const stray = strayGroupsIn(releasesDir, this.#apps.get(app)?.state.pid ?? null);
+    await Promise.all(stray.map((pid) => killGroup(pid, graceMs)));
+    return stray.length;
   }
 
   async halt(app: string, graceMs = this.#o.stopGraceMs): Promise<void> {

@@ -170,6 +170,14 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     await this.#systemctl('daemon-reload').catch(() => '');
   }
 
+  async sweep(app: string): Promise<number> {
+    const files = (await readdir(this.#unitDir).catch(() => [] as string[])).filter(
+      (f) => isUnitOf(app, f) && f !== this.#unit(app),
+    );
+    for (const f of files) await this.#remove(app, /\.(\d+)\.service$/.exec(f)?.[1]);
+    return files.length;
+  }
+
   async adopt(app: string, info: AdoptInfo): Promise<RunChange> {
     const unit = unitName(app, info.spec.instance);
     const prev = this.#units.get(app);

@@ -4,9 +4,11 @@
  * (fails its health check) must not fail one request; a request in flight when traffic moves
  * finishes on the old release, which then drains and stops; a registered traffic switch (what
  * the edge is) is told the new release's private port only once it is healthy, and one that
- * fails keeps the old release serving. The live port survives an agent restart.
+ * fails keeps the old release serving. The live port survives an agent restart, and an old release
+ * a killed agent left draining is stopped when the agent starts.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -166,8 +168,22 @@ describe('zero-downtime deploys', () => {
     const pid = (await info()).pid;
     await w.stop(); // the agent dies: the release keeps running on its private port
     assert.equal(JSON.parse((await httpText(live!, '/info')).body).pid, pid);
+    // An old release a killed agent left draining: a group leader in a release folder that is
+    // nobody's child any more (double fork).
+    const cwd = join(root, 'apps', 'web', 'releases', w.get('web').release!);
+    // setsid in a background job is not a group leader yet, so it execs sleep itself: $! is sleep.
+    const stray = Number(
+      execFileSync('sh', ['-c', 'setsid sleep 600 > /dev/null 2>&1 < /dev/null & echo $!'], {
+        cwd,
+        encoding: 'utf8',
+      }),
+    );
+    after(() => {
+      if (isSameProcess(stray, null)) process.kill(stray, 'SIGKILL');
+    });
     w = manager();
     await w.start();
+    assert.ok(!isSameProcess(stray, null), 'the stray old release was stopped');
     assert.equal(w.upstreams.upstreamOf('web'), live);
     assert.equal((await info()).pid, pid, 're-adopted, reached through the declared port');
     const r = await underLoad(async () => w.deploy({ app: 'web', source: await bundle('v6') }));
