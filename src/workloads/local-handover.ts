@@ -101,7 +101,9 @@ export class LocalHandover {
     const route = this.#routes.get(app);
     if (!route) return;
     this.#routes.delete(app);
-    await Promise.all(route.servers.map((s) => new Promise((r) => s.close(r))));
+    // close() stops listening at once; its callback would wait for every open connection to end.
+    for (const s of route.servers) s.close();
+    await new Promise((r) => setImmediate(r));
   }
 
   /** Stops every listener (the agent stops). */
