@@ -103,21 +103,23 @@ export async function killGroup(pid: number, graceMs: number): Promise<void> {
   if (alive()) signalGroup(pid, 'SIGKILL');
 }
 
-/** Live (not zombie) processes whose process group is `pgid`. Scans /proc; used only when stopping. */
-export function groupMembers(pgid: number): number[] {
-  let entries: string[];
+/** The pids in /proc now (none where there is no /proc). */
+function allPids(): number[] {
   try {
-    entries = readdirSync('/proc');
+    return readdirSync('/proc')
+      .filter((e) => e.charCodeAt(0) >= 48 && e.charCodeAt(0) <= 57)
+      .map(Number);
   } catch {
     return [];
   }
-  const out: number[] = [];
-  for (const e of entries) {
-    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
-    const st = readProcStat(Number(e));
-    if (st && st.pgid === pgid && st.state !== 'Z' && st.state !== 'X') out.push(Number(e));
-  }
-  return out;
+}
+
+/** Live (not zombie) processes whose process group is `pgid`. Scans /proc; used only when stopping. */
+export function groupMembers(pgid: number): number[] {
+  return allPids().filter((pid) => {
+    const st = readProcStat(pid);
+    return st && st.pgid === pgid && st.state !== 'Z' && st.state !== 'X';
+  });
 }
 
 /**
@@ -126,24 +128,14 @@ export function groupMembers(pgid: number): number[] {
  * old release drained). Scans /proc; used once per app when the agent starts.
  */
 export function strayGroupsIn(dir: string, keep: number | null): number[] {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  const out: number[] = [];
-  for (const e of entries) {
-    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
-    const pid = Number(e);
-    if (pid === keep) continue;
+  return allPids().filter((pid) => {
+    if (pid === keep) return false;
     const st = readProcStat(pid);
-    if (!st || st.pgid !== pid || st.ppid === process.pid || st.state === 'Z') continue;
+    if (!st || st.pgid !== pid || st.ppid === process.pid || st.state === 'Z') return false;
     try {
-      if (readlinkSync(`/proc/${pid}/cwd`).startsWith(`${dir}/`)) out.push(pid);
+      return readlinkSync(`/proc/${pid}/cwd`).startsWith(`${dir}/`);
     } catch {
-      // gone, or not ours to read
+      return false; // gone, or not ours to read
     }
-  }
-  return out;
+  });
 }
