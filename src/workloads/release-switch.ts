@@ -59,7 +59,8 @@ export interface ReleaseSwitchDeps {
 
 /** Options of one switch. */
 export interface SwitchOptions {
-  kind: 'deploy' | 'rollback';
+  /** A restart switches an app with a port to a new process of its current release the same way. */
+  kind: 'deploy' | 'rollback' | 'restart';
   /** Env vars to apply with the new release (stored only if it is healthy). */
   env?: Record<string, string>;
   onProgress?: (p: DeployProgress) => void;
@@ -163,7 +164,9 @@ export class ReleaseSwitch {
         await this.#prune(app).catch((err) => this.#d.logger.warn({ app, err }, 'cannot prune old releases'));
       }
       this.#d.settled(app);
-      this.#d.record(app, o.kind, next.id, prev ? `from ${prev.id}` : 'first release');
+      const detail =
+        o.kind === 'restart' ? 'by operator, without downtime' : prev ? `from ${prev.id}` : 'first release';
+      this.#d.record(app, o.kind, next.id, detail);
       const info = this.#d.info(app);
       return {
         app,
@@ -200,7 +203,7 @@ export class ReleaseSwitch {
           await this.#d.traffic.switchTo(app, prev.spec.port, row.livePort).catch(() => {});
         back = `rolled back to release ${prev.id}${ok ? ', which is running' : ', which is not healthy either'}`;
       } else back = `release ${prev.id} is current again (stopped)`;
-      this.#d.record(app, 'rollback', prev.id, `after ${next.id} failed`);
+      if (o.kind !== 'restart') this.#d.record(app, 'rollback', prev.id, `after ${next.id} failed`);
     } else {
       // Nothing to go back to: the app stays, failed and without a release, so its logs can be read.
       await this.#d.backend.forget(app);

@@ -193,6 +193,14 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     const row = this.#ctx.row(app);
     return this.#ctx.exclusive(app, 'restarting', async () => {
       const rel = this.#ctx.currentRelease(row);
+      const state = this.#backend.state(app);
+      if (rel.spec.port && state?.pid && (state.status === 'running' || state.status === 'crashloop')) {
+        // An app with a port restarts like a deploy of its own release: a new process beside the
+        // old, health gated, then traffic moves and the old one drains (issue 18).
+        await this.#ctx.appUser(row);
+        await this.#switch.switchTo(app, rel, rel, { kind: 'restart', started: Date.now() });
+        return this.get(app);
+      }
       this.apps.update(app, { desired: 'running', restarts: 0 });
       await this.#backend.halt(app, this.#ctx.init.stopGraceMs ?? STOP_GRACE_MS);
       // After the stop: an app that ran as root moves to its own user with its files.

@@ -1,6 +1,6 @@
 /**
  * Zero-downtime deploys (issue 18), process backend, one workload manager for the file: while a
- * bounded request loop runs on the app's declared port, a deploy, a rollback and a broken release
+ * bounded request loop runs on the app's declared port, a deploy, a rollback, a restart and a broken release
  * (fails its health check) must not fail one request; a request in flight when traffic moves
  * finishes on the old release, which then drains and stops; a registered traffic switch (what
  * the edge is) is told the new release's private port only once it is healthy, and one that
@@ -131,6 +131,14 @@ describe('zero-downtime deploys', () => {
     const r = await underLoad(() => w.rollback('web'));
     assert.equal(r.failed, '', `failed requests during the rollback: ${r.failed}`);
     assert.equal((await info()).version, 'v2');
+  });
+
+  it('a restart takes the same path too: a new process, no failed request', async () => {
+    const old = await info();
+    const r = await underLoad(() => w.restartApp('web'));
+    assert.equal(r.failed, '', `failed requests during the restart: ${r.failed}`);
+    assert.notEqual((await info()).pid, old.pid);
+    assert.equal(w.events.list('web', 1)[0]?.kind, 'restart');
   });
 
   it('a registered switch gets the private port once healthy; one that fails keeps the old release', async () => {
