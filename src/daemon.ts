@@ -22,7 +22,7 @@ import {
   mountUiRoutes,
 } from './api/index.ts';
 import { commandMigrations, createCommands } from './commands/index.ts';
-import { type Config, type DataPaths, dataPaths, loadConfig } from './config/index.ts';
+import { agentPorts, type Config, type DataPaths, dataPaths, loadConfig } from './config/index.ts';
 import { ActionRegistry } from './core/actions.ts';
 import { startInOrder } from './core/lifecycle.ts';
 import { VERSION } from './core/version.ts';
@@ -149,6 +149,9 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
       appsDir: paths.apps,
       backend: config.workloads.backend,
       drainTimeoutMs: config.workloads.drainS * 1000,
+      ...(config.workloads.redirect === 'auto' ? { redirect: {} } : {}),
+      reservedPorts: agentPorts(config),
+      lowPorts: config.workloads.lowPorts,
     },
     { db, logger: log('workloads'), masterKey: loadMasterKey(paths.masterKey) },
   );

@@ -10,20 +10,23 @@ import { chownTree, grantAppDirs, unpassableAncestor } from './app-files.ts';
 import { AppRepo, type AppRow, type AppStatus } from './app-repo.ts';
 import { type AppUser, canSwitchUsers, defaultUserName, ensureAppUser } from './app-users.ts';
 import type { Backend, LaunchSpec, RunChange } from './backend.ts';
+import { FIRST_UNPRIVILEGED_PORT } from './constants.ts';
 import { EnvRepo } from './env-repo.ts';
 import {
   AppBusyError,
   AppUserError,
   InvalidSpecError,
   PortInUseError,
+  PortReservedError,
   RootNotAllowedError,
   UnknownAppError,
 } from './errors.ts';
 import { type AppEvent, type AppEventKind, EventRepo } from './event-repo.ts';
 import { HookRepo } from './hook-repo.ts';
+import { KernelRedirect } from './kernel-redirect.ts';
 import { buildLaunchSpec } from './launch-spec.ts';
-import { LocalHandover } from './local-handover.ts';
 import { checkPortFree } from './preflight.ts';
+import { freePrivatePort } from './private-port.ts';
 import { ProcSampler } from './proc.ts';
 import { ReleaseRepo, type ReleaseRow } from './release-repo.ts';
 import { type AppPaths, appPaths, ensureAppDirs } from './releases.ts';
@@ -64,8 +67,8 @@ export class AppContext {
     this.env = new EnvRepo(components.db, box);
     this.hooks = new HookRepo(components.db, box);
     this.events = new EventRepo(components.db);
-    const local = new LocalHandover(init.handover ?? {}, { logger: this.logger });
-    this.traffic = new TrafficRouter(local, (app) => this.apps.get(app)?.livePort ?? undefined, this.logger);
+    const kernel = init.redirect ? new KernelRedirect(init.redirect) : undefined;
+    this.traffic = new TrafficRouter(kernel, (app) => this.apps.get(app)?.livePort ?? undefined, this.logger);
   }
 
   /** Health deadline when a release sets none (read by the release switch). */
@@ -131,13 +134,14 @@ export class AppContext {
 
   /**
    * What a process of `rel` is started with: the app's decrypted env, then `extraEnv` on top. An
-   * app with a port listens on `livePort` (default: the private port its row records).
+   * app with a port listens on `livePort` (default: the private port its row records; null: the
+   * declared port).
    */
   launchSpec(
     app: string,
     rel: ReleaseRow,
     extraEnv: Record<string, string> = {},
-    livePort = this.apps.get(app)?.livePort ?? undefined,
+    livePort: number | null = this.apps.get(app)?.livePort ?? null,
   ): LaunchSpec {
     // Never as root by omission: every path that starts a process prepares its user first.
     if (canSwitchUsers() && !this.#users.has(app))
@@ -150,7 +154,7 @@ export class AppContext {
       this.init.inheritEnv,
       this.#users.get(app),
       this.apps.get(app)?.capabilities,
-      livePort,
+      livePort ?? undefined,
     );
   }
 
@@ -236,14 +240,30 @@ export class AppContext {
     }
   }
 
-  /** Refuses a port another app declares or another process holds (our own running app may). */
+  /**
+   * Refuses a port another app declares or runs on (its live private port), one of the agent's
+   * own, one below 1024 unless the config allows it (its redirect would take a system service's
+   * traffic), or one another process holds (our own running app may).
+   */
   async checkPort(app: string, spec: RunSpec, prev: AppRow | undefined): Promise<void> {
     if (!spec.port) return;
-    const other = this.apps.list().find((r) => r.name !== app && r.spec.port === spec.port);
+    if (this.init.reservedPorts?.includes(spec.port)) throw new PortReservedError(spec.port, 'agent');
+    if (spec.port < FIRST_UNPRIVILEGED_PORT && !this.init.lowPorts)
+      throw new PortReservedError(spec.port, 'low');
+    const other = this.apps
+      .list()
+      .find((r) => r.name !== app && (r.spec.port === spec.port || r.livePort === spec.port));
     if (other) throw new PortInUseError(spec.port, other.name);
     const ours =
       prev?.spec.port === spec.port && (this.backend.state(app)?.pid || this.traffic.holds(app, spec.port));
     if (!ours) await checkPortFree(spec.port);
+  }
+
+  /** A private port for a new release of an app: never a declared port nor one of the agent's. */
+  privatePort(): Promise<number> {
+    const taken = new Set(this.init.reservedPorts ?? []);
+    for (const r of this.apps.list()) if (r.spec.port) taken.add(r.spec.port);
+    return freePrivatePort(taken);
   }
 
   // --- one operation per app ---------------------------------------------------------------------

@@ -94,13 +94,11 @@ export const APP_USER_COMMENT = 'plexus app';
 export const DRAIN_TIMEOUT_MS = 30_000;
 /** How often a draining release's open connections are counted. */
 export const DRAIN_POLL_MS = 50;
-/**
- * Connections the local port handover forwards at once per app: each costs the agent two sockets
- * (file descriptors), and the agent's limit is shared with the mesh and the tunnels.
- */
-export const HANDOVER_MAX_CONNECTIONS = 10_000;
-/**
- * How long the local handover retries to bind an app's declared port held by someone else: only
- * an app from before issue 18, whose process held the port itself, closes it on its SIGTERM.
- */
-export const HANDOVER_BIND_WAIT_MS = 10_000;
+/** The agent's nftables table (family inet) holding the kernel redirects of apps' declared ports. */
+export const NFT_TABLE = 'plexus';
+/** Longest run of one `nft -f` (it normally takes a few ms). */
+export const NFT_TIMEOUT_MS = 10_000;
+/** Ports the kernel may hand out before one outside the reserved ones comes (each try is a bind). */
+export const PRIVATE_PORT_TRIES = 20;
+/** Declared ports below this are refused unless the config allows them (system services live there). */
+export const FIRST_UNPRIVILEGED_PORT = 1024;

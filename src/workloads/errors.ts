@@ -57,6 +57,23 @@ export class PortInUseError extends PlexusError {
   }
 }
 
+/**
+ * A declared port no app may take: one of the agent's own (API, mesh…), or below 1024 without
+ * `workloads.lowPorts` (its kernel redirect would take a system service's traffic).
+ */
+export class PortReservedError extends PlexusError {
+  override name = 'PortReservedError';
+  constructor(port: number, why: 'agent' | 'low') {
+    super(
+      'PORT_RESERVED',
+      why === 'agent'
+        ? `port ${port} is one of the agent's own ports; choose another --port`
+        : `port ${port} is below 1024, where system services listen; choose another --port, or set workloads.lowPorts: true in the agent's config`,
+      'invalid',
+    );
+  }
+}
+
 /** The new release did not become healthy; the previous one was put back. */
 export class DeployFailedError extends PlexusError {
   override name = 'DeployFailedError';

@@ -50,9 +50,11 @@ export async function recoverApp(ctx: AppContext, row: AppRow): Promise<void> {
   if (stray) ctx.logger.info({ app: row.name, stray }, 'stopped old releases a previous agent left running');
   // A restart is recorded by the backend's own change event; an adoption is only logged.
   if (how === 'adopt') ctx.logger.info({ app: row.name, pid: row.pid }, 're-adopted app');
-  // Its declared port is the agent's again, forwarding to the live release (issue 18).
-  if (how !== 'stop' && rel.spec.port && row.livePort)
-    await ctx.traffic
-      .switchTo(row.name, rel.spec.port, row.livePort)
-      .catch((err: Error) => ctx.logger.error({ app: row.name, err: err.message }, 'cannot route app'));
+  // Its kernel redirect was rewritten from the database before (TrafficRouter.start). Without
+  // it, a release on a private port is unreachable on its declared port until its next deploy.
+  if (how !== 'stop' && rel.spec.port && row.livePort && !ctx.traffic.redirects)
+    ctx.logger.error(
+      { app: row.name, port: rel.spec.port, livePort: row.livePort },
+      "app listens on a private port but the kernel redirect is off: 'plexus restart' it to serve its declared port",
+    );
 }

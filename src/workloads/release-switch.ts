@@ -1,11 +1,12 @@
 /**
  * Switching an app from one release to another, health gated. Deploys and rollbacks both end
  * here. For an app with a port (issue 18) the new release starts beside the old one on a fresh
- * private port; once healthy, the traffic switches (the local port handover, the edge) send new
- * connections to it, and the old release drains in the background and stops. A release that
- * fails its health check is stopped and the old one, which never stopped serving, is taken back.
- * An app without a port is stopped first and then replaced. The database records the new release
- * as current only once it is healthy and routed.
+ * private port; once healthy, the kernel redirect of the declared port (and the registered
+ * switches) send new connections to it, and the old release drains in the background and stops.
+ * A release that fails its health check is stopped and the old one, which never stopped serving,
+ * is taken back. An app without a port, or any app where the kernel redirect is not available
+ * (the fallback), is stopped first and then replaced. The database records the new release as
+ * current only once it is healthy and routed.
  */
 import { unlink } from 'node:fs/promises';
 import { parseStampedLine } from '../core/log-stamp.ts';
@@ -25,7 +26,6 @@ import type { EnvRepo } from './env-repo.ts';
 import { DeployFailedError } from './errors.ts';
 import type { AppEventKind } from './event-repo.ts';
 import { type HealthOutcome, waitHealthy } from './health.ts';
-import { freePrivatePort } from './listen-address.ts';
 import { isSameProcess } from './proc.ts';
 import type { ReleaseRepo, ReleaseRow } from './release-repo.ts';
 import { type AppPaths, removeReleases, switchCurrent } from './releases.ts';
@@ -42,12 +42,19 @@ export interface ReleaseSwitchDeps {
   logger: Logger;
   /** Health deadline when a release sets none. */
   healthTimeoutMs?: number;
-  /** Where traffic goes: the local handover and the registered switches. */
+  /** Where traffic goes: the kernel redirect and the registered switches. */
   traffic: TrafficRouter;
   /** Longest drain of an old release, and its SIGTERM-to-SIGKILL grace. */
   init: { drainTimeoutMs?: number; stopGraceMs?: number };
   paths(app: string): AppPaths;
-  launchSpec(app: string, rel: ReleaseRow, extraEnv?: Record<string, string>, livePort?: number): LaunchSpec;
+  launchSpec(
+    app: string,
+    rel: ReleaseRow,
+    extraEnv?: Record<string, string>,
+    livePort?: number | null,
+  ): LaunchSpec;
+  /** A free private port for a new release (never a declared or reserved port). */
+  privatePort(): Promise<number>;
   record(app: string, kind: AppEventKind, release: string | null, detail?: string): void;
   emitChange(app: string, kind: AppEventKind, detail: string | null): void;
   /** The user the app runs as, if the agent switches users: it deletes the app's own files. */
@@ -70,7 +77,7 @@ export interface SwitchOptions {
 
 /** The process a switch replaces, when the app was running. */
 interface Previous extends SetAside {
-  /** Its private port behind the handover; undefined when it holds the declared port itself. */
+  /** Its private port behind the redirect; undefined when it holds the declared port itself. */
   port?: number;
   startedAt: number | null;
   restarts: number;
@@ -114,7 +121,12 @@ export class ReleaseSwitch {
           }
         : undefined;
     // Both releases serve a port: the new one starts beside the old, which keeps serving meanwhile.
-    const overlap = old !== undefined && next.spec.port !== undefined && row?.spec.port !== undefined;
+    // Without the kernel redirect (the fallback) the new one needs the declared port: stop, start.
+    const overlap =
+      this.#d.traffic.redirects &&
+      old !== undefined &&
+      next.spec.port !== undefined &&
+      row?.spec.port !== undefined;
     this.#d.emitChange(app, o.kind, `release ${next.id}`);
     await switchCurrent(p, next.id);
     o.onProgress?.({ phase: 'start', release: next.id });
@@ -122,8 +134,8 @@ export class ReleaseSwitch {
     let outcome: Outcome;
     let unrouted = '';
     try {
-      if (next.spec.port !== undefined) port = await freePrivatePort();
-      await this.#d.backend.launch(this.#d.launchSpec(app, next, o.env ?? {}, port), { overlap });
+      if (next.spec.port !== undefined && this.#d.traffic.redirects) port = await this.#d.privatePort();
+      await this.#d.backend.launch(this.#d.launchSpec(app, next, o.env ?? {}, port ?? null), { overlap });
       outcome = await this.#awaitHealth(app, next.spec, port, o.onProgress);
     } catch (err) {
       // Could not even start (cwd gone, fork failed): handled like a release that exited.
@@ -132,10 +144,8 @@ export class ReleaseSwitch {
     }
     if (outcome === 'healthy' && port !== undefined) {
       try {
-        // An app from before issue 18 holds its declared port itself: it must let go of it
-        // (SIGTERM: it closes its listener and finishes its requests) before the handover binds it.
-        if (overlap && old?.port === undefined)
-          void this.#retire(app, old!, this.#d.init.stopGraceMs ?? STOP_GRACE_MS);
+        // An app from before issue 18 listening on its declared port itself keeps it: the rule
+        // takes its new connections away in the kernel, and it drains there like any old release.
         await this.#d.traffic.switchTo(app, next.spec.port!, port);
       } catch (err) {
         outcome = 'unrouted';
@@ -158,7 +168,7 @@ export class ReleaseSwitch {
         livePort: port ?? null,
       });
       if (port === undefined) await this.#d.traffic.release(app);
-      if (overlap && old?.port !== undefined) this.#drainThenRetire(app, old, old.port);
+      if (overlap && old) this.#drainThenRetire(app, old, old.port ?? row!.spec.port!);
       // Pruning belongs to the operation: nothing may roll back to a release being deleted.
       if (o.kind === 'deploy') {
         await this.#prune(app).catch((err) => this.#d.logger.warn({ app, err }, 'cannot prune old releases'));
@@ -232,7 +242,7 @@ export class ReleaseSwitch {
   /**
    * Takes the old release back as the app's process after the new one failed: it never stopped,
    * and traffic only left it if a switch had moved: then every switch is pointed back
-   * (`rerouteFrom`, the declared port).
+   * (`rerouteFrom`, the declared port), or the rule goes when it listens on that port itself.
    */
   async #keep(
     app: string,
@@ -241,19 +251,20 @@ export class ReleaseSwitch {
     rerouteFrom: number | undefined,
   ): Promise<string> {
     await this.#d.backend.adopt(app, {
-      spec: this.#d.launchSpec(app, prev, {}, old.port),
+      spec: this.#d.launchSpec(app, prev, {}, old.port ?? null),
       pid: old.pid,
       pidStart: old.pidStart,
       startedAt: old.startedAt,
       restarts: old.restarts,
       wanted: true,
     });
-    if (old.port !== undefined && rerouteFrom !== undefined)
-      await this.#d.traffic
-        .switchTo(app, rerouteFrom, old.port)
-        .catch((err: Error) =>
-          this.#d.logger.error({ app, err: err.message }, 'cannot route traffic back to the old release'),
-        );
+    if (rerouteFrom === undefined) return `release ${prev.id} kept serving throughout`;
+    await (old.port === undefined
+      ? this.#d.traffic.release(app)
+      : this.#d.traffic.switchTo(app, rerouteFrom, old.port)
+    ).catch((err: Error) =>
+      this.#d.logger.error({ app, err: err.message }, 'cannot route traffic back to the old release'),
+    );
     return `release ${prev.id} kept serving throughout`;
   }
 
@@ -305,8 +316,8 @@ export class ReleaseSwitch {
       const timeoutMs = spec.healthTimeoutS
         ? spec.healthTimeoutS * 1000
         : (this.#d.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS);
-      // A check on the declared port asks the release on its private one (the handover is not
-      // routed to it yet).
+      // A check on the declared port asks the release on its private one (the redirect does not
+      // send it there yet).
       const check = parseHealth(health);
       if (livePort !== undefined && check.port === spec.port) check.port = livePort;
       return await waitHealthy(check, {

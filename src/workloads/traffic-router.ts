@@ -1,27 +1,69 @@
 /**
- * The switches an app's traffic goes through (issue 18): the agent's local port handover, always
- * (it keeps the app's declared port answering for direct clients and mesh tunnels), then every
- * switch another subsystem registered (the edge). A deploy calls `switchTo` only once the new
- * release is healthy; the old release is stopped once `drain` says nothing is in flight to it.
+ * The switches an app's traffic goes through (issue 18): the kernel redirect of its declared port
+ * (kernel-redirect.ts; it serves direct clients, mesh tunnels and the edge alike), then every
+ * switch another subsystem registered. A deploy calls `switchTo` only once the new release is
+ * healthy; the old release is stopped once `drain` says nothing is open to it any more.
+ *
+ * Where the kernel redirect cannot work (the agent is not root, nft is missing or refused), the
+ * router says so once and deploys fall back to what they did before issue 18: the release listens
+ * on the declared port itself, and a deploy stops the old release before it starts the new one.
  */
 import type { Logger } from '../logging/index.ts';
 import { DRAIN_POLL_MS } from './constants.ts';
 import { TrafficSwitchError } from './errors.ts';
-import type { LocalHandover } from './local-handover.ts';
+import type { KernelRedirect, Redirect } from './kernel-redirect.ts';
+import { openConnections } from './private-port.ts';
 import type { AppUpstreams, TrafficSwitch } from './traffic.ts';
 
-/** Routes apps' traffic through the local handover and the registered switches. */
+/** Routes apps' traffic through the kernel redirect and the registered switches. */
 export class TrafficRouter implements AppUpstreams {
-  readonly #local: LocalHandover;
+  readonly #kernel: KernelRedirect | undefined;
   readonly #switches: TrafficSwitch[] = [];
   readonly #logger: Logger;
-  /** The app's live private port as the database has it, for apps the handover does not route yet. */
+  /** The app's live private port as the database has it, for apps without a rule yet. */
   readonly #recorded: (app: string) => number | undefined;
+  /** Why deploys cannot overlap on this node; undefined once the kernel redirect works. */
+  #fallback: string | undefined = 'the kernel redirect is not set up yet';
 
-  constructor(local: LocalHandover, recorded: (app: string) => number | undefined, logger: Logger) {
-    this.#local = local;
+  constructor(
+    kernel: KernelRedirect | undefined,
+    recorded: (app: string) => number | undefined,
+    logger: Logger,
+  ) {
+    this.#kernel = kernel;
     this.#recorded = recorded;
     this.#logger = logger;
+  }
+
+  /**
+   * The agent starts: the kernel table is rewritten from the persisted live ports (`routes`),
+   * which keeps every rule a previous agent left for a live app and drops the others. When that
+   * fails, deploys take the fallback, said once in the log (and in `plexus apps`).
+   */
+  async start(routes: Map<string, Redirect>, unavailable?: string): Promise<void> {
+    let why = unavailable ?? (this.#kernel ? undefined : 'the kernel redirect is off in the config');
+    if (!why && process.getuid?.() !== 0) why = 'the agent does not run as root';
+    if (!why)
+      why = await this.#kernel!.reconcile(routes).then(
+        () => undefined,
+        (err: Error) => err.message,
+      );
+    this.#fallback = why;
+    if (why)
+      this.#logger.warn(
+        { reason: why },
+        'zero-downtime deploys are off: apps listen on their declared port, and a deploy or restart stops the old release before starting the new one',
+      );
+  }
+
+  /** True when deploys overlap behind the kernel redirect; false in the fallback. */
+  get redirects(): boolean {
+    return this.#fallback === undefined;
+  }
+
+  /** Why deploys stop then start on this node, or undefined when they are zero-downtime. */
+  get fallbackReason(): string | undefined {
+    return this.#fallback;
   }
 
   /** Adds a switch (the edge); returns the function that removes it. */
@@ -35,18 +77,20 @@ export class TrafficRouter implements AppUpstreams {
 
   /** The private port of the app's live release, or undefined when none is running. */
   upstreamOf(app: string): number | undefined {
-    return this.#local.upstreamOf(app) ?? this.#recorded(app);
+    return this.#kernel?.upstreamOf(app) ?? this.#recorded(app);
   }
 
   /**
-   * Sends `app`'s new connections to `port`: the local handover (listening on `publicPort`), then
-   * each registered switch. Throws TrafficSwitchError naming the switch that failed.
+   * Sends `app`'s new connections to `port`: the kernel rule of `publicPort`, then each
+   * registered switch. Throws TrafficSwitchError naming the switch that failed.
    */
   async switchTo(app: string, publicPort: number, port: number): Promise<void> {
-    try {
-      await this.#local.route(app, publicPort, port);
-    } catch (err) {
-      throw new TrafficSwitchError(this.#local.name, app, (err as Error).message);
+    if (this.#kernel && this.redirects) {
+      try {
+        await this.#kernel.route(app, publicPort, port);
+      } catch (err) {
+        throw new TrafficSwitchError(this.#kernel.name, app, (err as Error).message);
+      }
     }
     for (const sw of this.#switches) {
       try {
@@ -57,14 +101,17 @@ export class TrafficRouter implements AppUpstreams {
     }
   }
 
-  /** Whether the local handover holds `port` for `app` (so the port is the app's, not taken). */
+  /** Whether the kernel redirects `port` for `app` (so the port is the app's, not taken). */
   holds(app: string, port: number): boolean {
-    return this.#local.holds(app, port);
+    return this.#kernel?.holds(app, port) ?? false;
   }
 
-  /** Connections or requests still open to `app`'s release on `port`, over every switch. */
+  /**
+   * Connections still open to `app`'s release on `port`: the kernel's sockets on that local port
+   * (conntrack keeps redirected ones there until they end), plus what each switch reports.
+   */
   async inFlight(app: string, port: number): Promise<number> {
-    let n = this.#local.openTo(port);
+    let n = openConnections(port);
     for (const sw of this.#switches) {
       if (!sw.inFlight) continue;
       n += await sw.inFlight(app, port).catch((err: Error) => {
@@ -82,24 +129,21 @@ export class TrafficRouter implements AppUpstreams {
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
   }
 
-  /** The app stopped: its declared port is let go (the edge keeps its routes). */
+  /** The app stopped: its rule goes, so its declared port is free again (the edge keeps its routes). */
   async release(app: string): Promise<void> {
-    await this.#local.release(app);
+    await this.#kernel?.release(app);
   }
 
-  /** The app was removed: every switch forgets it. */
+  /** The app was removed: its rule goes, and every switch forgets it. */
   async forget(app: string): Promise<void> {
-    await this.#local.release(app);
+    await this.#kernel
+      ?.release(app)
+      .catch((err: Error) => this.#logger.warn({ app, err: err.message }, 'cannot remove the redirect'));
     for (const sw of this.#switches)
       await sw
         .forget(app)
         .catch((err: Error) =>
           this.#logger.warn({ app, switch: sw.name, err: err.message }, 'cannot forget app'),
         );
-  }
-
-  /** The agent stops: the local listeners close (the registered switches are their owners'). */
-  async close(): Promise<void> {
-    await this.#local.close();
   }
 }

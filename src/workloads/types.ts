@@ -10,7 +10,7 @@ import type { Backend } from './backend.ts';
 import type { BundleSource, DeployProgress } from './deploy-source.ts';
 import type { AppEventKind } from './event-repo.ts';
 import type { ExtractLimits } from './extract.ts';
-import type { LocalHandoverInit } from './local-handover.ts';
+import type { KernelRedirectInit } from './kernel-redirect.ts';
 import type { RunSpecInput } from './spec.ts';
 
 /** One app as `plexus apps --json` shows it and telemetry publishes it (issue 3, State). */
@@ -90,8 +90,15 @@ export interface WorkloadsInit {
   inheritEnv?: string[];
   /** Longest drain of an old release after traffic moved off it (default DRAIN_TIMEOUT_MS, 30 s). */
   drainTimeoutMs?: number;
-  /** Limits of the local port handover. */
-  handover?: LocalHandoverInit;
+  /**
+   * The kernel redirect of declared ports (issue 18: zero-downtime deploys); absent, deploys stop
+   * the old release before starting the new one (the fallback, said once in the log).
+   */
+  redirect?: KernelRedirectInit;
+  /** The agent's own TCP ports (API, mesh, SOCKS, tunnels): no app may declare one. */
+  reservedPorts?: number[];
+  /** Allows apps to declare a port below 1024 (refused by default: system services live there). */
+  lowPorts?: boolean;
 }
 
 /** Dependencies of the manager. */

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { dirname } from 'node:path';
 import { AppContext } from './app-context.ts';
 import { protectDataDir, unpassableAncestor } from './app-files.ts';
-import type { AppRepo } from './app-repo.ts';
+import type { AppRepo, AppRow } from './app-repo.ts';
 import { canSwitchUsers } from './app-users.ts';
 import type { Backend, RunChange, RunState } from './backend.ts';
 import { APP_LOG_CHECK_MS, STOP_GRACE_MS } from './constants.ts';
@@ -18,7 +18,7 @@ import type { EnvRepo } from './env-repo.ts';
 import { AppBusyError, DeployFailedError, WebhookReplayError } from './errors.ts';
 import type { EventRepo } from './event-repo.ts';
 import type { HookRepo } from './hook-repo.ts';
-import { freePrivatePort } from './listen-address.ts';
+import type { Redirect } from './kernel-redirect.ts';
 import { recoverApp } from './recovery.ts';
 import type { ReleaseRepo } from './release-repo.ts';
 import { ReleaseSwitch } from './release-switch.ts';
@@ -96,6 +96,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
           'app users cannot pass through this folder above the data dir; apps will fail to start until it is chmod o+x',
         );
     }
+    // The kernel redirect first: the rules a previous agent left stay as the database has them.
+    await this.#ctx.traffic.start(liveRoutes(this.apps.list()));
     for (const row of this.apps.list()) {
       try {
         await recoverApp(this.#ctx, row);
@@ -112,7 +114,6 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     this.#ctx.stopping = true;
     if (this.#tick) clearInterval(this.#tick);
     await this.#switch.close();
-    await this.#ctx.traffic.close();
     await this.#backend.close();
   }
 
@@ -162,13 +163,13 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       const rel = this.#ctx.currentRelease(row);
       const state = this.#backend.state(app);
       if (state?.pid && (state.status === 'running' || state.status === 'crashloop')) return this.get(app);
-      await this.#ctx.traffic.release(app); // a crashed app's handover still holds its port
       if (rel.spec.port) await this.#ctx.checkPort(app, rel.spec, undefined);
       await this.#ctx.appUser(row);
       // A fresh private port each start: the last one may have been taken while the app was down.
-      const livePort = rel.spec.port ? await freePrivatePort() : undefined;
+      const livePort =
+        rel.spec.port && this.#ctx.traffic.redirects ? await this.#ctx.privatePort() : undefined;
       this.apps.update(app, { desired: 'running', livePort: livePort ?? null });
-      await this.#backend.launch(this.#ctx.launchSpec(app, rel, {}, livePort));
+      await this.#backend.launch(this.#ctx.launchSpec(app, rel, {}, livePort ?? null));
       if (rel.spec.port && livePort) await this.#ctx.traffic.switchTo(app, rel.spec.port, livePort);
       this.#ctx.record(app, 'start', rel.id);
       return this.get(app);
@@ -337,4 +338,13 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       this.#ctx.record(app, why === 'exit' ? 'stop' : 'restart', release, detail);
     else this.#ctx.emitChange(app, why, detail ?? null);
   }
+}
+
+/** The kernel redirects the database implies: each app meant to run on a live private port. */
+function liveRoutes(rows: AppRow[]): Map<string, Redirect> {
+  const routes = new Map<string, Redirect>();
+  for (const r of rows)
+    if (r.desired === 'running' && r.spec.port && r.livePort)
+      routes.set(r.name, { publicPort: r.spec.port, port: r.livePort });
+  return routes;
 }
