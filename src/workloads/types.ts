@@ -24,6 +24,8 @@ export interface AppInfo {
   cpuPct: number | null;
   memMb: number | null;
   port: number | null;
+  /** In `apps.list` only: why a deploy of this app stops it before starting the new release (issue 18). */
+  downtimeDeploys?: string;
 }
 
 /** A change of an app's state, for listeners such as telemetry. */

@@ -75,6 +75,14 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     return this.#ctx.traffic.register(sw);
   }
 
+  /**
+   * Why deploys of apps with a port stop the old release before starting the new one here (no
+   * kernel redirect: not root, no nft…), or undefined when they are zero-downtime.
+   */
+  get downtimeDeploys(): string | undefined {
+    return this.#ctx.traffic.fallbackReason;
+  }
+
   /** Where each app's live release listens: what an edge routes to when it (re)applies its config. */
   get upstreams(): AppUpstreams {
     return this.#ctx.traffic;

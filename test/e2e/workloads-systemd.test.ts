@@ -9,30 +9,74 @@
  * deploys an app as the app's user, an agent restart leaves the app running, and a deploy under a
  * request loop fails no request (issue 18), under the process backend and under the systemd one (each
  * release a unit of its own, the old one's removed after its drain, re-adopted after an agent restart).
+ * The container runs in a network namespace the test makes: the kernel redirect of declared ports
+ * (the agent's nftables table) lives there, and the request loops run there (load-netns.ts);
+ * a restart of the agent in the middle of a loop fails no request either.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../helpers/cluster.ts';
-import { httpText } from '../helpers/http.ts';
 import { DENIED_ATTEMPTS, type IsolationReport } from '../helpers/isolation.ts';
-import { failures, startLoad } from '../helpers/load.ts';
-import { bootContainer, type Container, inBox, nspawnUnavailableReason } from '../helpers/nspawn.ts';
+import { startLoadInNetns } from '../helpers/load-netns.ts';
+import {
+  bootContainer,
+  type Container,
+  inBox,
+  nspawnUnavailableReason,
+  repoBinds,
+} from '../helpers/nspawn.ts';
+import { fetchNftDebs, installNftInBox, NFT_DEBS } from '../helpers/nspawn-nft.ts';
 
 // Paths as the container sees them (test/helpers/nspawn.ts, inBox).
 const REPO = inBox(resolve(import.meta.dirname, '..', '..'));
 const NODE = inBox(process.execPath);
 const NODE_DIR = resolve(NODE, '..');
-const skip = await nspawnUnavailableReason();
+const skip = (await nspawnUnavailableReason()) ?? fetchNftDebs();
 if (skip) console.log(`# skipped: ${skip}`);
 let box: Container | undefined;
+const ns = `pxsd${process.pid}`;
 
 before(async () => {
-  if (!skip) box = await bootContainer();
+  if (skip) return;
+  spawnSync('ip', ['netns', 'add', ns]);
+  spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  box = await bootContainer({ netns: ns, binds: [...repoBinds(), NFT_DEBS] });
+  await installNftInBox(box, inBox(NFT_DEBS));
 });
 after(async () => {
   await box?.stop();
+  spawnSync('ip', ['netns', 'del', ns]);
 });
+
+/** GET 127.0.0.1:`port``path` inside the container's network namespace; undefined when it fails. */
+function getInBox(port: number, path: string): string | undefined {
+  const r = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      '-e',
+      `fetch('http://127.0.0.1:${port}${path}').then(r=>r.text()).then(t=>process.stdout.write(t))`,
+    ],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  return r.status === 0 ? r.stdout : undefined;
+}
+
+/** Runs `during` under a bounded request loop on `port` in the box's namespace; asserts no request failed. */
+async function underLoad(port: number, what: string, during: () => Promise<void>) {
+  const load = startLoadInNetns(ns, port, 90_000);
+  await waitFor(() => load.count() >= 20, 20_000, 'the request loop to get going');
+  await during();
+  const n = load.count();
+  await waitFor(() => load.count() >= n + 20, 20_000, `requests after the ${what}`);
+  const r = await load.stop();
+  assert.equal(r.failed, '', `failed requests during the ${what} (${r.sent} sent)`);
+}
 
 /** Deploys `app` again while a bounded request loop runs on its port; asserts no request failed. */
 async function deployUnderLoad(
@@ -40,16 +84,12 @@ async function deployUnderLoad(
   app: string,
   port: number,
 ) {
-  const load = startLoad({ port, concurrency: 4, maxRequests: 20_000, maxMs: 90_000 });
-  await waitFor(() => load.samples.length >= 20, 20_000, 'the request loop to get going');
-  const again = await plexus(
-    `deploy ${app} --dir ${REPO}/test/fixtures/workloads/app --cmd '${NODE} server.cjs'`,
-  );
-  const n = load.samples.length;
-  await waitFor(() => load.samples.length >= n + 20, 20_000, 'requests after the switch');
-  const samples = await load.stop();
-  assert.equal(again.code, 0, again.stderr);
-  assert.equal(failures(samples), '', `failed requests during the deploy (${samples.length} sent)`);
+  await underLoad(port, 'deploy', async () => {
+    const again = await plexus(
+      `deploy ${app} --dir ${REPO}/test/fixtures/workloads/app --cmd '${NODE} server.cjs'`,
+    );
+    assert.equal(again.code, 0, again.stderr);
+  });
 }
 
 describe('apps under a real systemd', { skip }, () => {
@@ -120,6 +160,16 @@ describe('apps under a real systemd', { skip }, () => {
       'for i in $(seq 60); do [ -S /var/lib/plexus/plexus.sock ] && exit 0; sleep 0.5; done; exit 1',
     );
     assert.equal(up.code, 0, (await sh('journalctl -u plexus -n 30 --no-pager -o cat')).stdout);
+    // Root with CAP_NET_ADMIN in a network namespace of its own, nft installed: no fallback.
+    await waitFor(
+      async () => (await sh('nft list table inet plexus')).code === 0,
+      20_000,
+      'the agent to take its table',
+    );
+    const off = await sh(
+      "journalctl -u plexus --no-pager -o cat | grep 'zero-downtime deploys are off' || true",
+    );
+    assert.equal(off.stdout.trim(), '', 'the kernel redirect works in the box');
     const deploy = await plexus(
       `deploy web --dir ${REPO}/test/fixtures/workloads/app --cmd '${NODE} server.cjs' --port 8080 --health tcp:8080`,
     );
@@ -136,7 +186,7 @@ describe('apps under a real systemd', { skip }, () => {
     assert.equal(await pidOf(), pid, 'the same process, re-adopted');
     assert.equal((await sh('systemctl is-active plexus')).stdout.trim(), 'active');
     // Issue 18 (the process backend, under the agent's unit): a deploy under a request loop, sent
-    // from the host (the box shares its network), fails no request.
+    // in the box's network namespace, fails no request.
     await deployUnderLoad(plexus, 'web', 8080);
   });
 
@@ -165,14 +215,17 @@ describe('apps under a real systemd', { skip }, () => {
     const [unit] = await units();
     assert.match(unit, /^plexus-app-api\.\d+\.service$/);
     assert.equal((await sh(`systemctl is-active ${unit}`)).stdout.trim(), 'active');
-    // The agent restarts: the unit keeps running, and the declared port is served again.
-    const before = JSON.parse((await httpText(8081, '/info')).body).pid;
-    await sh('systemctl restart plexus');
-    const after = await waitFor(
-      () => httpText(8081, '/info').catch(() => undefined),
-      30_000,
-      'port 8081 again',
-    );
-    assert.equal(JSON.parse(after!.body).pid, before, 'the same release, re-adopted');
+    // The agent restarts in the middle of a request loop: the unit keeps running, and the kernel
+    // keeps redirecting the declared port to it, so no request fails.
+    const before = JSON.parse(getInBox(8081, '/info') ?? '{}').pid;
+    await underLoad(8081, 'agent restart', async () => {
+      await sh(
+        'systemctl restart plexus && ' +
+          'for i in $(seq 60); do plexus apps --data-dir /var/lib/plexus >/dev/null 2>&1 && exit 0; sleep 0.5; done',
+      );
+    });
+    assert.equal(JSON.parse(getInBox(8081, '/info') ?? '{}').pid, before, 'the same release, re-adopted');
+    const nft = await sh('nft list table inet plexus');
+    assert.equal((nft.stdout.match(/redirect to/g) ?? []).length, 2, `one rule per hook:\n${nft.stdout}`);
   });
 });

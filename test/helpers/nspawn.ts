@@ -194,7 +194,10 @@ export async function bootContainer(
   ];
   for (const b of opts.binds ?? repoBinds()) args.push(`--bind-ro=${b}:${inBox(b)}`);
   // A network namespace the test made (test/helpers/netns.ts) instead of the host's network.
-  if (opts.netns) args.push(`--network-namespace-path=/run/netns/${opts.netns}`);
+  // Its own network is the container's to configure, as with --private-network (which keeps
+  // CAP_NET_ADMIN; a namespace path alone does not): its agent writes nftables rules there.
+  if (opts.netns)
+    args.push(`--network-namespace-path=/run/netns/${opts.netns}`, '--capability=CAP_NET_ADMIN');
   const nspawn = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   nspawn.stdout.on('data', (c) => {
