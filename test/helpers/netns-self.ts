@@ -40,7 +40,24 @@ export function redirectUnavailable(): string | undefined {
  * Runs `file` with node's test runner inside a new namespace, then deletes the namespace (and
  * with it every rule). Resolves to the run's exit code and its output.
  */
-export async function runInFreshNetns(file: string): Promise<{ code: number | null; output: string }> {
+export function runInFreshNetns(file: string): Promise<{ code: number | null; output: string }> {
+  return execInFreshNetns([
+    process.execPath,
+    '--test',
+    '--test-reporter=spec',
+    '--test-timeout=240000',
+    file,
+  ]);
+}
+
+/**
+ * Runs `argv` inside a new namespace (`inherit`: on this process's stdout and stderr), then
+ * deletes the namespace. Resolves to the exit code and the output (empty when inherited).
+ */
+export async function execInFreshNetns(
+  argv: string[],
+  inherit = false,
+): Promise<{ code: number | null; output: string }> {
   const ns = `pxrd${randomBytes(3).toString('hex')}`;
   const sh = (...args: string[]) => {
     const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8' });
@@ -49,23 +66,13 @@ export async function runInFreshNetns(file: string): Promise<{ code: number | nu
   sh('ip', 'netns', 'add', ns);
   try {
     sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-    const child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        '--test',
-        '--test-reporter=spec',
-        '--test-timeout=240000',
-        file,
-      ],
-      { env: childEnv(ns), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+      env: childEnv(ns),
+      stdio: ['ignore', inherit ? 'inherit' : 'pipe', inherit ? 'inherit' : 'pipe'],
+    });
     let output = '';
-    child.stdout.on('data', (c) => (output += c));
-    child.stderr.on('data', (c) => (output += c));
+    child.stdout?.on('data', (c) => (output += c));
+    child.stderr?.on('data', (c) => (output += c));
     const code = await new Promise<number | null>((r) => child.once('close', r));
     return { code, output };
   } finally {
