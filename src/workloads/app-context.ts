@@ -45,7 +45,7 @@ export class AppContext {
   readonly backend: Backend;
   readonly logger: Logger;
   readonly init: WorkloadsInit;
-  /** Where each app's traffic goes: the local port handover, then the registered switches (issue 18). */
+  /** Where each app's traffic goes: the kernel redirect, then the registered switches (issue 18). */
   readonly traffic: TrafficRouter;
   /** Set once the manager stops: no new operation starts, backend changes are ignored. */
   stopping = false;

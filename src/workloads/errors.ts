@@ -82,7 +82,7 @@ export class DeployFailedError extends PlexusError {
   }
 }
 
-/** A traffic switch (the local handover, the edge) could not send an app's traffic to a release. */
+/** A traffic switch (the kernel redirect, the edge) could not send an app's traffic to a release. */
 export class TrafficSwitchError extends PlexusError {
   override name = 'TrafficSwitchError';
   constructor(switchName: string, app: string, why: string) {

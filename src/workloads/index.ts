@@ -17,7 +17,7 @@
  *   subsystem exposes each under its name (`api.web-2`).
  * - `workloads.addTrafficSwitch(sw: TrafficSwitch): () => void` — the edge registers itself: each
  *   deploy of an app with a port calls `sw.switchTo(app, privatePort)` once the new release is
- *   healthy (after the agent's own local port handover), and waits for `sw.inFlight?.(app, port)`
+ *   healthy (after the kernel redirect of its declared port), and waits for `sw.inFlight?.(app, port)`
  *   to reach 0 before it stops the old release (traffic.ts, issue 18).
  * - `workloads.upstreams.upstreamOf(app)` — the private port of the app's live release, for a
  *   switch that (re)applies its configuration (Caddy restarted, a domain added).

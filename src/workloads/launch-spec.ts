@@ -17,7 +17,7 @@ export const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'SHELL', 'TMPDIR']
  * The launch spec of `rel`: inherited basics, the app's HOME (its data folder, also in
  * `PLEXUS_APP_DATA`) and user names, then the bundle's env, `PORT`, `PLEXUS_APP` and
  * `PLEXUS_RELEASE`, then the app's (decrypted) env vars on top, then `PORT`: `livePort`, the
- * private port the release listens on behind the handover, when given; else the declared port.
+ * private port the release listens on behind the kernel redirect, when given; else the declared port.
  */
 export function buildLaunchSpec(
   app: string,
@@ -42,7 +42,7 @@ export function buildLaunchSpec(
   env.PLEXUS_APP = app;
   env.PLEXUS_RELEASE = rel.id;
   Object.assign(env, secrets);
-  // Last, over an env var of that name: the release's private port when the agent's handover
+  // Last, over an env var of that name: the release's private port when the kernel redirect
   // holds the declared one (issue 18); an app listening elsewhere would never get traffic.
   if (rel.spec.port) env.PORT = String(livePort ?? rel.spec.port);
   return {

@@ -89,9 +89,9 @@ export const workloadsMigrations: Migration[] = [
   {
     id: 'workloads-003',
     sql: `
-      -- The private port the app's live release listens on (issue 18): the app's declared port
-      -- is held by the agent's local handover, which forwards to this one. NULL for an app not
-      -- deployed since (its process holds the declared port itself until its next deploy).
+      -- The private port the app's live release listens on (issue 18): the kernel redirects the
+      -- app's declared port to this one. NULL for an app not deployed since, or deployed without
+      -- the redirect (its process holds the declared port itself until its next deploy).
       ALTER TABLE apps ADD COLUMN live_port INTEGER;
     `,
   },

@@ -18,7 +18,7 @@ export const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
 
 /**
  * The unit name of an app's process: `plexus-app-APP.service`, or `plexus-app-APP.PORT.service`
- * for a release behind the port handover (issue 18), whose `instance` is its private port, so two
+ * for a release behind the kernel redirect (issue 18), whose `instance` is its private port, so two
  * releases of the app run side by side during a deploy. An app name has no dot, so the two forms
  * never meet.
  */

@@ -69,7 +69,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
 
   /**
    * Adds a traffic switch (the edge, issue 18): a deploy calls its `switchTo` once the new
-   * release is healthy, after the local port handover. Returns the function that removes it.
+   * release is healthy, after the kernel redirect. Returns the function that removes it.
    */
   addTrafficSwitch(sw: TrafficSwitch): () => void {
     return this.#ctx.traffic.register(sw);

@@ -252,6 +252,23 @@ else {
       assert.equal(d.failed, '', `failed requests during a deploy after the restart: ${d.failed}`);
     });
 
+    it('an agent killed mid-switch (the kernel ahead of the database) is made consistent at start; rules of gone apps go', async () => {
+      const live = w.upstreams.upstreamOf('web')!;
+      await w.stop();
+      // What kill -9 between the rule's switch and the database's update leaves: the rule points at
+      // a release the database never recorded; plus the rule of an app removed meanwhile.
+      const stale = `table inet plexus {}\ndelete table inet plexus\ntable inet plexus {\n chain output {\n  type nat hook output priority -100; policy accept;\n  fib daddr type local tcp dport ${port} redirect to :1 comment "app web"\n  fib daddr type local tcp dport 5555 redirect to :40999 comment "app ghost"\n }\n}\n`;
+      const r = spawnSync('nft', ['-f', '-'], { input: stale, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      w = manager();
+      await w.start();
+      assert.deepEqual(
+        rules(),
+        Array(2).fill(`fib daddr type local tcp dport ${port} redirect to :${live} comment "app web"`),
+      );
+      assert.equal(JSON.parse((await httpText(port, '/info')).body).pid, w.get('web').pid);
+    });
+
     it('a release that crashes at start never gets traffic', async () => {
       const old = await info();
       const r = await underLoad(async () => {
