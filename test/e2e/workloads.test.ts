@@ -89,8 +89,11 @@ describe('apps end to end', () => {
     assert.equal((await httpText(port, '/env/STRIPE_KEY')).body, SECRET);
     const apps = await n1.json<Record<string, unknown>[]>(['apps']);
     assert.equal(apps.length, 1);
+    // downtimeDeploys: this cluster's agents run without the kernel redirect (issue 18), and
+    // an app with a port says its deploys stop then start.
     assert.deepEqual(Object.keys(apps[0]).sort(), [
       'cpuPct',
+      'downtimeDeploys',
       'memMb',
       'name',
       'pid',
@@ -102,6 +105,11 @@ describe('apps end to end', () => {
     ]);
     assert.equal(apps[0].status, 'running');
     assert.equal(apps[0].port, port);
+    assert.match(String(apps[0].downtimeDeploys), /off in the config/);
+    assert.match(
+      (await n1.run(['apps'])).stdout,
+      /^note: deploys stop an app before starting the new release here/m,
+    );
     assert.equal(apps[0].pid, await appPid(port));
   });
 
