@@ -149,7 +149,7 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
       appsDir: paths.apps,
       backend: config.workloads.backend,
       drainTimeoutMs: config.workloads.drainS * 1000,
-      ...(config.workloads.redirect === 'auto' ? { redirect: {} } : {}),
+      redirect: { off: config.workloads.redirect === 'off' },
       reservedPorts: agentPorts(config),
       lowPorts: config.workloads.lowPorts,
     },

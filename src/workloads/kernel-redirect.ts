@@ -19,6 +19,8 @@ import { NFT_TABLE, NFT_TIMEOUT_MS } from './constants.ts';
 export interface KernelRedirectInit {
   table?: string;
   nft?: string[];
+  /** Turned off in the config: the table is dropped at start and deploys take the fallback. */
+  off?: boolean;
 }
 
 /** One app's redirect: its declared port to its live release's private port. */
@@ -56,6 +58,18 @@ export class KernelRedirect {
       this.#routes.clear();
       for (const [app, r] of routes) this.#routes.set(app, { ...r });
     });
+  }
+
+  /**
+   * Deletes the table, if there is one (the redirect was turned off in the config: a rule left
+   * from before would send a declared port away from the release that now listens on it).
+   * Never throws: without nft or root there is no table of ours either.
+   */
+  async drop(): Promise<void> {
+    await this.#serial(() =>
+      this.#apply(`table inet ${this.#table} {}\ndelete table inet ${this.#table}\n`),
+    ).catch(() => {});
+    this.#routes.clear();
   }
 
   /** Sends new connections to `app`'s declared port to `port`; resolves once the kernel does. */

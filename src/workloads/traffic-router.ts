@@ -40,8 +40,12 @@ export class TrafficRouter implements AppUpstreams {
    * which keeps every rule a previous agent left for a live app and drops the others. When that
    * fails, deploys take the fallback, said once in the log (and in `plexus apps`).
    */
-  async start(routes: Map<string, Redirect>, unavailable?: string): Promise<void> {
-    let why = unavailable ?? (this.#kernel ? undefined : 'the kernel redirect is off in the config');
+  async start(routes: Map<string, Redirect>, off = false): Promise<void> {
+    let why = off || !this.#kernel ? 'the kernel redirect is off in the config' : undefined;
+    // Turned off after apps ran behind it: their rules must not keep redirecting declared ports
+    // away from releases that will listen there (an agent that never redirected leaves the
+    // table alone: it may be another agent's on a test machine).
+    if (off && routes.size) await this.#kernel?.drop();
     if (!why && process.getuid?.() !== 0) why = 'the agent does not run as root';
     if (!why)
       why = await this.#kernel!.reconcile(routes).then(

@@ -93,8 +93,9 @@ export interface WorkloadsInit {
   /** Longest drain of an old release after traffic moved off it (default DRAIN_TIMEOUT_MS, 30 s). */
   drainTimeoutMs?: number;
   /**
-   * The kernel redirect of declared ports (issue 18: zero-downtime deploys); absent, deploys stop
-   * the old release before starting the new one (the fallback, said once in the log).
+   * The kernel redirect of declared ports (issue 18: zero-downtime deploys); absent (tests) or
+   * `off`, deploys stop the old release before starting the new one (the fallback, said once in
+   * the log); `off` also drops a table left from before.
    */
   redirect?: KernelRedirectInit;
   /** The agent's own TCP ports (API, mesh, SOCKS, tunnels): no app may declare one. */

@@ -105,7 +105,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
         );
     }
     // The kernel redirect first: the rules a previous agent left stay as the database has them.
-    await this.#ctx.traffic.start(liveRoutes(this.apps.list()));
+    await this.#ctx.traffic.start(liveRoutes(this.apps.list()), this.#ctx.init.redirect?.off);
     for (const row of this.apps.list()) {
       try {
         await recoverApp(this.#ctx, row);

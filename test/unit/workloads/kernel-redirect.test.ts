@@ -65,6 +65,17 @@ describe('kernel redirect rules', () => {
     assert.equal(router.redirects, false);
     assert.match(router.fallbackReason ?? '', process.getuid?.() === 0 ? /not installed/ : /root/);
   });
+
+  it('turned off in the config: the fallback, whatever nft can do', async () => {
+    const router = new TrafficRouter(
+      new KernelRedirect({ nft: ['/nonexistent/nft'] }),
+      () => undefined,
+      silentLogger(),
+    );
+    await router.start(routes([['web', { publicPort: 8080, port: 40001 }]]), true);
+    assert.equal(router.redirects, false);
+    assert.match(router.fallbackReason ?? '', /off in the config/);
+  });
 });
 
 describe('open connections of a port', () => {
