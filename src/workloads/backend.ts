@@ -45,6 +45,13 @@ export interface LaunchOptions {
    * (`retire`) or takes it back (`adopt`) when the new release fails its health check.
    */
   overlap?: boolean;
+  /**
+   * Without overlap (the fallback, no kernel redirect): the port the running process listens on.
+   * The new process starts as soon as that port stops accepting (the old one got SIGTERM and
+   * closed its listener) instead of when the old process has exited: it may drain its requests
+   * meanwhile. Without it the new process starts once the old one is gone.
+   */
+  handoffPort?: number;
 }
 
 /** A process an overlapping launch set aside: what `retire` and `adopt` need to find it again. */

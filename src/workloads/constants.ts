@@ -100,5 +100,7 @@ export const NFT_TABLE = 'plexus';
 export const NFT_TIMEOUT_MS = 10_000;
 /** Ports the kernel may hand out before one outside the reserved ones comes (each try is a bind). */
 export const PRIVATE_PORT_TRIES = 20;
+/** Pause between checks that an old release stopped accepting on its port (the fallback's handoff). */
+export const HANDOFF_POLL_MS = 2;
 /** Declared ports below this are refused unless the config allows them (system services live there). */
 export const FIRST_UNPRIVILEGED_PORT = 1024;

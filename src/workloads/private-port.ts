@@ -1,12 +1,12 @@
 /**
  * Private ports of releases behind the kernel redirect (issue 18): a free one for a new release,
- * and how many connections a release still has open on its port, read from the kernel's socket
- * tables (/proc/net/tcp and tcp6). A redirected connection's server side sits on the private
+ * how many connections a release still has open on its port, read from the kernel's socket
+ * tables (/proc/net/tcp and tcp6), and when an old release stopped accepting on its port. A redirected connection's server side sits on the private
  * port (conntrack translated it), so that count is what an old release still serves.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { PRIVATE_PORT_TRIES } from './constants.ts';
+import { createConnection, createServer } from 'node:net';
+import { HANDOFF_POLL_MS, PRIVATE_PORT_TRIES } from './constants.ts';
 
 /** Largest /proc/net/tcp file read (a busy server lists every connection). */
 const MAX_PROC_NET_BYTES = 16 * 1024 * 1024;
@@ -68,5 +68,30 @@ function ephemeralPort(host = '::'): Promise<number> {
       const { port } = server.address() as { port: number };
       server.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * Resolves once nothing accepts on 127.0.0.1:`port` any more, `gone()` is true, or `timeoutMs`
+ * has passed: the fallback's handoff waits for the old release to close its listener.
+ */
+export async function untilClosed(port: number, gone: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!gone() && Date.now() < deadline && (await accepts(port)))
+    await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port });
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
   });
 }

@@ -34,6 +34,7 @@ import {
 import { spawnCommand } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
 import { appendMarker, findLogStamper, LOG_STAMPER_PATH, marker, startLogStamper } from './log-stamper.ts';
+import { untilClosed } from './private-port.ts';
 import { groupMembers, isSameProcess, killGroup, readProcStat, strayGroupsIn } from './proc.ts';
 
 /** Tunables of the supervisor; defaults in constants.ts. */
@@ -105,6 +106,7 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
   async launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promise<RunState> {
     const prev = this.#apps.get(spec.app);
     if (prev && opts.overlap) this.#setAside(prev);
+    else if (prev && opts.handoffPort !== undefined) await this.#handOff(prev, opts.handoffPort);
     else if (prev) await this.halt(spec.app);
     const sup: Supervised = {
       spec,
@@ -238,6 +240,22 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
     prev.backoff = undefined;
     prev.poll = undefined;
     prev.child = undefined;
+  }
+
+  /**
+   * The fallback's stop-then-start (no kernel redirect): SIGTERM to `prev`, and the new process
+   * starts as soon as `port` stops accepting (the old one closed its listener), while the old one
+   * finishes its requests in the background (SIGKILL after the grace period).
+   */
+  async #handOff(prev: Supervised, port: number): Promise<void> {
+    const { pid, pidStart } = prev.state;
+    if (!pid || !isSameProcess(pid, pidStart)) return this.halt(prev.spec.app);
+    this.#setAside(prev);
+    let gone = false;
+    void this.retire(prev.spec.app, { pid, pidStart }).finally(() => {
+      gone = true;
+    });
+    await untilClosed(port, () => gone, this.#o.stopGraceMs);
   }
 
   async retire(_app: string, old: SetAside, graceMs = this.#o.stopGraceMs): Promise<void> {

@@ -135,7 +135,13 @@ export class ReleaseSwitch {
     let unrouted = '';
     try {
       if (next.spec.port !== undefined && this.#d.traffic.redirects) port = await this.#d.privatePort();
-      await this.#d.backend.launch(this.#d.launchSpec(app, next, o.env ?? {}, port ?? null), { overlap });
+      // The fallback hands the declared port over as soon as the old release closes it.
+      const handoffPort =
+        !overlap && wasRunning && !row?.livePort ? (row?.spec.port ?? undefined) : undefined;
+      await this.#d.backend.launch(this.#d.launchSpec(app, next, o.env ?? {}, port ?? null), {
+        overlap,
+        ...(handoffPort ? { handoffPort } : {}),
+      });
       outcome = await this.#awaitHealth(app, next.spec, port, o.onProgress);
     } catch (err) {
       // Could not even start (cwd gone, fork failed): handled like a release that exited.
