@@ -42,7 +42,7 @@ before(async () => {
   if (skip) return;
   spawnSync('ip', ['netns', 'add', ns]);
   spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  box = await bootContainer({ netns: ns, binds: [...repoBinds(), NFT_DEBS] });
+  box = await bootContainer({ netns: ns, netAdmin: true, binds: [...repoBinds(), NFT_DEBS] });
   await installNftInBox(box, inBox(NFT_DEBS));
 });
 after(async () => {
