@@ -22,7 +22,7 @@ import {
   mountUiRoutes,
 } from './api/index.ts';
 import { commandMigrations, createCommands } from './commands/index.ts';
-import { type Config, type DataPaths, dataPaths, loadConfig } from './config/index.ts';
+import { agentPorts, type Config, type DataPaths, dataPaths, loadConfig } from './config/index.ts';
 import { ActionRegistry } from './core/actions.ts';
 import { startInOrder } from './core/lifecycle.ts';
 import { VERSION } from './core/version.ts';
@@ -145,7 +145,14 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   actions.register(...tunnels.actions);
 
   const workloads = createWorkloads(
-    { appsDir: paths.apps, backend: config.workloads.backend },
+    {
+      appsDir: paths.apps,
+      backend: config.workloads.backend,
+      drainTimeoutMs: config.workloads.drainS * 1000,
+      redirect: { off: config.workloads.redirect === 'off' },
+      reservedPorts: agentPorts(config),
+      lowPorts: config.workloads.lowPorts,
+    },
     { db, logger: log('workloads'), masterKey: loadMasterKey(paths.masterKey) },
   );
   actions.register(...workloadsActions(workloads, { agentLog: paths.agentLog }));

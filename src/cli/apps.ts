@@ -170,6 +170,11 @@ export function registerApps(program: Command): void {
           a.port,
         ]),
       );
+      const why = apps.find((a) => a.downtimeDeploys)?.downtimeDeploys;
+      if (why)
+        process.stdout.write(
+          `note: deploys stop an app before starting the new release here (no zero-downtime: ${why})\n`,
+        );
     });
 
   for (const [verb, action, describe, past] of [

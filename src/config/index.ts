@@ -9,6 +9,7 @@ import { type Config, type ConfigInput, configSchema } from './schema.ts';
 
 export { ConfigError } from './errors.ts';
 export { type DataPaths, dataPaths, resolveDataDir } from './paths.ts';
+export { agentPorts } from './ports.ts';
 export { type Config, type ConfigInput, configSchema } from './schema.ts';
 
 /** A config file is tiny; anything bigger is not ours. */

@@ -130,6 +130,15 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** `process` (embedded supervisor, works anywhere) or `systemd`. */
       backend: z.enum(['process', 'systemd']).default('process'),
+      /** Seconds an old release may drain its connections after a deploy moved traffic off it (issue 18). */
+      drainS: z.number().int().min(0).max(3600).default(30),
+      /**
+       * `auto`: zero-downtime deploys through the kernel redirect of declared ports (nftables,
+       * needs root) when it works here; `off`: a deploy stops the old release, then starts the new.
+       */
+      redirect: z.enum(['auto', 'off']).default('auto'),
+      /** Allows apps to declare a port below 1024 (their redirect would take a system port's traffic). */
+      lowPorts: z.boolean().default(false),
     })
     .prefault({}),
   shell: z

@@ -116,8 +116,14 @@ export function workloadsActions(w: Workloads, opts: { agentLog: string }) {
       describe: 'every app with status, pid, release, restarts, uptime, CPU, memory and port',
       access: 'read',
       args: z.object({}),
-      handler: async (_args, ctx) =>
-        w.list().filter((a) => !ctx.caller.tenant || w.apps.get(a.name)?.tenant === ctx.caller.tenant),
+      handler: async (_args, ctx) => {
+        // An app with a port is told when its deploys are not zero-downtime on this node (issue 18).
+        const why = w.downtimeDeploys;
+        return w
+          .list()
+          .filter((a) => !ctx.caller.tenant || w.apps.get(a.name)?.tenant === ctx.caller.tenant)
+          .map((a) => (why && a.port ? { ...a, downtimeDeploys: why } : a));
+      },
     }),
     defineAction({
       name: 'apps.events',

@@ -10,24 +10,29 @@ import { chownTree, grantAppDirs, unpassableAncestor } from './app-files.ts';
 import { AppRepo, type AppRow, type AppStatus } from './app-repo.ts';
 import { type AppUser, canSwitchUsers, defaultUserName, ensureAppUser } from './app-users.ts';
 import type { Backend, LaunchSpec, RunChange } from './backend.ts';
+import { FIRST_UNPRIVILEGED_PORT } from './constants.ts';
 import { EnvRepo } from './env-repo.ts';
 import {
   AppBusyError,
   AppUserError,
   InvalidSpecError,
   PortInUseError,
+  PortReservedError,
   RootNotAllowedError,
   UnknownAppError,
 } from './errors.ts';
 import { type AppEvent, type AppEventKind, EventRepo } from './event-repo.ts';
 import { HookRepo } from './hook-repo.ts';
+import { KernelRedirect } from './kernel-redirect.ts';
 import { buildLaunchSpec } from './launch-spec.ts';
 import { checkPortFree } from './preflight.ts';
+import { freePrivatePort } from './private-port.ts';
 import { ProcSampler } from './proc.ts';
 import { ReleaseRepo, type ReleaseRow } from './release-repo.ts';
 import { type AppPaths, appPaths, ensureAppDirs } from './releases.ts';
 import { SecretBox } from './secrets.ts';
 import { appNameSchema, type RunSpec } from './spec.ts';
+import { TrafficRouter } from './traffic-router.ts';
 import type { AppChange, AppInfo, WorkloadsComponents, WorkloadsInit } from './types.ts';
 
 /** The state and helpers shared by every app operation of one workload manager. */
@@ -40,6 +45,8 @@ export class AppContext {
   readonly backend: Backend;
   readonly logger: Logger;
   readonly init: WorkloadsInit;
+  /** Where each app's traffic goes: the kernel redirect, then the registered switches (issue 18). */
+  readonly traffic: TrafficRouter;
   /** Set once the manager stops: no new operation starts, backend changes are ignored. */
   stopping = false;
   /** The operation in progress per app (`deploying`, `stopping`…): one at a time. */
@@ -60,6 +67,8 @@ export class AppContext {
     this.env = new EnvRepo(components.db, box);
     this.hooks = new HookRepo(components.db, box);
     this.events = new EventRepo(components.db);
+    const kernel = init.redirect ? new KernelRedirect(init.redirect) : undefined;
+    this.traffic = new TrafficRouter(kernel, (app) => this.apps.get(app)?.livePort ?? undefined, this.logger);
   }
 
   /** Health deadline when a release sets none (read by the release switch). */
@@ -123,8 +132,17 @@ export class AppContext {
     return rel;
   }
 
-  /** What a process of `rel` is started with: the app's decrypted env, then `extraEnv` on top. */
-  launchSpec(app: string, rel: ReleaseRow, extraEnv: Record<string, string> = {}): LaunchSpec {
+  /**
+   * What a process of `rel` is started with: the app's decrypted env, then `extraEnv` on top. An
+   * app with a port listens on `livePort` (default: the private port its row records; null: the
+   * declared port).
+   */
+  launchSpec(
+    app: string,
+    rel: ReleaseRow,
+    extraEnv: Record<string, string> = {},
+    livePort: number | null = this.apps.get(app)?.livePort ?? null,
+  ): LaunchSpec {
     // Never as root by omission: every path that starts a process prepares its user first.
     if (canSwitchUsers() && !this.#users.has(app))
       throw new AppUserError('APP_USER_UNRESOLVED', `app '${app}' has no user prepared; try again`);
@@ -136,6 +154,7 @@ export class AppContext {
       this.init.inheritEnv,
       this.#users.get(app),
       this.apps.get(app)?.capabilities,
+      livePort ?? undefined,
     );
   }
 
@@ -221,13 +240,30 @@ export class AppContext {
     }
   }
 
-  /** Refuses a port another app declares or another process holds (our own running app may). */
+  /**
+   * Refuses a port another app declares or runs on (its live private port), one of the agent's
+   * own, one below 1024 unless the config allows it (its redirect would take a system service's
+   * traffic), or one another process holds (our own running app may).
+   */
   async checkPort(app: string, spec: RunSpec, prev: AppRow | undefined): Promise<void> {
     if (!spec.port) return;
-    const other = this.apps.list().find((r) => r.name !== app && r.spec.port === spec.port);
+    if (this.init.reservedPorts?.includes(spec.port)) throw new PortReservedError(spec.port, 'agent');
+    if (spec.port < FIRST_UNPRIVILEGED_PORT && !this.init.lowPorts)
+      throw new PortReservedError(spec.port, 'low');
+    const other = this.apps
+      .list()
+      .find((r) => r.name !== app && (r.spec.port === spec.port || r.livePort === spec.port));
     if (other) throw new PortInUseError(spec.port, other.name);
-    const ours = prev?.spec.port === spec.port && this.backend.state(app)?.pid;
+    const ours =
+      prev?.spec.port === spec.port && (this.backend.state(app)?.pid || this.traffic.holds(app, spec.port));
     if (!ours) await checkPortFree(spec.port);
+  }
+
+  /** A private port for a new release of an app: never a declared port nor one of the agent's. */
+  privatePort(): Promise<number> {
+    const taken = new Set(this.init.reservedPorts ?? []);
+    for (const r of this.apps.list()) if (r.spec.port) taken.add(r.spec.port);
+    return freePrivatePort(taken);
   }
 
   // --- one operation per app ---------------------------------------------------------------------

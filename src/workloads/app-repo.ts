@@ -22,6 +22,8 @@ export interface AppRow {
   pidStart: string | null;
   startedAt: number | null;
   restarts: number;
+  /** The private port the live release listens on (issue 18); null before its first such deploy. */
+  livePort: number | null;
   envChangedAt: number | null;
   createdAt: number;
   updatedAt: number;
@@ -40,6 +42,7 @@ interface Raw {
   pid_start: string | null;
   started_at: number | null;
   restarts: number;
+  live_port: number | null;
   env_changed_at: number | null;
   created_at: number;
   updated_at: number;
@@ -57,6 +60,7 @@ const COLUMNS: Record<string, string> = {
   pidStart: 'pid_start',
   startedAt: 'started_at',
   restarts: 'restarts',
+  livePort: 'live_port',
   envChangedAt: 'env_changed_at',
 };
 
@@ -143,6 +147,7 @@ function fromRaw(r: Raw): AppRow {
     pidStart: r.pid_start,
     startedAt: r.started_at,
     restarts: r.restarts,
+    livePort: r.live_port ?? null,
     envChangedAt: r.env_changed_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,

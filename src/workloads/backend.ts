@@ -28,17 +28,38 @@ export interface LaunchSpec {
   user?: AppUser;
   /** Capabilities it keeps as that user (APP_CAPABILITIES names); none when absent. */
   capabilities?: string[];
+  /**
+   * Tells two processes of one app apart while they overlap during a deploy (issue 18): the
+   * release's private port. The systemd backend names the unit after it; absent for an app
+   * without a port (one unit, `plexus-app-APP.service`).
+   */
+  instance?: string;
 }
 
 /** How a new process takes over from the one running. */
 export interface LaunchOptions {
   /**
-   * The port the running process listens on. The new process starts as soon as that port stops
-   * accepting (the old one got SIGTERM and closed its listener) instead of when the old process
-   * has exited: it may take its grace period to drain its requests meanwhile. Without a port the
-   * new process starts once the old one is gone.
+   * Start the new process beside the running one instead of stopping that first (issue 18: an
+   * app with a port, whose new release listens on a fresh private port). The running process is
+   * no longer supervised as the app's: the caller either retires it once traffic has moved
+   * (`retire`) or takes it back (`adopt`) when the new release fails its health check.
+   */
+  overlap?: boolean;
+  /**
+   * Without overlap (the fallback, no kernel redirect): the port the running process listens on.
+   * The new process starts as soon as that port stops accepting (the old one got SIGTERM and
+   * closed its listener) instead of when the old process has exited: it may drain its requests
+   * meanwhile. Without it the new process starts once the old one is gone.
    */
   handoffPort?: number;
+}
+
+/** A process an overlapping launch set aside: what `retire` and `adopt` need to find it again. */
+export interface SetAside {
+  pid: number;
+  pidStart: string | null;
+  /** Its LaunchSpec's `instance` (systemd: which unit), if it had one. */
+  instance?: string;
 }
 
 /** What a backend reports about an app's process. */
@@ -84,6 +105,17 @@ export interface Backend extends EventEmitter<BackendEvents> {
   launch(spec: LaunchSpec, opts?: LaunchOptions): Promise<RunState>;
   /** Stops the app: SIGTERM to its process group, SIGKILL after `graceMs`. */
   halt(app: string, graceMs?: number): Promise<void>;
+  /**
+   * Stops a process an overlapping launch set aside (the old release, once drained): SIGTERM,
+   * SIGKILL after `graceMs`; systemd also removes its unit. A process already gone is fine.
+   */
+  retire(app: string, old: SetAside, graceMs?: number): Promise<void>;
+  /**
+   * After an agent restart, once the app is adopted: stops what a previous agent left of it
+   * besides its live process (an old release it died draining): process groups running in
+   * `releasesDir`, or units of other instances. Returns how many it stopped.
+   */
+  sweep(app: string, releasesDir: string, graceMs?: number): Promise<number>;
   /** After an agent restart: re-adopt a live process, or start one that should run but is gone. */
   adopt(app: string, info: AdoptInfo): Promise<RunChange>;
   /** The current state, if the backend knows the app. */

@@ -44,17 +44,6 @@ export const RESTART_RESET_AFTER_MS = 30_000;
 export const CRASHLOOP_AFTER = 3;
 /** Consecutive quick crashes after which the app is `failed` and no longer restarted. */
 export const CRASHLOOP_LIMIT = 10;
-/**
- * Pause between checks that the old release stopped accepting on its port, in the first
- * HANDOFF_POLL_FAST_FOR_MS after its SIGTERM: an app closes its listener within a few ms, and
- * each check is a loopback connect. 1 ms instead of 5 ms made the 20 MB deploy bench's
- * start-to-healthy 46 -> 42 ms (median of 12).
- */
-export const HANDOFF_POLL_FAST_MS = 1;
-/** How long after the SIGTERM the fast handover checks go on. */
-export const HANDOFF_POLL_FAST_FOR_MS = 100;
-/** Pause between those checks afterwards (an app that drains while still accepting). */
-export const HANDOFF_POLL_MS = 5;
 /** Grace period between SIGTERM and SIGKILL: long enough for an HTTP server to drain. */
 export const STOP_GRACE_MS = 10_000;
 /** How often adopted processes (not our children, so no exit event) are checked for life. */
@@ -96,3 +85,22 @@ export const MAX_USER_NAME = 32;
  * user it made from one of the same name that someone else did.
  */
 export const APP_USER_COMMENT = 'plexus app';
+
+/**
+ * How long an old release may keep serving the connections it had when traffic moved to the new
+ * one (issue 18: "the old release drains (config, default 30 s)"). It is stopped as soon as they
+ * are done, at the latest after this; then it gets SIGTERM and STOP_GRACE_MS to exit.
+ */
+export const DRAIN_TIMEOUT_MS = 30_000;
+/** How often a draining release's open connections are counted. */
+export const DRAIN_POLL_MS = 50;
+/** The agent's nftables table (family inet) holding the kernel redirects of apps' declared ports. */
+export const NFT_TABLE = 'plexus';
+/** Longest run of one `nft -f` (it normally takes a few ms). */
+export const NFT_TIMEOUT_MS = 10_000;
+/** Ports the kernel may hand out before one outside the reserved ones comes (each try is a bind). */
+export const PRIVATE_PORT_TRIES = 20;
+/** Pause between checks that an old release stopped accepting on its port (the fallback's handoff). */
+export const HANDOFF_POLL_MS = 2;
+/** Declared ports below this are refused unless the config allows them (system services live there). */
+export const FIRST_UNPRIVILEGED_PORT = 1024;

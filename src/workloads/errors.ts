@@ -57,11 +57,40 @@ export class PortInUseError extends PlexusError {
   }
 }
 
+/**
+ * A declared port no app may take: one of the agent's own (API, mesh…), or below 1024 without
+ * `workloads.lowPorts` (its kernel redirect would take a system service's traffic).
+ */
+export class PortReservedError extends PlexusError {
+  override name = 'PortReservedError';
+  constructor(port: number, why: 'agent' | 'low') {
+    super(
+      'PORT_RESERVED',
+      why === 'agent'
+        ? `port ${port} is one of the agent's own ports; choose another --port`
+        : `port ${port} is below 1024, where system services listen; choose another --port, or set workloads.lowPorts: true in the agent's config`,
+      'invalid',
+    );
+  }
+}
+
 /** The new release did not become healthy; the previous one was put back. */
 export class DeployFailedError extends PlexusError {
   override name = 'DeployFailedError';
   constructor(code: string, message: string) {
     super(code, message, 'invalid');
+  }
+}
+
+/** A traffic switch (the kernel redirect, the edge) could not send an app's traffic to a release. */
+export class TrafficSwitchError extends PlexusError {
+  override name = 'TrafficSwitchError';
+  constructor(switchName: string, app: string, why: string) {
+    super(
+      'TRAFFIC_SWITCH_FAILED',
+      `the ${switchName} switch could not route '${app}': ${why}`,
+      'unavailable',
+    );
   }
 }
 

@@ -15,6 +15,12 @@
  *   publishes a fresh record on it; never does it carry secret values.
  * - `workloads.ports(): {name, port}[]` — apps that declare a `port`, by app name: the tunnels
  *   subsystem exposes each under its name (`api.web-2`).
+ * - `workloads.addTrafficSwitch(sw: TrafficSwitch): () => void` — the edge registers itself: each
+ *   deploy of an app with a port calls `sw.switchTo(app, privatePort)` once the new release is
+ *   healthy (after the kernel redirect of its declared port), and waits for `sw.inFlight?.(app, port)`
+ *   to reach 0 before it stops the old release (traffic.ts, issue 18).
+ * - `workloads.upstreams.upstreamOf(app)` — the private port of the app's live release, for a
+ *   switch that (re)applies its configuration (Caddy restarted, a domain added).
  *
  * The composition root reads the master key (`loadMasterKey`), builds the manager with
  * `createWorkloads` (no I/O), registers `workloadsActions`, mounts the webhook route
@@ -40,6 +46,7 @@ export { loadMasterKey } from './secrets.ts';
 export { parseHealth, type RestartPolicy, type RunSpec } from './spec.ts';
 export { createSystemdBackend, systemdUnavailableReason } from './systemd-backend.ts';
 export { renderUnit } from './systemd-unit.ts';
+export type { AppUpstreams, TrafficSwitch } from './traffic.ts';
 export type * from './types.ts';
 export { signWebhook } from './webhook.ts';
 export { Workloads } from './workloads.ts';

@@ -16,7 +16,8 @@ export const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'SHELL', 'TMPDIR']
 /**
  * The launch spec of `rel`: inherited basics, the app's HOME (its data folder, also in
  * `PLEXUS_APP_DATA`) and user names, then the bundle's env, `PORT`, `PLEXUS_APP` and
- * `PLEXUS_RELEASE`, then the app's (decrypted) env vars on top.
+ * `PLEXUS_RELEASE`, then the app's (decrypted) env vars on top, then `PORT`: `livePort`, the
+ * private port the release listens on behind the kernel redirect, when given; else the declared port.
  */
 export function buildLaunchSpec(
   app: string,
@@ -26,6 +27,7 @@ export function buildLaunchSpec(
   inherit: string[] = INHERITED_ENV,
   user?: AppUser,
   capabilities: string[] = [],
+  livePort?: number,
 ): LaunchSpec {
   const env: Record<string, string> = {};
   for (const k of inherit) if (process.env[k] !== undefined) env[k] = process.env[k]!;
@@ -37,10 +39,12 @@ export function buildLaunchSpec(
     env.LOGNAME = name;
   }
   Object.assign(env, rel.spec.env);
-  if (rel.spec.port) env.PORT = String(rel.spec.port);
   env.PLEXUS_APP = app;
   env.PLEXUS_RELEASE = rel.id;
   Object.assign(env, secrets);
+  // Last, over an env var of that name: the release's private port when the kernel redirect
+  // holds the declared one (issue 18); an app listening elsewhere would never get traffic.
+  if (rel.spec.port) env.PORT = String(livePort ?? rel.spec.port);
   return {
     app,
     release: rel.id,
@@ -52,6 +56,7 @@ export function buildLaunchSpec(
     appDir: paths.root,
     ...(user ? { user } : {}),
     ...(capabilities.length ? { capabilities } : {}),
+    ...(rel.spec.port && livePort ? { instance: String(livePort) } : {}),
   };
 }
 

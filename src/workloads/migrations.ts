@@ -86,4 +86,13 @@ export const workloadsMigrations: Migration[] = [
       ALTER TABLE apps ADD COLUMN capabilities TEXT;
     `,
   },
+  {
+    id: 'workloads-003',
+    sql: `
+      -- The private port the app's live release listens on (issue 18): the kernel redirects the
+      -- app's declared port to this one. NULL for an app not deployed since, or deployed without
+      -- the redirect (its process holds the declared port itself until its next deploy).
+      ALTER TABLE apps ADD COLUMN live_port INTEGER;
+    `,
+  },
 ];

@@ -2,13 +2,15 @@
  * Reading processes from /proc: the start time that tells a live app from a reused pid, and CPU
  * and memory figures. Linux only, like the agent; elsewhere the figures are null.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { signalGroup } from '../core/process-group.ts';
 
 /** Fields of /proc/PID/stat we use. */
 export interface ProcStat {
   /** Process state letter (R, S, Z, …). */
   state: string;
+  /** Parent pid. */
+  ppid: number;
   /** Process group id. */
   pgid: number;
   /** utime + stime in clock ticks. */
@@ -33,6 +35,7 @@ export function readProcStat(pid: number): ProcStat | undefined {
   // f[0] is field 3 (state); field N is f[N - 3].
   return {
     state: f[0],
+    ppid: Number(f[1]),
     pgid: Number(f[2]),
     cpuTicks: Number(f[11]) + Number(f[12]),
     startTime: f[19],
@@ -100,19 +103,39 @@ export async function killGroup(pid: number, graceMs: number): Promise<void> {
   if (alive()) signalGroup(pid, 'SIGKILL');
 }
 
-/** Live (not zombie) processes whose process group is `pgid`. Scans /proc; used only when stopping. */
-export function groupMembers(pgid: number): number[] {
-  let entries: string[];
+/** The pids in /proc now (none where there is no /proc). */
+function allPids(): number[] {
   try {
-    entries = readdirSync('/proc');
+    return readdirSync('/proc')
+      .filter((e) => e.charCodeAt(0) >= 48 && e.charCodeAt(0) <= 57)
+      .map(Number);
   } catch {
     return [];
   }
-  const out: number[] = [];
-  for (const e of entries) {
-    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
-    const st = readProcStat(Number(e));
-    if (st && st.pgid === pgid && st.state !== 'Z' && st.state !== 'X') out.push(Number(e));
-  }
-  return out;
+}
+
+/** Live (not zombie) processes whose process group is `pgid`. Scans /proc; used only when stopping. */
+export function groupMembers(pgid: number): number[] {
+  return allPids().filter((pid) => {
+    const st = readProcStat(pid);
+    return st && st.pgid === pgid && st.state !== 'Z' && st.state !== 'X';
+  });
+}
+
+/**
+ * Process-group leaders whose working directory is under `dir`, other than `keep` and the
+ * agent's own children: releases a previous agent started and lost track of (it died while an
+ * old release drained). Scans /proc; used once per app when the agent starts.
+ */
+export function strayGroupsIn(dir: string, keep: number | null): number[] {
+  return allPids().filter((pid) => {
+    if (pid === keep) return false;
+    const st = readProcStat(pid);
+    if (!st || st.pgid !== pid || st.ppid === process.pid || st.state === 'Z') return false;
+    try {
+      return readlinkSync(`/proc/${pid}/cwd`).startsWith(`${dir}/`);
+    } catch {
+      return false; // gone, or not ours to read
+    }
+  });
 }

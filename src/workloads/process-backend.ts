@@ -8,7 +8,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, writeSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { signalGroup } from '../core/process-group.ts';
 import type { Logger } from '../logging/index.ts';
 import type {
@@ -19,6 +18,7 @@ import type {
   LaunchSpec,
   RunChange,
   RunState,
+  SetAside,
 } from './backend.ts';
 import {
   ADOPTED_POLL_MS,
@@ -26,9 +26,6 @@ import {
   APP_LOG_MAX_BYTES,
   CRASHLOOP_AFTER,
   CRASHLOOP_LIMIT,
-  HANDOFF_POLL_FAST_FOR_MS,
-  HANDOFF_POLL_FAST_MS,
-  HANDOFF_POLL_MS,
   RESTART_BACKOFF_MAX_MS,
   RESTART_BACKOFF_MIN_MS,
   RESTART_RESET_AFTER_MS,
@@ -37,7 +34,8 @@ import {
 import { spawnCommand } from './launch-spec.ts';
 import { followFile, openLogFd, rotateIfLarge, tailLines } from './log-files.ts';
 import { appendMarker, findLogStamper, LOG_STAMPER_PATH, marker, startLogStamper } from './log-stamper.ts';
-import { groupMembers, isSameProcess, readProcStat } from './proc.ts';
+import { untilClosed } from './private-port.ts';
+import { groupMembers, isSameProcess, killGroup, readProcStat, strayGroupsIn } from './proc.ts';
 
 /** Tunables of the supervisor; defaults in constants.ts. */
 export interface ProcessBackendInit {
@@ -107,7 +105,9 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
 
   async launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promise<RunState> {
     const prev = this.#apps.get(spec.app);
-    if (prev) await this.#handOff(prev, opts.handoffPort);
+    if (prev && opts.overlap) this.#setAside(prev);
+    else if (prev && opts.handoffPort !== undefined) await this.#handOff(prev, opts.handoffPort);
+    else if (prev) await this.halt(spec.app);
     const sup: Supervised = {
       spec,
       crashes: 0,
@@ -230,27 +230,42 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
   }
 
   /**
-   * Ends the supervision of `prev` so a new process can start. With a port, it returns as soon as
-   * the old process stops accepting on it and lets it drain in the background (SIGKILL after the
-   * grace period); otherwise it waits for the old process to be gone.
+   * Ends the supervision of `prev` without signalling it: an overlapping launch leaves it serving
+   * until the caller retires it (or adopts it back). Its exit is no longer the app's business.
    */
-  async #handOff(prev: Supervised, port: number | undefined): Promise<void> {
-    const { pid, pidStart } = prev.state;
-    if (port === undefined || !pid || !isSameProcess(pid, pidStart)) return this.halt(prev.spec.app);
+  #setAside(prev: Supervised): void {
     prev.wanted = false;
     if (prev.backoff) clearTimeout(prev.backoff);
     if (prev.poll) clearInterval(prev.poll);
-    prev.child = undefined; // its exit is no longer the app's business
-    signalGroup(pid, 'SIGTERM');
-    const signalled = Date.now();
-    const deadline = signalled + this.#o.stopGraceMs;
-    while (Date.now() < deadline && isSameProcess(pid, pidStart) && (await accepts(port))) {
-      const fast = Date.now() - signalled < HANDOFF_POLL_FAST_FOR_MS;
-      await new Promise((r) => setTimeout(r, fast ? HANDOFF_POLL_FAST_MS : HANDOFF_POLL_MS));
-    }
-    void this.#waitGone(prev, pid, pidStart, Math.max(0, deadline - Date.now())).then((gone) => {
-      if (!gone) signalGroup(pid, 'SIGKILL');
+    prev.backoff = undefined;
+    prev.poll = undefined;
+    prev.child = undefined;
+  }
+
+  /**
+   * The fallback's stop-then-start (no kernel redirect): SIGTERM to `prev`, and the new process
+   * starts as soon as `port` stops accepting (the old one closed its listener), while the old one
+   * finishes its requests in the background (SIGKILL after the grace period).
+   */
+  async #handOff(prev: Supervised, port: number): Promise<void> {
+    const { pid, pidStart } = prev.state;
+    if (!pid || !isSameProcess(pid, pidStart)) return this.halt(prev.spec.app);
+    this.#setAside(prev);
+    let gone = false;
+    void this.retire(prev.spec.app, { pid, pidStart }).finally(() => {
+      gone = true;
     });
+    await untilClosed(port, () => gone, this.#o.stopGraceMs);
+  }
+
+  async retire(_app: string, old: SetAside, graceMs = this.#o.stopGraceMs): Promise<void> {
+    if (isSameProcess(old.pid, old.pidStart)) await killGroup(old.pid, graceMs);
+  }
+
+  async sweep(app: string, releasesDir: string, graceMs = this.#o.stopGraceMs): Promise<number> {
+    const stray = strayGroupsIn(releasesDir, this.#apps.get(app)?.state.pid ?? null);
+    await Promise.all(stray.map((pid) => killGroup(pid, graceMs)));
+    return stray.length;
   }
 
   async halt(app: string, graceMs = this.#o.stopGraceMs): Promise<void> {
@@ -364,20 +379,4 @@ class ProcessBackend extends EventEmitter<BackendEvents> implements Backend {
       if (sup.poll) clearInterval(sup.poll);
     }
   }
-}
-
-/** True when something accepts TCP connections on 127.0.0.1:`port`. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ host: '127.0.0.1', port });
-    s.setTimeout(1000, () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }

@@ -45,6 +45,16 @@ export async function recoverApp(ctx: AppContext, row: AppRow): Promise<void> {
     restarts: row.restarts,
     wanted: row.desired === 'running',
   });
+  // What a previous agent left draining when it died goes now (its drain was cut short anyway).
+  const stray = await ctx.backend.sweep(row.name, p.releases, ctx.init.stopGraceMs ?? STOP_GRACE_MS);
+  if (stray) ctx.logger.info({ app: row.name, stray }, 'stopped old releases a previous agent left running');
   // A restart is recorded by the backend's own change event; an adoption is only logged.
   if (how === 'adopt') ctx.logger.info({ app: row.name, pid: row.pid }, 're-adopted app');
+  // Its kernel redirect was rewritten from the database before (TrafficRouter.start). Without
+  // it, a release on a private port is unreachable on its declared port until its next deploy.
+  if (how !== 'stop' && rel.spec.port && row.livePort && !ctx.traffic.redirects)
+    ctx.logger.error(
+      { app: row.name, port: rel.spec.port, livePort: row.livePort },
+      "app listens on a private port but the kernel redirect is off: 'plexus restart' it to serve its declared port",
+    );
 }

@@ -6,16 +6,26 @@
 import { execFile, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { stampLine } from '../core/log-stamp.ts';
 import type { Logger } from '../logging/index.ts';
-import type { AdoptInfo, Backend, BackendEvents, LaunchSpec, RunChange, RunState } from './backend.ts';
+import type {
+  AdoptInfo,
+  Backend,
+  BackendEvents,
+  LaunchOptions,
+  LaunchSpec,
+  RunChange,
+  RunState,
+  SetAside,
+} from './backend.ts';
 import { STOP_GRACE_MS } from './constants.ts';
 import { BackendUnavailableError } from './errors.ts';
 import { readProcStat } from './proc.ts';
 import {
   envFilePath,
+  isUnitOf,
   renderEnvFile,
   renderUnit,
   SYSTEMD_RUN_DIR,
@@ -74,6 +84,8 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   readonly #runDir: string;
   readonly #logger: Logger;
   readonly #known = new Map<string, RunState>();
+  /** The unit each app's supervised process runs in (its instance's, issue 18). */
+  readonly #units = new Map<string, { unit: string; instance?: string }>();
   readonly #pollMs: number;
   #timer: NodeJS.Timeout | undefined;
   #version = 0;
@@ -104,40 +116,75 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     }
   }
 
-  async launch(spec: LaunchSpec): Promise<RunState> {
+  async launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promise<RunState> {
     if (!this.#version) {
       const out = (await execFileP('systemctl', ['--version'])).stdout;
       this.#version = Number(/systemd (\d+)/.exec(out)?.[1] ?? 0);
     }
+    const unit = unitName(spec.app, spec.instance);
+    const prev = this.#units.get(spec.app);
+    // Not overlapping: the process it replaces stops first (a unit of another instance included).
+    if (prev && prev.unit !== unit && !opts.overlap) await this.#remove(spec.app, prev.instance);
     await mkdir(this.#runDir, { recursive: true, mode: 0o700 });
-    const envFile = envFilePath(spec.app, this.#runDir);
+    const envFile = envFilePath(spec.app, this.#runDir, spec.instance);
     await writeFile(envFile, renderEnvFile(spec.env), { mode: 0o600 });
     await chmod(envFile, 0o600);
-    const unit = `${this.#unitDir}/${unitName(spec.app)}`;
     await writeFile(
-      unit,
+      `${this.#unitDir}/${unit}`,
       renderUnit(spec, { envFile, systemdVersion: this.#version, stopGraceS: STOP_GRACE_MS / 1000 }),
     );
     await this.#systemctl('daemon-reload');
-    await this.#systemctl('reset-failed', unitName(spec.app)).catch(() => '');
-    await this.#systemctl('restart', unitName(spec.app));
-    const state = await this.#read(spec.app);
+    await this.#systemctl('reset-failed', unit).catch(() => '');
+    await this.#systemctl('restart', unit);
+    // The unit and its state change together: a poll in between would see another unit's pid
+    // and report the app's process as gone.
+    const state = await this.#read(spec.app, unit);
+    this.#units.set(spec.app, { unit, instance: spec.instance });
     this.#known.set(spec.app, state);
     this.emit('change', spec.app, state, 'start', undefined);
     return state;
   }
 
   async halt(app: string): Promise<void> {
-    await this.#systemctl('stop', unitName(app)).catch(() => '');
+    const unit = this.#unit(app);
+    await this.#systemctl('stop', unit).catch(() => '');
     // A unit that had to be SIGKILLed after its stop timeout ends "failed": it was asked to stop.
-    await this.#systemctl('reset-failed', unitName(app)).catch(() => '');
+    await this.#systemctl('reset-failed', unit).catch(() => '');
     const state = await this.#read(app);
     this.#known.set(app, state);
     this.emit('change', app, state, 'stop', undefined);
   }
 
+  async retire(app: string, old: SetAside): Promise<void> {
+    // The unit's own TimeoutStopSec is the grace; systemd SIGKILLs after it.
+    if (unitName(app, old.instance) !== this.#unit(app)) await this.#remove(app, old.instance);
+  }
+
+  /** Stops an instance's unit and deletes its unit and env files. */
+  async #remove(app: string, instance: string | undefined): Promise<void> {
+    const unit = unitName(app, instance);
+    await this.#systemctl('stop', unit).catch(() => '');
+    await this.#systemctl('reset-failed', unit).catch(() => '');
+    await rm(`${this.#unitDir}/${unit}`, { force: true });
+    await rm(envFilePath(app, this.#runDir, instance), { force: true });
+    await this.#systemctl('daemon-reload').catch(() => '');
+  }
+
+  async sweep(app: string): Promise<number> {
+    const files = (await readdir(this.#unitDir).catch(() => [] as string[])).filter(
+      (f) => isUnitOf(app, f) && f !== this.#unit(app),
+    );
+    for (const f of files) await this.#remove(app, /\.(\d+)\.service$/.exec(f)?.[1]);
+    return files.length;
+  }
+
   async adopt(app: string, info: AdoptInfo): Promise<RunChange> {
-    const state = await this.#read(app);
+    const unit = unitName(app, info.spec.instance);
+    const prev = this.#units.get(app);
+    // Taking an old release back after a failed deploy: the failed instance's unit goes.
+    if (prev && prev.unit !== unit) await this.#remove(app, prev.instance);
+    const state = await this.#read(app, unit);
+    this.#units.set(app, { unit, instance: info.spec.instance });
     this.#known.set(app, state);
     if (state.status === 'running') return 'adopt';
     if (!info.wanted) return 'stop';
@@ -150,17 +197,28 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   }
 
   async forget(app: string): Promise<void> {
-    await this.#systemctl('disable', '--now', unitName(app)).catch(() => '');
-    await rm(`${this.#unitDir}/${unitName(app)}`, { force: true });
-    await rm(envFilePath(app, this.#runDir), { force: true });
+    // Every instance's unit: a release still draining goes with the app.
+    const files = (await readdir(this.#unitDir).catch(() => [] as string[])).filter((f) => isUnitOf(app, f));
+    for (const unit of new Set([...files, this.#unit(app)])) {
+      await this.#systemctl('disable', '--now', unit).catch(() => '');
+      await rm(`${this.#unitDir}/${unit}`, { force: true });
+      const instance = /\.(\d+)\.service$/.exec(unit)?.[1];
+      await rm(envFilePath(app, this.#runDir, instance), { force: true });
+    }
     await this.#systemctl('daemon-reload').catch(() => '');
     this.#known.delete(app);
+    this.#units.delete(app);
+  }
+
+  /** The unit of `app`'s supervised process. */
+  #unit(app: string): string {
+    return this.#units.get(app)?.unit ?? unitName(app);
   }
 
   async tail(app: string, _logFile: string, n: number): Promise<string[]> {
     const { stdout } = await execFileP(
       'journalctl',
-      ['-u', unitName(app), '-n', String(n), ...JOURNAL_FORMAT, '--no-pager'],
+      [...journalUnits(app), '-n', String(n), ...JOURNAL_FORMAT, '--no-pager'],
       {
         maxBuffer: 64 * 1024 * 1024,
       },
@@ -174,7 +232,7 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     onLines: (lines: string[]) => Promise<void>,
     signal: AbortSignal,
   ) {
-    const child = spawn('journalctl', ['-u', unitName(app), '-f', '-n', '0', ...JOURNAL_FORMAT], {
+    const child = spawn('journalctl', [...journalUnits(app), '-f', '-n', '0', ...JOURNAL_FORMAT], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     signal.addEventListener('abort', () => child.kill(), { once: true });
@@ -188,10 +246,10 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   }
 
   /** Reads a unit's state with `systemctl show`. */
-  async #read(app: string): Promise<RunState> {
+  async #read(app: string, unit = this.#unit(app)): Promise<RunState> {
     const out = await this.#systemctl(
       'show',
-      unitName(app),
+      unit,
       '-p',
       'MainPID,ActiveState,SubState,NRestarts,ExecMainStartTimestamp,Result',
     );
@@ -201,7 +259,10 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
   async #poll(): Promise<void> {
     for (const [app, prev] of this.#known) {
       try {
-        const next = await this.#read(app);
+        const unit = this.#unit(app);
+        const next = await this.#read(app, unit);
+        // A launch moved the app to another unit meanwhile: this reading is stale.
+        if (this.#unit(app) !== unit || this.#known.get(app) !== prev) continue;
         if (next.status !== prev.status || next.pid !== prev.pid || next.restarts !== prev.restarts) {
           this.#known.set(app, next);
           // systemd restarts a crashed app by itself; polling sees only that it did, as a crash.
@@ -220,6 +281,11 @@ class SystemdBackend extends EventEmitter<BackendEvents> implements Backend {
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
+}
+
+/** journalctl's unit filters for every process of `app`: its plain unit and its instances'. */
+function journalUnits(app: string): string[] {
+  return ['-u', unitName(app), '-u', `plexus-app-${app}.[0-9]*.service`];
 }
 
 /** Parses `systemctl show -p …` output into a RunState. Exported for tests. */

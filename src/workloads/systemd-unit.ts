@@ -16,14 +16,24 @@ export const SYSTEMD_RUN_DIR = '/run/plexus';
 /** Where units are written. */
 export const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
 
-/** The unit name of an app. */
-export function unitName(app: string): string {
-  return `plexus-app-${app}.service`;
+/**
+ * The unit name of an app's process: `plexus-app-APP.service`, or `plexus-app-APP.PORT.service`
+ * for a release behind the kernel redirect (issue 18), whose `instance` is its private port, so two
+ * releases of the app run side by side during a deploy. An app name has no dot, so the two forms
+ * never meet.
+ */
+export function unitName(app: string, instance?: string): string {
+  return instance ? `plexus-app-${app}.${instance}.service` : `plexus-app-${app}.service`;
 }
 
-/** The env file of an app. */
-export function envFilePath(app: string, runDir = SYSTEMD_RUN_DIR): string {
-  return `${runDir}/${app}.env`;
+/** Whether `file` is the unit of one of `app`'s processes (either form of `unitName`). */
+export function isUnitOf(app: string, file: string): boolean {
+  return file === unitName(app) || new RegExp(`^plexus-app-${app}\\.\\d{1,5}\\.service$`).test(file);
+}
+
+/** The env file of an app's process (per instance, as its unit). */
+export function envFilePath(app: string, runDir = SYSTEMD_RUN_DIR, instance?: string): string {
+  return instance ? `${runDir}/${app}.${instance}.env` : `${runDir}/${app}.env`;
 }
 
 /** Options of a unit. */
@@ -53,7 +63,7 @@ export function renderUnit(spec: LaunchSpec, opts: UnitOptions = {}): string {
     'Type=simple',
     `WorkingDirectory=${quotePath(spec.cwd)}`,
     `ExecStart=/bin/sh -c ${quoteArg(shellScript(spec.cmd))}`,
-    `EnvironmentFile=${quotePath(opts.envFile ?? envFilePath(spec.app))}`,
+    `EnvironmentFile=${quotePath(opts.envFile ?? envFilePath(spec.app, SYSTEMD_RUN_DIR, spec.instance))}`,
     `Restart=${restart}`,
     'RestartSec=100ms',
   ];

@@ -10,6 +10,7 @@ import type { Backend } from './backend.ts';
 import type { BundleSource, DeployProgress } from './deploy-source.ts';
 import type { AppEventKind } from './event-repo.ts';
 import type { ExtractLimits } from './extract.ts';
+import type { KernelRedirectInit } from './kernel-redirect.ts';
 import type { RunSpecInput } from './spec.ts';
 
 /** One app as `plexus apps --json` shows it and telemetry publishes it (issue 3, State). */
@@ -23,6 +24,8 @@ export interface AppInfo {
   cpuPct: number | null;
   memMb: number | null;
   port: number | null;
+  /** In `apps.list` only: why a deploy of this app stops it before starting the new release (issue 18). */
+  downtimeDeploys?: string;
 }
 
 /** A change of an app's state, for listeners such as telemetry. */
@@ -87,6 +90,18 @@ export interface WorkloadsInit {
   downloadIdleTimeoutMs?: number;
   /** Variables copied from the agent's environment into every app's. */
   inheritEnv?: string[];
+  /** Longest drain of an old release after traffic moved off it (default DRAIN_TIMEOUT_MS, 30 s). */
+  drainTimeoutMs?: number;
+  /**
+   * The kernel redirect of declared ports (issue 18: zero-downtime deploys); absent (tests) or
+   * `off`, deploys stop the old release before starting the new one (the fallback, said once in
+   * the log); `off` also drops a table left from before.
+   */
+  redirect?: KernelRedirectInit;
+  /** The agent's own TCP ports (API, mesh, SOCKS, tunnels): no app may declare one. */
+  reservedPorts?: number[];
+  /** Allows apps to declare a port below 1024 (refused by default: system services live there). */
+  lowPorts?: boolean;
 }
 
 /** Dependencies of the manager. */

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { dirname } from 'node:path';
 import { AppContext } from './app-context.ts';
 import { protectDataDir, unpassableAncestor } from './app-files.ts';
-import type { AppRepo } from './app-repo.ts';
+import type { AppRepo, AppRow } from './app-repo.ts';
 import { canSwitchUsers } from './app-users.ts';
 import type { Backend, RunChange, RunState } from './backend.ts';
 import { APP_LOG_CHECK_MS, STOP_GRACE_MS } from './constants.ts';
@@ -18,11 +18,13 @@ import type { EnvRepo } from './env-repo.ts';
 import { AppBusyError, DeployFailedError, WebhookReplayError } from './errors.ts';
 import type { EventRepo } from './event-repo.ts';
 import type { HookRepo } from './hook-repo.ts';
+import type { Redirect } from './kernel-redirect.ts';
 import { recoverApp } from './recovery.ts';
 import type { ReleaseRepo } from './release-repo.ts';
 import { ReleaseSwitch } from './release-switch.ts';
 import { type AppPaths, removeAppDir } from './releases.ts';
 import { appNameSchema } from './spec.ts';
+import type { AppUpstreams, TrafficSwitch } from './traffic.ts';
 import type {
   AppInfo,
   DeployRequest,
@@ -65,6 +67,27 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     return this.#ctx.paths(app);
   }
 
+  /**
+   * Adds a traffic switch (the edge, issue 18): a deploy calls its `switchTo` once the new
+   * release is healthy, after the kernel redirect. Returns the function that removes it.
+   */
+  addTrafficSwitch(sw: TrafficSwitch): () => void {
+    return this.#ctx.traffic.register(sw);
+  }
+
+  /**
+   * Why deploys of apps with a port stop the old release before starting the new one here (no
+   * kernel redirect: not root, no nft…), or undefined when they are zero-downtime.
+   */
+  get downtimeDeploys(): string | undefined {
+    return this.#ctx.traffic.fallbackReason;
+  }
+
+  /** Where each app's live release listens: what an edge routes to when it (re)applies its config. */
+  get upstreams(): AppUpstreams {
+    return this.#ctx.traffic;
+  }
+
   // --- lifecycle ---------------------------------------------------------------------------------
 
   /** Takes every app back over: re-adopts live processes, restarts those that vanished. */
@@ -81,6 +104,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
           'app users cannot pass through this folder above the data dir; apps will fail to start until it is chmod o+x',
         );
     }
+    // The kernel redirect first: the rules a previous agent left stay as the database has them.
+    await this.#ctx.traffic.start(liveRoutes(this.apps.list()), this.#ctx.init.redirect?.off);
     for (const row of this.apps.list()) {
       try {
         await recoverApp(this.#ctx, row);
@@ -96,6 +121,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
   async stop(): Promise<void> {
     this.#ctx.stopping = true;
     if (this.#tick) clearInterval(this.#tick);
+    await this.#switch.close();
     await this.#backend.close();
   }
 
@@ -147,8 +173,12 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       if (state?.pid && (state.status === 'running' || state.status === 'crashloop')) return this.get(app);
       if (rel.spec.port) await this.#ctx.checkPort(app, rel.spec, undefined);
       await this.#ctx.appUser(row);
-      this.apps.update(app, { desired: 'running' });
-      await this.#backend.launch(this.#ctx.launchSpec(app, rel));
+      // A fresh private port each start: the last one may have been taken while the app was down.
+      const livePort =
+        rel.spec.port && this.#ctx.traffic.redirects ? await this.#ctx.privatePort() : undefined;
+      this.apps.update(app, { desired: 'running', livePort: livePort ?? null });
+      await this.#backend.launch(this.#ctx.launchSpec(app, rel, {}, livePort ?? null));
+      if (rel.spec.port && livePort) await this.#ctx.traffic.switchTo(app, rel.spec.port, livePort);
       this.#ctx.record(app, 'start', rel.id);
       return this.get(app);
     });
@@ -160,6 +190,8 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     return this.#ctx.exclusive(app, 'stopping', async () => {
       this.apps.update(app, { desired: 'stopped' });
       await this.#backend.halt(app, this.#ctx.init.stopGraceMs ?? STOP_GRACE_MS);
+      // Its declared port is free again, as it was when the app itself held it.
+      await this.#ctx.traffic.release(app);
       this.#ctx.record(app, 'stop', row.release);
       return this.get(app);
     });
@@ -170,6 +202,14 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     const row = this.#ctx.row(app);
     return this.#ctx.exclusive(app, 'restarting', async () => {
       const rel = this.#ctx.currentRelease(row);
+      const state = this.#backend.state(app);
+      if (rel.spec.port && state?.pid && (state.status === 'running' || state.status === 'crashloop')) {
+        // An app with a port restarts like a deploy of its own release: a new process beside the
+        // old, health gated, then traffic moves and the old one drains (issue 18).
+        await this.#ctx.appUser(row);
+        await this.#switch.switchTo(app, rel, rel, { kind: 'restart', started: Date.now() });
+        return this.get(app);
+      }
       this.apps.update(app, { desired: 'running', restarts: 0 });
       await this.#backend.halt(app, this.#ctx.init.stopGraceMs ?? STOP_GRACE_MS);
       // After the stop: an app that ran as root moves to its own user with its files.
@@ -185,6 +225,7 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
     const row = this.#ctx.row(app);
     return this.#ctx.exclusive(app, 'removing', async () => {
       await this.#backend.forget(app);
+      await this.#ctx.traffic.forget(app);
       this.apps.delete(app);
       // A user that is gone (or never was) leaves the agent to delete everything itself.
       const user = this.#ctx.userOf(app) ?? (await this.#ctx.appUser(row).catch(() => undefined));
@@ -305,4 +346,13 @@ export class Workloads extends EventEmitter<WorkloadsEvents> {
       this.#ctx.record(app, why === 'exit' ? 'stop' : 'restart', release, detail);
     else this.#ctx.emitChange(app, why, detail ?? null);
   }
+}
+
+/** The kernel redirects the database implies: each app meant to run on a live private port. */
+function liveRoutes(rows: AppRow[]): Map<string, Redirect> {
+  const routes = new Map<string, Redirect>();
+  for (const r of rows)
+    if (r.desired === 'running' && r.spec.port && r.livePort)
+      routes.set(r.name, { publicPort: r.spec.port, port: r.livePort });
+  return routes;
 }

@@ -153,7 +153,10 @@ export async function makeNode(root: string, name: string, opts: NodeOptions = {
     async start(env) {
       out = '';
       const proc = spawn(PLEXUS, ['agent', '--data-dir', dataDir], {
-        env: { ...process.env, ...opts.env, ...env },
+        // No kernel redirect by default: agents here share the host's network namespace, and
+        // their nftables rules would land in the host's tables (a test in a netns of its own
+        // passes PLEXUS_WORKLOADS__REDIRECT=auto).
+        env: { PLEXUS_WORKLOADS__REDIRECT: 'off', ...process.env, ...opts.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       proc.stdout?.on('data', (d) => {

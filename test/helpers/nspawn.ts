@@ -179,7 +179,7 @@ export function repoBinds(): string[] {
  * network namespace `netns`; resolves once systemd is up.
  */
 export async function bootContainer(
-  opts: { binds?: string[]; name?: string; netns?: string } = {},
+  opts: { binds?: string[]; name?: string; netns?: string; netAdmin?: boolean } = {},
 ): Promise<Container> {
   await ensureRootfs();
   const name = opts.name ?? `plexus-test-${process.pid}`;
@@ -194,7 +194,10 @@ export async function bootContainer(
   ];
   for (const b of opts.binds ?? repoBinds()) args.push(`--bind-ro=${b}:${inBox(b)}`);
   // A network namespace the test made (test/helpers/netns.ts) instead of the host's network.
+  // netAdmin: the namespace is the container's to configure, as with --private-network (which
+  // keeps CAP_NET_ADMIN; a namespace path alone does not): its agent writes nftables rules there.
   if (opts.netns) args.push(`--network-namespace-path=/run/netns/${opts.netns}`);
+  if (opts.netns && opts.netAdmin) args.push('--capability=CAP_NET_ADMIN');
   const nspawn = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   nspawn.stdout.on('data', (c) => {

@@ -363,7 +363,7 @@ describe('workload manager', () => {
     assert.equal(w.listEnv('web', true)[0].value, SECRET);
   });
 
-  it('hands the port over as soon as the old release stops accepting, while it drains', async () => {
+  it("the new release takes traffic without waiting out the old one's drain", async () => {
     w.setEnv('web', { DRAIN_MS: '4000' });
     await w.restartApp('web');
     await waitFor(() => info(port).catch(() => undefined), 5_000, 'web up');
