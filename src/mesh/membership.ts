@@ -54,8 +54,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   readonly #db: Db;
   readonly #rows: MemberRows;
   readonly #adminKey: Uint8Array;
-  /** Live (admitted, not revoked, not lost) peer IDs, for the connection gater's hot path. */
-  readonly #live = new Set<string>();
+  /**
+   * Live (admitted, not revoked, not lost) peer IDs with their names, for the hot paths: the
+   * connection gater, and every telemetry record (its sender must be a member and the record
+   * must carry that member's name), which no longer reads the member's row (its stored
+   * admission is a few KiB) for it.
+   */
+  readonly #live = new Map<string, string>();
   readonly #revokedPeers = new Set<string>();
   /**
    * Records already judged, by their signatures. Every connection and every 30 s sync
@@ -83,7 +88,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       );
     }
     for (const r of rows) {
-      if (r.revoked_at === null && r.lost === null) this.#live.add(r.peer_id);
+      if (r.revoked_at === null && r.lost === null) this.#live.set(r.peer_id, r.name);
       this.#judged.set(admissionKey(JSON.parse(r.admission) as Admission), r.peer_id);
     }
     for (const r of db.prepare('SELECT blob FROM revocations').all() as { blob: string }[]) {
@@ -99,6 +104,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** True if the peer is admitted and neither revoked nor lost. */
   isMember(peerId: string): boolean {
     return this.#live.has(peerId);
+  }
+
+  /** The name of a live member, or undefined if the peer is not one. */
+  liveName(peerId: string): string | undefined {
+    return this.#live.get(peerId);
   }
 
   /** True if the peer was revoked. */
@@ -168,7 +178,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** Live member peer IDs. */
   livePeerIds(): string[] {
-    return [...this.#live];
+    return [...this.#live.keys()];
   }
 
   /**
@@ -244,7 +254,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       for (const l of losers) this.#rows.markLost(l.peer_id, verdict.displaceReason(l.peer_id));
       this.#rows.insert(adm, member, now);
     });
-    this.#live.add(member.peerId);
+    this.#live.set(member.peerId, member.name);
     this.#judged.set(admissionKey(adm), member.peerId);
     for (const l of losers) {
       this.#live.delete(l.peer_id);

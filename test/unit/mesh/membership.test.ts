@@ -168,6 +168,9 @@ describe('membership', () => {
     assert.equal(m2.byName('web')?.peerId, x.peerId);
     assert.deepEqual(lost, [y.peerId]);
     assert.equal(m2.isMember(y.peerId), false);
+    // The in-memory names telemetry checks records against follow the race too.
+    assert.equal(m2.liveName(x.peerId), 'web');
+    assert.equal(m2.liveName(y.peerId), undefined);
   });
 
   it('counts a token’s uses across the mesh: two doors at once, one winner everywhere', () => {
@@ -221,6 +224,7 @@ describe('membership', () => {
     );
     assert.equal(m.revoke(forged), false);
     assert.equal(m.isMember(b.peerId), true);
+    assert.equal(m.liveName(b.peerId), 'b');
     const real = signRevocation({ kind: 'node', subject: b.peerId, at: Date.now() }, net.admin);
     assert.equal(m.revoke(real), true);
     assert.equal(m.revoke(real), false);
@@ -228,7 +232,12 @@ describe('membership', () => {
     const again = new Membership(db, net.admin.publicKey);
     assert.equal(again.isRevoked(b.peerId), true);
     assert.equal(again.isMember(b.peerId), false);
-    assert.equal(again.accept(net.admit(identity(), 'b')), 'added');
+    assert.equal(m.liveName(b.peerId), undefined);
+    assert.equal(again.liveName(b.peerId), undefined);
+    const b2 = identity();
+    assert.equal(again.accept(net.admit(b2, 'b')), 'added');
+    assert.equal(again.liveName(b2.peerId), 'b');
+    assert.equal(new Membership(db, net.admin.publicKey).liveName(b2.peerId), 'b');
   });
 
   it('snapshot/merge carries members, revocations and token use counts', () => {
