@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
   id: number;
+  children?: number[];
   callFrame: { functionName: string; url: string; lineNumber: number };
 }
 interface Profile {
@@ -19,12 +20,25 @@ interface Profile {
   timeDeltas: number[];
 }
 
-/** Self time in ms inside the window, by function (`name url:line`) and by module. */
+/**
+ * Self time in ms inside the window, by function (`name url:line`) and by module, and by the
+ * nearest caller in the agent's own code (src/): which of our functions the time was spent
+ * under, libraries included; time with no such caller is charged to the outermost library frame.
+ */
 export interface SelfTime {
   totalMs: number;
   byFunction: Map<string, number>;
   byModule: Map<string, number>;
+  byCaller: Map<string, number>;
 }
+
+/** An empty SelfTime to add profiles into. */
+export function emptySelfTime(): SelfTime {
+  return { totalMs: 0, byFunction: new Map(), byModule: new Map(), byCaller: new Map() };
+}
+
+const frameName = ({ functionName, url, lineNumber }: ProfileNode['callFrame']) =>
+  `${functionName || '(anonymous)'} ${moduleOf(url)}:${lineNumber + 1}`;
 
 /** A module's short name: the package under node_modules, the file under src/, or the url. */
 export function moduleOf(url: string): string {
@@ -39,20 +53,35 @@ export function moduleOf(url: string): string {
 /** Adds the self time of every sample of `file` in [fromUs, toUs) to `into`. */
 export function windowSelfTime(file: string, fromUs: number, toUs: number, into?: SelfTime): SelfTime {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const out = into ?? { totalMs: 0, byFunction: new Map(), byModule: new Map() };
+  const out = into ?? emptySelfTime();
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const callerOf = (id: number): string => {
+    // The nearest src/ frame; failing that, the outermost library frame (node's own are skipped).
+    let library: string | undefined;
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const { callFrame } = byId.get(at)!;
+      const mod = moduleOf(callFrame.url);
+      if (mod.startsWith('src/')) return `${callFrame.functionName || '(anonymous)'} ${mod}`;
+      if (!mod.startsWith('node:') && !mod.startsWith('(')) library = `${callFrame.functionName} ${mod}`;
+    }
+    return `(no src/ caller) ${library ?? frameName(byId.get(id)!.callFrame)}`;
+  };
   let t = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
     t += p.timeDeltas[i];
     // A sample's time is charged to the sample that ends it (V8 samples at the interval's end).
     const dt = (p.timeDeltas[i + 1] ?? 0) / 1000;
     if (t < fromUs || t >= toUs) continue;
-    const { functionName, url, lineNumber } = byId.get(p.samples[i])!.callFrame;
-    if (functionName === '(idle)') continue;
-    const fn = `${functionName || '(anonymous)'} ${moduleOf(url)}:${lineNumber + 1}`;
+    const { callFrame } = byId.get(p.samples[i])!;
+    if (callFrame.functionName === '(idle)') continue;
+    const fn = frameName(callFrame);
     out.totalMs += dt;
+    const caller = callerOf(p.samples[i]);
+    out.byCaller.set(caller, (out.byCaller.get(caller) ?? 0) + dt);
     out.byFunction.set(fn, (out.byFunction.get(fn) ?? 0) + dt);
-    const mod = moduleOf(url);
+    const mod = moduleOf(callFrame.url);
     out.byModule.set(mod, (out.byModule.get(mod) ?? 0) + dt);
   }
   return out;
@@ -65,6 +94,7 @@ export function printSelfTime(label: string, s: SelfTime, agents: number, window
   for (const [title, map] of [
     ['by module', s.byModule],
     ['by function', s.byFunction],
+    ['by nearest src/ caller', s.byCaller],
   ] as const) {
     console.log(`  ${title}:`);
     for (const [k, ms] of [...map].sort((a, b) => b[1] - a[1]).slice(0, top)) {
@@ -76,7 +106,7 @@ export function printSelfTime(label: string, s: SelfTime, agents: number, window
 if (import.meta.main) {
   const [from, to, ...files] = process.argv.slice(2);
   if (!files.length) throw new Error('usage: node bench/cpu-profile.ts FROM_US TO_US FILE.cpuprofile…');
-  const s: SelfTime = { totalMs: 0, byFunction: new Map(), byModule: new Map() };
+  const s = emptySelfTime();
   for (const f of files) windowSelfTime(f, Number(from), Number(to), s);
   printSelfTime('profiles', s, files.length, (Number(to) - Number(from)) / 1e6);
 }

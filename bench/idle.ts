@@ -4,11 +4,14 @@
  * machine's drift hits both alike (bench/join.ts measures one tree at a time, and its idle figure
  * moved by ±0.2 points between runs on this kind of machine).
  *
- *   node bench/idle.ts --before DIR [--windows 6] [--window-s 20] [--profile OUT]
+ *   node bench/idle.ts --before DIR [--windows 6] [--window-s 20] [--settle-s 60] [--profile OUT]
  *
  * DIR is a bootstrapped checkout of the other revision, e.g. the worktree bench/compare makes
  * (`bench/compare REV 1 …` leaves it at /tmp/plexus-bench-<rev12>). Prints each window's mean
  * per side, then the median, min and max CPU % per agent over every window and agent, and RSS.
+ * The windows start --settle-s after both meshes are up: the after mesh starts second, and a
+ * young agent still has start-up work going (its first minute as a newcomer, dial-backs that
+ * retry every 30 s until members answer), which a 15 s settle charged to the after side only.
  *
  * With --profile, every agent runs under `node --cpu-prof` (profiles in OUT/before, OUT/after)
  * and from its sources (PLEXUS_NO_BUNDLE=1, so that time is charged to files, not to one bundle);
@@ -20,13 +23,14 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster as startAfter } from '../test/helpers/cluster.ts';
-import { printSelfTime, type SelfTime, windowSelfTime } from './cpu-profile.ts';
+import { emptySelfTime, printSelfTime, windowSelfTime } from './cpu-profile.ts';
 
 const { values } = parseArgs({
   options: {
     before: { type: 'string' },
     windows: { type: 'string', default: '6' },
     'window-s': { type: 'string', default: '20' },
+    'settle-s': { type: 'string', default: '60' },
     profile: { type: 'string' },
   },
 });
@@ -81,7 +85,7 @@ const after = await startAfter(5, { prefix: 'a', env: envOf('after') }).catch(as
 });
 try {
   // Let both settle after their joins before measuring.
-  await new Promise((r) => setTimeout(r, 15_000));
+  await new Promise((r) => setTimeout(r, Number(values['settle-s']) * 1000));
   const sides = {
     before: before.nodes.map((n) => n.proc!.pid!),
     after: after.nodes.map((n) => n.proc!.pid!),
@@ -121,7 +125,7 @@ try {
     // SIGTERM lets each agent exit normally, which is when node writes its profile.
     await Promise.all([...before.nodes, ...after.nodes].map((n) => n.stop('SIGTERM')));
     for (const [side, pids] of Object.entries(sides)) {
-      const s: SelfTime = { totalMs: 0, byFunction: new Map(), byModule: new Map() };
+      const s = emptySelfTime();
       const files = readdirSync(join(profileDir, side)).filter((f) => pids.some((p) => f.includes(`.${p}.`)));
       for (const f of files) windowSelfTime(join(profileDir, side, f), windowFromUs, windowToUs, s);
       printSelfTime(`${side} (${files.length} profiles)`, s, files.length, (windowToUs - windowFromUs) / 1e6);

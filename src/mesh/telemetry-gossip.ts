@@ -109,7 +109,7 @@ export class TelemetryGossip {
     }
     if (!telemetry.accept(record)) return TopicValidatorResult.Ignore;
     directory.seen(from);
-    if (record.addrs?.length && directory.connectionTo(from) === 'none') {
+    if (record.addrs?.length && !directory.isConnected(from)) {
       void this.#c.connector.learnAddrs(from, record.addrs);
     }
     return TopicValidatorResult.Accept;

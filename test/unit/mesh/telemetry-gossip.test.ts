@@ -23,13 +23,15 @@ function setup() {
   membership.accept(net.admit(b, 'web-2'));
   const telemetry = new TelemetryBus(silentLogger());
   const seen: string[] = [];
+  const connected = new Set([a.peerId, b.peerId]);
+  const learnt: [string, string[]][] = [];
   const gossip = new TelemetryGossip({
     membership,
     telemetry,
-    // Connected to everyone: accept never needs to dial.
-    directory: { seen: (id: string) => seen.push(id), connectionTo: () => 'direct' },
+    directory: { seen: (id: string) => seen.push(id), isConnected: (id: string) => connected.has(id) },
+    connector: { learnAddrs: async (id: string, addrs: string[]) => void learnt.push([id, addrs]) },
   } as unknown as TelemetryGossipComponents);
-  return { net, membership, telemetry, gossip, a, b, seen };
+  return { net, membership, telemetry, gossip, a, b, seen, connected, learnt };
 }
 
 describe('telemetry gossip: checking a record', () => {
@@ -44,6 +46,16 @@ describe('telemetry gossip: checking a record', () => {
       gossip.accept(a.peerId, enc({ ...rec, seq: 6, ts: rec.ts + 1 })),
       TopicValidatorResult.Accept,
     );
+  });
+
+  it('dials a member it is not connected to at the addresses its record gives, and only then', () => {
+    const { gossip, a, connected, learnt } = setup();
+    const addrs = ['/ip4/127.0.0.1/tcp/7070'];
+    gossip.accept(a.peerId, enc(sampleRecord({ node: 'web-1', peerId: a.peerId, addrs, seq: 1 })));
+    assert.deepEqual(learnt, []);
+    connected.delete(a.peerId);
+    gossip.accept(a.peerId, enc(sampleRecord({ node: 'web-1', peerId: a.peerId, addrs, seq: 2 })));
+    assert.deepEqual(learnt, [[a.peerId, addrs]]);
   });
 
   it("refuses a member's record under another member's name or peer id", () => {
