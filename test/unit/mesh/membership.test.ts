@@ -37,6 +37,35 @@ describe('membership', () => {
     assert.equal(m1.accept(adms[1]), 'known');
   });
 
+  it('checks an admission in full once: an identical copy is known, a changed or forged one is checked', () => {
+    const net = testNetwork();
+    const m = net.membership();
+    const [a, b] = [identity(), identity()];
+    const adm = net.admit(a, 'a');
+    assert.equal(m.accept(adm), 'added');
+    assert.deepEqual(m.checks, { verified: 1, known: 0 });
+    // Gossip repeats, and every sync carries it again: not verified again.
+    assert.equal(m.accept(structuredClone(adm)), 'known');
+    assert.equal(m.merge({ members: [adm, structuredClone(adm)], revocations: [] }), 0);
+    assert.deepEqual(m.checks, { verified: 1, known: 3 });
+    // The same signatures over a changed record (another name): checked in full, and refused.
+    const renamed = signMember({ ...openMember(adm.member), name: 'b' }, a.id.signer);
+    const changed = { ...adm, member: { ...renamed, s: adm.member.s } };
+    assert.equal(m.judge(changed).result, 'rejected');
+    assert.equal(m.merge({ members: [changed], revocations: [] }), 0);
+    assert.equal(m.checks.verified, 3);
+    // A forged admission (a certificate the admin never signed) is refused every time it comes.
+    const forged = testNetwork().admit(b, 'b');
+    assert.equal(m.accept(forged), 'rejected');
+    assert.equal(m.accept(forged), 'rejected');
+    assert.equal(m.checks.verified, 5);
+    assert.equal(m.isMember(b.peerId), false);
+    assert.deepEqual(
+      m.list().map((x) => x.name),
+      ['a'],
+    );
+  });
+
   it('a member cannot mint an admission without a token: its node key signs nothing that counts', () => {
     const net = testNetwork();
     const [evil, victim] = [identity(), identity()];
