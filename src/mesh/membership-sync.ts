@@ -150,12 +150,13 @@ export class MembershipSync {
     try {
       const ours = this.#c.membership.snapshot();
       const digestFirst = stream.protocol === MEMBERS_DIGEST_PROTOCOL;
-      const digest = this.#digest(ours);
-      await ch.write(digestFirst ? this.#syncMessage(undefined, digest) : this.#syncMessage(ours), signal);
+      const digest = digestFirst ? this.#digest(ours) : undefined;
+      await ch.write(digest ? this.#syncMessage(undefined, digest) : this.#syncMessage(ours), signal);
       const theirs = await ch.read(signal);
-      // A peer with another digest answered with its snapshot, and waits for ours.
+      // A peer with another digest answered with its snapshot, and waits for ours (our record
+      // went with the digest).
       const differ = digestFirst && digestOf(theirs) !== digest;
-      if (differ) await ch.write(this.#syncMessage(ours), signal);
+      if (differ) await ch.write(ours, signal);
       const added = !digestFirst || differ ? this.#c.membership.merge(theirs) : 0;
       this.#syncedTelemetry(peer.toString(), theirs);
       if (added) this.#c.logger.debug({ peer: peer.toString(), added }, 'sync learnt records');
