@@ -7,6 +7,8 @@
 export const ADMIT_PROTOCOL = '/plexus/admit/2.0.0';
 /** Anti-entropy: a peer asks another for its full membership view. */
 export const MEMBERS_PROTOCOL = '/plexus/members/1.0.0';
+/** Anti-entropy, digests first: whole snapshots only when the two views differ (membership-sync.ts). */
+export const MEMBERS_DIGEST_PROTOCOL = '/plexus/members/1.1.0';
 /** Kad-DHT under our own prefix so it never mixes with the public Amino DHT. */
 export const DHT_PROTOCOL = '/plexus/kad/1.0.0';
 /**

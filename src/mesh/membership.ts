@@ -54,18 +54,26 @@ export class Membership extends EventEmitter<MembershipEvents> {
   readonly #db: Db;
   readonly #rows: MemberRows;
   readonly #adminKey: Uint8Array;
-  /** Live (admitted, not revoked, not lost) peer IDs, for the connection gater's hot path. */
-  readonly #live = new Set<string>();
+  /**
+   * Live (admitted, not revoked, not lost) peer IDs with their names, for the hot paths: the
+   * connection gater, and every telemetry record (its sender must be a member and the record
+   * must carry that member's name), which no longer reads the member's row (its stored
+   * admission is a few KiB) for it.
+   */
+  readonly #live = new Map<string, string>();
   readonly #revokedPeers = new Set<string>();
   /**
-   * Records already judged, by their signatures. Every connection and every 30 s sync
-   * exchanges whole snapshots; a record that is byte-for-byte one we judged is not verified
-   * again (three Ed25519 checks each). Anything else, a forgery included, is checked in full.
+   * Records already judged, by their whole content (both signed payloads, all three
+   * signatures). Every connection and every 30 s sync exchanges whole snapshots; a record
+   * identical to one we judged is not verified again (three Ed25519 checks each). Anything
+   * else, a forgery or a copy with one field changed included, is checked in full.
    */
   readonly #judged = new Map<string, string>();
   readonly #seenRevocations = new Set<string>();
   /** Since when this node has been in touch with the mesh (see `inSync`); undefined before. */
   #inSyncSince: number | undefined;
+  /** Admissions checked in full against the admin key, and those known by their content. */
+  readonly checks = { verified: 0, known: 0 };
   /** Operator keys granted by the admin; they travel with the membership records. */
   readonly operators: OperatorGrants;
 
@@ -83,7 +91,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       );
     }
     for (const r of rows) {
-      if (r.revoked_at === null && r.lost === null) this.#live.add(r.peer_id);
+      if (r.revoked_at === null && r.lost === null) this.#live.set(r.peer_id, r.name);
       this.#judged.set(admissionKey(JSON.parse(r.admission) as Admission), r.peer_id);
     }
     for (const r of db.prepare('SELECT blob FROM revocations').all() as { blob: string }[]) {
@@ -99,6 +107,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** True if the peer is admitted and neither revoked nor lost. */
   isMember(peerId: string): boolean {
     return this.#live.has(peerId);
+  }
+
+  /** The name of a live member, or undefined if the peer is not one. */
+  liveName(peerId: string): string | undefined {
+    return this.#live.get(peerId);
   }
 
   /** True if the peer was revoked. */
@@ -168,7 +181,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** Live member peer IDs. */
   livePeerIds(): string[] {
-    return [...this.#live];
+    return [...this.#live.keys()];
   }
 
   /**
@@ -201,7 +214,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       adm = asAdmission(value);
       const seen = this.#judged.get(admissionKey(adm));
-      if (seen !== undefined) return this.#alreadyJudged(seen);
+      if (seen !== undefined) {
+        this.checks.known++;
+        return this.#alreadyJudged(seen);
+      }
+      this.checks.verified++;
       verified = verifyAdmission(adm, this.#adminKey);
     } catch (err) {
       if (!isPlexusError(err)) throw err;
@@ -244,7 +261,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       for (const l of losers) this.#rows.markLost(l.peer_id, verdict.displaceReason(l.peer_id));
       this.#rows.insert(adm, member, now);
     });
-    this.#live.add(member.peerId);
+    this.#live.set(member.peerId, member.name);
     this.#judged.set(admissionKey(adm), member.peerId);
     for (const l of losers) {
       this.#live.delete(l.peer_id);
@@ -319,15 +336,34 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return 0;
     let added = 0;
     for (const r of s.revocations) if (this.revoke(r)) added++;
-    for (const m of byRecordTime(s.members)) if (this.accept(m, now) === 'added') added++;
+    // Records judged before (nearly all of them, after the first sync) need no sorting.
+    const fresh = s.members.slice(0, 100_000).filter((m) => {
+      const known = isAdmissionShaped(m) && this.#judged.has(admissionKey(m));
+      if (known) this.checks.known++;
+      return !known;
+    });
+    for (const m of byRecordTime(fresh)) if (this.accept(m, now) === 'added') added++;
     for (const g of Array.isArray(s.grants) ? s.grants : []) if (this.operators.accept(g)) added++;
     return added;
   }
 }
 
-/** The identity of an admission record: its two signatures. */
+/** The identity of an admission record: all of it (payloads and signatures). */
 function admissionKey(adm: Admission): string {
-  return `${adm.member.s}.${adm.ts}`;
+  return `${adm.token.p}.${adm.token.s}.${adm.member.p}.${adm.member.s}.${adm.ts}`;
+}
+
+/** True if `v` has the fields `admissionKey` reads (asAdmission checks them in full). */
+function isAdmissionShaped(v: unknown): v is Admission {
+  const a = v as Admission | null;
+  return (
+    typeof a === 'object' &&
+    a !== null &&
+    typeof a.token === 'object' &&
+    a.token !== null &&
+    typeof a.member === 'object' &&
+    a.member !== null
+  );
 }
 
 function claimOf(m: { peerId: string; name: string; tokenId: string }) {

@@ -17,6 +17,7 @@ import { meshActions } from './actions.ts';
 import { addressHints, Connector } from './connector.ts';
 import {
   CONNECT_INTERVAL_MS,
+  MEMBERS_DIGEST_PROTOCOL,
   MEMBERS_PROTOCOL,
   MEMBERS_TOPIC,
   SYNC_INTERVAL_MS,
@@ -198,6 +199,9 @@ export class Mesh implements Startable {
     this.#running = running;
 
     await node.handle(MEMBERS_PROTOCOL, (stream, conn) => sync.serve(stream, conn), {
+      runOnLimitedConnection: true,
+    });
+    await node.handle(MEMBERS_DIGEST_PROTOCOL, (stream, conn) => sync.serveDigest(stream, conn), {
       runOnLimitedConnection: true,
     });
 

@@ -83,6 +83,14 @@ export class PeerDirectory {
     this.#punched.add(conn);
   }
 
+  /**
+   * Whether any connection to the peer is open. Asked for every telemetry record received, so
+   * it neither parses the peer id nor formats addresses, as `connectionTo` does.
+   */
+  isConnected(peerId: string): boolean {
+    return this.#c.node.getConnections().some((c) => c.remotePeer.toString() === peerId);
+  }
+
   /** How we are connected to a peer right now (the best path when there are several). */
   connectionTo(peerId: string): ConnectionPath {
     const conns = this.#c.node.getConnections(peerIdFromString(peerId));

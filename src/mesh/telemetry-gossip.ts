@@ -97,19 +97,19 @@ export class TelemetryGossip {
   /** Checks and keeps a record published by `from` (a member, and the record's own peer). */
   accept(from: string, data: Uint8Array): TopicValidatorResult {
     const { membership, telemetry, directory } = this.#c;
-    if (!membership.isMember(from)) {
+    const name = membership.liveName(from);
+    if (name === undefined) {
       telemetry.reject(from, 'not-member');
       return TopicValidatorResult.Reject;
     }
     const record = decodeTelemetry(data);
-    const member = membership.get(from);
-    if (!record || record.peerId !== from || (member && member.name !== record.node)) {
+    if (!record || record.peerId !== from || record.node !== name) {
       telemetry.reject(from, record ? 'forged' : 'malformed');
       return TopicValidatorResult.Reject;
     }
     if (!telemetry.accept(record)) return TopicValidatorResult.Ignore;
     directory.seen(from);
-    if (record.addrs?.length && directory.connectionTo(from) === 'none') {
+    if (record.addrs?.length && !directory.isConnected(from)) {
       void this.#c.connector.learnAddrs(from, record.addrs);
     }
     return TopicValidatorResult.Accept;

@@ -16,7 +16,13 @@ import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { b64u, generateSigner, readKeyFile } from '../../src/crypto/ed25519.ts';
-import { ADMIT_PROTOCOL, MEMBERS_PROTOCOL, MEMBERS_TOPIC, SETTLE_MS } from '../../src/mesh/constants.ts';
+import {
+  ADMIT_PROTOCOL,
+  MEMBERS_DIGEST_PROTOCOL,
+  MEMBERS_PROTOCOL,
+  MEMBERS_TOPIC,
+  SETTLE_MS,
+} from '../../src/mesh/constants.ts';
 import { jsonChannel } from '../../src/mesh/json-stream.ts';
 import { generateNodeIdentity, parseNodeKey, parseSwarmKey } from '../../src/mesh/keys.ts';
 import { createJoinNode, createNode, type PlexusLibp2p } from '../../src/mesh/node.ts';
@@ -301,6 +307,7 @@ describe('strangers get nothing but admission refusals', () => {
       '/plexus/kad/1.0.0',
       '/meshsub/1.2.0',
       MEMBERS_PROTOCOL,
+      MEMBERS_DIGEST_PROTOCOL,
       ADMIT_PROTOCOL,
       '/plexus/cmd/1.0.0',
       '/plexus/tcp/1.0.0',

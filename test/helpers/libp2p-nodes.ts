@@ -8,10 +8,16 @@ import { SwarmKeySwitch } from '../../src/mesh/swarm-key.ts';
 /** One swarm key for every node of a test run. */
 const swarmKey = new SwarmKeySwitch(randomBytes(32), 0);
 
-/** Creates and starts a node on 127.0.0.1 (any port), with `gater` (default: lets everyone in). */
-export async function loopbackNode(gater: ConnectionGater = {}): Promise<PlexusLibp2p> {
+/**
+ * Creates and starts a node on 127.0.0.1 (any port), with `gater` (default: lets everyone in)
+ * and `nodeKey` (default: a fresh one).
+ */
+export async function loopbackNode(
+  gater: ConnectionGater = {},
+  nodeKey = generateNodeIdentity().protobuf,
+): Promise<PlexusLibp2p> {
   const n = await createNode({
-    nodeKey: generateNodeIdentity().protobuf,
+    nodeKey,
     protector: swarmKey.protector(),
     listen: ['/ip4/127.0.0.1/tcp/0'],
     announce: [],

@@ -37,6 +37,35 @@ describe('membership', () => {
     assert.equal(m1.accept(adms[1]), 'known');
   });
 
+  it('checks an admission in full once: an identical copy is known, a changed or forged one is checked', () => {
+    const net = testNetwork();
+    const m = net.membership();
+    const [a, b] = [identity(), identity()];
+    const adm = net.admit(a, 'a');
+    assert.equal(m.accept(adm), 'added');
+    assert.deepEqual(m.checks, { verified: 1, known: 0 });
+    // Gossip repeats, and every sync carries it again: not verified again.
+    assert.equal(m.accept(structuredClone(adm)), 'known');
+    assert.equal(m.merge({ members: [adm, structuredClone(adm)], revocations: [] }), 0);
+    assert.deepEqual(m.checks, { verified: 1, known: 3 });
+    // The same signatures over a changed record (another name): checked in full, and refused.
+    const renamed = signMember({ ...openMember(adm.member), name: 'b' }, a.id.signer);
+    const changed = { ...adm, member: { ...renamed, s: adm.member.s } };
+    assert.equal(m.judge(changed).result, 'rejected');
+    assert.equal(m.merge({ members: [changed], revocations: [] }), 0);
+    assert.equal(m.checks.verified, 3);
+    // A forged admission (a certificate the admin never signed) is refused every time it comes.
+    const forged = testNetwork().admit(b, 'b');
+    assert.equal(m.accept(forged), 'rejected');
+    assert.equal(m.accept(forged), 'rejected');
+    assert.equal(m.checks.verified, 5);
+    assert.equal(m.isMember(b.peerId), false);
+    assert.deepEqual(
+      m.list().map((x) => x.name),
+      ['a'],
+    );
+  });
+
   it('a member cannot mint an admission without a token: its node key signs nothing that counts', () => {
     const net = testNetwork();
     const [evil, victim] = [identity(), identity()];
@@ -168,6 +197,9 @@ describe('membership', () => {
     assert.equal(m2.byName('web')?.peerId, x.peerId);
     assert.deepEqual(lost, [y.peerId]);
     assert.equal(m2.isMember(y.peerId), false);
+    // The in-memory names telemetry checks records against follow the race too.
+    assert.equal(m2.liveName(x.peerId), 'web');
+    assert.equal(m2.liveName(y.peerId), undefined);
   });
 
   it('counts a token’s uses across the mesh: two doors at once, one winner everywhere', () => {
@@ -221,6 +253,7 @@ describe('membership', () => {
     );
     assert.equal(m.revoke(forged), false);
     assert.equal(m.isMember(b.peerId), true);
+    assert.equal(m.liveName(b.peerId), 'b');
     const real = signRevocation({ kind: 'node', subject: b.peerId, at: Date.now() }, net.admin);
     assert.equal(m.revoke(real), true);
     assert.equal(m.revoke(real), false);
@@ -228,7 +261,12 @@ describe('membership', () => {
     const again = new Membership(db, net.admin.publicKey);
     assert.equal(again.isRevoked(b.peerId), true);
     assert.equal(again.isMember(b.peerId), false);
-    assert.equal(again.accept(net.admit(identity(), 'b')), 'added');
+    assert.equal(m.liveName(b.peerId), undefined);
+    assert.equal(again.liveName(b.peerId), undefined);
+    const b2 = identity();
+    assert.equal(again.accept(net.admit(b2, 'b')), 'added');
+    assert.equal(again.liveName(b2.peerId), 'b');
+    assert.equal(new Membership(db, net.admin.publicKey).liveName(b2.peerId), 'b');
   });
 
   it('snapshot/merge carries members, revocations and token use counts', () => {
