@@ -12,20 +12,22 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from '../helpers/cluster.ts';
-import { bootContainer, type Container, inBox, nspawnUnavailableReason } from '../helpers/nspawn.ts';
+import { bootContainer, type Container, inBox, nspawnUnavailableReason, ROOTFS } from '../helpers/nspawn.ts';
 
 const execFileP = promisify(execFile);
 
 const REPO = inBox(resolve(import.meta.dirname, '..', '..'));
 const NODE = inBox(process.execPath);
 const DATA = '/var/lib/plexus';
+/** Packages apt downloaded in earlier runs, kept beside the cached rootfs (outside the repository). */
+const APT_ARCHIVES = join(dirname(ROOTFS), 'apt-archives');
 
 /** Resolves true when nothing on the host listens on 127.0.0.1:port. */
 const portFree = (port: number) =>
@@ -65,7 +67,12 @@ async function agentUp(): Promise<void> {
 
 before(async () => {
   if (skip) return;
-  box = await bootContainer({ name: `plexus-svc-${process.pid}` });
+  // apt's downloads outlive the box: the second run installs from this cache, not the mirror.
+  mkdirSync(APT_ARCHIVES, { recursive: true });
+  box = await bootContainer({
+    name: `plexus-svc-${process.pid}`,
+    writable: [[APT_ARCHIVES, '/var/cache/apt/archives']],
+  });
   // The agent's own unit, running from the read-only checkout's sources (no bundle).
   await box.exec(['ln', '-sf', `${REPO}/bin/plexus`, '/usr/bin/plexus']);
   await box.exec(['cp', `${REPO}/packaging/systemd/plexus.service`, '/etc/systemd/system/plexus.service']);

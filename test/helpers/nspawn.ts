@@ -179,7 +179,13 @@ export function repoBinds(): string[] {
  * network namespace `netns`; resolves once systemd is up.
  */
 export async function bootContainer(
-  opts: { binds?: string[]; name?: string; netns?: string; netAdmin?: boolean } = {},
+  opts: {
+    binds?: string[];
+    name?: string;
+    netns?: string;
+    netAdmin?: boolean;
+    writable?: [host: string, box: string][];
+  } = {},
 ): Promise<Container> {
   await ensureRootfs();
   const name = opts.name ?? `plexus-test-${process.pid}`;
@@ -193,6 +199,8 @@ export async function bootContainer(
     `--machine=${name}`,
   ];
   for (const b of opts.binds ?? repoBinds()) args.push(`--bind-ro=${b}:${inBox(b)}`);
+  // Host folders the box writes to and that outlive it (a cache), past the volatile overlay.
+  for (const [host, box] of opts.writable ?? []) args.push(`--bind=${host}:${box}`);
   // A network namespace the test made (test/helpers/netns.ts) instead of the host's network.
   // netAdmin: the namespace is the container's to configure, as with --private-network (which
   // keeps CAP_NET_ADMIN; a namespace path alone does not): its agent writes nftables rules there.
