@@ -2,15 +2,16 @@
  * `fs.stat`, `fs.read`, `fs.write` and `fs.mkdir`: the node's side of `plexus cp` (issue 16),
  * under the same `shell` grant as a terminal and run as the same user (file-ops.ts). A file is
  * written under a temporary name next to its destination and moved into place only once its
- * sha256, re-read from the node's disk, matches what the sender hashed: a destination is never
- * half-written. An interrupted write leaves the temporary file, which `--resume` continues.
+ * sha256 (of the bytes handed to the writing tool, which exited cleanly: file-ops.ts, finishFile)
+ * matches what the sender hashed: a destination is never half-written. An interrupted write leaves the temporary file, which `--resume` continues.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { type ActionContext, defineAction } from '../core/actions.ts';
 import { MAX_SESSION_CHUNK_BYTES } from './constants.ts';
 import { BadSessionFrameError, ChecksumMismatchError, SessionFrameTooLargeError } from './errors.ts';
 import { readDirect, writeDirect } from './file-direct.ts';
-import { describePath, finishFile, partialName, runAsUser, toolError } from './file-ops.ts';
+import { describePath, finishFile, hashAsUser, partialName, runAsUser, toolError } from './file-ops.ts';
 import { startPipes } from './session-process.ts';
 import type { TransferChannels } from './transfer-channel.ts';
 import {
@@ -129,10 +130,14 @@ export function fileActions(deps: { policy: UserPolicy; channels: TransferChanne
         // Truncated to the resume point: a partial file is only ever the source's prefix.
         const prep = await runAsUser(u, ['truncate', '-s', String(offset), '--', part]);
         if (prep.code !== 0) throw toolError(args.path, prep.stderr);
+        // The partial file's sha256 is taken as its bytes go in (finishFile says why): a
+        // resumed one's prefix first.
+        const written = offset > 0 ? await hashAsUser(u, part) : createHash('sha256');
         if (args.direct) {
-          const got = await writeDirect(deps.channels, u, args.path, part, offset, ctx);
+          const got = await writeDirect(deps.channels, u, args.path, part, offset, written, ctx);
+          const { mode, mtime } = args;
           if (
-            (await finishFile(u, args.path, { mode: args.mode, mtime: args.mtime, sha256: got.sha256 })) !==
+            (await finishFile(u, args.path, { mode, mtime, sha256: got.sha256, written: got.written })) !==
             'ok'
           )
             throw new ChecksumMismatchError(args.path);
@@ -171,6 +176,7 @@ export function fileActions(deps: { policy: UserPolicy; channels: TransferChanne
               throw new SessionFrameTooLargeError(MAX_SESSION_CHUNK_BYTES);
             const chunk = Buffer.from(f.d, 'base64');
             received += chunk.length;
+            written.update(chunk);
             await proc.write(chunk);
           }
         } catch (err) {
@@ -184,8 +190,8 @@ export function fileActions(deps: { policy: UserPolicy; channels: TransferChanne
         if (exit.exitCode !== 0) throw toolError(args.path, stderr || 'the write was interrupted');
         if (!sha256)
           throw new BadSessionFrameError('the file ended without its sha256; resume with --resume');
-        if ((await finishFile(u, args.path, { mode: args.mode, mtime: args.mtime, sha256 })) !== 'ok')
-          throw new ChecksumMismatchError(args.path);
+        const done = { mode: args.mode, mtime: args.mtime, sha256, written: written.digest('hex') };
+        if ((await finishFile(u, args.path, done)) !== 'ok') throw new ChecksumMismatchError(args.path);
         return { path: args.path, offset, bytes: received, sha256 };
       },
     }),

@@ -7,6 +7,7 @@
  * user; the channel's socket is piped straight to them, no frames and no encoding in between.
  */
 import { spawn } from 'node:child_process';
+import type { Hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { ActionContext } from '../core/actions.ts';
 import { BadSessionFrameError, TransferChannelError } from './errors.ts';
@@ -25,7 +26,10 @@ async function announce(channels: TransferChannels, ctx: ActionContext, ready: R
   return ch.accepted;
 }
 
-/** Runs `argv` as `u` with one end of its stdio on `socket`; resolves with its stderr. */
+/**
+ * Runs `argv` as `u` with one end of its stdio on `socket`; resolves with its stderr. With
+ * `hash`, what goes into the tool's stdin is hashed on the way.
+ */
 function runJoined(
   u: SessionUser,
   argv: string[],
@@ -33,6 +37,7 @@ function runJoined(
   head: Buffer,
   dir: 'in' | 'out',
   ctx: ActionContext,
+  hash?: Hash,
 ) {
   const child = spawn(asUser(u, argv)[0], asUser(u, argv).slice(1), {
     env: sessionEnv(u, undefined),
@@ -54,9 +59,11 @@ function runJoined(
   if (dir === 'in') {
     child.stdin!.on('error', () => {});
     child.stdin!.write(head);
+    hash?.update(head);
     bytes += head.length;
     socket.on('data', (c: Buffer) => {
       bytes += c.length;
+      hash?.update(c);
     });
     socket.pipe(child.stdin!);
     socket.resume();
@@ -109,7 +116,8 @@ export async function readDirect(
 
 /**
  * Appends what arrives on a channel to `part` (as `u`), then waits for the operator's signed end
- * frame; resolves with the bytes received and the sha256 the operator signed.
+ * frame; resolves with the bytes received, the sha256 the operator signed, and the sha256 of
+ * the whole partial file as written (`prefix`: the state of its first `offset` bytes).
  */
 export async function writeDirect(
   channels: TransferChannels,
@@ -117,10 +125,11 @@ export async function writeDirect(
   path: string,
   part: string,
   offset: number,
+  prefix: Hash,
   ctx: ActionContext,
-): Promise<{ bytes: number; sha256: string }> {
+): Promise<{ bytes: number; sha256: string; written: string }> {
   const { socket, head } = await announce(channels, ctx, { offset });
-  const r = await runJoined(u, ['sh', '-c', 'exec cat >> "$1"', 'sh', part], socket, head, 'in', ctx);
+  const r = await runJoined(u, ['sh', '-c', 'exec cat >> "$1"', 'sh', part], socket, head, 'in', ctx, prefix);
   socket.destroy();
   if (r.broken)
     throw new TransferChannelError(
@@ -136,6 +145,6 @@ export async function writeDirect(
     if (f.t === 'p') continue;
     if (f.t !== 'e' || typeof f.sha256 !== 'string' || !SHA256_RE.test(f.sha256))
       throw new BadSessionFrameError('a direct copy sends only keep-alives, then its sha256');
-    return { bytes: r.bytes, sha256: f.sha256 };
+    return { bytes: r.bytes, sha256: f.sha256, written: prefix.digest('hex') };
   }
 }

@@ -7,6 +7,7 @@
  * such path, or a full disk.
  */
 import { spawn } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
 import { FileTransferError } from './errors.ts';
 import { asUser, type SessionUser, sessionEnv } from './users.ts';
 
@@ -52,6 +53,28 @@ export function runAsUser(user: SessionUser, argv: string[], cwd = '/'): Promise
     });
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+  });
+}
+
+/**
+ * The sha256 state of `path` as `user` reads it (`cat`), to continue with the bytes appended
+ * after it (a resumed copy's partial file).
+ */
+export function hashAsUser(user: SessionUser, path: string): Promise<Hash> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(asUser(user, ['cat', '--', path])[0], asUser(user, ['cat', '--', path]).slice(1), {
+      cwd: '/',
+      env: sessionEnv(user, undefined),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const h = createHash('sha256');
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => h.update(c));
+    child.stderr.on('data', (c: Buffer) => {
+      if (stderr.length < 4096) stderr += c.toString();
+    });
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve(h) : reject(toolError(path, stderr))));
   });
 }
 
@@ -113,14 +136,19 @@ export function partialName(path: string): string {
 /**
  * Moves a finished partial file into place, as `user`: checks its sha256, sets mode and mtime,
  * renames it over `path` (atomic within a file system). A mismatch deletes the partial.
+ * `written` is the sha256 of every byte the agent handed to the writing `cat` (hashed as they
+ * went in, with node:crypto's SHA-NI code), which `cat`'s clean exit says are in the file: the
+ * check then costs no second pass over the file (coreutils' sha256sum ran at ~0.37 GB/s, 1.4 s
+ * of CPU for a 512 MiB copy). Without it the file is re-read.
  */
 export async function finishFile(
   user: SessionUser,
   path: string,
-  f: { mode: number; mtime: number; sha256: string },
+  f: { mode: number; mtime: number; sha256: string; written?: string },
 ): Promise<'ok' | 'mismatch'> {
+  const got = f.written === undefined ? 'got=$(sha256sum -- "$1" | cut -d" " -f1); ' : 'got=$6; ';
   const script =
-    'set -e; got=$(sha256sum -- "$1" | cut -d" " -f1); ' +
+    `set -e; ${got}` +
     'if [ "$got" != "$2" ]; then rm -f -- "$1"; echo mismatch; exit 0; fi; ' +
     'chmod "$3" -- "$1"; touch -m -d "@$4" -- "$1"; mv -f -- "$1" "$5"; echo ok';
   const r = await runAsUser(user, [
@@ -133,6 +161,7 @@ export async function finishFile(
     (f.mode & 0o7777).toString(8),
     f.mtime.toFixed(3),
     path,
+    ...(f.written === undefined ? [] : [f.written]),
   ]);
   if (r.code !== 0) throw toolError(path, r.stderr);
   return r.stdout.toString().trim() === 'ok' ? 'ok' : 'mismatch';

@@ -137,4 +137,38 @@ describe('the fast path of plexus cp (fs.write / fs.read with direct)', () => {
     s.destroy();
     assert.equal(existsSync(dst), false);
   });
+
+  // The sha256 is taken as the bytes go in (finishFile): a resumed file's prefix must be in it.
+  const resumed = async (prefixOnDisk: Buffer, data: Buffer) => {
+    const dst = join(dir, `resumed-${randomBytes(4).toString('hex')}.bin`);
+    writeFileSync(join(dir, `.${dst.split('/').pop()}.plexus-part`), prefixOnDisk);
+    let end: (f: unknown) => void = () => {};
+    const input = (async function* () {
+      yield await new Promise((r) => {
+        end = r;
+      });
+    })();
+    const { offer, result } = start('fs.write', { path: dst, mode: 0o600, mtime: 0, resume: true }, input);
+    const o = await offer;
+    assert.equal(o.offset, prefixOnDisk.length);
+    const s = await dial(o);
+    s.end(data.subarray(o.offset));
+    await once(s, 'close');
+    end({ t: 'e', sha256: sha(data) });
+    return { dst, result };
+  };
+
+  it("resumes an upload: the partial file's prefix counts in its sha256", async () => {
+    const data = randomBytes(2 * 1024 * 1024);
+    const { dst, result } = await resumed(data.subarray(0, 700_000), data);
+    assert.equal(((await result) as { offset: number }).offset, 700_000);
+    assert.ok(readFileSync(dst).equals(data));
+  });
+
+  it('refuses a resumed upload whose partial prefix differs from the source, and keeps nothing', async () => {
+    const data = randomBytes(1024 * 1024);
+    const { dst, result } = await resumed(randomBytes(300_000), data);
+    await assert.rejects(result, { code: 'CHECKSUM_MISMATCH' });
+    assert.equal(existsSync(dst), false);
+  });
 });
