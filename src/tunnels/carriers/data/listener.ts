@@ -26,7 +26,7 @@ import {
 import { TunnelLimitError } from '../../errors.ts';
 import { PREAMBLE_BYTES, parsePreamble, SPLICE_MAGIC } from '../spliced/wire.ts';
 import type { DataTicket } from './tickets.ts';
-import { serverSecureContext, tlsModule } from './tls.ts';
+import { serverSecureContext, TLS_HIGH_WATER_BYTES, tlsModule } from './tls.ts';
 
 /** The content type of a TLS handshake record: the first byte of every TLS connection. */
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -283,6 +283,7 @@ export class DataListener {
     this.#context ??= serverSecureContext();
     const socket = new (tlsModule().TLSSocket)(raw, {
       isServer: true,
+      highWaterMark: TLS_HIGH_WATER_BYTES,
       secureContext: this.#context,
       pskCallback: (_s: TLSSocket, id: string) => {
         if (redeemed) return redeemed.id === id ? redeemed.ticket.secret : null;

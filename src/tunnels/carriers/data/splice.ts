@@ -17,6 +17,11 @@ import { waitForHandshake } from '../handshake-wait.ts';
 import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
 import { dataEventReader, type SocketReader } from './socket-reader.ts';
 
+/** TLS 1.3's largest record: a decrypted chunk this size is likely followed by more. */
+const TLS_RECORD_BYTES = 16 * 1024;
+/** Decrypted bytes gathered for one write to the local socket, at most. */
+const BATCH_MAX_BYTES = 256 * 1024;
+
 /** A data connection after its TLS handshake, and the frames coming in on it. */
 export interface DataConnection {
   socket: TLSSocket;
@@ -81,7 +86,10 @@ export function spliceData(
     const send = (chunk: Uint8Array) => {
       if (remote.destroyed || remote.writableEnded) return;
       sent += chunk.byteLength;
-      if (!writeFrame(remote, chunk) && !waitingRemoteDrain) {
+      writeFrame(remote, chunk);
+      // Paused only when frames wait past the TLS socket's mark (tls.ts, TLS_HIGH_WATER_BYTES):
+      // write() says false for every frame as large as the mark, even one TLS took at once.
+      if (remote.writableLength > remote.writableHighWaterMark && !waitingRemoteDrain) {
         waitingRemoteDrain = true;
         local.pause();
         remote.once('drain', () => {
@@ -111,11 +119,47 @@ export function spliceData(
 
     // ---- remote → local -----------------------------------------------------------------
     let waitingLocalDrain = false;
+    const pauseRemoteUntilDrain = () => {
+      if (waitingLocalDrain) return;
+      waitingLocalDrain = true;
+      remote.pause();
+      local.once('drain', () => {
+        if (!waitingLocalDrain) return;
+        waitingLocalDrain = false;
+        if (!remote.destroyed) remote.resume();
+      });
+    };
+    // TLS hands decrypted bytes over one record (16 KiB) at a time, every record of a TCP read
+    // in a row. Written one by one, each cost a syscall and a loopback packet; they are
+    // gathered and written together (one writev) when a short record ends the far end's write,
+    // when BATCH_MAX_BYTES are waiting, or once this turn of the event loop's reads is done.
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let flushQueued = false;
+    const flush = () => {
+      const out = batch;
+      batch = [];
+      batchBytes = 0;
+      if (out.length === 0 || local.destroyed || local.writableEnded) return;
+      if (out.length === 1) local.write(out[0]);
+      else {
+        local.cork();
+        for (const b of out) local.write(b);
+        local.uncork();
+      }
+      // write() says false for any write that reaches the high-water mark, even one the kernel
+      // took at once; what still waits is the measure (past the mark, 'drain' is due).
+      if (local.writableLength > local.writableHighWaterMark) pauseRemoteUntilDrain();
+    };
+    const queuedFlush = () => {
+      flushQueued = false;
+      flush();
+    };
     const deliver = (pieces: FramePiece[]) => {
       for (const p of pieces) {
         if (local.destroyed) return;
-        let ok = true;
         if ('fin' in p) {
+          flush();
           if (!local.writableEnded) local.end();
           // An ended socket emits no more 'drain': what is left to read is only the TLS close,
           // and it must be read for the connection to close.
@@ -126,19 +170,15 @@ export function spliceData(
           continue;
         }
         received += p.bytes.byteLength;
-        ok = local.write(p.bytes);
-        if (!ok && !waitingLocalDrain) {
-          waitingLocalDrain = true;
-          remote.pause();
-          local.once('drain', () => {
-            if (!waitingLocalDrain) return;
-            waitingLocalDrain = false;
-            if (!remote.destroyed) remote.resume();
-          });
-        }
+        // A view into a chunk TLS allocated for this read alone: safe to hold until the flush.
+        batch.push(p.bytes);
+        batchBytes += p.bytes.byteLength;
       }
     };
-    if (opts.initial?.length) deliver(opts.initial);
+    if (opts.initial?.length) {
+      deliver(opts.initial);
+      flush();
+    }
     data.reader.set((chunk: Buffer) => {
       let pieces: FramePiece[];
       try {
@@ -148,6 +188,11 @@ export function spliceData(
         return;
       }
       deliver(pieces);
+      if (chunk.byteLength < TLS_RECORD_BYTES || batchBytes >= BATCH_MAX_BYTES) flush();
+      else if (!flushQueued && batch.length > 0) {
+        flushQueued = true;
+        setImmediate(queuedFlush);
+      }
     });
     remote.on('end', () => {
       // An end without the FIN frame: the connection was cut, so pass it on as a reset.

@@ -250,11 +250,20 @@ export class SpliceRelay {
    * error) as a reset.
    */
   #pipe(from: Socket, to: Socket, rest: Buffer | undefined): void {
+    let held = false;
     const write = (d: Buffer) => {
       this.#bytes += d.length;
-      if (!to.write(d)) {
+      to.write(d);
+      // write() says false for every 64 KiB read (as large as the mark) even when the kernel
+      // took it at once; pausing then cost a stop and a restart of reading per read. Paused
+      // only while more than the mark really waits ('drain' is then due).
+      if (to.writableLength > to.writableHighWaterMark && !held) {
+        held = true;
         from.pause();
-        to.once('drain', () => from.resume());
+        to.once('drain', () => {
+          held = false;
+          from.resume();
+        });
       }
     };
     if (rest && rest.length > 0) write(rest);
