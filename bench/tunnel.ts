@@ -216,14 +216,19 @@ async function loopback(): Promise<void> {
     await warmUp(srcPort);
     const raw = await throughput(srcPort);
     await warmUp(ssh.port);
-    let c0 = treeCpu([sshd.pid, ssh.pid]);
+    // Each side apart as well: ssh (the client, receiving end) and sshd (the sending end); n1
+    // (the forward's agent, receiving end) and n2 (the sending end, beside the source).
+    const sides = (pids: number[]) => pids.map((p) => treeCpu([p]));
+    let c0 = sides([ssh.pid, sshd.pid]);
     const viaSsh = await throughput(ssh.port);
-    const sshCpu = (treeCpu([sshd.pid, ssh.pid]) - c0) / gb;
+    const sshSides = sides([ssh.pid, sshd.pid]).map((c, i) => (c - c0[i]) / gb);
+    const sshCpu = sshSides[0] + sshSides[1];
     const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
     await warmUp(fwdSrc);
-    c0 = treeCpu(agents);
+    c0 = sides(agents);
     const viaPlexus = await throughput(fwdSrc);
-    const plexusCpu = (treeCpu(agents) - c0) / gb;
+    const plexusSides = sides(agents).map((c, i) => (c - c0[i]) / gb);
+    const plexusCpu = plexusSides[0] + plexusSides[1];
     const row = (label: string, r: Rate) =>
       console.log(`${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L`);
     row('raw loopback TCP', raw);
@@ -231,6 +236,10 @@ async function loopback(): Promise<void> {
     row('plexus forward (2 agents)', viaPlexus);
     console.log(
       `CPU per GB: ssh -L (ssh + sshd) ${sshCpu.toFixed(2)} s, plexus (both agents) ${plexusCpu.toFixed(2)} s: ${(plexusCpu / sshCpu).toFixed(2)}x ssh`,
+    );
+    console.log(
+      `  each side, receiving / sending: ssh ${sshSides[0].toFixed(2)} / sshd ${sshSides[1].toFixed(2)} s; ` +
+        `n1 ${plexusSides[0].toFixed(2)} / n2 ${plexusSides[1].toFixed(2)} s`,
     );
 
     console.log(`\n== connect + 1-byte echo, ${LAT_RUNS} runs ==`);
