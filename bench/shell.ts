@@ -9,7 +9,8 @@
  *
  * File copy: `plexus cp FILE n2:/tmp/…` of CP_MIB MiB (from n1's CLI through n1's agent) against
  * `scp` of the same file to the private sshd, ROUNDS alternating runs each: median and spread of
- * MB/s, the ratio of medians, and the client's CPU seconds per GiB (from /proc, user + system).
+ * MB/s, the ratio of medians, and CPU seconds per GiB (from /proc, user + system) of the client
+ * and of the far side (both agents for plexus, sshd with its children for scp).
  *
  *   node bench/shell.ts [ROUNDS=6] [KEYS=200] [CP_MIB=512]
  */
@@ -108,15 +109,30 @@ function timedRun(file: string, args: string[]): Promise<{ s: number; cpu: numbe
   });
 }
 
-async function copies(dataDir: string, sshd: { port: number; key: string }, dir: string): Promise<void> {
+/** CPU seconds of a process and of the children it has reaped (the node's `cat`, sshd's sessions). */
+function cpuWithChildren(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+async function copies(
+  dataDir: string,
+  sshd: { port: number; key: string; pid: number },
+  dir: string,
+  agents: number[],
+): Promise<void> {
   const file = `${dir}/cp-src.bin`;
   const fd = openSync(file, 'w');
   for (let i = 0; i < CP_MIB; i++) writeSync(fd, randomBytes(1 << 20));
   closeSync(fd);
-  const runs: Record<'plexus' | 'scp', { mbs: number[]; cpu: number }> = {
-    plexus: { mbs: [], cpu: 0 },
-    scp: { mbs: [], cpu: 0 },
+  // `cpu`: the client's; `far`: the receiving side's, both agents for plexus (the entry's and
+  // the node's, with its `cat`), sshd (with its session and `scp -t`) for scp.
+  const runs: Record<'plexus' | 'scp', { mbs: number[]; cpu: number; far: number }> = {
+    plexus: { mbs: [], cpu: 0, far: 0 },
+    scp: { mbs: [], cpu: 0, far: 0 },
   };
+  const farCpu = (name: 'plexus' | 'scp') =>
+    (name === 'plexus' ? agents : [sshd.pid]).reduce((a, p) => a + cpuWithChildren(p), 0);
   const plexusCp = () => timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', file, 'n2:/tmp/plexus-bench-cp.bin']);
   const scp = () =>
     timedRun('scp', [
@@ -132,7 +148,9 @@ async function copies(dataDir: string, sshd: { port: number; key: string }, dir:
     ]);
   for (let r = 0; r < ROUNDS; r++) {
     for (const name of r % 2 === 0 ? (['plexus', 'scp'] as const) : (['scp', 'plexus'] as const)) {
+      const far0 = farCpu(name);
       const { s, cpu } = await (name === 'plexus' ? plexusCp() : scp());
+      runs[name].far += farCpu(name) - far0;
       runs[name].mbs.push((CP_MIB * 1.048576) / s);
       runs[name].cpu += cpu;
     }
@@ -142,7 +160,8 @@ async function copies(dataDir: string, sshd: { port: number; key: string }, dir:
     const m = [...a.mbs].sort((x, y) => x - y);
     console.log(
       `${name.padEnd(7)} median ${pct(m, 50).toFixed(1)} MB/s (min ${m[0].toFixed(1)}, max ${m.at(-1)!.toFixed(1)})  ` +
-        `client CPU ${(a.cpu / ((ROUNDS * CP_MIB) / 1024)).toFixed(2)} s per GiB`,
+        `client CPU ${(a.cpu / ((ROUNDS * CP_MIB) / 1024)).toFixed(2)} s per GiB, ` +
+        `${name === 'plexus' ? 'both agents' : 'sshd'} ${(a.far / ((ROUNDS * CP_MIB) / 1024)).toFixed(2)} s per GiB`,
     );
   }
   console.log(
@@ -196,7 +215,8 @@ async function main(): Promise<void> {
       );
     }
     console.log(`ratio p50 plexus/ssh ${(pct(all.plexus.ms, 50) / pct(all.ssh.ms, 50)).toFixed(2)}x`);
-    await copies(cluster.nodes[0].dataDir, sshd, dir);
+    const agents = cluster.nodes.map((n) => n.proc?.pid ?? 0);
+    await copies(cluster.nodes[0].dataDir, sshd, dir, agents);
   } finally {
     sshd.stop();
     await cluster.stop();
