@@ -2,7 +2,7 @@
  * Tunnels (issue 6): throughput and latency of a plexus forward against raw TCP and `ssh -L`.
  *
  *   node bench/tunnel.ts [--mib 512] [--runs 5] [--latency-runs 500] [--no-relay]
- *                        [--only loopback|nat|two-nats]
+ *                        [--only loopback|latency|nat|two-nats]
  *
  * 1. Throughput, one run: after one untimed warm-up transfer per path, the same `--mib`
  *    transfer (a source process writes it, a sink process reads it and times connect → FIN)
@@ -13,6 +13,7 @@
  *    (min-max) of `--runs`, with the ratio to `ssh -L`, and CPU seconds per GB of both agents
  *    against ssh + sshd over the same runs.
  * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs`, raw against the forward (and ssh).
+ *    `--only latency` runs this part alone (no throughput runs before it).
  * 3. Paths to a node behind NAT, beside a direct one in the same topology: network namespaces
  *    (root), a dialable relay r1 and two entry nodes on a "public" LAN, and a node behind a NAT
  *    that drops every inbound connection (it reaches r1's mesh port, where it holds a
@@ -209,38 +210,41 @@ async function loopback(): Promise<void> {
     const fwdSrc = await fwd('src.n2');
     const fwdEcho = await fwd('echo.n2');
 
-    console.log(`== throughput: ${values.mib} MiB, median of ${RUNS} (min-max) ==`);
-    // CPU per GB of the tunnel's own processes: unlike MB/s, it hardly depends on what else
-    // runs on the host.
-    const gb = (RUNS * BYTES) / 1e9;
-    await warmUp(srcPort);
-    const raw = await throughput(srcPort);
-    await warmUp(ssh.port);
-    // Each side apart as well: ssh (the client, receiving end) and sshd (the sending end); n1
-    // (the forward's agent, receiving end) and n2 (the sending end, beside the source).
-    const sides = (pids: number[]) => pids.map((p) => treeCpu([p]));
-    let c0 = sides([ssh.pid, sshd.pid]);
-    const viaSsh = await throughput(ssh.port);
-    const sshSides = sides([ssh.pid, sshd.pid]).map((c, i) => (c - c0[i]) / gb);
-    const sshCpu = sshSides[0] + sshSides[1];
-    const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
-    await warmUp(fwdSrc);
-    c0 = sides(agents);
-    const viaPlexus = await throughput(fwdSrc);
-    const plexusSides = sides(agents).map((c, i) => (c - c0[i]) / gb);
-    const plexusCpu = plexusSides[0] + plexusSides[1];
-    const row = (label: string, r: Rate) =>
-      console.log(`${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L`);
-    row('raw loopback TCP', raw);
-    row('ssh -L', viaSsh);
-    row('plexus forward (2 agents)', viaPlexus);
-    console.log(
-      `CPU per GB: ssh -L (ssh + sshd) ${sshCpu.toFixed(2)} s, plexus (both agents) ${plexusCpu.toFixed(2)} s: ${(plexusCpu / sshCpu).toFixed(2)}x ssh`,
-    );
-    console.log(
-      `  each side, receiving / sending: ssh ${sshSides[0].toFixed(2)} / sshd ${sshSides[1].toFixed(2)} s; ` +
-        `n1 ${plexusSides[0].toFixed(2)} / n2 ${plexusSides[1].toFixed(2)} s`,
-    );
+    if (values.only !== 'latency') await throughputSection();
+    async function throughputSection() {
+      console.log(`== throughput: ${values.mib} MiB, median of ${RUNS} (min-max) ==`);
+      // CPU per GB of the tunnel's own processes: unlike MB/s, it hardly depends on what else
+      // runs on the host.
+      const gb = (RUNS * BYTES) / 1e9;
+      await warmUp(srcPort);
+      const raw = await throughput(srcPort);
+      await warmUp(ssh.port);
+      // Each side apart as well: ssh (the client, receiving end) and sshd (the sending end); n1
+      // (the forward's agent, receiving end) and n2 (the sending end, beside the source).
+      const sides = (pids: number[]) => pids.map((p) => treeCpu([p]));
+      let c0 = sides([ssh.pid, sshd.pid]);
+      const viaSsh = await throughput(ssh.port);
+      const sshSides = sides([ssh.pid, sshd.pid]).map((c, i) => (c - c0[i]) / gb);
+      const sshCpu = sshSides[0] + sshSides[1];
+      const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
+      await warmUp(fwdSrc);
+      c0 = sides(agents);
+      const viaPlexus = await throughput(fwdSrc);
+      const plexusSides = sides(agents).map((c, i) => (c - c0[i]) / gb);
+      const plexusCpu = plexusSides[0] + plexusSides[1];
+      const row = (label: string, r: Rate) =>
+        console.log(`${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L`);
+      row('raw loopback TCP', raw);
+      row('ssh -L', viaSsh);
+      row('plexus forward (2 agents)', viaPlexus);
+      console.log(
+        `CPU per GB: ssh -L (ssh + sshd) ${sshCpu.toFixed(2)} s, plexus (both agents) ${plexusCpu.toFixed(2)} s: ${(plexusCpu / sshCpu).toFixed(2)}x ssh`,
+      );
+      console.log(
+        `  each side, receiving / sending: ssh ${sshSides[0].toFixed(2)} / sshd ${sshSides[1].toFixed(2)} s; ` +
+          `n1 ${plexusSides[0].toFixed(2)} / n2 ${plexusSides[1].toFixed(2)} s`,
+      );
+    }
 
     console.log(`\n== connect + 1-byte echo, ${LAT_RUNS} runs ==`);
     const lr = await latency(echoPort);
@@ -413,8 +417,9 @@ async function twoNats(): Promise<void> {
   }
 }
 
-// `--only loopback|nat|two-nats` runs one section (the two-NAT one alone takes about a minute).
-if (!values.only || values.only === 'loopback') await loopback();
+// `--only loopback|latency|nat|two-nats` runs one section (the two-NAT one alone takes about a
+// minute); `latency` is the loopback section's connect + echo part alone.
+if (!values.only || values.only === 'loopback' || values.only === 'latency') await loopback();
 if (!values.only || values.only === 'nat') await relayed();
 if (!values.only || values.only === 'two-nats') await twoNats();
 process.exit(0);

@@ -20,6 +20,7 @@ import { encodeFrame, readFrame } from './carriers/stream/frames.ts';
 import { openOverStream } from './carriers/stream/open.ts';
 import { StreamPool } from './carriers/stream/stream-pool.ts';
 import { MAX_REPLY_BYTES, MAX_TICKET_REPLY_BYTES, OPEN_TIMEOUT_MS, TCP_PROTOCOL } from './constants.ts';
+import { deadline } from './deadline.ts';
 import { TunnelLimitError, TunnelPeerUnreachableError } from './errors.ts';
 import { acceptReply, type TunnelRequest } from './handshake.ts';
 import type { TunnelLedger } from './ledger.ts';
@@ -141,11 +142,14 @@ export class TunnelClient {
     // Read at each open: the mesh's peer ID is known once it has started (libp2p caches the string).
     if (member.peerId === this.#c.mesh.peerId) return openLocal(this.#c.portFor(req), this.#c.ledger);
     const ledger = this.#c.ledger;
-    const sig = AbortSignal.any([AbortSignal.timeout(OPEN_TIMEOUT_MS), ...(signal ? [signal] : [])]);
+    // Disarmed when the tunnel settles (deadline.ts says why not AbortSignal.timeout).
+    const limit = deadline(OPEN_TIMEOUT_MS, signal);
+    const sig = limit.signal;
     let release: () => void;
     try {
       release = await ledger.slot(member.peerId, sig);
     } catch (err) {
+      limit.clear();
       ledger.counts.refused++;
       if (err instanceof PlexusError) throw err;
       throw new TunnelLimitError(`no tunnel to ${member.name} came free in ${OPEN_TIMEOUT_MS / 1000} s`);
@@ -155,6 +159,7 @@ export class TunnelClient {
     const done = () => {
       if (released) return;
       released = true;
+      limit.clear();
       ledger.counts.outbound--;
       release();
     };

@@ -13,6 +13,9 @@ import type { ForwardRepo, ForwardRow } from './forward-repo.ts';
 import { formatTarget, parseTarget, type Target } from './targets.ts';
 import type { Tunnels } from './tunnels.ts';
 
+/** Why a forward's tunnel setup is abandoned: its client closed. */
+const CLIENT_GONE = new Error('the client closed its connection');
+
 /** One row of `plexus forward ls`. */
 export interface ForwardView {
   id: string;
@@ -190,7 +193,9 @@ export class Forwards {
     live.connections++;
     socket.once('close', () => live.sockets.delete(socket));
     const gone = new AbortController();
-    socket.once('close', () => gone.abort());
+    // With a reason of its own: abort() without one builds a DOMException (a stack trace) for
+    // every connection that closes, on the event loop that is opening the next one.
+    socket.once('close', () => gone.abort(CLIENT_GONE));
     const refused = (err: Error & { code?: string }) => {
       live.refused++;
       live.lastError = `${err.code ?? 'ERROR'}: ${err.message}`;

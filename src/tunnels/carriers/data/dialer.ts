@@ -21,6 +21,7 @@ import {
   OPEN_TIMEOUT_MS,
   POOL_IDLE_MS,
 } from '../../constants.ts';
+import { deadline } from '../../deadline.ts';
 import { dial } from './dial.ts';
 import { closeData, type DataConnection } from './splice.ts';
 import { TicketBatcher } from './ticket-batcher.ts';
@@ -327,12 +328,15 @@ export class DataDialer {
       // A splice takes three round trips over the mesh before its connect.
       const via = p.via;
       const within = via === 'spliced' ? OPEN_TIMEOUT_MS : DATA_CONNECT_TIMEOUT_MS * 2;
-      this.#open(p, AbortSignal.timeout(within)).then(
+      const limit = deadline(within);
+      this.#open(p, limit.signal).then(
         (data) => {
+          limit.clear();
           p.filling--;
           this.#pool(peer, p, data);
         },
         (err) => {
+          limit.clear();
           p.filling--;
           this.#failed(peer, p, via, err);
         },

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { PlexusError } from '../../../core/errors.ts';
 import type { Logger } from '../../../logging/index.ts';
 import { HEADER_WAIT_MS, MAX_HEADER_BYTES } from '../../constants.ts';
+import { deadline } from '../../deadline.ts';
 import { parseRequest, refusalOf, type TunnelRequest } from '../../handshake.ts';
 import type { TunnelLedger } from '../../ledger.ts';
 import { connectLocal } from '../../local-target.ts';
@@ -36,12 +37,14 @@ export async function serveData(
   const untrackIdle = c.ledger.track(raw, undefined, peer);
   let header: { value: unknown; rest: FramePiece[] };
   c.ledger.dataWaiting++;
+  const limit = deadline(HEADER_WAIT_MS);
   try {
-    header = await readFirstFrame(data, AbortSignal.timeout(HEADER_WAIT_MS), MAX_HEADER_BYTES);
+    header = await readFirstFrame(data, limit.signal, MAX_HEADER_BYTES);
   } catch {
     resetData(data);
     return;
   } finally {
+    limit.clear();
     c.ledger.dataWaiting--;
     untrackIdle();
   }
