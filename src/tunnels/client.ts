@@ -189,12 +189,7 @@ export class TunnelClient {
       });
     // Over a relayed link too: the dialer may get a connection dialed back (reverse.ts).
     const data = await this.#dialer.take(member.peerId, conn, sig);
-    if (data)
-      return openOverData(tunnel, data, {
-        ledger,
-        overStream,
-        giveBack: (d) => this.#dialer.giveBack(member.peerId, d),
-      });
+    if (data) return openOverData(tunnel, data, { ledger, overStream });
     return overStream();
   }
 
