@@ -189,7 +189,12 @@ export class TunnelClient {
       });
     // Over a relayed link too: the dialer may get a connection dialed back (reverse.ts).
     const data = await this.#dialer.take(member.peerId, conn, sig);
-    if (data) return openOverData(tunnel, data, { ledger, overStream });
+    if (data)
+      return openOverData(tunnel, data, {
+        ledger,
+        overStream,
+        giveBack: (d) => this.#dialer.giveBack(member.peerId, d),
+      });
     return overStream();
   }
 

@@ -27,6 +27,16 @@ export function parseRequest(value: unknown): TunnelRequest {
   throw new TunnelProtocolError('BAD_HEADER', 'tunnel header must be {service} or {port}', 'invalid');
 }
 
+/**
+ * True when a data connection's header (or reply) carries `reuse: true`: the opener asks to keep
+ * the connection for its next tunnel, and the server agrees by echoing it (carriers/data/splice.ts).
+ * Agents that predate it ignore the field, so either side may be older: then the connection closes
+ * after one tunnel as before.
+ */
+export function wantsReuse(value: unknown): boolean {
+  return (value as { reuse?: unknown } | null)?.reuse === true;
+}
+
 /** Validates a decoded reply header. */
 export function parseReply(value: unknown): TunnelReply {
   const v = value as Record<string, unknown> | null;

@@ -1,7 +1,7 @@
 /** What a tunnel's handshake says (src/tunnels/handshake.ts), on either carrier. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseReply, parseRequest } from '../../../src/tunnels/handshake.ts';
+import { parseReply, parseRequest, wantsReuse } from '../../../src/tunnels/handshake.ts';
 
 describe('handshake', () => {
   test('requests are {service} or {port}, nothing else', () => {
@@ -26,5 +26,13 @@ describe('handshake', () => {
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.message.length, 512);
     assert.throws(() => parseReply({ ok: 'yes' }), { name: 'TunnelProtocolError' });
+  });
+
+  test('reuse is asked and agreed with a literal true, and does not change what a request means', () => {
+    assert.deepEqual(parseRequest({ service: 'db', reuse: true }), { service: 'db' });
+    assert.deepEqual(parseReply({ ok: true, reuse: true }), { ok: true });
+    assert.equal(wantsReuse({ service: 'db', reuse: true }), true);
+    for (const no of [{ service: 'db' }, { reuse: 'true' }, { reuse: 1 }, null, 'reuse'])
+      assert.equal(wantsReuse(no), false, JSON.stringify(no));
   });
 });

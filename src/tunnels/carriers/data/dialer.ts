@@ -27,6 +27,9 @@ import { closeData, type DataConnection } from './splice.ts';
 import { TicketBatcher } from './ticket-batcher.ts';
 import type { TicketGrant } from './tickets.ts';
 
+/** Ready connections left in a peer's pool at or below which a take tops it up. */
+const POOL_LOW_WATER = 1;
+
 /** What the dialer needs from the tunnel service. */
 export interface DataDialerComponents {
   /** Asks a peer for `count` tickets over the mesh connection `conn`. */
@@ -109,7 +112,10 @@ export class DataDialer {
       clearTimeout(ready.timer);
       ready.data.socket.off('close', ready.onClose);
       ready.data.reader.set(undefined);
-      this.#fill(peer, p);
+      // Topped up only when it runs low: a tunnel usually gives its connection back when it ends
+      // (giveBack), so a steady stream of short tunnels needs no new handshake at all, and none
+      // runs on the two agents' event loops while this tunnel is being set up.
+      if (p.pool.length <= POOL_LOW_WATER) this.#fill(peer, p);
       return ready.data;
     }
     // A burst beyond what the far listener lets one address handshake at once rides the stream.
@@ -129,6 +135,17 @@ export class DataDialer {
       this.#failed(peer, p, via, err as Error);
       return undefined;
     }
+  }
+
+  /**
+   * Takes back a data connection a tunnel is done with and both ends kept open (splice.ts): into
+   * the pool, unless the pool is full or the peer is gone (then it is closed).
+   */
+  giveBack(peer: string, data: DataConnection): void {
+    const p = this.#peers.get(peer);
+    if (this.#stopped || !p || p.pool.length >= DATA_POOL_SIZE || data.socket.destroyed)
+      return void closeData(data);
+    this.#pool(peer, p, data);
   }
 
   /** Opens ready connections to `peer` in the background (a forward was added, say). */

@@ -45,10 +45,15 @@ export function writeFrame(socket: Socket, chunk: Uint8Array): boolean {
   return ok;
 }
 
-/** Ends the socket's write side with the FIN frame. */
-export function endFrames(socket: Socket): void {
+/**
+ * Ends the tunnel's direction with the FIN frame, and the socket's write side with it; with
+ * `keepOpen` (a data connection both ends reuse, splice.ts) the socket stays open for the next
+ * tunnel.
+ */
+export function endFrames(socket: Socket, keepOpen = false): void {
   if (socket.destroyed || socket.writableEnded) return;
-  socket.end(FIN_FRAME);
+  if (keepOpen) socket.write(FIN_FRAME);
+  else socket.end(FIN_FRAME);
 }
 
 /** Splits incoming bytes into frame pieces without copying them; throws on a bad header. */

@@ -6,10 +6,10 @@
 import { PlexusError } from '../../../core/errors.ts';
 import { MAX_REPLY_BYTES } from '../../constants.ts';
 import { TunnelProtocolError } from '../../errors.ts';
-import { acceptReply } from '../../handshake.ts';
+import { acceptReply, wantsReuse } from '../../handshake.ts';
 import type { TunnelLedger } from '../../ledger.ts';
 import type { OpenedTunnel, OpeningTunnel } from '../carrier.ts';
-import { type FramePiece, writeFrame } from './frames.ts';
+import { type FramePiece, FrameReader, writeFrame } from './frames.ts';
 import { closeData, type DataConnection, readFirstFrame, spliceData } from './splice.ts';
 
 /** Client bytes kept while a data connection's answer is on its way, to resend over the stream. */
@@ -20,6 +20,8 @@ export interface DataOpenContext {
   ledger: TunnelLedger;
   /** Opens the same tunnel over the mesh stream instead (the data connection died early). */
   overStream(): Promise<OpenedTunnel>;
+  /** Takes back a data connection the tunnel is done with, both ends having kept it (splice.ts). */
+  giveBack(data: DataConnection): void;
 }
 
 /** Sends the tunnel's request on `data` and, unless optimistic, waits for the answer. */
@@ -29,9 +31,12 @@ export async function openOverData(
   c: DataOpenContext,
 ): Promise<OpenedTunnel> {
   const { member, sig } = t;
+  /** The far side agreed to keep the connection for our next tunnel (it echoed `reuse`). */
+  let reuse = false;
   const answer = async () => {
     const { value, rest } = await readFirstFrame(data, sig, MAX_REPLY_BYTES);
     acceptReply(value);
+    reuse = wantsReuse(value);
     c.ledger.counts.opened++;
     c.ledger.counts.openedData++;
     if (data.spliced) c.ledger.counts.openedSpliced++;
@@ -44,7 +49,7 @@ export async function openOverData(
     !sig.aborted && !(err instanceof PlexusError && !(err instanceof TunnelProtocolError));
   let rest: FramePiece[] | undefined;
   try {
-    writeFrame(data.socket, Buffer.from(JSON.stringify(t.req)));
+    writeFrame(data.socket, Buffer.from(JSON.stringify({ ...t.req, reuse: true })));
     if (!t.optimistic) rest = await answer();
   } catch (err) {
     closeData(data);
@@ -81,8 +86,12 @@ export async function openOverData(
             socket.off('data', early);
           }
         }
-        const r = await spliceData(socket, data, { initial: rest, firstBytes });
+        const r = await spliceData(socket, data, { initial: rest, firstBytes, reuse });
         c.ledger.spliced(r, { node: member.name, carrier });
+        if (r.reusable) {
+          data.frames = new FrameReader();
+          c.giveBack(data);
+        }
       } finally {
         untrack();
         t.done();

@@ -8,10 +8,10 @@ import { PlexusError } from '../../../core/errors.ts';
 import type { Logger } from '../../../logging/index.ts';
 import { HEADER_WAIT_MS, MAX_HEADER_BYTES } from '../../constants.ts';
 import { deadline } from '../../deadline.ts';
-import { parseRequest, refusalOf, type TunnelRequest } from '../../handshake.ts';
+import { parseRequest, refusalOf, type TunnelRequest, wantsReuse } from '../../handshake.ts';
 import type { TunnelLedger } from '../../ledger.ts';
 import { connectLocal } from '../../local-target.ts';
-import { endFrames, type FramePiece, writeFrame } from './frames.ts';
+import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
 import type { RedeemedTicket } from './listener.ts';
 import { SharedBufferReader } from './socket-reader.ts';
 import { type DataConnection, readFirstFrame, resetData, spliceData } from './splice.ts';
@@ -30,7 +30,13 @@ export async function serveData(
   data: DataConnection,
   c: DataServeContext,
 ): Promise<void> {
-  const peer = ticket.peer;
+  // A connection both ends reuse (splice.ts) serves one tunnel after another, each with the
+  // same header wait, limits and refusals as the first.
+  while (await serveOne(ticket.peer, data, c)) data.frames = new FrameReader();
+}
+
+/** Serves one tunnel on `data`; true when the connection is free for the next one. */
+async function serveOne(peer: string, data: DataConnection, c: DataServeContext): Promise<boolean> {
   const { socket, raw } = data;
   // A pooled connection may wait a while for its header; it is tracked so that stopping the
   // agent or revoking the peer closes it.
@@ -42,7 +48,7 @@ export async function serveData(
     header = await readFirstFrame(data, limit.signal, MAX_HEADER_BYTES);
   } catch {
     resetData(data);
-    return;
+    return false;
   } finally {
     limit.clear();
     c.ledger.dataWaiting--;
@@ -60,7 +66,8 @@ export async function serveData(
     release = c.ledger.acquire(peer);
   } catch (err) {
     c.ledger.counts.refused++;
-    return refuse(err);
+    refuse(err);
+    return false;
   }
   c.ledger.counts.inbound++;
   let target: Socket | undefined;
@@ -68,18 +75,21 @@ export async function serveData(
     const port = c.portFor(parseRequest(header.value));
     const targetReader = new SharedBufferReader();
     target = await connectLocal(port, targetReader);
-    answer({ ok: true });
+    const reuse = wantsReuse(header.value);
+    answer(reuse ? { ok: true, reuse: true } : { ok: true });
     c.ledger.counts.opened++;
     c.ledger.counts.openedData++;
     const untrack = c.ledger.track(target, raw, peer);
-    const r = await spliceData(target, data, { initial: header.rest, localReader: targetReader });
+    const r = await spliceData(target, data, { initial: header.rest, localReader: targetReader, reuse });
     untrack();
     c.ledger.spliced(r, { peer, port, carrier: 'data' });
+    return r.reusable;
   } catch (err) {
     target?.destroy();
     c.ledger.counts.refused++;
     if (!(err instanceof PlexusError)) c.logger.warn({ err, peer }, 'tunnel failed');
     refuse(err);
+    return false;
   } finally {
     c.ledger.counts.inbound--;
     release();

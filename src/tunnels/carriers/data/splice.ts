@@ -7,7 +7,11 @@
  * - half-close: a local FIN becomes a FIN frame and a TLS close; a FIN frame ends the local
  *   socket's write side; the other direction keeps flowing;
  * - bytes that TLS does not authenticate, a TCP end without a FIN frame (a cut, not an end),
- *   or an error on either side reset both.
+ *   or an error on either side reset both;
+ * - with `reuse` (both ends agreed in the tunnel's handshake, open.ts and serve.ts), the FIN frames
+ *   end the tunnel but not the TLS connection: once both have crossed, the data connection is
+ *   freed for the next tunnel (`reusable`), so a new tunnel costs no TLS handshake, ticket or TCP
+ *   connect. Nothing the local socket does after that touches it.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -51,13 +55,23 @@ export function resetData(data: DataConnection): void {
   data.socket.destroy();
 }
 
-/** Pumps bytes between `local` and the data connection until both are closed. Never rejects. */
+/** How a splice ended, and whether its data connection may carry the next tunnel. */
+export interface DataSpliceResult extends SpliceResult {
+  /** Both FIN frames crossed on a connection kept open (`reuse`): free for the next tunnel. */
+  reusable: boolean;
+}
+
+/**
+ * Pumps bytes between `local` and the data connection until both are closed (with `reuse`: until
+ * `local` is closed and both FIN frames crossed). Never rejects.
+ */
 export function spliceData(
   local: Socket,
   data: DataConnection,
-  opts: { initial?: FramePiece[]; firstBytes?: Uint8Array; localReader?: SocketReader } = {},
-): Promise<SpliceResult> {
+  opts: { initial?: FramePiece[]; firstBytes?: Uint8Array; localReader?: SocketReader; reuse?: boolean } = {},
+): Promise<DataSpliceResult> {
   const { socket: remote, frames } = data;
+  const reuse = opts.reuse === true;
   const localReader = opts.localReader ?? dataEventReader(local);
   return new Promise((resolve) => {
     let sent = 0;
@@ -68,17 +82,20 @@ export function spliceData(
     let remoteClosed = remote.destroyed;
     let localEnded = false;
     let done = false;
+    /** Reuse: both FIN frames crossed and the data connection is detached from this tunnel. */
+    let freed = false;
 
     const finish = () => {
-      if (done || !localClosed || !remoteClosed) return;
+      if (done || !localClosed || !(remoteClosed || freed)) return;
       done = true;
-      resolve({ sent, received, clean, ...(error ? { error } : {}) });
+      const reusable = freed && !remote.destroyed;
+      resolve({ sent, received, clean, reusable, ...(error ? { error } : {}) });
     };
     const failBoth = (why: string) => {
       clean = false;
       error ??= why;
       if (!local.destroyed) local.resetAndDestroy();
-      if (!remote.destroyed) resetData(data);
+      if (!remote.destroyed && !freed) resetData(data);
     };
 
     // ---- local → remote -----------------------------------------------------------------
@@ -103,7 +120,8 @@ export function spliceData(
     const onLocalEnd = () => {
       if (localEnded) return;
       localEnded = true;
-      endFrames(remote);
+      endFrames(remote, reuse);
+      free();
     };
     local.on('end', onLocalEnd);
     if (local.readableEnded) queueMicrotask(onLocalEnd);
@@ -167,6 +185,7 @@ export function spliceData(
             waitingLocalDrain = false;
             remote.resume();
           }
+          free();
           continue;
         }
         received += p.bytes.byteLength;
@@ -194,16 +213,30 @@ export function spliceData(
         setImmediate(queuedFlush);
       }
     });
-    remote.on('end', () => {
+    const onRemoteEnd = () => {
       // An end without the FIN frame: the connection was cut, so pass it on as a reset.
       if (!frames.finished) failBoth('stream: the data connection ended without its FIN frame');
-    });
-    remote.on('error', (err) => failBoth(`stream: ${err.message}`));
-    remote.on('close', () => {
+    };
+    const onRemoteError = (err: Error) => failBoth(`stream: ${err.message}`);
+    const onRemoteClose = () => {
       remoteClosed = true;
       if (!frames.finished || !localEnded) failBoth(error ?? 'stream: the data connection closed early');
       finish();
-    });
+    };
+    remote.on('end', onRemoteEnd);
+    remote.on('error', onRemoteError);
+    remote.on('close', onRemoteClose);
+    // Reuse: once both FIN frames crossed, the tunnel lets go of the data connection; what comes
+    // on it next (the next tunnel's header) is kept by its reader for whoever takes it.
+    function free() {
+      if (!reuse || freed || !localEnded || !frames.finished || remote.destroyed) return;
+      freed = true;
+      data.reader.set(undefined);
+      remote.off('end', onRemoteEnd);
+      remote.off('error', onRemoteError);
+      remote.off('close', onRemoteClose);
+      finish();
+    }
     remote.resume();
     if (remote.destroyed) failBoth('stream: the data connection closed early');
   });
