@@ -86,12 +86,17 @@ export async function openOverData(
             socket.off('data', early);
           }
         }
-        const r = await spliceData(socket, data, { initial: rest, firstBytes, reuse });
+        const r = await spliceData(socket, data, {
+          initial: rest,
+          firstBytes,
+          reuse,
+          // Free as soon as both FIN frames crossed, whenever the client closes its socket.
+          onFree: () => {
+            data.frames = new FrameReader();
+            c.giveBack(data);
+          },
+        });
         c.ledger.spliced(r, { node: member.name, carrier });
-        if (r.reusable) {
-          data.frames = new FrameReader();
-          c.giveBack(data);
-        }
       } finally {
         untrack();
         t.done();

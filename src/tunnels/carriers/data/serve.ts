@@ -71,6 +71,7 @@ async function serveOne(peer: string, data: DataConnection, c: DataServeContext)
   }
   c.ledger.counts.inbound++;
   let target: Socket | undefined;
+  let handedOff = false;
   try {
     const port = c.portFor(parseRequest(header.value));
     const targetReader = new SharedBufferReader();
@@ -80,10 +81,23 @@ async function serveOne(peer: string, data: DataConnection, c: DataServeContext)
     c.ledger.counts.opened++;
     c.ledger.counts.openedData++;
     const untrack = c.ledger.track(target, raw, peer);
-    const r = await spliceData(target, data, { initial: header.rest, localReader: targetReader, reuse });
-    untrack();
-    c.ledger.spliced(r, { peer, port, carrier: 'data' });
-    return r.reusable;
+    // The next header may come as soon as the connection is free, before this tunnel's target
+    // socket has closed: the tunnel's own accounting goes on in the background.
+    handedOff = true;
+    return await new Promise<boolean>((resolve) => {
+      void spliceData(target as Socket, data, {
+        initial: header.rest,
+        localReader: targetReader,
+        reuse,
+        onFree: () => resolve(true),
+      }).then((r) => {
+        untrack();
+        c.ledger.spliced(r, { peer, port, carrier: 'data' });
+        c.ledger.counts.inbound--;
+        release();
+        resolve(false);
+      });
+    });
   } catch (err) {
     target?.destroy();
     c.ledger.counts.refused++;
@@ -91,7 +105,9 @@ async function serveOne(peer: string, data: DataConnection, c: DataServeContext)
     refuse(err);
     return false;
   } finally {
-    c.ledger.counts.inbound--;
-    release();
+    if (!handedOff) {
+      c.ledger.counts.inbound--;
+      release();
+    }
   }
 }

@@ -68,7 +68,18 @@ export interface DataSpliceResult extends SpliceResult {
 export function spliceData(
   local: Socket,
   data: DataConnection,
-  opts: { initial?: FramePiece[]; firstBytes?: Uint8Array; localReader?: SocketReader; reuse?: boolean } = {},
+  opts: {
+    initial?: FramePiece[];
+    firstBytes?: Uint8Array;
+    localReader?: SocketReader;
+    reuse?: boolean;
+    /**
+     * Reuse: called once both FIN frames crossed, when the data connection is free for the next
+     * tunnel. That may be well before `local` closes (an app that holds its socket open after
+     * its end), and the next tunnel must not wait for it.
+     */
+    onFree?: () => void;
+  } = {},
 ): Promise<DataSpliceResult> {
   const { socket: remote, frames } = data;
   const reuse = opts.reuse === true;
@@ -235,6 +246,7 @@ export function spliceData(
       remote.off('end', onRemoteEnd);
       remote.off('error', onRemoteError);
       remote.off('close', onRemoteClose);
+      opts.onFree?.();
       finish();
     }
     remote.resume();
