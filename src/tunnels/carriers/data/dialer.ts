@@ -313,7 +313,10 @@ export class DataDialer {
 
   /** Keeps a ready connection for a while. */
   #pool(peer: string, p: PeerData, data: DataConnection): void {
-    if (this.#stopped || this.#peers.get(peer) !== p) return void closeData(data);
+    // Full already: connections given back by ended tunnels (giveBack) may have filled it while
+    // this one was being opened, and the pool stays at DATA_POOL_SIZE whatever the order.
+    if (this.#stopped || this.#peers.get(peer) !== p || p.pool.length >= DATA_POOL_SIZE)
+      return void closeData(data);
     const entry = {
       data,
       onClose: () => {

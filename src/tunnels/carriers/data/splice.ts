@@ -295,14 +295,20 @@ export function readFirstFrame(
         return wait.done({ value, rest });
       }
     };
+    // The sockets are half-open (allowHalfOpen): the far end letting go of a connection shows
+    // as 'end', and 'close' only follows once this side ends too. An end before the frame means
+    // it never comes: a reused connection the opener closed instead of keeping (its pool was
+    // full) would otherwise hold its slot for the whole header wait.
     const onClose = () => wait.closed();
     socket.once('close', onClose);
+    socket.once('end', onClose);
     data.reader.set(onData);
     if (!wait.settled) socket.resume();
     return () => {
       socket.pause();
       data.reader.set(undefined);
       socket.off('close', onClose);
+      socket.off('end', onClose);
     };
   });
 }
