@@ -219,6 +219,26 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
     await shot(page, 'apps');
   });
 
+  it('sets and unsets an env value of the app; the value never shows', async () => {
+    await page.locator('tr[data-app="natted/ticker"] button', { hasText: 'releases & env' }).click();
+    await page.fill('form.env-set input[name=env-name]', 'GREETING');
+    await page.fill('form.env-set input[name=env-value]', 'not-for-the-page');
+    await page.click('form.env-set button[name=env-set]');
+    await page
+      .locator('.notice-ok', { hasText: 'set GREETING on ticker: done' })
+      .waitFor({ timeout: 20_000 });
+    const row = page.locator('li[data-env="GREETING"]');
+    await row.waitFor({ timeout: 10_000 });
+    assert.doesNotMatch((await page.locator('main').textContent()) ?? '', /not-for-the-page/);
+    const listed = await natted.json<unknown>(['env', 'ls', 'ticker']);
+    assert.match(JSON.stringify(listed), /GREETING/);
+    await row.locator('button', { hasText: 'unset' }).click();
+    await page
+      .locator('.notice-ok', { hasText: 'unset GREETING on ticker: done' })
+      .waitFor({ timeout: 20_000 });
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+  });
+
   it('follows the app’s logs and shows a line printed after the page opened', async () => {
     await page.locator('tr[data-app="natted/ticker"] button', { hasText: 'logs' }).click();
     const after = await page.waitForFunction(
@@ -356,6 +376,9 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
       await vpage.locator('tr[data-app="natted/ticker"] button', { hasText: 'restart' }).count(),
       0,
     );
+    await vpage.locator('tr[data-app="natted/ticker"] button', { hasText: 'releases & env' }).click();
+    await vpage.locator('h3', { hasText: 'Env' }).waitFor({ timeout: 10_000 });
+    assert.equal(await vpage.locator('form.env-set').count(), 0);
     await shot(vpage, 'apps-viewer');
     // The click the page did not offer, made anyway: the local server signs it with the viewer's
     // key and the node refuses it.

@@ -1,8 +1,8 @@
 /**
  * The Apps page: every app across the fleet (from the nodes' telemetry, live), and what an
  * operator does with them: deploy (upload a bundle or give a URL), restart, stop, start,
- * rollback to a chosen release, env (names and masked values), live logs. A button shows only
- * when the key's grant allows its action; a refusal shows the node's own words.
+ * rollback to a chosen release, env (names and masked values; set and unset), live logs. A button
+ * shows only when the key's grant allows its action; a refusal shows the node's own words.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, call, deployUpload, stream } from './api.tsx';
@@ -114,7 +114,13 @@ export function AppsPage({ fleet }: { fleet: Fleet }) {
         </tbody>
       </table>
       {detail && (
-        <AppDetail key={`${detail.node}/${detail.app}`} {...detail} write={write} setNotice={setNotice} />
+        <AppDetail
+          key={`${detail.node}/${detail.app}`}
+          {...detail}
+          write={write}
+          exec={can(fleet.me, 'exec')}
+          setNotice={setNotice}
+        />
       )}
       {logs && <LogView key={`${logs.node}/${logs.app}`} {...logs} onClose={() => setLogs(null)} />}
     </section>
@@ -182,17 +188,32 @@ interface Release {
   createdAt?: number;
 }
 
-/** An app's releases (rollback to one) and env (names; values masked). */
-function AppDetail(props: { node: string; app: string; write: boolean; setNotice: (n: Notice) => void }) {
-  const { node, app, write, setNotice } = props;
+/**
+ * An app's releases (rollback to one) and env: names with masked values, set and unset for a key
+ * that may (the `exec` grant; an app running as root needs an admin, which the node decides).
+ */
+function AppDetail(props: {
+  node: string;
+  app: string;
+  write: boolean;
+  exec: boolean;
+  setNotice: (n: Notice) => void;
+}) {
+  const { node, app, write, exec, setNotice } = props;
   const [releases, setReleases] = useState<Release[] | null>(null);
   const [env, setEnv] = useState<unknown>(null);
   const [to, setTo] = useState('');
   const [err, setErr] = useState('');
+  const [envTick, setEnvTick] = useState(0);
   useEffect(() => {
     call<Release[]>('apps.releases', { app }, node).then(setReleases, (e) => setErr(e.message));
-    call('apps.env.list', { app }, node).then(setEnv, (e) => setErr(e.message));
   }, [node, app]);
+  useEffect(() => {
+    void envTick; // a set or unset bumps it: the names are asked for again
+    call('apps.env.list', { app }, node).then(setEnv, (e) => setErr(e.message));
+  }, [node, app, envTick]);
+  const envAct = (what: string, run: () => Promise<unknown>) =>
+    act(setNotice, what, run).then(() => setEnvTick((t) => t + 1));
   const names = Array.isArray(env) ? env : env && typeof env === 'object' ? Object.keys(env as object) : [];
   return (
     <div class="panel">
@@ -232,15 +253,74 @@ function AppDetail(props: { node: string; app: string; write: boolean; setNotice
       {names.length === 0 ? (
         <p class="muted">no env values</p>
       ) : (
-        <ul>
-          {names.map((n) => (
-            <li key={String(typeof n === 'object' ? (n as { name: string }).name : n)}>
-              {String(typeof n === 'object' ? (n as { name: string }).name : n)} = ••••••
-            </li>
-          ))}
+        <ul class="env">
+          {names.map((n) => {
+            const name = String(typeof n === 'object' ? (n as { name: string }).name : n);
+            return (
+              <li key={name} data-env={name}>
+                {name} = ••••••{' '}
+                {exec && (
+                  <button
+                    type="button"
+                    onClick={() =>
+                      envAct(`unset ${name} on ${app}`, () =>
+                        call('apps.env.unset', { app, names: [name] }, node),
+                      )
+                    }
+                  >
+                    unset
+                  </button>
+                )}
+              </li>
+            );
+          })}
         </ul>
       )}
+      {exec && (
+        <EnvForm
+          onSet={(name, value) =>
+            envAct(`set ${name} on ${app}`, () =>
+              call('apps.env.set', { app, vars: { [name]: value } }, node),
+            )
+          }
+        />
+      )}
+      {names.length > 0 && <p class="muted">env changes apply when the app next starts (restart it)</p>}
     </div>
+  );
+}
+
+/** Sets one env value; the value is typed into a password field and never shown again. */
+function EnvForm({ onSet }: { onSet: (name: string, value: string) => Promise<unknown> }) {
+  const [name, setName] = useState('');
+  const [value, setValue] = useState('');
+  return (
+    <form
+      class="env-set"
+      onSubmit={(e) => {
+        e.preventDefault();
+        // The node checks the name and the value's size; its refusal is shown as it says it.
+        void onSet(name.trim(), value).then(() => setValue(''));
+      }}
+    >
+      <input
+        name="env-name"
+        placeholder="NAME"
+        value={name}
+        onInput={(e) => setName((e.target as HTMLInputElement).value)}
+      />{' '}
+      <input
+        name="env-value"
+        type="password"
+        autocomplete="off"
+        placeholder="value"
+        value={value}
+        onInput={(e) => setValue((e.target as HTMLInputElement).value)}
+      />{' '}
+      <button type="submit" name="env-set" disabled={!name.trim()}>
+        set
+      </button>
+    </form>
   );
 }
 
