@@ -29,6 +29,15 @@ const DATA = '/var/lib/plexus';
 /** Packages apt downloaded in earlier runs, kept beside the cached rootfs (outside the repository). */
 const APT_ARCHIVES = join(dirname(ROOTFS), 'apt-archives');
 
+/** A port in 20000–32767 (below the ephemeral range) that nothing listens on now. */
+async function fixedFreePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    if (await portFree(port)) return port;
+  }
+  return freePort();
+}
+
 /** Resolves true when nothing on the host listens on 127.0.0.1:port. */
 const portFree = (port: number) =>
   new Promise<boolean>((res) => {
@@ -156,7 +165,9 @@ describe('services under a real systemd', { skip }, () => {
   });
 
   it('edge install under systemd: caddy.service with the drop-in serves https://app.test, and its config comes back after a restart', async () => {
-    const [appPort, https, http] = [await freePort(), await freePort(), await freePort()];
+    // Below the kernel's ephemeral range: the box shares the host's network with the other e2e
+    // lane, whose outgoing connections take ephemeral ports (one took Caddy's http port once).
+    const [appPort, https, http] = [await fixedFreePort(), await fixedFreePort(), await fixedFreePort()];
     await sh(`cp -r ${REPO}/test/fixtures/workloads/app /root/web`);
     const d = await plexus(
       `deploy web --dir /root/web --cmd '${NODE} server.cjs' --port ${appPort} --health http://:${appPort}/health`,

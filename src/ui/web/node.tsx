@@ -46,10 +46,22 @@ function Chart({ title, points, series }: { title: string; points: Point[]; seri
         title,
         width: 420,
         height: 160,
-        // One point alone (a young history) gets a minute either side, not years.
+        // The x range from the data itself: a young history (one point, or a few seconds) gets a
+        // minute either side. uPlot's own padding of an empty span is in years on a time scale,
+        // and what it hands a range function then is already padded.
         scales: {
-          x: { time: true, range: (_u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) },
+          x: {
+            time: true,
+            range: (u) => {
+              const xs = u.data[0];
+              const lo = xs[0] ?? Date.now() / 1000;
+              const hi = xs[xs.length - 1] ?? lo;
+              return hi - lo < 60 ? [lo - 60, hi + 60] : [lo, hi];
+            },
+          },
         },
+        // Room for five-digit labels (memory in MB), which the default width cuts.
+        axes: [{}, { size: 64 }],
         series: [{}, ...series.map(([, label], i) => ({ label, stroke: COLOURS[i % COLOURS.length] }))],
       },
       data,
