@@ -204,16 +204,13 @@ function AppDetail(props: {
   const [env, setEnv] = useState<unknown>(null);
   const [to, setTo] = useState('');
   const [err, setErr] = useState('');
-  const [envTick, setEnvTick] = useState(0);
+  const loadEnv = () => call('apps.env.list', { app }, node).then(setEnv, (e) => setErr(e.message));
   useEffect(() => {
     call<Release[]>('apps.releases', { app }, node).then(setReleases, (e) => setErr(e.message));
+    void loadEnv();
   }, [node, app]);
-  useEffect(() => {
-    void envTick; // a set or unset bumps it: the names are asked for again
-    call('apps.env.list', { app }, node).then(setEnv, (e) => setErr(e.message));
-  }, [node, app, envTick]);
-  const envAct = (what: string, run: () => Promise<unknown>) =>
-    act(setNotice, what, run).then(() => setEnvTick((t) => t + 1));
+  // A set or unset asks for the names again.
+  const envAct = (what: string, run: () => Promise<unknown>) => act(setNotice, what, run).then(loadEnv);
   const names = Array.isArray(env) ? env : env && typeof env === 'object' ? Object.keys(env as object) : [];
   return (
     <div class="panel">
