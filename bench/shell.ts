@@ -148,8 +148,8 @@ async function copies(
     ]);
   // One untimed plexus copy first, as bench/tunnel.ts warms every path: the first tunnel to a
   // node may ride the mesh stream while its data connection is set up. (Under a load average of
-  // 13-16, the first 256 MiB copy after the agents started broke in 1 of 1 tries on both the
-  // revision before and after the gathered writes; later copies did not. Not yet explained.)
+  // 13-16 that first copy, if large, used to break: the stream carrier lost its pause while the
+  // receiving `cat` fell behind; docs/shell.md.)
   const warm = `${dir}/cp-warm.bin`;
   writeFileSync(warm, randomBytes(1 << 20));
   await timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', warm, 'n2:/tmp/plexus-bench-cp.bin']);

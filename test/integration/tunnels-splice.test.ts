@@ -2,17 +2,19 @@
  * splice() joins a TCP socket to a libp2p stream (issue 6). A client socket and a target
  * server are joined through a stream pair, in-process: client → splice → stream ⇄ stream →
  * splice → target, over a real yamux session (its flow control is what backpressure relies
- * on). Proves half-close, resets passed on as resets, and bounded buffering.
+ * on). Proves half-close, resets passed on as resets, and bounded buffering, also across a
+ * pause that starts again while the stream hands over what it held.
  */
+import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Server } from 'node:net';
-import { after, describe } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import type { Stream } from '@libp2p/interface';
 import { multiaddrConnectionPair } from '@libp2p/utils';
 import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
 import { splice } from '../../src/tunnels/carriers/stream/splice.ts';
-import { socketPair } from '../helpers/sockets.ts';
+import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 import { spliceContract } from '../helpers/splice-contract.ts';
 
 const opts = {
@@ -21,13 +23,17 @@ const opts = {
   maxReadBufferBytes: 64 * 1024 * 1024,
 };
 
-/** Two ends of one yamux stream, with the window sizes the mesh uses (src/mesh/node.ts). */
+/**
+ * Two ends of one yamux stream, with the window sizes the mesh uses (src/mesh/node.ts), or
+ * another initial window.
+ */
 const muxers: { abort(err: Error): void }[] = [];
+const MAX_WINDOW = 16 * 1024 * 1024;
 
-async function yamuxPair(): Promise<[Stream, Stream]> {
+async function yamuxPair(initialWindow = 256 * 1024): Promise<[Stream, Stream]> {
   const [c1, c2] = multiaddrConnectionPair();
   const init = {
-    streamOptions: { initialStreamWindowSize: 256 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 },
+    streamOptions: { initialStreamWindowSize: initialWindow, maxStreamWindowSize: MAX_WINDOW },
   };
   const m1 = yamux(init)().createStreamMuxer(c1);
   const m2 = yamux(init)().createStreamMuxer(c2);
@@ -40,13 +46,13 @@ async function yamuxPair(): Promise<[Stream, Stream]> {
 }
 
 /** client ⇄ [near splice] ⇄ stream pair ⇄ [far splice] ⇄ target. */
-async function tunnel(servers: Server[]) {
+async function tunnel(servers: Server[], initialWindow?: number) {
   const [client, near] = await socketPair(servers);
   const [farSocket, target] = await socketPair(servers);
-  const [a, b] = await yamuxPair();
+  const [a, b] = await yamuxPair(initialWindow);
   const results: Promise<SpliceResult>[] = [splice(near, a, opts), splice(farSocket, b, opts)];
   for (const s of [client, target]) s.on('error', () => {});
-  return { client, target, results: Promise.all(results) };
+  return { client, target, near, nearStream: a, results: Promise.all(results) };
 }
 
 describe('splice', () => {
@@ -58,4 +64,45 @@ describe('splice', () => {
   });
 
   spliceContract(() => tunnel(servers), { bothEndsReset: true });
+
+  test('a pause made while the stream hands over what it held still holds the writer back', async () => {
+    // A full window from the start: what waits behind a pause is then far more than the
+    // loopback socket takes at once, as on a fast link once the window has grown.
+    const { client, target, near, nearStream, results } = await tunnel(servers, MAX_WINDOW);
+    client.pause();
+    let written = await writeUntilHeldBack(target, 256);
+    assert.ok(nearStream.readStatus === 'paused' && nearStream.readBufferLength > 0, 'nothing waits');
+    // Read until the near socket drains and the stream resumes, then stop at once: what the
+    // stream hands over fills the socket again, so the splice must pause it anew.
+    let read = 0;
+    const count = (d: Buffer) => {
+      read += d.length;
+    };
+    client.on('data', count);
+    const resume = nearStream.resume.bind(nearStream);
+    const refilled = new Promise<boolean>((r) => {
+      nearStream.resume = () => {
+        client.pause();
+        resume();
+        nearStream.resume = resume;
+        r(near.writableNeedDrain);
+      };
+    });
+    client.resume();
+    assert.equal(await refilled, true, 'the hand-over did not fill the socket');
+    assert.equal(nearStream.readStatus, 'paused');
+    // The reader stopped: the writer must be held back again, with at most a window waiting
+    // in the stream, never the 64 MiB past which libp2p aborts it.
+    written += await writeUntilHeldBack(target, 256);
+    assert.equal(nearStream.status, 'open', 'the stream was aborted');
+    assert.ok(nearStream.readBufferLength <= MAX_WINDOW, `${nearStream.readBufferLength} bytes wait`);
+    client.off('data', count);
+    const rest = readAll(client);
+    client.resume();
+    target.end();
+    assert.equal(read + (await rest).length, written);
+    client.end();
+    const [a, b] = await results;
+    assert.equal(a?.clean && b?.clean, true, JSON.stringify([a, b]));
+  });
 });
