@@ -219,7 +219,8 @@ describe('plexus shell to a NAT’d node through another node', { skip }, () => 
     assert.equal(s.reason, 'exit');
     assert.ok(s.bytesIn > 10 && s.bytesOut > 10, JSON.stringify(s));
     assert.equal(s.recorded, true);
-    const play = await natted.run(['audit', 'play', s.id, '--speed', '100']);
+    // `--` first: 1 in 64 session ids starts with '-'.
+    const play = await natted.run(['audit', 'play', '--speed', '100', '--', s.id]);
     assert.equal(play.code, 0, play.stderr);
     assert.match(play.stdout, /42/);
   });
