@@ -7,9 +7,9 @@
  */
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { lpStream } from '@libp2p/utils';
 import type { Frame } from '../core/frames.ts';
 import type { Logger } from '../logging/index.ts';
+import { type PacedFrames, pacedFrames } from '../mesh/paced-frames.ts';
 import {
   COMMAND_PROTOCOL,
   COMMAND_STREAM_READ_BUFFER_BYTES,
@@ -49,14 +49,14 @@ export interface CommandMesh {
   resolve(nameOrPeer: string): { name: string; peerId: string };
 }
 
-type Lp = ReturnType<typeof lpStream<Stream>>;
+type Lp = PacedFrames;
 
 const isEof = (err: unknown) => (err as Error)?.name === 'UnexpectedEOFError';
 
 async function readJson(lp: Lp, signal?: AbortSignal): Promise<unknown | undefined> {
   let buf: Uint8Array;
   try {
-    buf = (await lp.read({ signal })).subarray();
+    buf = await lp.read({ signal });
   } catch (err) {
     if (isEof(err)) return undefined;
     const name = (err as Error).name;
@@ -98,7 +98,8 @@ export async function serveCommands(
       const abort = new AbortController();
       stream.addEventListener('close', () => abort.abort(), { once: true });
       stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, COMMAND_STREAM_READ_BUFFER_BYTES);
-      const lp = lpStream(stream, { maxDataLength: Math.max(MAX_ENVELOPE_BYTES, MAX_INPUT_FRAME_BYTES) });
+      // Paced: input waits in the stream (yamux holds the writer back), not in an unbounded buffer.
+      const lp = pacedFrames(stream, { maxDataLength: Math.max(MAX_ENVELOPE_BYTES, MAX_INPUT_FRAME_BYTES) });
       const sink: FrameSink = (frame) =>
         lp.write(Buffer.from(JSON.stringify(frame)), { signal: abort.signal });
       try {
@@ -143,7 +144,7 @@ export function meshRelay(mesh: CommandMesh): RelayFn {
       throw new TargetUnreachableError((err as Error).message);
     }
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, COMMAND_STREAM_READ_BUFFER_BYTES);
-    const lp = lpStream(stream, { maxDataLength: MAX_REPLY_FRAME_BYTES });
+    const lp = pacedFrames(stream, { maxDataLength: MAX_REPLY_FRAME_BYTES });
     const onAbort = () => stream.abort(new Error('caller went away'));
     signal.addEventListener('abort', onAbort, { once: true });
     try {

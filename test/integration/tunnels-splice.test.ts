@@ -6,44 +6,19 @@
  * pause that starts again while the stream hands over what it held.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import type { Server } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import type { Stream } from '@libp2p/interface';
-import { multiaddrConnectionPair } from '@libp2p/utils';
 import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
 import { splice } from '../../src/tunnels/carriers/stream/splice.ts';
 import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 import { spliceContract } from '../helpers/splice-contract.ts';
+import { closeMuxers, MAX_WINDOW, yamuxPair } from '../helpers/yamux-pair.ts';
 
 const opts = {
   coalesceBytes: 256 * 1024,
   highWaterBytes: 4 * 1024 * 1024,
   maxReadBufferBytes: 64 * 1024 * 1024,
 };
-
-/**
- * Two ends of one yamux stream, with the window sizes the mesh uses (src/mesh/node.ts), or
- * another initial window.
- */
-const muxers: { abort(err: Error): void }[] = [];
-const MAX_WINDOW = 16 * 1024 * 1024;
-
-async function yamuxPair(initialWindow = 256 * 1024): Promise<[Stream, Stream]> {
-  const [c1, c2] = multiaddrConnectionPair();
-  const init = {
-    streamOptions: { initialStreamWindowSize: initialWindow, maxStreamWindowSize: MAX_WINDOW },
-  };
-  const m1 = yamux(init)().createStreamMuxer(c1);
-  const m2 = yamux(init)().createStreamMuxer(c2);
-  muxers.push(m1, m2, c1, c2);
-  const inbound = once(m2, 'stream') as Promise<[CustomEvent<Stream>]>;
-  const a = await m1.createStream();
-  a.send(new Uint8Array(0)); // opens the stream on the far side
-  const [evt] = await inbound;
-  return [a, evt.detail];
-}
 
 /** client ⇄ [near splice] ⇄ stream pair ⇄ [far splice] ⇄ target. */
 async function tunnel(servers: Server[], initialWindow?: number) {
@@ -59,8 +34,7 @@ describe('splice', () => {
   const servers: Server[] = [];
   after(() => {
     for (const s of servers) s.close();
-    // The muxers' keep-alive timers would hold the process open.
-    for (const m of muxers) m.abort(new Error('test done'));
+    closeMuxers();
   });
 
   spliceContract(() => tunnel(servers), { bothEndsReset: true });
