@@ -31,7 +31,8 @@ export function connectLocal(port: number, reader?: SharedBufferReader): Promise
       socket.removeAllListeners('error');
       // Errors are handled by whoever joins the socket; this keeps one in between from crashing.
       socket.on('error', () => {});
-      socket.setKeepAlive(true, 60_000);
+      // No TCP keepalive: over loopback the kernel itself tells when the other end goes away, and
+      // its four setsockopt calls came before the tunnel's first bytes reached the target.
       resolve(socket);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {

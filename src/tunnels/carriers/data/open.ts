@@ -48,7 +48,23 @@ export async function openOverData(
   const fallsBack = (err: unknown) =>
     !sig.aborted && !(err instanceof PlexusError && !(err instanceof TunnelProtocolError));
   let rest: FramePiece[] | undefined;
+  // Optimistic, the header waits (corked) for the client's first bytes, so that both leave in one
+  // TLS record and one TCP segment, and the far side has them in hand when its target connects.
+  // It waits at most until the event loop has polled once more (the second setImmediate runs
+  // after that poll): a client that speaks first has written by then, its bytes read in that
+  // poll; for a target that speaks first, the header leaves one turn of the loop later.
+  let corked = false;
+  const sendHeader = () => {
+    if (!corked) return;
+    corked = false;
+    data.socket.uncork();
+  };
   try {
+    if (t.optimistic) {
+      data.socket.cork();
+      corked = true;
+      setImmediate(() => setImmediate(sendHeader));
+    }
     writeFrame(data.socket, Buffer.from(JSON.stringify({ ...t.req, reuse: true })));
     if (!t.optimistic) rest = await answer();
   } catch (err) {
@@ -71,7 +87,9 @@ export async function openOverData(
           const early = (d: Buffer) => {
             keptBytes += d.byteLength;
             if (keptBytes <= MAX_EARLY_KEPT_BYTES) kept.push(d);
-            if (!writeFrame(data.socket, d)) socket.pause();
+            const ok = writeFrame(data.socket, d);
+            sendHeader();
+            if (!ok) socket.pause();
           };
           socket.on('data', early);
           try {

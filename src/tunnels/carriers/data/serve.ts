@@ -77,14 +77,15 @@ async function serveOne(peer: string, data: DataConnection, c: DataServeContext)
     const targetReader = new SharedBufferReader();
     target = await connectLocal(port, targetReader);
     const reuse = wantsReuse(header.value);
-    answer(reuse ? { ok: true, reuse: true } : { ok: true });
-    c.ledger.counts.opened++;
-    c.ledger.counts.openedData++;
     const untrack = c.ledger.track(target, raw, peer);
     // The next header may come as soon as the connection is free, before this tunnel's target
     // socket has closed: the tunnel's own accounting goes on in the background.
     handedOff = true;
-    return await new Promise<boolean>((resolve) => {
+    const served = new Promise<boolean>((resolve) => {
+      // The splice writes the opener's first bytes (those that came with its header) to the
+      // target at once: the target's answer is what the opener waits for, the reply is not (an
+      // opener writes the client's bytes without waiting for it). Nothing goes back to the
+      // opener before the reply below: the target's bytes come on a later turn of the loop.
       void spliceData(target as Socket, data, {
         initial: header.rest,
         localReader: targetReader,
@@ -98,6 +99,10 @@ async function serveOne(peer: string, data: DataConnection, c: DataServeContext)
         resolve(false);
       });
     });
+    answer(reuse ? { ok: true, reuse: true } : { ok: true });
+    c.ledger.counts.opened++;
+    c.ledger.counts.openedData++;
+    return await served;
   } catch (err) {
     target?.destroy();
     c.ledger.counts.refused++;
