@@ -1,8 +1,8 @@
 /**
  * Tunnels (issue 6): throughput and latency of a plexus forward against raw TCP and `ssh -L`.
  *
- *   node bench/tunnel.ts [--mib 512] [--runs 5] [--latency-runs 500] [--no-relay]
- *                        [--only loopback|latency|nat|two-nats]
+ *   node bench/tunnel.ts [--mib 512] [--runs 5] [--latency-runs 500] [--latency-rounds 5]
+ *                        [--no-relay] [--only loopback|latency|nat|two-nats]
  *
  * 1. Throughput, one run: after one untimed warm-up transfer per path, the same `--mib`
  *    transfer (a source process writes it, a sink process reads it and times connect → FIN)
@@ -12,7 +12,11 @@
  *    (`plexus expose src PORT` on n2, `plexus forward add src.n2` on n1). Median and spread
  *    (min-max) of `--runs`, with the ratio to `ssh -L`, and CPU seconds per GB of both agents
  *    against ssh + sshd over the same runs.
- * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs`, raw against the forward (and ssh).
+ * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs` connections, raw against `ssh -L` and
+ *    the forward, in `--latency-rounds` rounds that take the three paths in turn (ssh and the
+ *    forward swap places every round), so that a shared machine's drift hits all three: the
+ *    median of the rounds and their spread, what each path adds over raw in the same round, and
+ *    the CPU milliseconds per connection of each side (ssh / sshd, n1 / n2).
  *    `--only latency` runs this part alone (no throughput runs before it).
  * 3. Paths to a node behind NAT, beside a direct one in the same topology: network namespaces
  *    (root), a dialable relay r1 and two entry nodes on a "public" LAN, and a node behind a NAT
@@ -41,6 +45,7 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '512' },
     runs: { type: 'string', default: '5' },
     'latency-runs': { type: 'string', default: '500' },
+    'latency-rounds': { type: 'string', default: '5' },
     'no-relay': { type: 'boolean', default: false },
     only: { type: 'string' },
   },
@@ -48,6 +53,7 @@ const { values } = parseArgs({
 const BYTES = Number(values.mib) * 1024 * 1024;
 const RUNS = Number(values.runs);
 const LAT_RUNS = Number(values['latency-runs']);
+const LAT_ROUNDS = Number(values['latency-rounds']);
 const PEER = join(ROOT, 'test', 'fixtures', 'tcp-peer.ts');
 const NODE = process.execPath;
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
@@ -116,6 +122,9 @@ function latency(port: number, ns?: string) {
     ns,
   );
 }
+
+/** Connections one latency run makes: tcp-peer.ts warms up with up to 20 before its timed ones. */
+const LAT_CONNECTIONS = LAT_RUNS + Math.min(20, LAT_RUNS);
 
 /** CPU seconds (user + system) used so far by `roots` and all their descendants. */
 function treeCpu(roots: number[]): number {
@@ -246,20 +255,83 @@ async function loopback(): Promise<void> {
       );
     }
 
-    console.log(`\n== connect + 1-byte echo, ${LAT_RUNS} runs ==`);
-    const lr = await latency(echoPort);
-    const ls = await latency(sshEcho.port);
-    const lp = await latency(fwdEcho);
-    const lrow = (label: string, r: { p50: number; p99: number }) =>
-      console.log(
-        `${label.padEnd(30)} p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  (+${(r.p50 - lr.p50).toFixed(3)} ms p50 over raw)`,
-      );
-    lrow('raw loopback TCP', lr);
-    lrow('ssh -L', ls);
-    lrow('plexus forward', lp);
+    await latencySection([
+      { label: 'raw loopback TCP', port: echoPort, sides: [] },
+      {
+        label: 'ssh -L',
+        port: sshEcho.port,
+        sides: [
+          ['ssh', sshEcho.pid],
+          ['sshd', sshd.pid],
+        ],
+      },
+      {
+        label: 'plexus forward',
+        port: fwdEcho,
+        sides: [
+          ['n1', n1.proc?.pid ?? 0],
+          ['n2', n2.proc?.pid ?? 0],
+        ],
+      },
+    ]);
   } finally {
     for (const s of stops.reverse()) await s();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A path of the latency section: the port a client connects to, and the processes that carry it. */
+interface LatencyPath {
+  label: string;
+  port: number;
+  /** Name and pid of each side (its descendants count too); none for raw TCP. */
+  sides: [string, number][];
+}
+
+/**
+ * Connect + 1-byte echo over each path, `--latency-rounds` rounds of `--latency-runs` each, the
+ * paths in turn (the first, raw, leads every round; the others swap places from one round to the
+ * next). Prints per path the median (min-max) of the rounds' p50 and p99, what the path adds over
+ * raw at p50 in the same round, and CPU ms per connection of each side over all rounds.
+ */
+async function latencySection(paths: LatencyPath[]): Promise<void> {
+  console.log(
+    `\n== connect + 1-byte echo: ${LAT_ROUNDS} rounds of ${LAT_RUNS} per path, in turn; median of the rounds (min-max) ==`,
+  );
+  const rounds = paths.map(() => [] as { p50: number; p99: number }[]);
+  const cpu = paths.map((p) => p.sides.map(() => 0));
+  for (let r = 0; r < LAT_ROUNDS; r++) {
+    const rest = paths.slice(1).map((_, i) => i + 1);
+    const order = [0, ...(r % 2 === 0 ? rest : rest.reverse())];
+    for (const i of order) {
+      const pids = paths[i].sides.map(([, pid]) => pid);
+      const c0 = pids.map((pid) => treeCpu([pid]));
+      rounds[i].push(await latency(paths[i].port));
+      pids.forEach((pid, k) => {
+        cpu[i][k] += treeCpu([pid]) - c0[k];
+      });
+    }
+  }
+  const spread = (xs: number[], sign = '') =>
+    `${sign}${median(xs).toFixed(3)} ms (${Math.min(...xs).toFixed(3)}-${Math.max(...xs).toFixed(3)})`;
+  const raw = rounds[0];
+  for (const [i, p] of paths.entries()) {
+    const xs = rounds[i];
+    const added =
+      i === 0
+        ? ''
+        : `  ${spread(
+            xs.map((x, r) => x.p50 - raw[r].p50),
+            '+',
+          )} over raw`;
+    const perConn = (s: number) => ((s * 1000) / (LAT_CONNECTIONS * LAT_ROUNDS)).toFixed(2);
+    const sides = p.sides.map(([name], k) => `${name} ${perConn(cpu[i][k])}`).join(' + ');
+    const cpuText = p.sides.length
+      ? `  CPU ${perConn(cpu[i].reduce((a, b) => a + b, 0))} ms/conn (${sides})`
+      : '';
+    console.log(
+      `${p.label.padEnd(18)} p50 ${spread(xs.map((x) => x.p50))}  p99 ${spread(xs.map((x) => x.p99))}${added}${cpuText}`,
+    );
   }
 }
 
