@@ -1,6 +1,7 @@
 /**
  * Builds the agent bundle: one esbuild file of the TypeScript sources that `plexus agent` runs
- * (launcher.mjs runs it). `scripts/build` is this file's command line.
+ * (launcher.mjs runs it), from src/cli/agent-main.ts: the agent verb without the CLI's other
+ * verbs. `scripts/build` is this file's command line.
  *
  * Why a bundle: an idle agent's V8 heap is mostly the ~1300 modules it loads (module records,
  * their sources and bytecode, and 23 copies of uint8arrays, 11 of protons-runtime, each loaded
@@ -57,7 +58,8 @@ export async function build(root, out) {
   const esbuild = await import('esbuild');
   mkdirSync(dirname(out), { recursive: true });
   const result = await esbuild.build({
-    entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+    // The agent verb alone (agent-main.ts): the other verbs' code never runs in an agent.
+    entryPoints: [join(root, 'src', 'cli', 'agent-main.ts')],
     bundle: true,
     platform: 'node',
     format: 'esm',
