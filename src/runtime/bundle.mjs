@@ -48,8 +48,11 @@ import { buildUi, uiAssets } from './ui-bundle.mjs';
  * plexus-malloc-trim) and systeminformation, which reads files next to itself. xsalsa20 is no
  * longer among them: it was external only so that a fix patching its prototype at import hit
  * the same module @libp2p/pnet uses; patched on disk, it is bundled like any other package.
+ * tar and yauzl are external too: only a deploy or an upgrade unpacks an archive, and it imports
+ * them when it does (extract-tar.ts, extract-zip.ts, release-archive.ts); inside the bundle their
+ * ~120 KB of source sat in every agent's memory, since V8 keeps a bundle's whole source.
  */
-const EXTERNAL = ['better-sqlite3', 'node-pty', 'plexus-malloc-trim', 'systeminformation'];
+const EXTERNAL = ['better-sqlite3', 'node-pty', 'plexus-malloc-trim', 'systeminformation', 'tar', 'yauzl'];
 /** Development bundles kept: the current one and the one before (an agent may be starting from it). */
 const KEEP = 2;
 
