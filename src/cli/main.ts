@@ -3,7 +3,7 @@
  * Verb files import only light modules at the top and load heavy ones (libp2p, SQLite) inside
  * their handlers, so that verbs which only talk to the agent start fast.
  */
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { VERSION } from '../core/version.ts';
 import { registerAgent } from './agent.ts';
 import { takeApiFlag } from './api-flag.ts';
@@ -12,7 +12,6 @@ import { registerApps } from './apps.ts';
 import { registerCompletion } from './completion.ts';
 import { registerCp } from './cp.ts';
 import { registerEdge } from './edge.ts';
-import { CliError } from './errors.ts';
 import { registerExec } from './exec.ts';
 import { registerInit } from './init.ts';
 import { registerInstall } from './install.ts';
@@ -21,6 +20,7 @@ import { registerMesh } from './mesh.ts';
 import { registerOperator } from './operator.ts';
 import { registerRelease } from './release.ts';
 import { registerRepair } from './repair.ts';
+import { runCli } from './run.ts';
 import { registerServices, takeServiceVersionFlag } from './services.ts';
 import { registerShell } from './shell.ts';
 import { registerSshProxy } from './ssh-proxy.ts';
@@ -88,39 +88,4 @@ registerRepair(program);
 registerUi(program);
 addVerbExamples(program);
 
-function fail(err: unknown): never {
-  if (process.env.PLEXUS_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-  if (err instanceof CliError) {
-    process.stderr.write(`plexus: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  const e = err as Error & { code?: string };
-  if (e && typeof e.code === 'string' && typeof e.message === 'string' && 'kind' in e) {
-    process.stderr.write(`plexus: ${e.message}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(
-    `plexus: unexpected error: ${e?.message ?? String(err)} (PLEXUS_DEBUG=1 shows details)\n`,
-  );
-  process.exit(1);
-}
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    // Help and version are "errors" in exitOverride mode; usage mistakes exit 2.
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) {
-      process.exit(0);
-    }
-    // Key ids are base64url and 1 in 64 starts with '-', which reads as an option.
-    const id = /unknown option '(-[A-Za-z0-9_][A-Za-z0-9_-]{7,})'/.exec(err.message)?.[1];
-    if (err.code === 'commander.unknownOption' && id) {
-      process.stderr.write(
-        `plexus: if ${id} is an id, end the options with -- before it: … [options] -- ${id}\n`,
-      );
-    }
-    process.exit(2);
-  }
-  fail(err);
-}
+await runCli(program);

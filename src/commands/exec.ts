@@ -6,8 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
-import { z } from 'zod';
 import { defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import {
   EXEC_DEFAULT_MAX_OUTPUT_BYTES,
   EXEC_DEFAULT_TIMEOUT_S,

@@ -5,8 +5,9 @@
  * the admin key instead of taking this node's word for it). Grants and revocations are signed by the admin key: by this node's
  * admin.key, or already signed by a remote CLI that holds it and passed in as a blob.
  */
-import { z } from 'zod';
+
 import { defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { fromB64u, keyId, type Signer } from '../crypto/ed25519.ts';
 import { type Mesh, NotAdminError, OPERATOR_ROLES, signGrant, signRevocation } from '../mesh/index.ts';
 import type { AuditLog } from './audit.ts';

@@ -1,5 +1,5 @@
 /** The shape of DATA/config.yaml. Every field can also be set as `PLEXUS_SECTION__KEY`. */
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 
 const hostPort = z
   .string()

@@ -4,9 +4,10 @@
  * authorisation, and a handler that may stream data frames before returning its result.
  * Subsystems define their actions; the composition root registers them.
  */
-import type { z } from 'zod';
+
 import { InvalidArgumentError, isPlexusError, toErrorBody, UnknownActionError } from './errors.ts';
 import type { Frame } from './frames.ts';
+import type * as z from './zod.ts';
 
 /**
  * The one logger method the registry uses. Declared here rather than imported from

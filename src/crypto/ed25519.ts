@@ -80,12 +80,33 @@ export function generateSigner(): { signer: Signer; seed: Buffer } {
   return { signer: signerFromKeyObject(privateKey), seed: fromB64u(jwk.d as string) };
 }
 
+/**
+ * Public keys as node:crypto KeyObjects, by their base64url form. A few keys sign nearly
+ * everything a node checks (the admin key every token certificate and grant, a token key each
+ * node it admitted, members' keys their records), and importing one from JWK for each check cost
+ * a third more per verification (106 against 79 µs, 3000 verifications in a loop on a loaded
+ * 2-core machine). Bounded, oldest out first: keys from the network are not trusted to be few.
+ */
+const publicKeys = new Map<string, KeyObject>();
+const MAX_CACHED_PUBLIC_KEYS = 64;
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const x = b64u(publicKey);
+  let key = publicKeys.get(x);
+  if (!key) {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+    if (publicKeys.size >= MAX_CACHED_PUBLIC_KEYS)
+      publicKeys.delete(publicKeys.keys().next().value as string);
+    publicKeys.set(x, key);
+  }
+  return key;
+}
+
 /** Verifies an Ed25519 signature; false for any malformed input. */
 export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
   try {
-    const pub = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(publicKey) }, format: 'jwk' });
-    return nodeVerify(null, message, pub, signature);
+    return nodeVerify(null, message, publicKeyObject(publicKey), signature);
   } catch {
     return false;
   }

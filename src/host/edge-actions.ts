@@ -5,8 +5,8 @@
  * the apps its tenant may see.
  */
 import { X509Certificate } from 'node:crypto';
-import { z } from 'zod';
 import { defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { appNameSchema, portSchema } from '../workloads/spec.ts';
 import { ACME_CA_ROOT_MAX_BYTES, DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT } from './constants.ts';
 import { addDomain, type DomainDeps, listDomains, removeDomain } from './domains.ts';

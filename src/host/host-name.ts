@@ -6,7 +6,7 @@
  * not all digits.
  */
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import { InvalidHostError } from './errors.ts';
 
 /** The longest name DNS carries (253 characters in text form). */

@@ -3,8 +3,9 @@
  * is for admins; listing is for every role. They run as signed commands, so `--node N` works on
  * a node behind NAT. No answer ever carries a database password (it goes to the app's env only).
  */
-import { z } from 'zod';
+
 import { defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { appNameSchema } from '../workloads/spec.ts';
 import type { Services } from './services.ts';
 

@@ -17,8 +17,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { z } from 'zod';
 import { type ActionDef, defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { DEFAULT_ETC, MAX_RELEASE_BYTES, MAX_SUMS_BYTES } from './constants.ts';
 import { ReleaseRefusedError } from './errors.ts';
 import { verifyRelease } from './release-archive.ts';

@@ -1,6 +1,7 @@
 /** The mesh's actions: status, peers, ping, tokens and revocation. */
-import { z } from 'zod';
+
 import { type ActionDef, defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { DEFAULT_TOKEN_TTL_S } from './constants.ts';
 import { CannotRevokeSelfError, NoDoorError, NotAdminError } from './errors.ts';
 import type { NodeKeys } from './keys.ts';

@@ -17,8 +17,8 @@
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
-import { z } from 'zod';
 import { toErrorBody } from '../core/errors.ts';
+import * as z from '../core/zod.ts';
 import {
   DIALBACK_BURST,
   DIALBACK_DIAL_TIMEOUT_MS,

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { z } from 'zod';
 import type { DataPaths } from '../config/paths.ts';
+import * as z from '../core/zod.ts';
 import {
   b64u,
   fromB64u,

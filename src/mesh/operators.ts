@@ -9,8 +9,9 @@
  * This is the replicated grant store, so it lives in the mesh next to the membership that
  * gossips it; deciding what a key may do with a signed command is in src/commands/.
  */
-import { z } from 'zod';
+
 import { isPlexusError } from '../core/errors.ts';
+import * as z from '../core/zod.ts';
 import { b64u, fromB64u, keyId, type Signer } from '../crypto/ed25519.ts';
 import { isSignedBlob, openBlob, type SignedBlob, signBlob } from '../crypto/signed.ts';
 import type { Db } from '../store/index.ts';

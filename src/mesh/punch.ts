@@ -21,8 +21,8 @@ import { isIP } from 'node:net';
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
-import { z } from 'zod';
 import { toErrorBody } from '../core/errors.ts';
+import * as z from '../core/zod.ts';
 import type { Logger } from '../logging/index.ts';
 import {
   MAX_PUNCH_FRAME_BYTES,

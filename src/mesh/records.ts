@@ -7,7 +7,7 @@
  * enters into it. Revocations are signed by the admin key. Every check here is pure, and light
  * (node:crypto and zod, no libp2p), so the CLI verifies the nodes it talks to with it.
  */
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import { b64u, fromB64u, type Signer, verifyEd25519 } from '../crypto/ed25519.ts';
 import { BadSignatureError } from '../crypto/errors.ts';
 import { ed25519KeyOfPeerId } from '../crypto/peer-key.ts';

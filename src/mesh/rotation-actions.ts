@@ -1,6 +1,7 @@
 /** The swarm-key actions: `mesh.swarm.rotate` (admin, on the admin's node) and `mesh.swarm.status`. */
-import { z } from 'zod';
+
 import { type ActionDef, defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { SwarmKeyError } from './errors.ts';
 import type { Membership } from './membership.ts';
 import type { SwarmKeyStatus, SwarmRotation } from './swarm-rotation.ts';

@@ -7,7 +7,7 @@
  * The record itself is no secret (the key is not in it). Pure and light (node:crypto, zod).
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import type { Signer } from '../crypto/ed25519.ts';
 import { isSignedBlob, openBlob, type SignedBlob, signBlob } from '../crypto/signed.ts';
 import { MAX_ROTATION_BYTES, MAX_ROTATION_LEAD_MS, MAX_ROTATION_REVOKED } from './constants.ts';

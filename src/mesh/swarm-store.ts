@@ -12,8 +12,8 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { z } from 'zod';
 import type { DataPaths } from '../config/paths.ts';
+import * as z from '../core/zod.ts';
 import type { SignedBlob } from '../crypto/signed.ts';
 import { MAX_ROTATION_BYTES } from './constants.ts';
 import { formatSwarmKey, type NetworkFile, networkFileSchema } from './keys.ts';

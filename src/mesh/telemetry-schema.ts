@@ -7,7 +7,7 @@
  * a field, and its older peers should keep seeing its health instead of dropping every record.
  * Stripping still means nothing unvalidated is ever stored or shown.
  */
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 
 const finite = z.number().finite();
 /** A non-negative measurement that may be unknown (`null`) when its source could not be read. */

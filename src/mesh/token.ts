@@ -14,7 +14,7 @@
  * carry the swarm key, are refused with a hint.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import { b64u, fromB64u, type Signer, signerFromSecret } from '../crypto/ed25519.ts';
 import { isSignedBlob, openBlob, type SignedBlob, signBlob } from '../crypto/signed.ts';
 import { MAX_TOKEN_BYTES, MAX_TOKEN_CERT_BYTES } from './constants.ts';

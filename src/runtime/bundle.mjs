@@ -1,6 +1,7 @@
 /**
  * Builds the agent bundle: one esbuild file of the TypeScript sources that `plexus agent` runs
- * (launcher.mjs runs it). `scripts/build` is this file's command line.
+ * (launcher.mjs runs it), from src/cli/agent-main.ts: the agent verb without the CLI's other
+ * verbs. `scripts/build` is this file's command line.
  *
  * Why a bundle: an idle agent's V8 heap is mostly the ~1300 modules it loads (module records,
  * their sources and bytecode, and 23 copies of uint8arrays, 11 of protons-runtime, each loaded
@@ -47,8 +48,11 @@ import { buildUi, uiAssets } from './ui-bundle.mjs';
  * plexus-malloc-trim) and systeminformation, which reads files next to itself. xsalsa20 is no
  * longer among them: it was external only so that a fix patching its prototype at import hit
  * the same module @libp2p/pnet uses; patched on disk, it is bundled like any other package.
+ * tar and yauzl are external too: only a deploy or an upgrade unpacks an archive, and it imports
+ * them when it does (extract-tar.ts, extract-zip.ts, release-archive.ts); inside the bundle their
+ * ~120 KB of source sat in every agent's memory, since V8 keeps a bundle's whole source.
  */
-const EXTERNAL = ['better-sqlite3', 'node-pty', 'plexus-malloc-trim', 'systeminformation'];
+const EXTERNAL = ['better-sqlite3', 'node-pty', 'plexus-malloc-trim', 'systeminformation', 'tar', 'yauzl'];
 /** Development bundles kept: the current one and the one before (an agent may be starting from it). */
 const KEEP = 2;
 
@@ -57,7 +61,8 @@ export async function build(root, out) {
   const esbuild = await import('esbuild');
   mkdirSync(dirname(out), { recursive: true });
   const result = await esbuild.build({
-    entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+    // The agent verb alone (agent-main.ts): the other verbs' code never runs in an agent.
+    entryPoints: [join(root, 'src', 'cli', 'agent-main.ts')],
     bundle: true,
     platform: 'node',
     format: 'esm',

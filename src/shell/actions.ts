@@ -4,8 +4,8 @@
  * play`). `shell.open` needs the `shell` access class: a grant with `shell: true`, or an admin.
  */
 import { createReadStream, existsSync } from 'node:fs';
-import { z } from 'zod';
 import { type ActionContext, defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import type { Logger } from '../logging/index.ts';
 import { MAX_TERMINAL_CELLS } from './constants.ts';
 import { SessionLimitError, UnknownSessionError } from './errors.ts';

@@ -6,8 +6,8 @@
  * matches what the sender hashed: a destination is never half-written. An interrupted write leaves the temporary file, which `--resume` continues.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { type ActionContext, defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { MAX_SESSION_CHUNK_BYTES } from './constants.ts';
 import { BadSessionFrameError, ChecksumMismatchError, SessionFrameTooLargeError } from './errors.ts';
 import { readDirect, writeDirect } from './file-direct.ts';

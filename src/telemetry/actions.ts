@@ -1,6 +1,7 @@
 /** The telemetry actions: a fleet snapshot (`plexus top`) and history for charts. */
-import { z } from 'zod';
+
 import { defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { FINE_HISTORY_SPAN_S } from './constants.ts';
 import { NoHistoryError } from './errors.ts';
 import type { TelemetryService } from './service.ts';

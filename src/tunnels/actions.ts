@@ -1,6 +1,7 @@
 /** The tunnels' actions: expose/unexpose, services, forwards and counters. */
-import { z } from 'zod';
+
 import { defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import type { Forwards } from './forwards.ts';
 import { SERVICE_NAME_RE, type ServiceDirectory } from './services.ts';
 import type { SocksServer } from './socks.ts';

@@ -4,8 +4,9 @@
  * (`{chunk: base64}` frames, then `{end: true}`), which works the same over the local socket,
  * the HTTP API and the mesh.
  */
-import { z } from 'zod';
+
 import { type ActionContext, defineAction } from '../core/actions.ts';
+import * as z from '../core/zod.ts';
 import { APP_CAPABILITIES, MAX_LOG_LINES } from './constants.ts';
 import type { DeployProgress } from './deploy-source.ts';
 import { AdminOnlyError, AppNameTakenError, TenantMismatchError, UnknownAppError } from './errors.ts';

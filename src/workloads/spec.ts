@@ -3,7 +3,7 @@
  * deploy's flags, a bundle's plexus.yaml and the previous release combine into it. Validated
  * once, at the boundary, with zod.
  */
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import { InvalidSpecError } from './errors.ts';
 
 /** An app name is a DNS label: it doubles as the service name in the mesh (`api.web-2`). */

@@ -6,7 +6,7 @@
  * was wrong.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import { WEBHOOK_WINDOW_S } from './constants.ts';
 import { InvalidSpecError, WebhookAuthError } from './errors.ts';
 

@@ -1,7 +1,7 @@
 /**
  * The layout's rules (docs/architecture.md), checked on the sources so that they stay true:
- * small files, no import cycles, arrows only from a higher subsystem to a lower one, and every
- * domain error a named class in its subsystem's errors.ts.
+ * small files, no import cycles, arrows only from a higher subsystem to a lower one, every
+ * domain error a named class in its subsystem's errors.ts, and zod through src/core/zod.ts.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -125,6 +125,14 @@ describe('architecture', () => {
       .filter((f) => /new PlexusError\(/.test(readFileSync(f, 'utf8')))
       .map(rel);
     assert.deepEqual(inline, []);
+  });
+
+  it('zod is imported by name through src/core/zod.ts (its whole namespace would fill the bundle)', () => {
+    const direct = files
+      .filter((f) => rel(f) !== 'src/core/zod.ts')
+      .filter((f) => /from\s+['"]zod(\/[^'"]*)?['"]/.test(readFileSync(f, 'utf8')))
+      .map(rel);
+    assert.deepEqual(direct, []);
   });
 
   it('every subsystem that throws domain errors has its own errors.ts', () => {

@@ -33,15 +33,21 @@ describe('scripts/build --out', () => {
     assert.equal(stamp.sha256, createHash('sha256').update(readFileSync(out)).digest('hex'));
   });
 
-  it('builds an ASCII-only bundle that runs the CLI', () => {
+  it('builds an ASCII-only bundle of the agent verb alone', () => {
     // One non-ASCII byte would make V8 keep the whole source as UTF-16 (twice the memory).
     assert.equal(
       readFileSync(out).findIndex((c) => c > 0x7f),
       -1,
     );
-    const r = spawnSync(process.execPath, [out, 'version'], { encoding: 'utf8', timeout: 30_000 });
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^plexus \d+\.\d+\.\d+ /);
+    const v = spawnSync(process.execPath, [out, '--version'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(v.status, 0, v.stderr);
+    assert.match(v.stdout, /^plexus \d+\.\d+\.\d+ /);
+    const help = spawnSync(process.execPath, [out, 'agent', '--help'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /run the agent in the foreground/);
+    // The other verbs live in the CLI's sources only (src/cli/agent-main.ts says why).
+    const other = spawnSync(process.execPath, [out, 'peers'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(other.status, 2);
   });
 
   it('runs an agent that loads neither undici nor TLS', async () => {
