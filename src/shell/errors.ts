@@ -120,7 +120,10 @@ export class UnknownSessionError extends ShellError {
 /** A file operation of `plexus cp` failed on the node; the message is the tool's one line. */
 export class FileTransferError extends ShellError {
   override name = 'FileTransferError';
-  constructor(code: 'PATH_DENIED' | 'PATH_NOT_FOUND' | 'DISK_FULL' | 'FILE_OP_FAILED', message: string) {
+  constructor(
+    code: 'PATH_DENIED' | 'PATH_NOT_FOUND' | 'DISK_FULL' | 'FILE_CHANGED' | 'FILE_OP_FAILED',
+    message: string,
+  ) {
     const kind =
       code === 'PATH_DENIED'
         ? 'denied'
@@ -128,7 +131,9 @@ export class FileTransferError extends ShellError {
           ? 'not_found'
           : code === 'DISK_FULL'
             ? 'too_large'
-            : 'internal';
+            : code === 'FILE_CHANGED'
+              ? 'conflict'
+              : 'internal';
     super(code, message, kind);
   }
 }

@@ -10,7 +10,7 @@ import { type ActionContext, defineAction } from '../core/actions.ts';
 import * as z from '../core/zod.ts';
 import { MAX_SESSION_CHUNK_BYTES } from './constants.ts';
 import { BadSessionFrameError, ChecksumMismatchError, SessionFrameTooLargeError } from './errors.ts';
-import { readDirect, writeDirect } from './file-direct.ts';
+import { readFileDirect, writeDirect } from './file-direct.ts';
 import { describePath, finishFile, hashAsUser, partialName, runAsUser, toolError } from './file-ops.ts';
 import { startPipes } from './session-process.ts';
 import type { TransferChannels } from './transfer-channel.ts';
@@ -79,12 +79,7 @@ export function fileActions(deps: { policy: UserPolicy; channels: TransferChanne
       }),
       handler: async (args, ctx) => {
         const u = await who(args.user, ctx);
-        if (args.direct) {
-          const bytes = await readDirect(deps.channels, u, args.path, args.offset, ctx);
-          const sum = await runAsUser(u, ['sha256sum', '--', args.path]);
-          if (sum.code !== 0) throw toolError(args.path, sum.stderr);
-          return { bytes, sha256: sum.stdout.toString().slice(0, 64) };
-        }
+        if (args.direct) return readFileDirect(deps.channels, u, args.path, args.offset, ctx);
         let stderr = '';
         let bytes = 0;
         const proc = await startPipes(

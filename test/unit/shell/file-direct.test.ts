@@ -7,7 +7,15 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +109,31 @@ describe('the fast path of plexus cp (fs.write / fs.read with direct)', () => {
     const r = (await result) as { bytes: number; sha256: string };
     assert.ok(Buffer.concat(got).equals(data.subarray(1000)));
     assert.equal(r.sha256, sha(data));
+  });
+
+  it('downloads a whole file with its sha256 taken on the way', async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 3);
+    const src = join(dir, 'whole.bin');
+    writeFileSync(src, data);
+    const { offer, result } = start('fs.read', { path: src });
+    const s = await dial(await offer);
+    const got: Buffer[] = [];
+    for await (const c of s) got.push(c as Buffer);
+    s.destroy();
+    const r = (await result) as { bytes: number; sha256: string };
+    assert.ok(Buffer.concat(got).equals(data));
+    assert.deepEqual([r.bytes, r.sha256], [data.length, sha(data)]);
+  });
+
+  it('refuses a download whose file changed during the copy (FILE_CHANGED), signing no sha256', async () => {
+    const src = join(dir, 'changing.bin');
+    writeFileSync(src, randomBytes(1024 * 1024));
+    const { offer, result } = start('fs.read', { path: src });
+    const s = await dial(await offer);
+    appendFileSync(src, 'more');
+    for await (const _ of s);
+    s.destroy();
+    await assert.rejects(result, (err: { code?: string }) => err.code === 'FILE_CHANGED');
   });
 
   it('refuses the copy when another connection comes first with a wrong secret: no destination file', async () => {
