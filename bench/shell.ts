@@ -7,10 +7,11 @@
  * alternate plexus and ssh (ABBA), and the bench prints per-tool p50 and p99 over all keys, the
  * median and spread of the per-round p50s, and the client's CPU seconds per 1000 keys.
  *
- * File copy: `plexus cp FILE n2:/tmp/…` of CP_MIB MiB (from n1's CLI through n1's agent) against
- * `scp` of the same file to the private sshd, ROUNDS alternating runs each: median and spread of
- * MB/s, the ratio of medians, and CPU seconds per GiB (from /proc, user + system) of the client
- * and of the far side (both agents for plexus, sshd with its children for scp).
+ * File copy: `plexus cp FILE n2:/tmp/…` of CP_MIB MiB (from n1's CLI through n1's agent) and
+ * back (`plexus cp n2:/tmp/… LOCAL`), against `scp` of the same file to and from the private
+ * sshd, ROUNDS alternating runs each: median and spread of MB/s, the ratio of medians per
+ * direction, and CPU seconds per GiB (from /proc, user + system) of the client and of the far
+ * side (both agents for plexus, sshd with its children for scp).
  *
  *   node bench/shell.ts [ROUNDS=6] [KEYS=200] [CP_MIB=512]
  */
@@ -85,26 +86,27 @@ async function typeInto(file: string, args: string[]): Promise<{ ms: number[]; c
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
 
-/** Runs a command to its end; returns wall seconds and the CPU seconds it used (from /proc). */
+/** CPU seconds (user + system) of the children this process has reaped so far. */
+function reapedCpu(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/**
+ * Runs a command to its end; returns wall seconds and the CPU seconds it used, with the children
+ * it reaped (scp's ssh): what this process's reaped-children counters gained while it ran (one
+ * at a time; the agents and sshd are reaped only at the end). Sampling /proc/PID/stat while it
+ * ran instead missed up to a poll interval and read a zombie's counters.
+ */
 function timedRun(file: string, args: string[]): Promise<{ s: number; cpu: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
+    const cpu0 = reapedCpu();
     const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    // CPU of the process and the children it waited for (cutime/cstime), read when it exits.
-    let cpu = 0;
-    const poll = setInterval(() => {
-      try {
-        const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-        cpu = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
-      } catch {
-        // exited
-      }
-    }, 50);
     child.once('error', reject);
     child.once('exit', (code) => {
-      clearInterval(poll);
       if (code !== 0) reject(new Error(`${file} exited ${code}`));
-      else resolve({ s: (performance.now() - t0) / 1000, cpu });
+      else resolve({ s: (performance.now() - t0) / 1000, cpu: reapedCpu() - cpu0 });
     });
   });
 }
@@ -113,6 +115,14 @@ function timedRun(file: string, args: string[]): Promise<{ s: number; cpu: numbe
 function cpuWithChildren(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+/** Waits (at most 5 s) until `pid` has reaped its children: sshd's session ends after scp's. */
+async function reaped(pid: number): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    if (readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() === '') return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 async function copies(
@@ -125,27 +135,28 @@ async function copies(
   const fd = openSync(file, 'w');
   for (let i = 0; i < CP_MIB; i++) writeSync(fd, randomBytes(1 << 20));
   closeSync(fd);
-  // `cpu`: the client's; `far`: the receiving side's, both agents for plexus (the entry's and
-  // the node's, with its `cat`), sshd (with its session and `scp -t`) for scp.
-  const runs: Record<'plexus' | 'scp', { mbs: number[]; cpu: number; far: number }> = {
-    plexus: { mbs: [], cpu: 0, far: 0 },
-    scp: { mbs: [], cpu: 0, far: 0 },
+  // `cpu`: the client's; `far`: the node side's, both agents for plexus (the entry's and the
+  // node's, with its `cat` or `tail`), sshd (with its session and `scp -t` / `scp -f`) for scp.
+  type Tool = 'plexus up' | 'scp up' | 'plexus down' | 'scp down';
+  const runs = Object.fromEntries(
+    (['plexus up', 'scp up', 'plexus down', 'scp down'] as const).map((k) => [
+      k,
+      { mbs: [] as number[], cpu: 0, far: 0 },
+    ]),
+  ) as Record<Tool, { mbs: number[]; cpu: number; far: number }>;
+  const farCpu = (name: Tool) =>
+    (name.startsWith('plexus') ? agents : [sshd.pid]).reduce((a, p) => a + cpuWithChildren(p), 0);
+  const remote = `${process.env.USER ?? 'root'}@127.0.0.1`;
+  const scpArgs = ['-q', '-O', '-P', String(sshd.port), '-i', sshd.key, ...SSH_CLIENT_OPTS];
+  const run: Record<Tool, () => Promise<{ s: number; cpu: number }>> = {
+    'plexus up': () => timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', file, 'n2:/tmp/plexus-bench-cp.bin']),
+    'scp up': () => timedRun('scp', [...scpArgs, file, `${remote}:/tmp/plexus-bench-scp.bin`]),
+    // Back from the file the upload just wrote (the same bytes), into a local file.
+    'plexus down': () =>
+      timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', 'n2:/tmp/plexus-bench-cp.bin', `${dir}/cp-back.bin`]),
+    'scp down': () =>
+      timedRun('scp', [...scpArgs, `${remote}:/tmp/plexus-bench-scp.bin`, `${dir}/scp-back.bin`]),
   };
-  const farCpu = (name: 'plexus' | 'scp') =>
-    (name === 'plexus' ? agents : [sshd.pid]).reduce((a, p) => a + cpuWithChildren(p), 0);
-  const plexusCp = () => timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', file, 'n2:/tmp/plexus-bench-cp.bin']);
-  const scp = () =>
-    timedRun('scp', [
-      '-q',
-      '-O',
-      '-P',
-      String(sshd.port),
-      '-i',
-      sshd.key,
-      ...SSH_CLIENT_OPTS,
-      file,
-      `${process.env.USER ?? 'root'}@127.0.0.1:/tmp/plexus-bench-scp.bin`,
-    ]);
   // One untimed plexus copy first, as bench/tunnel.ts warms every path: the first tunnel to a
   // node may ride the mesh stream while its data connection is set up. (Under a load average of
   // 13-16 that first copy, if large, used to break: the stream carrier lost its pause while the
@@ -154,28 +165,37 @@ async function copies(
   writeFileSync(warm, randomBytes(1 << 20));
   await timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', warm, 'n2:/tmp/plexus-bench-cp.bin']);
   for (let r = 0; r < ROUNDS; r++) {
-    for (const name of r % 2 === 0 ? (['plexus', 'scp'] as const) : (['scp', 'plexus'] as const)) {
-      const far0 = farCpu(name);
-      const { s, cpu } = await (name === 'plexus' ? plexusCp() : scp());
-      runs[name].far += farCpu(name) - far0;
-      runs[name].mbs.push((CP_MIB * 1.048576) / s);
-      runs[name].cpu += cpu;
-    }
+    // Each download reads what its tool's upload of this round wrote; the order alternates.
+    const order: Tool[][] = [
+      ['plexus up', 'plexus down'],
+      ['scp up', 'scp down'],
+    ];
+    for (const pair of r % 2 === 0 ? order : order.reverse())
+      for (const name of pair) {
+        const far0 = farCpu(name);
+        const { s, cpu } = await run[name]();
+        if (name.startsWith('scp')) await reaped(sshd.pid);
+        runs[name].far += farCpu(name) - far0;
+        runs[name].mbs.push((CP_MIB * 1.048576) / s);
+        runs[name].cpu += cpu;
+      }
   }
-  console.log(`\n== copy of ${CP_MIB} MiB to n2, ${ROUNDS} runs each, alternating ==`);
+  console.log(`\n== copy of ${CP_MIB} MiB to and from n2, ${ROUNDS} runs each, alternating ==`);
+  const gib = (ROUNDS * CP_MIB) / 1024;
   for (const [name, a] of Object.entries(runs)) {
     const m = [...a.mbs].sort((x, y) => x - y);
     console.log(
-      `${name.padEnd(7)} median ${pct(m, 50).toFixed(1)} MB/s (min ${m[0].toFixed(1)}, max ${m.at(-1)!.toFixed(1)})  ` +
-        `client CPU ${(a.cpu / ((ROUNDS * CP_MIB) / 1024)).toFixed(2)} s per GiB, ` +
-        `${name === 'plexus' ? 'both agents' : 'sshd'} ${(a.far / ((ROUNDS * CP_MIB) / 1024)).toFixed(2)} s per GiB`,
+      `${name.padEnd(12)} median ${pct(m, 50).toFixed(1)} MB/s (min ${m[0].toFixed(1)}, max ${m.at(-1)!.toFixed(1)})  ` +
+        `client CPU ${(a.cpu / gib).toFixed(2)} s per GiB, ` +
+        `${name.startsWith('plexus') ? 'both agents' : 'sshd'} ${(a.far / gib).toFixed(2)} s per GiB`,
     );
   }
-  console.log(
-    `ratio plexus/scp ${(pct(runs.plexus.mbs, 50) / pct(runs.scp.mbs, 50)).toFixed(2)}x (target >= 1.0x)`,
-  );
-  rmSync(file, { force: true });
-  rmSync('/tmp/plexus-bench-scp.bin', { force: true });
+  for (const way of ['up', 'down'] as const)
+    console.log(
+      `ratio plexus/scp ${way.padEnd(4)} ${(pct(runs[`plexus ${way}`].mbs, 50) / pct(runs[`scp ${way}`].mbs, 50)).toFixed(2)}x (target >= 1.0x)`,
+    );
+  for (const f of [file, `${dir}/cp-back.bin`, `${dir}/scp-back.bin`, '/tmp/plexus-bench-scp.bin'])
+    rmSync(f, { force: true });
 }
 
 async function main(): Promise<void> {
