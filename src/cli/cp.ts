@@ -30,6 +30,8 @@ interface RemoteEntry {
 
 /** One frame carries this much of a file (the node takes up to 256 KiB). */
 const CHUNK = 128 * 1024;
+/** The fast path's read buffers, 1 MiB each (sendRaw). */
+const DIRECT_BUFFERS = 4;
 
 /** `NODE:PATH` (a node name or peer id, then a colon), else a local path. */
 export function parseSide(arg: string): Side {
@@ -262,10 +264,36 @@ async function sendRaw(
   const socket = await openChannel(route, node, offer);
   const over = settled(socket);
   over.catch(() => {});
-  for await (const c of createReadStream(local, { start: from, highWaterMark: 1 << 20 })) {
-    h.update(c as Buffer);
-    bar.add((c as Buffer).length);
-    if (!socket.write(c as Buffer)) await Promise.race([new Promise((r) => socket.once('drain', r)), over]);
+  const file = await open(local, 'r');
+  try {
+    // A few 1 MiB buffers in turn, each read into again once the socket has written it out (its
+    // write callback): a fresh buffer per read (createReadStream) cost ~0.9 s of allocation and
+    // garbage collection per 512 MiB (CPU profile). At most DIRECT_BUFFERS MiB wait in the socket.
+    const free = Array.from({ length: DIRECT_BUFFERS }, () => Buffer.allocUnsafe(1 << 20));
+    let returned: (() => void) | undefined;
+    for (let pos = from; ; ) {
+      while (free.length === 0) {
+        await Promise.race([new Promise<void>((r) => (returned = r)), over]);
+        if (socket.destroyed && free.length === 0) {
+          await over;
+          throw new CliError('the copy connection closed before the whole file was sent');
+        }
+      }
+      if (socket.destroyed) break; // over says how
+      const buf = free.pop()!;
+      const { bytesRead } = await file.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      const c = buf.subarray(0, bytesRead);
+      h.update(c);
+      bar.add(bytesRead);
+      socket.write(c, () => {
+        free.push(buf);
+        returned?.();
+      });
+    }
+  } finally {
+    await file.close();
   }
   socket.end();
   await over;
