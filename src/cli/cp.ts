@@ -7,12 +7,12 @@
  * speed and ETA goes to a terminal's stderr.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { chmod, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import type { AgentClient } from './client.ts';
-import { type ChannelOffer, directRoute, openChannel, type SocksRoute, settled } from './cp-direct.ts';
+import { type ChannelOffer, directRoute, receiveRaw, type SocksRoute, sendRaw } from './cp-direct.ts';
 import { CliError, UsageError } from './errors.ts';
 import { sessionClient } from './shell.ts';
 
@@ -30,8 +30,6 @@ interface RemoteEntry {
 
 /** One frame carries this much of a file (the node takes up to 256 KiB). */
 const CHUNK = 128 * 1024;
-/** The fast path's read buffers, 1 MiB each (sendRaw). */
-const DIRECT_BUFFERS = 4;
 
 /** `NODE:PATH` (a node name or peer id, then a colon), else a local path. */
 export function parseSide(arg: string): Side {
@@ -249,96 +247,6 @@ interface CpOptions {
   /** The local agent's SOCKS proxy, for the binary fast path (cp-direct.ts); frames without it. */
   route?: SocksRoute;
   node?: string;
-}
-
-/** Sends `local` from `from` over a node's channel, hashing and counting as it goes. */
-async function sendRaw(
-  route: SocksRoute,
-  node: string,
-  offer: ChannelOffer,
-  local: string,
-  from: number,
-  h: ReturnType<typeof createHash>,
-  bar: { add(n: number): void },
-): Promise<void> {
-  const socket = await openChannel(route, node, offer);
-  const over = settled(socket);
-  over.catch(() => {});
-  const file = await open(local, 'r');
-  try {
-    // A few 1 MiB buffers in turn, each read into again once the socket has written it out (its
-    // write callback): a fresh buffer per read (createReadStream) cost ~0.9 s of allocation and
-    // garbage collection per 512 MiB (CPU profile). At most DIRECT_BUFFERS MiB wait in the socket.
-    const free = Array.from({ length: DIRECT_BUFFERS }, () => Buffer.allocUnsafe(1 << 20));
-    let returned: (() => void) | undefined;
-    for (let pos = from; ; ) {
-      while (free.length === 0) {
-        await Promise.race([new Promise<void>((r) => (returned = r)), over]);
-        if (socket.destroyed && free.length === 0) {
-          await over;
-          throw new CliError('the copy connection closed before the whole file was sent');
-        }
-      }
-      if (socket.destroyed) break; // over says how
-      const buf = free.pop()!;
-      const { bytesRead } = await file.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      pos += bytesRead;
-      const c = buf.subarray(0, bytesRead);
-      h.update(c);
-      bar.add(bytesRead);
-      socket.write(c, () => {
-        free.push(buf);
-        returned?.();
-      });
-    }
-  } finally {
-    await file.close();
-  }
-  socket.end();
-  await over;
-}
-
-/** Receives a node's channel into the open partial file `fd`. */
-async function receiveRaw(
-  route: SocksRoute,
-  node: string,
-  offer: ChannelOffer,
-  fd: Awaited<ReturnType<typeof open>>,
-  local: string,
-  h: ReturnType<typeof createHash>,
-  bar: { add(n: number): void },
-): Promise<void> {
-  const socket = await openChannel(route, node, offer);
-  try {
-    // Hashed as it comes; written through a stream that gathers what arrives while a write is
-    // under way into one writev (awaiting each 64 KiB read's own write cost a thread-pool round
-    // trip apiece); the socket waits while the disk catches up.
-    socket.on('data', (c: Buffer) => {
-      h.update(c);
-      bar.add(c.length);
-    });
-    // The numeric fd: a stream holding the FileHandle itself keeps `fd.close()` waiting for the
-    // stream's own close, which autoClose: false never does.
-    const out = createWriteStream('', { fd: fd.fd, autoClose: false, highWaterMark: 1 << 20 });
-    await new Promise<void>((resolve, reject) => {
-      out.once('finish', resolve);
-      out.once('error', reject);
-      socket.once('error', reject);
-      socket.once('close', () => {
-        if (!socket.readableEnded) reject(new Error('the connection closed before its end'));
-      });
-      socket.pipe(out);
-    });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new CliError(
-      e.code === 'ENOSPC' ? `${local}: no space left on this disk` : `${local}: the copy broke: ${e.message}`,
-    );
-  } finally {
-    // The node's end came (or the copy failed): nothing more to say on it; the sha256 decides.
-    socket.destroy();
-  }
 }
 
 async function statRemote(
