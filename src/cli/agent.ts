@@ -2,12 +2,15 @@
 import type { Command } from 'commander';
 import { tuneAgentRuntime } from '../runtime/index.ts';
 import { dataDirOf } from './context.ts';
+import { examples } from './examples.ts';
 
 /** Registers `agent`. */
 export function registerAgent(program: Command): void {
   program
     .command('agent')
     .description('run the agent in the foreground (what systemd runs)')
+    // Here, not in verb-examples.ts: the agent's bundle (agent-main.ts) registers this verb alone.
+    .addHelpText('after', examples('plexus agent', 'plexus agent --data-dir /var/lib/plexus'))
     .option('--quiet', 'log only to DATA/logs/agent.log, not stdout')
     .action(async (opts, cmd: Command) => {
       // Its V8 flags must be set before the daemon's modules load (src/runtime/heap.ts).

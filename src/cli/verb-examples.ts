@@ -12,7 +12,6 @@ const EXAMPLES: Record<string, string[]> = {
   ui: ['plexus ui', 'plexus --api http://10.0.0.5:7071 --key ops.key ui --no-open'],
   init: ['plexus init --name web1', 'plexus init --name web1 --listen /ip4/0.0.0.0/tcp/7070 --tags eu'],
   join: ['plexus join plx2.… --name web2', 'plexus join plx2.… --name edge1 --behind-nat'],
-  agent: ['plexus agent', 'plexus agent --data-dir /var/lib/plexus'],
   status: ['plexus status', 'plexus status --json'],
   peers: ['plexus peers', 'plexus peers --json'],
   ping: ['plexus ping web2', 'plexus ping web2 -c 10'],
