@@ -12,6 +12,7 @@
  */
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import { streamPauser } from './stream-pause.ts';
 
 /** Default: this much may wait unread before the stream is paused. */
 export const PACED_HIGH_WATER_BYTES = 1024 * 1024;
@@ -48,37 +49,22 @@ export function pacedFrames(
     maxBufferSize: high + stream.maxReadBufferLength,
   });
   let unread = 0;
-  let resuming = false;
-  let pauseAfterResume = false;
-  const pause = () => {
-    if (stream.readStatus === 'readable') stream.pause();
-  };
+  const pauser = streamPauser(
+    stream,
+    () => {
+      if (stream.readStatus === 'readable') stream.pause();
+    },
+    () => unread > high,
+  );
   stream.addEventListener('message', (evt) => {
     unread += evt.data.byteLength;
-    if (unread <= high) return;
-    // libp2p's resume() dispatches what it held, then grants yamux window again: a pause made
-    // inside that dispatch would be undone at once (the stream says paused, the window grows).
-    if (resuming) pauseAfterResume = true;
-    else pause();
+    if (unread > high) pauser.pause();
   });
-  const resume = () => {
-    if (stream.readStatus !== 'paused') return;
-    resuming = true;
-    try {
-      stream.resume();
-    } finally {
-      resuming = false;
-    }
-    if (pauseAfterResume) {
-      pauseAfterResume = false;
-      if (unread > high) pause();
-    }
-  };
   return {
     async read(options) {
       const frame = (await lp.read(options)).subarray();
       unread -= frame.byteLength + prefixBytes(frame.byteLength);
-      if (unread <= high) resume();
+      if (unread <= high) pauser.resume();
       return frame;
     },
     async write(data, options) {

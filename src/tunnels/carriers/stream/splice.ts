@@ -12,6 +12,7 @@
 import type { Socket } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
+import { streamPauser } from '../../../mesh/stream-pause.ts';
 import type { SpliceResult } from '../carrier.ts';
 
 /** Options of one splice. */
@@ -152,40 +153,25 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
         for (const b of d) ok = socket.write(b);
         socket.uncork();
       }
-      if (!ok && !streamPaused && readable()) {
-        if (resuming) pauseAfterResume = true;
-        else pauseStream();
-      }
+      if (!ok && !streamPaused && readable()) pauser.pause();
     };
-    // libp2p's resume() first hands over what the stream buffered while paused, and only then
-    // tells yamux to grant window again. A pause() from inside that hand-over (the socket is
-    // full again, as it is whenever a window's worth was waiting) is thus undone at once: the
-    // stream says 'paused' but yamux keeps granting window, the far end sends as fast as it
-    // can, and once the unread bytes pass maxReadBufferBytes libp2p aborts the stream (a long
-    // transfer to a slower reader, such as the first `plexus cp` to a node, cut part-way). So
-    // a pause asked for while resuming is made once resume() has returned.
-    let resuming = false;
-    let pauseAfterResume = false;
     // A function, so that TypeScript does not keep a status it narrowed across resume().
     const readable = () => stream.readStatus === 'readable';
-    const pauseStream = () => {
-      streamPaused = true;
-      stream.pause();
-      socket.once('drain', resumeStream);
-    };
+    // Paused while the socket is full, resumed on its 'drain'; a pause asked for while the
+    // stream hands over what it held is made after (src/mesh/stream-pause.ts says why).
+    const pauser = streamPauser(
+      stream,
+      () => {
+        streamPaused = true;
+        stream.pause();
+        socket.once('drain', resumeStream);
+      },
+      // The hand-over may also have ended the stream (its FIN came while it was paused).
+      () => readable() && !socket.destroyed,
+    );
     const resumeStream = () => {
       streamPaused = false;
-      if (stream.readStatus !== 'paused') return;
-      resuming = true;
-      try {
-        stream.resume();
-      } finally {
-        resuming = false;
-      }
-      if (!pauseAfterResume) return;
-      pauseAfterResume = false;
-      // The hand-over may also have ended the stream (its FIN came while it was paused).
-      if (readable() && !socket.destroyed) pauseStream();
+      pauser.resume();
     };
     if (opts.initial && opts.initial.byteLength > 0) write(opts.initial);
     stream.addEventListener('message', (evt) => write(evt.data));
