@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -320,17 +319,14 @@ describe('two symmetric NATs whose gateways reset unsolicited SYNs: the punch is
     });
     console.log(`# data path a → b spliced at the relay ${Date.now() - t0} ms after the first tunnel`);
     const before = await tunnelsOf(a);
-    const r = await clientIn<{ mbps: number; ok: boolean; sha: string }>(topo.natA, [
+    const r = await clientIn<{ mbps: number; ok: boolean; intact: boolean }>(topo.natA, [
       'sink',
       '127.0.0.1',
       bulk,
       String(SIZE),
     ]);
-    const { streamBlock } = await import('../fixtures/tcp-peer.ts');
-    const h = createHash('sha256');
-    for (let left = SIZE; left > 0; left -= 1024 * 1024) h.update(streamBlock());
     assert.equal(r.ok, true, JSON.stringify(r));
-    assert.equal(r.sha, h.digest('hex'), 'the bytes arrived intact');
+    assert.equal(r.intact, true, 'the bytes arrived intact (the sink compares each with the pattern sent)');
     console.log(`# ${SIZE / 1024 / 1024} MiB a ← b through the relay's splice: ${r.mbps.toFixed(0)} MB/s`);
     const after = await tunnelsOf(a);
     assert.ok(after.openedSpliced > before.openedSpliced, JSON.stringify(after));
