@@ -25,6 +25,7 @@ import {
   natUnavailable,
   nsNode,
 } from '../helpers/netns.ts';
+import { killProcessesUnder } from '../helpers/processes.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test', 'artifacts', 'ui');
@@ -183,6 +184,7 @@ describe('dashboard in Chromium: 3 nodes, one behind NAT', { skip }, () => {
     for (const ui of uis) ui.proc.kill('SIGTERM');
     await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
     topo?.destroy();
+    if (root) killProcessesUnder(root); // the deployed app outlives its SIGKILLed agent
     if (root) rmSync(root, { recursive: true, force: true });
   });
 

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { killProcessesUnder } from './processes.ts';
 
 const execFileP = promisify(execFile);
 
@@ -258,6 +259,8 @@ export async function startCluster(
     },
     async stop() {
       await Promise.all(nodes.map((x) => x.stop('SIGKILL')));
+      // Apps outlive a SIGKILLed agent (their own process groups): they would run on after the test.
+      killProcessesUnder(root);
       rmSync(root, { recursive: true, force: true });
     },
   };
