@@ -8,11 +8,10 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import type { Socket } from 'node:net';
 import type { ActionContext } from '../core/actions.ts';
 import { BadSessionFrameError, FileTransferError, TransferChannelError } from './errors.ts';
 import { describePath, runAsUser, toolError } from './file-ops.ts';
-import type { TransferChannels } from './transfer-channel.ts';
+import type { ChannelSocket, TransferChannels } from './transfer-channel.ts';
 import { asUser, type SessionUser, sessionCwd, sessionEnv } from './users.ts';
 
 /** A progress frame this often, so no transport in between sees an idle command. */
@@ -33,7 +32,7 @@ async function announce(channels: TransferChannels, ctx: ActionContext, ready: R
 function runJoined(
   u: SessionUser,
   argv: string[],
-  socket: Socket,
+  socket: ChannelSocket,
   head: Buffer,
   dir: 'in' | 'out',
   ctx: ActionContext,
@@ -57,15 +56,27 @@ function runJoined(
     kill();
   });
   if (dir === 'in') {
-    child.stdin!.on('error', () => {});
-    child.stdin!.write(head);
+    const stdin = child.stdin!;
+    stdin.on('error', () => {});
+    stdin.write(head);
     hash?.update(head);
     bytes += head.length;
+    // The tunnel hands its bytes over a TLS record (16 KiB) at a time, all of a read in a row:
+    // corked until the turn ends, they go into the pipe in one writev, not one write each.
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      stdin.uncork();
+    };
     socket.on('data', (c: Buffer) => {
       bytes += c.length;
       hash?.update(c);
+      if (corked) return;
+      corked = true;
+      stdin.cork();
+      process.nextTick(uncork);
     });
-    socket.pipe(child.stdin!);
+    socket.pipe(stdin);
     socket.resume();
   } else {
     child.stdout!.on('data', (c: Buffer) => {
