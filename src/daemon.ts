@@ -225,7 +225,7 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
     { db, logger: log('shell') },
   );
   actions.register(...shell.actions);
-  tunnels.services.addProvider('cp', () => shell.transferServices());
+  tunnels.services.addInProcess((name) => shell.transferTarget(name));
 
   const commands = createCommands({}, { mesh, db, actions, keys, logger: log('commands') });
   actions.register(...commands.actions);

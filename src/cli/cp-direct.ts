@@ -6,7 +6,7 @@
  * remote entry), cp falls back to base64 frames on the command stream and says so once.
  */
 import type { Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import type { Command } from 'commander';
@@ -31,6 +31,8 @@ export interface ChannelOffer {
 const PROBE_TIMEOUT_MS = 1_000;
 /** The upload's read buffers, 1 MiB each (sendRaw). */
 const DIRECT_BUFFERS = 4;
+/** The download's socket reads (receiveRaw), into one buffer. */
+const RECEIVE_READ_BYTES = 64 * 1024;
 
 /** The local SOCKS proxy to copy through, or undefined (after one line on stderr) to use frames. */
 export async function directRoute(cmd: Command, node: string): Promise<SocksRoute | undefined> {
@@ -59,12 +61,33 @@ export async function directRoute(cmd: Command, node: string): Promise<SocksRout
   return reachable ? route : fallback(`no local agent's SOCKS5 proxy at ${route.host}:${route.port}`);
 }
 
-/** Connects to a node's channel through the local proxy and presents its secret. */
-export async function openChannel(route: SocksRoute, node: string, offer: ChannelOffer): Promise<Socket> {
+/**
+ * Connects to a node's channel through the local proxy and presents its secret. With `sink`,
+ * what the node sends after the handshake is read into one reused buffer and handed to it (a
+ * chunk is valid during the call only), with no `data` events: a fresh 64 KiB Buffer per read,
+ * and the garbage collection after it, was most of a download's CPU in this process.
+ */
+export async function openChannel(
+  route: SocksRoute,
+  node: string,
+  offer: ChannelOffer,
+  sink?: (chunk: Buffer) => void,
+): Promise<Socket> {
   const secret = Buffer.from(offer.secret, 'base64');
   if (secret.length !== 32 || !/^cp-[0-9a-f]{24}$/.test(offer.service))
     throw new CliError(`${node} offered a malformed copy channel`);
-  const socket = connect({ port: route.port, host: route.host, allowHalfOpen: true, noDelay: true });
+  let deliver: ((chunk: Buffer) => void) | undefined;
+  const onread = {
+    buffer: Buffer.allocUnsafe(RECEIVE_READ_BYTES),
+    callback: (n: number, buf: Uint8Array): boolean => {
+      const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
+      // The SOCKS handshake (and a socket without a sink) reads `data` events, of a copy.
+      if (deliver) deliver(chunk);
+      else socket.emit('data', Buffer.from(chunk));
+      return true;
+    },
+  };
+  const socket = connect({ port: route.port, host: route.host, allowHalfOpen: true, noDelay: true, onread });
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
@@ -86,6 +109,7 @@ export async function openChannel(route: SocksRoute, node: string, offer: Channe
     );
   }
   socket.removeAllListeners('close');
+  deliver = sink;
   socket.write(secret);
   return socket;
 }
@@ -162,27 +186,34 @@ export async function receiveRaw(
   h: Hash,
   bar: { add(n: number): void },
 ): Promise<void> {
-  const socket = await openChannel(route, node, offer);
+  // Hashed and written as each read comes, into the page cache (a synchronous write: this
+  // process has nothing else to do meanwhile, and the socket is not read until it is done, so
+  // the disk paces the node). A chunk lives in the read buffer: it is consumed at once.
+  let failed: Error | undefined;
+  let socket: Socket | undefined;
+  const sink = (c: Buffer) => {
+    if (failed) return;
+    try {
+      for (let at = 0; at < c.length; ) at += writeSync(fd.fd, c, at, c.length - at);
+    } catch (err) {
+      failed = err as Error;
+      socket?.destroy();
+      return;
+    }
+    h.update(c);
+    bar.add(c.length);
+  };
+  const s = await openChannel(route, node, offer, sink);
+  socket = s;
   try {
-    // Hashed as it comes; written through a stream that gathers what arrives while a write is
-    // under way into one writev (awaiting each 64 KiB read's own write cost a thread-pool round
-    // trip apiece); the socket waits while the disk catches up.
-    socket.on('data', (c: Buffer) => {
-      h.update(c);
-      bar.add(c.length);
-    });
-    // The numeric fd: a stream holding the FileHandle itself keeps `fd.close()` waiting for the
-    // stream's own close, which autoClose: false never does.
-    const out = createWriteStream('', { fd: fd.fd, autoClose: false, highWaterMark: 1 << 20 });
     await new Promise<void>((resolve, reject) => {
-      out.once('finish', resolve);
-      out.once('error', reject);
-      socket.once('error', reject);
-      socket.once('close', () => {
-        if (!socket.readableEnded) reject(new Error('the connection closed before its end'));
-      });
-      socket.pipe(out);
+      s.once('error', reject);
+      s.once('end', resolve);
+      s.once('close', () => reject(failed ?? new Error('the connection closed before its end')));
+      // 'end' comes once the stream is read: with the reads going to the sink, nothing is left.
+      s.resume();
     });
+    if (failed) throw failed;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new CliError(
@@ -190,6 +221,6 @@ export async function receiveRaw(
     );
   } finally {
     // The node's end came (or the copy failed): nothing more to say on it; the sha256 decides.
-    socket.destroy();
+    s.destroy();
   }
 }

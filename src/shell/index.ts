@@ -20,7 +20,7 @@ import {
 import { fileActions } from './file-actions.ts';
 import { SessionLog } from './session-log.ts';
 import type { SessionProcess } from './session-process.ts';
-import { TransferChannels } from './transfer-channel.ts';
+import { type ChannelTarget, TransferChannels } from './transfer-channel.ts';
 
 export * from './constants.ts';
 export * from './errors.ts';
@@ -49,8 +49,11 @@ export interface ShellComponents {
 export interface Shell {
   /** `shell.*` and the `fs.*` of `plexus cp`: the composition root registers them. */
   actions: ActionDef[];
-  /** The open channels of `plexus cp` as tunnel services: the composition root provides them to tunnels. */
-  transferServices(): { name: string; port: number }[];
+  /**
+   * The open channel of `plexus cp` named `name`, an in-process tunnel service: the composition
+   * root hands this lookup to the tunnels' service directory.
+   */
+  transferTarget(name: string): ChannelTarget | undefined;
   /** Marks the sessions a previous agent never saw end. */
   start(): Promise<void>;
   /** Hangs up every live session. */
@@ -83,7 +86,7 @@ export function createShell(init: ShellInit, components: ShellComponents): Shell
   actions.push(...(fileActions({ policy, channels }) as ActionDef[]));
   return {
     actions,
-    transferServices: () => channels.services(),
+    transferTarget: (name) => channels.target(name),
     async start() {
       log.closeOrphans();
     },

@@ -1,16 +1,17 @@
 /**
  * The binary fast path of `plexus cp` (issue 16; docs/shell.md): an authorised `fs.read` or
- * `fs.write` asks for a one-shot channel, a loopback listener on an ephemeral port, exposed for
- * a short while as a tunnel service with an unguessable name (the composition root hands
- * `services()` to the tunnels' service directory as a provider). The command's signed reply
- * carries the name and a 32-byte secret to the operator only; the first 32 bytes on the
- * connection must be that secret, else it is reset, logged, and the transfer refused. One
- * connection only: the first one, right or wrong, unregisters the service and closes the
- * listener. The file's bytes then travel the tunnel data path instead of base64 JSON frames on
- * the signed-command stream; what they are is still decided by the sha256 the operator signs.
+ * `fs.write` asks for a one-shot channel, a tunnel service with an unguessable name served
+ * in-process for a short while (the composition root hands `target()` to the tunnels' service
+ * directory): the tunnel's bytes reach the channel's handler as a stream in this process, with
+ * no loopback socket in between (src/tunnels/in-process.ts). The command's signed reply carries
+ * the name and a 32-byte secret to the operator only; the first 32 bytes on the connection must
+ * be that secret, else it is reset, logged, and the transfer refused. One connection only: the
+ * first one, right or wrong, unregisters the service. The file's bytes then travel the tunnel
+ * data path instead of base64 JSON frames on the signed-command stream; what they are is still
+ * decided by the sha256 the operator signs.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../logging/index.ts';
 import { TransferChannelError } from './errors.ts';
 
@@ -21,18 +22,30 @@ export const CHANNEL_TTL_MS = 30_000;
 /** How long a connection may take to send the secret. */
 const SECRET_TIMEOUT_MS = 5_000;
 
+/**
+ * A tunnel's end as the tunnels hand it over (an in-process connection end): a stream that
+ * behaves as a TCP socket, reset included.
+ */
+export type ChannelSocket = Duplex & { resetAndDestroy(): unknown };
+
+/** An open channel as the tunnels' service directory sees it: a name and who takes its connection. */
+export interface ChannelTarget {
+  name: string;
+  accept(socket: ChannelSocket): void;
+}
+
 /** An open channel, as the operator learns it (signed reply) and as the action uses it. */
 export interface Channel {
   /** The tunnel service name: `cp-` and 24 hex digits. */
   service: string;
   secret: Buffer;
   /** The connection that presented the secret, and what it sent after it. */
-  accepted: Promise<{ socket: Socket; head: Buffer }>;
+  accepted: Promise<{ socket: ChannelSocket; head: Buffer }>;
 }
 
 /** The channels open on this node. */
 export class TransferChannels {
-  readonly #open = new Map<string, number>();
+  readonly #open = new Map<string, ChannelTarget>();
   readonly #logger: Logger;
   readonly #ttlMs: number;
 
@@ -41,34 +54,32 @@ export class TransferChannels {
     this.#ttlMs = ttlMs;
   }
 
-  /** The channels as tunnel services (name, loopback port), for the service directory. */
-  services(): { name: string; port: number }[] {
-    return [...this.#open].map(([name, port]) => ({ name, port }));
+  /** The open channel named `name`, for the service directory; undefined once used or expired. */
+  target(name: string): ChannelTarget | undefined {
+    return this.#open.get(name);
+  }
+
+  /** How many channels wait for their connection. */
+  get size(): number {
+    return this.#open.size;
   }
 
   /** Opens a channel for one transfer; `who` names the caller in the log of a refused attempt. */
   async open(signal: AbortSignal, who: { kid: string; command?: string }): Promise<Channel> {
     const service = `cp-${randomBytes(12).toString('hex')}`;
     const secret = randomBytes(CHANNEL_SECRET_BYTES);
-    const server = createServer({ allowHalfOpen: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.#open.set(service, (server.address() as { port: number }).port);
     let timer: NodeJS.Timeout | undefined;
     const shut = () => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       this.#open.delete(service);
-      server.close();
     };
     let fail: (err: Error) => void = () => {};
     const onAbort = () => {
       shut();
       fail(new TransferChannelError('TRANSFER_EXPIRED', 'the copy was cancelled before its connection'));
     };
-    const accepted = new Promise<{ socket: Socket; head: Buffer }>((resolve, reject) => {
+    const accepted = new Promise<{ socket: ChannelSocket; head: Buffer }>((resolve, reject) => {
       fail = reject;
       timer = setTimeout(() => {
         shut();
@@ -80,7 +91,7 @@ export class TransferChannels {
         );
       }, this.#ttlMs);
       signal.addEventListener('abort', onAbort, { once: true });
-      server.once('connection', (socket) => {
+      const accept = (socket: ChannelSocket) => {
         shut();
         readSecret(socket, secret).then(
           (head) => resolve({ socket, head }),
@@ -98,7 +109,8 @@ export class TransferChannels {
             );
           },
         );
-      });
+      };
+      this.#open.set(service, { name: service, accept });
     });
     accepted.catch(() => {});
     return { service, secret, accepted };
@@ -106,7 +118,7 @@ export class TransferChannels {
 }
 
 /** Reads the first bytes of `socket`; resolves with what follows the secret, or rejects with why. */
-function readSecret(socket: Socket, secret: Buffer): Promise<Buffer> {
+function readSecret(socket: ChannelSocket, secret: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     let over = false;

@@ -23,6 +23,7 @@ import { MAX_REPLY_BYTES, MAX_TICKET_REPLY_BYTES, OPEN_TIMEOUT_MS, TCP_PROTOCOL 
 import { deadline } from './deadline.ts';
 import { TunnelLimitError, TunnelPeerUnreachableError } from './errors.ts';
 import { acceptReply, type TunnelRequest } from './handshake.ts';
+import type { LocalTarget } from './in-process.ts';
 import type { TunnelLedger } from './ledger.ts';
 import { openLocal } from './local-target.ts';
 import type { Target } from './targets.ts';
@@ -43,8 +44,8 @@ export interface TunnelClientComponents {
   /** `resolve` maps a name to a live member and throws UnknownNodeError. */
   mesh: Pick<Mesh, 'libp2p' | 'peerId' | 'resolve'>;
   ledger: TunnelLedger;
-  /** The local port a request to this node itself may reach (server.ts); throws when not exposed. */
-  portFor(req: TunnelRequest): number;
+  /** Where a request to this node itself may go (server.ts); throws when not exposed. */
+  targetFor(req: TunnelRequest): LocalTarget;
   /** Tickets of our data listener for a peer to dial back with (server.ts); undefined: none. */
   reverseGrant(peer: string, count: number): TicketGrant | undefined;
   logger: Logger;
@@ -145,7 +146,7 @@ export class TunnelClient {
     const member = this.resolve(target.node);
     const req: TunnelRequest = 'service' in target ? { service: target.service } : { port: target.port };
     // Read at each open: the mesh's peer ID is known once it has started (libp2p caches the string).
-    if (member.peerId === this.#c.mesh.peerId) return openLocal(this.#c.portFor(req), this.#c.ledger);
+    if (member.peerId === this.#c.mesh.peerId) return openLocal(this.#c.targetFor(req), this.#c.ledger);
     const ledger = this.#c.ledger;
     // Disarmed when the tunnel settles (deadline.ts says why not AbortSignal.timeout).
     const limit = deadline(OPEN_TIMEOUT_MS, signal);

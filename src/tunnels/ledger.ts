@@ -3,7 +3,6 @@
  * the set of open tunnels (so that stopping the agent or revoking a peer cuts them), and the
  * counters that `plexus status` shows, so that leaks show up there.
  */
-import type { Socket } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import type { Logger } from '../logging/index.ts';
 import type { SpliceResult } from './carriers/carrier.ts';
@@ -11,6 +10,7 @@ import type { DataPathState } from './carriers/data/dialer.ts';
 import type { SpliceCounters } from './carriers/spliced/relay.ts';
 import { MAX_WAITING_TUNNELS, SERVED_HEADROOM } from './constants.ts';
 import { TunnelLimitError } from './errors.ts';
+import type { LocalSocket } from './in-process.ts';
 
 /** A tunnel waiting for a slot. */
 interface Waiter {
@@ -168,7 +168,7 @@ export class TunnelLedger {
   }
 
   /** Keeps an open tunnel's sockets or stream, to be reset by closeAll or closePeer; returns untrack. */
-  track(socket: Socket, other: Stream | Socket | undefined, peer?: string): () => void {
+  track(socket: LocalSocket, other: Stream | LocalSocket | undefined, peer?: string): () => void {
     const entry = {
       peer,
       close: () => {

@@ -1,13 +1,34 @@
 /**
- * The local end of a tunnel: connecting to an exposed port on loopback, and joining two local
- * sockets when a tunnel's target is this very node.
+ * The local end of a tunnel: connecting to an exposed port on loopback or to a service served
+ * in-process (in-process.ts), and joining two local ends when a tunnel's target is this very
+ * node.
  */
 import { connect, type Socket } from 'node:net';
 import type { OpenedTunnel } from './carriers/carrier.ts';
 import type { SharedBufferReader } from './carriers/data/socket-reader.ts';
 import { LOOPBACK, TARGET_CONNECT_TIMEOUT_MS } from './constants.ts';
 import { TargetRefusedError } from './errors.ts';
+import { connectInProcess, type LocalSocket, type LocalTarget } from './in-process.ts';
 import type { TunnelLedger } from './ledger.ts';
+
+/**
+ * Connects to a tunnel's target on this node. A `reader` applies to a port only (the socket
+ * reads into its shared buffer); an in-process end emits `data` like a plain socket. A refusal
+ * by an in-process service becomes TargetRefusedError, as a refused port does.
+ */
+export async function connectTarget(target: LocalTarget, reader?: SharedBufferReader): Promise<LocalSocket> {
+  if (typeof target === 'number') return connectLocal(target, reader);
+  try {
+    return connectInProcess(target);
+  } catch (err) {
+    throw new TargetRefusedError(`service ${target.name}`, (err as Error).message);
+  }
+}
+
+/** How a target is named in the ledger's log lines. */
+export function targetField(target: LocalTarget): { port: number } | { service: string } {
+  return typeof target === 'number' ? { port: target } : { service: target.name };
+}
 
 /**
  * Connects to an exposed port on loopback; refusal and timeout become TargetRefusedError. With
@@ -43,9 +64,9 @@ export function connectLocal(port: number, reader?: SharedBufferReader): Promise
   });
 }
 
-/** A tunnel whose target is this very node: the client socket joined to the exposed `port`. */
-export async function openLocal(port: number, ledger: TunnelLedger): Promise<OpenedTunnel> {
-  const target = await connectLocal(port);
+/** A tunnel whose target is this very node: the client socket joined to the exposed `to`. */
+export async function openLocal(to: LocalTarget, ledger: TunnelLedger): Promise<OpenedTunnel> {
+  const target = await connectTarget(to);
   return {
     path: 'local',
     carrier: 'local',
@@ -59,7 +80,7 @@ export async function openLocal(port: number, ledger: TunnelLedger): Promise<Ope
 }
 
 /** Pipes two local sockets into each other (half-close and resets passed on); resolves when both closed. */
-function pipeLocal(socket: Socket, target: Socket, firstBytes?: Uint8Array): Promise<void> {
+function pipeLocal(socket: Socket, target: LocalSocket, firstBytes?: Uint8Array): Promise<void> {
   return new Promise<void>((resolve) => {
     if (firstBytes?.length) target.write(firstBytes);
     let closed = 0;

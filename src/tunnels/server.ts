@@ -1,6 +1,6 @@
 /**
  * The server side of the tunnels: serves `/plexus/tcp/1.0.0` to members and runs the data
- * listener. Only exposed services and ports are reachable (portFor); anything else is refused
+ * listener. Only exposed services and ports are reachable (targetFor); anything else is refused
  * with UNKNOWN_SERVICE or PORT_NOT_EXPOSED, on either carrier. A stream's first frame is a
  * tunnel request (served by carriers/stream/serve.ts) or a request for data tickets (answered
  * here); a redeemed data connection is served by carriers/data/serve.ts.
@@ -41,6 +41,7 @@ import {
   UnknownServiceError,
 } from './errors.ts';
 import type { TunnelRequest } from './handshake.ts';
+import type { LocalTarget } from './in-process.ts';
 import type { TunnelLedger } from './ledger.ts';
 import type { ServiceDirectory } from './services.ts';
 
@@ -84,7 +85,7 @@ export class TunnelServer {
     this.#c = components;
     this.#context = {
       ledger: components.ledger,
-      portFor: (req: TunnelRequest) => this.portFor(req),
+      targetFor: (req: TunnelRequest) => this.targetFor(req),
       coalesceBytes: init.coalesceBytes,
       logger: components.logger,
     };
@@ -286,13 +287,13 @@ export class TunnelServer {
     void serveData(ticket, data, this.#context);
   }
 
-  /** The local port a request may reach: only exposed services and ports. */
-  portFor(req: TunnelRequest): number {
+  /** Where a request may go on this node: only exposed services and ports, or in-process services. */
+  targetFor(req: TunnelRequest): LocalTarget {
     const services = this.#c.services;
     if ('service' in req) {
-      const port = services.portOf(req.service);
-      if (port === undefined) throw new UnknownServiceError(req.service, this.#c.mesh.name);
-      return port;
+      const target = services.targetOf(req.service);
+      if (target === undefined) throw new UnknownServiceError(req.service, this.#c.mesh.name);
+      return target;
     }
     if (!services.isExposedPort(req.port)) throw new PortNotExposedError(req.port, this.#c.mesh.name);
     return req.port;

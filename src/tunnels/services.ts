@@ -2,11 +2,14 @@
  * Exposed services: what the mesh may reach on this node. A service is a name and a local
  * port, either exposed by hand (`plexus expose`, kept in SQLite) or provided by another
  * subsystem (an app with a `port` is exposed under its own name). Only these ports are
- * reachable from the mesh.
+ * reachable from the mesh. A subsystem may also serve a name in-process (in-process.ts; the copy
+ * channels of `plexus cp`): a tunnel to it reaches its handler, never a port, and it is not
+ * listed.
  */
 import type { Db } from '../store/index.ts';
 import { MAX_SERVICES } from './constants.ts';
 import { ServiceConflictError, UnknownServiceError } from './errors.ts';
+import type { InProcessTarget, LocalTarget } from './in-process.ts';
 
 /** One exposed service. */
 export interface Service {
@@ -18,6 +21,9 @@ export interface Service {
 
 /** Supplies services owned elsewhere (apps with a port); called on every lookup, so keep it cheap. */
 export type ServiceProvider = () => { name: string; port: number }[];
+
+/** Finds a service served in-process by name; called on every lookup, so keep it cheap. */
+export type InProcessLookup = (name: string) => InProcessTarget | undefined;
 
 /** A service name is a DNS label, so `service.node` parses unambiguously. */
 export const SERVICE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -59,6 +65,7 @@ export class ServiceRepo {
 export class ServiceDirectory {
   readonly #repo: ServiceRepo;
   readonly #providers: { source: string; fn: ServiceProvider }[] = [];
+  readonly #inProcess: InProcessLookup[] = [];
   readonly #nodeName: string;
   #manual: Map<string, number>;
 
@@ -71,6 +78,11 @@ export class ServiceDirectory {
   /** Adds a provider of services (e.g. apps with a `port`); manual exposure wins on a name clash. */
   addProvider(source: string, fn: ServiceProvider): void {
     this.#providers.push({ source, fn });
+  }
+
+  /** Adds names served in-process (in-process.ts); exposed ports and services win on a clash. */
+  addInProcess(lookup: InProcessLookup): void {
+    this.#inProcess.push(lookup);
   }
 
   /** Every exposed service, manual first, sorted by name. */
@@ -125,6 +137,17 @@ export class ServiceDirectory {
   /** The port of an exposed service, or undefined. */
   portOf(name: string): number | undefined {
     return this.#manual.get(name) ?? this.list().find((s) => s.name === name)?.port;
+  }
+
+  /** Where a tunnel to service `name` goes: its port, its in-process handler, or undefined. */
+  targetOf(name: string): LocalTarget | undefined {
+    const port = this.portOf(name);
+    if (port !== undefined) return port;
+    for (const lookup of this.#inProcess) {
+      const target = lookup(name);
+      if (target) return target;
+    }
+    return undefined;
   }
 
   /** True when some service exposes `port`. */

@@ -63,7 +63,7 @@ export class Tunnels implements Startable {
       {
         mesh,
         ledger,
-        portFor: (req) => this.#server.portFor(req),
+        targetFor: (req) => this.#server.targetFor(req),
         reverseGrant: (peer, count) => this.#server.reverseGrant(peer, count),
         logger,
       },

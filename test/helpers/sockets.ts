@@ -1,9 +1,10 @@
 /** Socket helpers shared by the tunnel tests. */
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
-/** Everything a socket receives until its end. */
-export function readAll(s: Socket): Promise<Buffer> {
+/** Everything a socket (or an in-process end) receives until its end. */
+export function readAll(s: Duplex): Promise<Buffer> {
   const chunks: Buffer[] = [];
   s.on('data', (d: Buffer) => chunks.push(d));
   return new Promise((resolve, reject) => {
@@ -17,7 +18,7 @@ export function readAll(s: Socket): Promise<Buffer> {
  * `maxBlocks` were written; returns the bytes written. Below the maximum means something
  * downstream held the writer back.
  */
-export async function writeUntilHeldBack(s: Socket, maxBlocks: number): Promise<number> {
+export async function writeUntilHeldBack(s: Duplex, maxBlocks: number): Promise<number> {
   const block = Buffer.alloc(1024 * 1024);
   let written = 0;
   for (let i = 0; i < maxBlocks; i++) {

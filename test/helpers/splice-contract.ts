@@ -2,18 +2,20 @@
  * The part of the tunnel carrier contract that holds below the handshake (docs/tunnels.md):
  * whatever joins the client socket to the target socket (a data connection, one spliced by a
  * relay), half-close passes each FIN while the other direction flows, a reset arrives as a
- * reset, and a slow reader holds the writer back instead of everything being buffered.
+ * reset, and a slow reader holds the writer back instead of everything being buffered. The
+ * target may be an in-process service's end (src/tunnels/in-process.ts): it must hold the same.
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
+import type { LocalSocket } from '../../src/tunnels/in-process.ts';
 import { readAll, writeUntilHeldBack } from './sockets.ts';
 
 /** A client socket and a target socket joined by the carrier under test, and how each end ended. */
 export interface JoinedSockets {
   client: Socket;
-  target: Socket;
+  target: LocalSocket;
   results: Promise<SpliceResult[]>;
 }
 

@@ -20,6 +20,7 @@ import { DataListener, type RedeemedTicket, sourceKey } from '../../src/tunnels/
 import { dataConnection, spliceData } from '../../src/tunnels/carriers/data/splice.ts';
 import type { DataTicket } from '../../src/tunnels/carriers/data/tickets.ts';
 import { clientTlsOptions } from '../../src/tunnels/carriers/data/tls.ts';
+import { InProcessEnd, type LocalSocket } from '../../src/tunnels/in-process.ts';
 import { readAll, socketPair } from '../helpers/sockets.ts';
 import { spliceContract } from '../helpers/splice-contract.ts';
 
@@ -215,15 +216,18 @@ describe('tunnel data path', () => {
     assert.throws(() => listener.issue('greedy', 2000), { name: 'TunnelLimitError' });
   });
 
-  /** client ⇄ spliceData ⇄ TLS data connection (through a path) ⇄ spliceData ⇄ target. */
-  async function tunnel(): Promise<{
+  /**
+   * client ⇄ spliceData ⇄ TLS data connection (through a path) ⇄ spliceData ⇄ target; with
+   * `inProcess`, the target is an in-process service's end (src/tunnels/in-process.ts).
+   */
+  async function tunnel(inProcess = false): Promise<{
     client: Socket;
-    target: Socket;
+    target: LocalSocket;
     results: Promise<SpliceResult[]>;
     path: Awaited<ReturnType<typeof pathBetween>>;
   }> {
     const [client, near] = await trackedPair(servers);
-    const [farLocal, target] = await trackedPair(servers);
+    const [farLocal, target] = inProcess ? InProcessEnd.pair() : await trackedPair(servers);
     const path = await pathBetween(listener.port, servers);
     const [t] = listener.issue(PEER, 1);
     const accepted = new Promise<{ socket: TLSSocket; raw: Socket }>((r) => {
@@ -249,6 +253,9 @@ describe('tunnel data path', () => {
   }
 
   spliceContract(tunnel);
+  describe('to an in-process service', () => {
+    spliceContract(() => tunnel(true));
+  });
 
   test('a data connection cut with a plain FIN (no FIN frame) resets the client, never ends it cleanly', async () => {
     const { client, target, results, path } = await tunnel();

@@ -161,7 +161,7 @@ describe('reused tunnel data connections', () => {
       s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port));
     });
     const ledger = new TunnelLedger({ maxPerPeer: 8, maxTotal: 16 }, logger);
-    const ctx = { ledger, logger, portFor: () => echo };
+    const ctx = { ledger, logger, targetFor: () => echo };
     /** One tunnel from the opener's end: header, one byte each way, FIN; the reply header. */
     const oneTunnel = async (near: DataConnection, header: object) => {
       writeFrame(near.socket, Buffer.from(JSON.stringify(header)));

@@ -10,6 +10,7 @@ import type { Server } from 'node:net';
 import { after, describe, test } from 'node:test';
 import type { SpliceResult } from '../../src/tunnels/carriers/carrier.ts';
 import { splice } from '../../src/tunnels/carriers/stream/splice.ts';
+import { InProcessEnd } from '../../src/tunnels/in-process.ts';
 import { readAll, socketPair, writeUntilHeldBack } from '../helpers/sockets.ts';
 import { spliceContract } from '../helpers/splice-contract.ts';
 import { closeMuxers, MAX_WINDOW, yamuxPair } from '../helpers/yamux-pair.ts';
@@ -20,10 +21,13 @@ const opts = {
   maxReadBufferBytes: 64 * 1024 * 1024,
 };
 
-/** client ⇄ [near splice] ⇄ stream pair ⇄ [far splice] ⇄ target. */
-async function tunnel(servers: Server[], initialWindow?: number) {
+/**
+ * client ⇄ [near splice] ⇄ stream pair ⇄ [far splice] ⇄ target; with `inProcess`, the target
+ * is an in-process service's end (src/tunnels/in-process.ts) instead of a loopback socket.
+ */
+async function tunnel(servers: Server[], initialWindow?: number, inProcess = false) {
   const [client, near] = await socketPair(servers);
-  const [farSocket, target] = await socketPair(servers);
+  const [farSocket, target] = inProcess ? InProcessEnd.pair() : await socketPair(servers);
   const [a, b] = await yamuxPair(initialWindow);
   const results: Promise<SpliceResult>[] = [splice(near, a, opts), splice(farSocket, b, opts)];
   for (const s of [client, target]) s.on('error', () => {});
@@ -38,6 +42,9 @@ describe('splice', () => {
   });
 
   spliceContract(() => tunnel(servers), { bothEndsReset: true });
+  describe('to an in-process service', () => {
+    spliceContract(() => tunnel(servers, undefined, true), { bothEndsReset: true });
+  });
 
   test('a pause made while the stream hands over what it held still holds the writer back', async () => {
     // A full window from the start: what waits behind a pause is then far more than the

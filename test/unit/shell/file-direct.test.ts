@@ -1,7 +1,7 @@
 /**
  * `fs.write` and `fs.read` with `direct: true` (the fast path of `plexus cp`), driven through the
- * actions as the command service would, with the channel reached on loopback as the node's tunnel
- * server would reach it: a right secret copies, a wrong one first (another member) ends the
+ * actions as the command service would, with the channel reached in-process as the node's tunnel
+ * server reaches it (src/tunnels/in-process.ts): a right secret copies, a wrong one first (another member) ends the
  * channel, refuses the copy and leaves no destination file.
  */
 import assert from 'node:assert/strict';
@@ -16,7 +16,6 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -24,6 +23,7 @@ import type { ActionContext, ActionDef } from '../../../src/core/actions.ts';
 import { silentLogger } from '../../../src/logging/index.ts';
 import { fileActions } from '../../../src/shell/file-actions.ts';
 import { TransferChannels } from '../../../src/shell/transfer-channel.ts';
+import { connectInProcess, type InProcessEnd } from '../../../src/tunnels/in-process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'plexus-cp-direct-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,10 +63,8 @@ function start(
   return { offer, result };
 }
 
-async function dial(offer: Offer, secret = Buffer.from(offer.secret, 'base64')): Promise<Socket> {
-  const port = channels.services().find((s) => s.name === offer.service)!.port;
-  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await once(s, 'connect');
+async function dial(offer: Offer, secret = Buffer.from(offer.secret, 'base64')): Promise<InProcessEnd> {
+  const s = connectInProcess(channels.target(offer.service)!);
   s.on('error', () => {});
   s.write(secret);
   return s;
@@ -87,6 +85,7 @@ describe('the fast path of plexus cp (fs.write / fs.read with direct)', () => {
     const dst = join(dir, 'up.bin');
     const { offer, result } = start('fs.write', { path: dst, mode: 0o640, mtime: 1_700_000_000 }, input);
     const s = await dial(await offer);
+    s.resume();
     s.end(data);
     await once(s, 'close');
     end({ t: 'e', sha256: sha(data) });
@@ -94,7 +93,7 @@ describe('the fast path of plexus cp (fs.write / fs.read with direct)', () => {
     assert.ok(readFileSync(dst).equals(data));
     assert.equal(statSync(dst).mode & 0o777, 0o640);
     assert.equal(Math.floor(statSync(dst).mtimeMs / 1000), 1_700_000_000);
-    assert.deepEqual(channels.services(), []);
+    assert.equal(channels.size, 0);
   });
 
   it('downloads over the channel from an offset, with the sha256 of the whole file', async () => {
@@ -145,10 +144,7 @@ describe('the fast path of plexus cp (fs.write / fs.read with direct)', () => {
     await assert.rejects(result, { code: 'TRANSFER_REFUSED' });
     intruder.destroy();
     // The operator's own connection, second, finds the channel gone.
-    assert.equal(
-      channels.services().some((s) => s.name === o.service),
-      false,
-    );
+    assert.equal(channels.target(o.service), undefined);
     assert.equal(existsSync(dst), false);
     assert.equal(
       readFileSync(join(dir, '.taken.bin.plexus-part')).length,
@@ -185,6 +181,7 @@ describe('the fast path of plexus cp (fs.write / fs.read with direct)', () => {
     const o = await offer;
     assert.equal(o.offset, prefixOnDisk.length);
     const s = await dial(o);
+    s.resume();
     s.end(data.subarray(o.offset));
     await once(s, 'close');
     end({ t: 'e', sha256: sha(data) });

@@ -1,10 +1,16 @@
+/**
+ * The one-shot channels of `plexus cp`, reached as the node's tunnel server reaches them: the
+ * service directory's lookup by name, then an in-process connection (src/tunnels/in-process.ts).
+ * Hostile: a wrong secret is reset, logged and refused; a second connection, an expired or a
+ * cancelled channel find nothing to connect to.
+ */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { TransferChannels } from '../../../src/shell/transfer-channel.ts';
+import { type TransferChannels as Channels, TransferChannels } from '../../../src/shell/transfer-channel.ts';
+import { connectInProcess, type InProcessEnd } from '../../../src/tunnels/in-process.ts';
 
 /** A logger that keeps its warnings, to check a refused attempt is logged. */
 function recordingLogger() {
@@ -20,14 +26,14 @@ function recordingLogger() {
 
 const who = { kid: 'op-key', command: 'cmd-1' };
 
-async function dial(port: number): Promise<Socket> {
-  const s = connect(port, '127.0.0.1');
-  await once(s, 'connect');
-  return s;
+/** Connects to channel `name` as the tunnel server would; undefined when there is no such channel. */
+function dial(channels: Channels, name: string): InProcessEnd | undefined {
+  const target = channels.target(name);
+  return target ? connectInProcess(target) : undefined;
 }
 
-/** Resolves how the socket ended: `reset` (ECONNRESET) or `closed`. */
-function ending(s: Socket): Promise<'reset' | 'closed'> {
+/** Resolves how the end was closed: `reset` (ECONNRESET) or `closed`. */
+function ending(s: InProcessEnd): Promise<'reset' | 'closed'> {
   return new Promise((resolve) => {
     let reset = false;
     s.on('error', (e: NodeJS.ErrnoException) => {
@@ -44,8 +50,7 @@ describe('one-shot transfer channels of plexus cp', () => {
     const ch = await channels.open(new AbortController().signal, who);
     assert.match(ch.service, /^cp-[0-9a-f]{24}$/);
     assert.equal(ch.secret.length, 32);
-    const port = channels.services().find((s) => s.name === ch.service)!.port;
-    const s = await dial(port);
+    const s = dial(channels, ch.service)!;
     s.write(Buffer.concat([ch.secret, Buffer.from('hello')]));
     const { socket, head } = await ch.accepted;
     let got = head.toString();
@@ -56,11 +61,9 @@ describe('one-shot transfer channels of plexus cp', () => {
     s.end(' world');
     await once(socket, 'end');
     assert.equal(got, 'hello world');
-    assert.deepEqual(channels.services(), [], 'unregistered after its one connection');
-    // A second connection finds nothing listening.
-    const second = connect(port, '127.0.0.1');
-    const [err] = (await once(second, 'error')) as NodeJS.ErrnoException[];
-    assert.equal(err.code, 'ECONNREFUSED');
+    assert.equal(channels.size, 0, 'unregistered after its one connection');
+    // A second connection finds nothing to connect to (the tunnel server: UNKNOWN_SERVICE).
+    assert.equal(dial(channels, ch.service), undefined);
     socket.destroy();
     s.destroy();
   });
@@ -69,8 +72,7 @@ describe('one-shot transfer channels of plexus cp', () => {
     const { logger, lines } = recordingLogger();
     const channels = new TransferChannels(logger);
     const ch = await channels.open(new AbortController().signal, who);
-    const port = channels.services()[0].port;
-    const intruder = await dial(port);
+    const intruder = dial(channels, ch.service)!;
     const ended = ending(intruder);
     const wrong = Buffer.from(ch.secret);
     wrong[31] ^= 1;
@@ -83,35 +85,45 @@ describe('one-shot transfer channels of plexus cp', () => {
       ),
       JSON.stringify(lines),
     );
-    assert.deepEqual(channels.services(), []);
+    assert.equal(channels.size, 0);
     // The rightful owner, coming second, cannot get in.
-    const late = connect(port, '127.0.0.1');
-    const [err] = (await once(late, 'error')) as NodeJS.ErrnoException[];
-    assert.equal(err.code, 'ECONNREFUSED');
+    assert.equal(dial(channels, ch.service), undefined);
   });
 
-  it('refuses a connection that closes before a whole secret', async () => {
+  it('refuses a connection that closes before a whole secret, or sends it in pieces too slowly', async () => {
     const channels = new TransferChannels(recordingLogger().logger);
     const ch = await channels.open(new AbortController().signal, who);
-    const s = await dial(channels.services()[0].port);
+    const s = dial(channels, ch.service)!;
+    s.on('error', () => {});
     s.end(ch.secret.subarray(0, 31));
     await assert.rejects(ch.accepted, { code: 'TRANSFER_REFUSED' });
+    s.destroy();
+  });
+
+  it('takes the secret split across writes', async () => {
+    const channels = new TransferChannels(recordingLogger().logger);
+    const ch = await channels.open(new AbortController().signal, who);
+    const s = dial(channels, ch.service)!;
+    s.write(ch.secret.subarray(0, 5));
+    s.write(Buffer.concat([ch.secret.subarray(5), Buffer.from('x')]));
+    const { socket, head } = await ch.accepted;
+    assert.equal(head.toString(), 'x');
+    socket.destroy();
     s.destroy();
   });
 
   it('expires when no connection comes, and when the command is cancelled', async () => {
     const channels = new TransferChannels(recordingLogger().logger, 200);
     const ch = await channels.open(new AbortController().signal, who);
-    const port = channels.services()[0].port;
     await assert.rejects(ch.accepted, { code: 'TRANSFER_EXPIRED' });
-    assert.deepEqual(channels.services(), []);
-    const s = connect(port, '127.0.0.1');
-    const [err] = (await once(s, 'error')) as NodeJS.ErrnoException[];
-    assert.equal(err.code, 'ECONNREFUSED');
+    assert.equal(channels.size, 0);
+    assert.equal(dial(channels, ch.service), undefined);
     const ac = new AbortController();
-    const cancelled = await new TransferChannels(recordingLogger().logger).open(ac.signal, who);
+    const other = new TransferChannels(recordingLogger().logger);
+    const cancelled = await other.open(ac.signal, who);
     ac.abort();
     await assert.rejects(cancelled.accepted, { code: 'TRANSFER_EXPIRED' });
+    assert.equal(dial(other, cancelled.service), undefined);
   });
 
   it('gives every channel its own name and secret', async () => {
@@ -120,7 +132,7 @@ describe('one-shot transfer channels of plexus cp', () => {
     const b = await channels.open(new AbortController().signal, who);
     assert.notEqual(a.service, b.service);
     assert.equal(a.secret.equals(b.secret), false);
-    assert.equal(channels.services().length, 2);
+    assert.equal(channels.size, 2);
     await Promise.allSettled([a.accepted, b.accepted]);
   });
 });

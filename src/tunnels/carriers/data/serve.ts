@@ -1,16 +1,17 @@
 /**
  * The server end of the data carrier: a data connection redeemed its ticket in its TLS
- * handshake (listener.ts); read its header frame, connect to the exposed local port, answer, and splice the two; or refuse
+ * handshake (listener.ts); read its header frame, connect to the exposed local port (or the
+ * in-process service), answer, and splice the two; or refuse
  * with the reason. Served like a stream (carriers/stream/serve.ts), with the same refusals.
  */
-import type { Socket } from 'node:net';
 import { PlexusError } from '../../../core/errors.ts';
 import type { Logger } from '../../../logging/index.ts';
 import { HEADER_WAIT_MS, MAX_HEADER_BYTES } from '../../constants.ts';
 import { deadline } from '../../deadline.ts';
 import { parseRequest, refusalOf, type TunnelRequest, wantsReuse } from '../../handshake.ts';
+import type { LocalSocket, LocalTarget } from '../../in-process.ts';
 import type { TunnelLedger } from '../../ledger.ts';
-import { connectLocal } from '../../local-target.ts';
+import { connectTarget, targetField } from '../../local-target.ts';
 import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
 import type { RedeemedTicket } from './listener.ts';
 import { SharedBufferReader } from './socket-reader.ts';
@@ -19,8 +20,8 @@ import { type DataConnection, readFirstFrame, resetData, spliceData } from './sp
 /** What the data carrier's server end uses. */
 export interface DataServeContext {
   ledger: TunnelLedger;
-  /** The local port a request may reach; throws when it is not exposed. */
-  portFor(req: TunnelRequest): number;
+  /** Where a request may go on this node (a port, or in-process); throws when it is not exposed. */
+  targetFor(req: TunnelRequest): LocalTarget;
   logger: Logger;
 }
 
@@ -70,12 +71,13 @@ async function serveOne(peer: string, data: DataConnection, c: DataServeContext)
     return false;
   }
   c.ledger.counts.inbound++;
-  let target: Socket | undefined;
+  let target: LocalSocket | undefined;
   let handedOff = false;
   try {
-    const port = c.portFor(parseRequest(header.value));
-    const targetReader = new SharedBufferReader();
-    target = await connectLocal(port, targetReader);
+    const to = c.targetFor(parseRequest(header.value));
+    // A port's socket reads into the shared buffer; an in-process end hands over its Buffers.
+    const targetReader = typeof to === 'number' ? new SharedBufferReader() : undefined;
+    target = await connectTarget(to, targetReader);
     const reuse = wantsReuse(header.value);
     const untrack = c.ledger.track(target, raw, peer);
     // The next header may come as soon as the connection is free, before this tunnel's target
@@ -86,14 +88,14 @@ async function serveOne(peer: string, data: DataConnection, c: DataServeContext)
       // target at once: the target's answer is what the opener waits for, the reply is not (an
       // opener writes the client's bytes without waiting for it). Nothing goes back to the
       // opener before the reply below: the target's bytes come on a later turn of the loop.
-      void spliceData(target as Socket, data, {
+      void spliceData(target as LocalSocket, data, {
         initial: header.rest,
-        localReader: targetReader,
+        ...(targetReader ? { localReader: targetReader } : {}),
         reuse,
         onFree: () => resolve(true),
       }).then((r) => {
         untrack();
-        c.ledger.spliced(r, { peer, port, carrier: 'data' });
+        c.ledger.spliced(r, { peer, ...targetField(to), carrier: 'data' });
         c.ledger.counts.inbound--;
         release();
         resolve(false);

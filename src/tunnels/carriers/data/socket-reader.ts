@@ -8,7 +8,7 @@
  * copied and kept for the next one.
  * (Accepted sockets cannot take `onread`: net.Server has no such option.)
  */
-import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 
 /**
  * Read size for `onread` sockets. Not larger: a 64 KiB read, its decrypted copy and the write
@@ -55,7 +55,7 @@ export class SharedBufferReader implements SocketReader {
 }
 
 /** A reader over a plain socket's `data` events. */
-export function dataEventReader(socket: Socket): SocketReader {
+export function dataEventReader(socket: Readable): SocketReader {
   let current: ChunkHandler | undefined;
   const kept: Buffer[] = [];
   const keep = (chunk: Buffer) => kept.push(chunk);

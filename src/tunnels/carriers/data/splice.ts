@@ -16,6 +16,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { TunnelProtocolError } from '../../errors.ts';
+import type { LocalSocket } from '../../in-process.ts';
 import type { SpliceResult } from '../carrier.ts';
 import { waitForHandshake } from '../handshake-wait.ts';
 import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
@@ -66,7 +67,7 @@ export interface DataSpliceResult extends SpliceResult {
  * `local` is closed and both FIN frames crossed). Never rejects.
  */
 export function spliceData(
-  local: Socket,
+  local: LocalSocket,
   data: DataConnection,
   opts: {
     initial?: FramePiece[];
@@ -137,7 +138,7 @@ export function spliceData(
     local.on('end', onLocalEnd);
     if (local.readableEnded) queueMicrotask(onLocalEnd);
     local.on('error', (err) => failBoth(`socket: ${err.message}`));
-    local.on('close', (hadError) => {
+    local.on('close', (hadError?: boolean) => {
       localClosed = true;
       // Closed without its FIN (an error, or destroyed while the agent stops): the far end must
       // see a reset, never a clean but truncated end.

@@ -1,25 +1,25 @@
 /**
  * The server end of the stream carrier: after the tunnel header arrived on a
- * `/plexus/tcp/1.0.0` stream (server.ts reads it), connect to the exposed local port, answer,
+ * `/plexus/tcp/1.0.0` stream (server.ts reads it), connect to the exposed local port (or the in-process service), answer,
  * and splice the stream to it; or refuse with the reason.
  */
-import type { Socket } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import type { Uint8ArrayList } from 'uint8arraylist';
 import { PlexusError } from '../../../core/errors.ts';
 import type { Logger } from '../../../logging/index.ts';
 import { STREAM_HIGH_WATER_BYTES, STREAM_MAX_READ_BUFFER_BYTES } from '../../constants.ts';
 import { parseRequest, refusalOf, type TunnelRequest } from '../../handshake.ts';
+import type { LocalSocket, LocalTarget } from '../../in-process.ts';
 import type { TunnelLedger } from '../../ledger.ts';
-import { connectLocal } from '../../local-target.ts';
+import { connectTarget, targetField } from '../../local-target.ts';
 import { encodeFrame } from './frames.ts';
 import { splice } from './splice.ts';
 
 /** What the stream carrier's server end uses. */
 export interface StreamServeContext {
   ledger: TunnelLedger;
-  /** The local port a request may reach; throws when it is not exposed. */
-  portFor(req: TunnelRequest): number;
+  /** Where a request may go on this node (a port, or in-process); throws when it is not exposed. */
+  targetFor(req: TunnelRequest): LocalTarget;
   /** Coalesce socket reads up to this many bytes per stream write. */
   coalesceBytes: number;
   logger: Logger;
@@ -41,11 +41,11 @@ export async function serveStream(
     return;
   }
   c.ledger.counts.inbound++;
-  let socket: Socket | undefined;
+  let socket: LocalSocket | undefined;
   try {
     const req = parseRequest(header.value);
-    const port = c.portFor(req);
-    socket = await connectLocal(port);
+    const target = c.targetFor(req);
+    socket = await connectTarget(target);
     stream.send(encodeFrame({ ok: true }));
     c.ledger.counts.opened++;
     const untrack = c.ledger.track(socket, stream, peer);
@@ -56,7 +56,7 @@ export async function serveStream(
       highWaterBytes: STREAM_HIGH_WATER_BYTES,
     });
     untrack();
-    c.ledger.spliced(r, { peer, port });
+    c.ledger.spliced(r, { peer, ...targetField(target) });
   } catch (err) {
     socket?.destroy();
     c.ledger.counts.refused++;

@@ -9,10 +9,10 @@
  *   socket's write side; the other direction keeps flowing;
  * - an error or reset on either side resets the other (RST to the TCP peer, RST frame to yamux).
  */
-import type { Socket } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
 import { streamPauser } from '../../../mesh/stream-pause.ts';
+import type { LocalSocket } from '../../in-process.ts';
 import type { SpliceResult } from '../carrier.ts';
 
 /** Options of one splice. */
@@ -33,7 +33,7 @@ export interface SpliceOptions {
 }
 
 /** Pumps bytes between `socket` and `stream` until both are closed. Never rejects. */
-export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Promise<SpliceResult> {
+export function splice(socket: LocalSocket, stream: Stream, opts: SpliceOptions): Promise<SpliceResult> {
   return new Promise((resolve) => {
     let sent = 0;
     let received = 0;
@@ -133,7 +133,7 @@ export function splice(socket: Socket, stream: Stream, opts: SpliceOptions): Pro
     // The FIN may have come while someone else was reading the socket (a SOCKS handshake).
     if (socket.readableEnded) queueMicrotask(onSocketEnd);
     socket.on('error', (err) => failBoth(err));
-    socket.on('close', (hadError) => {
+    socket.on('close', (hadError?: boolean) => {
       socketClosed = true;
       // Closed without its FIN (an error, or destroyed while the agent stops): reset the stream
       // so the far end sees a failure, never a clean but truncated end.

@@ -1,0 +1,120 @@
+/**
+ * In-process services: a tunnel to a service the agent serves itself (the copy channels of
+ * `plexus cp`, src/shell/transfer-channel.ts) is handed to its handler as one end of an
+ * in-memory connection, instead of through a loopback TCP socket the handler would listen on.
+ * That hop cost the target agent a write and a read syscall, two kernel copies and a fresh
+ * 64 KiB Buffer per read for every byte of a copy (docs/shell.md, Measured). The pair behaves
+ * like a TCP connection on both ends, so the carriers splice it as they splice a socket:
+ * - bytes written on one end are read on the other: the same Buffers, no copy;
+ * - backpressure: a write is held (writableLength grows, 'drain' comes later) until the other
+ *   end reads its buffer below the mark;
+ * - half-close: end() on one end is 'end' on the other; the other direction keeps flowing;
+ * - destroy() is a TCP close: the other end reads its end; bytes left unread on the closed end,
+ *   or written to it afterwards, reset the other end (ECONNRESET, EPIPE), as the kernel would;
+ * - resetAndDestroy() (or destroy with an error) resets the other end.
+ */
+import { Duplex } from 'node:stream';
+
+/** A service served inside the agent: `accept` takes each tunnel to it (and may throw to refuse it). */
+export interface InProcessTarget {
+  name: string;
+  accept(end: InProcessEnd): void;
+}
+
+/** What a tunnel's splice needs of its local end: a TCP socket or an InProcessEnd. */
+export type LocalSocket = Duplex & {
+  resetAndDestroy(): unknown;
+  setNoDelay(noDelay?: boolean): unknown;
+};
+
+/** Where a tunnel goes on this node: an exposed local port, or a service served in-process. */
+export type LocalTarget = number | InProcessTarget;
+
+/**
+ * Bytes one end takes before the writer is held: at least one of the data carrier's gathered
+ * writes (splice.ts, 256 KiB), so that a batch is taken whole.
+ */
+const READ_HIGH_WATER_BYTES = 256 * 1024;
+
+function socketError(code: 'ECONNRESET' | 'EPIPE', message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** One end of an in-memory connection (see the module comment); made in pairs by `pair()`. */
+export class InProcessEnd extends Duplex {
+  #peer: InProcessEnd | undefined;
+  /** The peer's write waiting for this end to read (its callback). */
+  #held: ((err?: Error | null) => void) | undefined;
+  /** This end's end-of-stream was handed to the peer (once only). */
+  #endSent = false;
+  #reset = false;
+
+  private constructor() {
+    super({ allowHalfOpen: true, readableHighWaterMark: READ_HIGH_WATER_BYTES });
+  }
+
+  /** Two connected ends: what one writes, the other reads. */
+  static pair(): [InProcessEnd, InProcessEnd] {
+    const a = new InProcessEnd();
+    const b = new InProcessEnd();
+    a.#peer = b;
+    b.#peer = a;
+    return [a, b];
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    const peer = this.#peer as InProcessEnd;
+    if (peer.destroyed) callback(socketError('EPIPE', 'the other end is closed'));
+    else if (peer.push(chunk)) callback();
+    else peer.#held = callback;
+  }
+
+  override _read(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    held?.();
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.#sendEnd();
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    const peer = this.#peer as InProcessEnd;
+    const held = this.#held;
+    this.#held = undefined;
+    const unread = held !== undefined || this.readableLength > 0;
+    if (!peer.destroyed) {
+      if (err || this.#reset || unread) peer.destroy(socketError('ECONNRESET', 'the connection was reset'));
+      else this.#sendEnd();
+    }
+    held?.(socketError('ECONNRESET', 'the connection was reset'));
+    callback(err);
+  }
+
+  /** Closes this end and resets the other (a TCP reset); this end emits no error. */
+  resetAndDestroy(): this {
+    this.#reset = true;
+    return this.destroy();
+  }
+
+  /** Nothing to do in memory; here so the carriers treat this end as a socket. */
+  setNoDelay(_noDelay?: boolean): this {
+    return this;
+  }
+
+  #sendEnd(): void {
+    const peer = this.#peer as InProcessEnd;
+    if (this.#endSent || peer.destroyed) return;
+    this.#endSent = true;
+    peer.push(null);
+  }
+}
+
+/** Opens an in-memory connection to `target`: hands it one end and returns the other. */
+export function connectInProcess(target: InProcessTarget): InProcessEnd {
+  const [ours, theirs] = InProcessEnd.pair();
+  target.accept(theirs);
+  return ours;
+}

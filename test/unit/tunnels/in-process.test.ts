@@ -1,0 +1,99 @@
+/**
+ * The in-memory connection an in-process service gets (src/tunnels/in-process.ts): it must
+ * behave as the TCP socket the carriers' splices expect, since they splice it the same way.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { connectInProcess, InProcessEnd } from '../../../src/tunnels/in-process.ts';
+
+/** Resolves with how `end` closed: the error code it saw, or `closed`. */
+function closing(end: InProcessEnd): Promise<string> {
+  return new Promise((resolve) => {
+    let code = 'closed';
+    end.on('error', (e: NodeJS.ErrnoException) => {
+      code = e.code ?? 'error';
+    });
+    end.once('close', () => resolve(code));
+  });
+}
+
+const collect = async (end: InProcessEnd) => {
+  const got: Buffer[] = [];
+  for await (const c of end) got.push(c as Buffer);
+  return Buffer.concat(got).toString();
+};
+
+describe('in-process connections', () => {
+  it('carries bytes both ways with half-close, the same Buffers, then closes both ends', async () => {
+    const [a, b] = InProcessEnd.pair();
+    const chunk = Buffer.from('ping');
+    const first = once(b, 'data');
+    a.write(chunk);
+    assert.equal((await first)[0], chunk, 'no copy');
+    b.pause();
+    a.end('!');
+    // a's direction is over; b still answers.
+    const atB = collect(b);
+    b.end('pong');
+    assert.equal(await atB, '!');
+    assert.equal(await collect(a), 'pong');
+    await Promise.all([a, b].map((end) => end.closed || once(end, 'close')));
+  });
+
+  it('holds a writer while the reader does not read (backpressure), and drains when it does', async () => {
+    const [a, b] = InProcessEnd.pair();
+    let writes = 0;
+    while (a.write(Buffer.alloc(64 * 1024)) && writes < 1000) writes++;
+    assert.ok(writes < 20, `held after ${writes} writes`);
+    assert.ok(a.writableLength > 0);
+    const drained = once(a, 'drain');
+    b.resume();
+    await drained;
+    a.destroy();
+    b.destroy();
+  });
+
+  it('destroy() is a close: the other end reads its end, and a write to it then fails (EPIPE)', async () => {
+    const [a, b] = InProcessEnd.pair();
+    const bClosed = closing(b);
+    b.resume();
+    a.destroy();
+    await once(b, 'end');
+    b.write('late');
+    assert.equal(await bClosed, 'EPIPE');
+  });
+
+  it('a close with bytes left unread resets the other end', async () => {
+    const [a, b] = InProcessEnd.pair();
+    const aClosed = closing(a);
+    a.write('never read');
+    b.destroy();
+    assert.equal(await aClosed, 'ECONNRESET');
+  });
+
+  it('resetAndDestroy() resets the other end and emits no error on its own', async () => {
+    const [a, b] = InProcessEnd.pair();
+    const aClosed = closing(a);
+    const bClosed = closing(b);
+    b.resume();
+    a.resetAndDestroy();
+    assert.deepEqual(await Promise.all([aClosed, bClosed]), ['closed', 'ECONNRESET']);
+  });
+
+  it('hands the service its end on connect, and passes on its refusal', () => {
+    let theirs: InProcessEnd | undefined;
+    const ours = connectInProcess({ name: 'svc', accept: (end) => (theirs = end) });
+    assert.ok(theirs && theirs !== ours);
+    assert.throws(
+      () =>
+        connectInProcess({
+          name: 'svc',
+          accept: () => {
+            throw new Error('taken');
+          },
+        }),
+      /taken/,
+    );
+  });
+});
