@@ -109,6 +109,8 @@ interface TunnelStatus {
     inbound: number;
     outbound: number;
     openedData: number;
+    bytesSent: number;
+    bytesReceived: number;
     dataPooled: number;
     dataWaiting: number;
   };
@@ -263,13 +265,25 @@ for (const { carrier, env } of carriers)
       const f = await addForward(n1, 'echo.n2');
       // The first tunnels to a peer may ride the mesh stream while its data port is tried.
       let t = await tunnelsOf(n1);
+      const before = t.tunnels;
+      let pings = 0;
       // The stream carrier never opens one: a few tunnels show that without waiting out the loop.
       for (let i = 0; i < (carrier === 'data' ? 40 : 5) && t.tunnels.openedData === 0; i++) {
         assert.equal(await outcome(f.port), 'ok');
+        pings++;
         t = await tunnelsOf(n1);
       }
       if (carrier === 'data') assert.ok(t.tunnels.openedData > 0, JSON.stringify(t.tunnels));
       else assert.equal(t.tunnels.openedData, 0);
+      // Status counts every byte both ways, those a forward sends before the far side's answer
+      // included (each 'ping' leaves with the tunnel's header).
+      await waitFor(
+        async () => (await tunnelsOf(n1)).tunnels.bytesReceived - before.bytesReceived === 4 * pings,
+        10_000,
+        'the echoes counted',
+      );
+      t = await tunnelsOf(n1);
+      assert.equal(t.tunnels.bytesSent - before.bytesSent, 4 * pings, JSON.stringify(t.tunnels));
       await n1.run(['forward', 'rm', f.id]);
     });
 

@@ -78,6 +78,8 @@ export async function openOverData(
     carrier,
     attach: async (socket, firstBytes) => {
       const untrack = c.ledger.track(socket, data.raw, member.peerId);
+      /** Bytes sent before the answer (optimistic), which the splice does not count. */
+      let earlySent = 0;
       try {
         if (rest === undefined) {
           // Optimistic: send what the client says while the answer is on its way, and keep a
@@ -85,6 +87,7 @@ export async function openOverData(
           const kept: Buffer[] = [];
           let keptBytes = 0;
           const early = (d: Buffer) => {
+            earlySent += d.byteLength;
             keptBytes += d.byteLength;
             if (keptBytes <= MAX_EARLY_KEPT_BYTES) kept.push(d);
             const ok = writeFrame(data.socket, d);
@@ -114,7 +117,7 @@ export async function openOverData(
             c.giveBack(data);
           },
         });
-        c.ledger.spliced(r, { node: member.name, carrier });
+        c.ledger.spliced({ ...r, sent: r.sent + earlySent }, { node: member.name, carrier });
       } finally {
         untrack();
         t.done();

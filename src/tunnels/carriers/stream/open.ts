@@ -52,10 +52,13 @@ export async function openOverStream(
     carrier: 'stream',
     attach: async (socket, firstBytes) => {
       const untrack = c.ledger.track(socket, s, member.peerId);
+      /** Bytes sent before the answer (optimistic), which the splice does not count. */
+      let earlySent = 0;
       try {
         if (rest === undefined) {
           // Optimistic: send what the client says while the answer is on its way.
           const early = (d: Buffer) => {
+            earlySent += d.byteLength;
             if (s.writeStatus === 'writable' && !s.send(d)) socket.pause();
           };
           socket.on('data', early);
@@ -76,7 +79,7 @@ export async function openOverStream(
           maxReadBufferBytes: STREAM_MAX_READ_BUFFER_BYTES,
           highWaterBytes: STREAM_HIGH_WATER_BYTES,
         });
-        c.ledger.spliced(r, { node: member.name });
+        c.ledger.spliced({ ...r, sent: r.sent + earlySent }, { node: member.name });
       } finally {
         untrack();
         t.done();
