@@ -19,7 +19,8 @@ import { TunnelProtocolError } from '../../errors.ts';
 import type { LocalSocket } from '../../in-process.ts';
 import type { SpliceResult } from '../carrier.ts';
 import { waitForHandshake } from '../handshake-wait.ts';
-import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
+import { FrameWriter } from './frame-writer.ts';
+import { type FramePiece, FrameReader } from './frames.ts';
 import { dataEventReader, type SocketReader } from './socket-reader.ts';
 
 /** TLS 1.3's largest record: a decrypted chunk this size is likely followed by more. */
@@ -111,28 +112,23 @@ export function spliceData(
     };
 
     // ---- local → remote -----------------------------------------------------------------
-    let waitingRemoteDrain = false;
+    // Backpressure: the writer pauses the local socket while its frames wait for TLS.
+    const writer = new FrameWriter(remote, (go) => {
+      if (local.destroyed) return;
+      if (go) local.resume();
+      else local.pause();
+    });
     const send = (chunk: Uint8Array) => {
       if (remote.destroyed || remote.writableEnded) return;
       sent += chunk.byteLength;
-      writeFrame(remote, chunk);
-      // Paused only when frames wait past the TLS socket's mark (tls.ts, TLS_HIGH_WATER_BYTES):
-      // write() says false for every frame as large as the mark, even one TLS took at once.
-      if (remote.writableLength > remote.writableHighWaterMark && !waitingRemoteDrain) {
-        waitingRemoteDrain = true;
-        local.pause();
-        remote.once('drain', () => {
-          waitingRemoteDrain = false;
-          if (!local.destroyed) local.resume();
-        });
-      }
+      writer.send(chunk);
     };
     if (opts.firstBytes?.byteLength) send(opts.firstBytes);
     localReader.set(send);
     const onLocalEnd = () => {
       if (localEnded) return;
       localEnded = true;
-      endFrames(remote, reuse);
+      writer.end(reuse);
       free();
     };
     local.on('end', onLocalEnd);
