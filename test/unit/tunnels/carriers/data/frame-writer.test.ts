@@ -6,48 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { FrameWriter, STAGE_BYTES } from '../../../../../src/tunnels/carriers/data/frame-writer.ts';
 import { FrameReader } from '../../../../../src/tunnels/carriers/data/frames.ts';
-import {
-  clientTlsOptions,
-  serverSecureContext,
-  TLS_HIGH_WATER_BYTES,
-} from '../../../../../src/tunnels/carriers/data/tls.ts';
-
-const PSK = randomBytes(32);
-
-/** A connected TLS pair over loopback, keyed like data connections. */
-async function tlsPair(): Promise<{ client: TLSSocket; server: TLSSocket; close(): void }> {
-  let accept: (s: Socket) => void = () => {};
-  const raw = new Promise<Socket>((r) => {
-    accept = r;
-  });
-  const listener = createServer((s) => accept(s));
-  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
-  const port = (listener.address() as { port: number }).port;
-  const client = tlsConnect({ host: '127.0.0.1', port, ...clientTlsOptions('id', PSK) });
-  const server = new TLSSocket(await raw, {
-    isServer: true,
-    secureContext: serverSecureContext(),
-    pskCallback: () => PSK,
-  } as ConstructorParameters<typeof TLSSocket>[1]);
-  listener.close();
-  await Promise.all([
-    new Promise((r) => server.once('secure', r)),
-    new Promise((r) => client.once('secureConnect', r)),
-  ]);
-  return {
-    client,
-    server,
-    close: () => {
-      client.destroy();
-      server.destroy();
-    },
-  };
-}
+import { TLS_HIGH_WATER_BYTES } from '../../../../../src/tunnels/carriers/data/tls.ts';
+import { tlsPair } from '../../../../helpers/sockets.ts';
 
 /** Collects what the far end reads: the payload bytes in order, and whether the FIN came. */
 function collect(server: TLSSocket): { bytes: () => Buffer; fin: Promise<void> } {
