@@ -12,9 +12,10 @@
  * in flight is copied into a staging buffer, and leaves as one write when that write completes;
  * then the written buffer stages the next.
  *
- * Memory stays bounded: at most `stageBytes` wait besides the write in flight (the feeding socket
- * is paused past `pauseBytes`), two buffers per busy direction, and none is made before bytes
- * come faster than one write at a time.
+ * Memory stays bounded: about `stageBytes` wait besides the write in flight (the feeding socket
+ * is paused past `pauseBytes`), in two buffers per busy direction, made only once bytes come
+ * while a write is in flight; a direction's first is small (FIRST_STAGE_BYTES), and a full-size
+ * one is made only when more than that comes during one write.
  */
 import type { Socket } from 'node:net';
 
@@ -46,8 +47,6 @@ export class StagedWriter {
   #stagedBytes = 0;
   /** Staging buffers whose writes completed, kept for the next (at most MAX_SPARES). */
   #spares: Buffer[] = [];
-  /** Staging buffers made so far (the first is small). */
-  #made = 0;
   #paused = false;
 
   constructor(socket: Socket, flow: (go: boolean) => void, stageBytes: number, pauseBytes: number) {
@@ -100,7 +99,7 @@ export class StagedWriter {
   protected reserve(n: number): { buf: Buffer; at: number } {
     let stage = this.#staged.at(-1);
     if (!stage || stage.used + n > stage.buf.byteLength) {
-      stage = { buf: this.#spares.pop() ?? this.#make(n), used: 0 };
+      stage = { buf: this.#take(n), used: 0 };
       this.#staged.push(stage);
     }
     const at = stage.used;
@@ -109,9 +108,14 @@ export class StagedWriter {
     return { buf: stage.buf, at };
   }
 
-  /** A new staging buffer for at least `n` bytes: small for the first, full-size after. */
-  #make(n: number): Buffer {
-    const size = this.#made++ === 0 ? Math.max(n, FIRST_STAGE_BYTES) : this.#stageBytes;
+  /**
+   * A staging buffer for at least `n` bytes: a spare one, else a new one, small unless what is
+   * staged meanwhile outgrew one already (bytes that come faster than one write at a time).
+   */
+  #take(n: number): Buffer {
+    const at = this.#spares.findIndex((b) => b.byteLength >= n);
+    if (at >= 0) return this.#spares.splice(at, 1)[0];
+    const size = this.#staged.length === 0 ? FIRST_STAGE_BYTES : this.#stageBytes;
     return Buffer.allocUnsafeSlow(Math.max(n, size));
   }
 
@@ -120,8 +124,7 @@ export class StagedWriter {
     for (let at = 0; at < bytes.byteLength; ) {
       const last = this.#staged.at(-1);
       const room = last ? last.buf.byteLength - last.used : 0;
-      const next = this.#spares.length > 0 || this.#made > 0 ? this.#stageBytes : FIRST_STAGE_BYTES;
-      const n = Math.min(bytes.byteLength - at, room > 0 ? room : next);
+      const n = Math.min(bytes.byteLength - at, room > 0 ? room : this.#stageBytes);
       const into = this.reserve(n);
       into.buf.set(bytes.subarray(at, at + n), into.at);
       at += n;
@@ -153,10 +156,12 @@ export class StagedWriter {
     if (out.length === 0 || s.destroyed || s.writableEnded) return;
     this.#busy = true;
     const done = () => {
-      // Written: the buffers are ours again.
-      for (const o of out)
-        if (this.#spares.length < MAX_SPARES && o.buf.byteLength === this.#stageBytes)
-          this.#spares.push(o.buf);
+      // Written: the buffers are ours again; the largest are kept.
+      for (const o of out) this.#spares.push(o.buf);
+      if (this.#spares.length > MAX_SPARES) {
+        this.#spares.sort((x, y) => y.byteLength - x.byteLength);
+        this.#spares.length = MAX_SPARES;
+      }
       this.#written();
     };
     s.cork();
