@@ -2,7 +2,7 @@
  * The sending side of a tunnel's data connection (splice.ts): local bytes go out as frames
  * (frames.ts) into TLS, staged in reused buffers while a write is in flight (staged-writer.ts).
  */
-import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { endFrames } from './frames.ts';
 import { StagedWriter } from './staged-writer.ts';
 
@@ -17,9 +17,13 @@ const STAGE_PAUSE_BYTES = STAGE_BYTES - (HEADER_BYTES + READ_BYTES);
 
 /** Writes one tunnel direction's frames into a data connection's TLS socket. */
 export class FrameWriter extends StagedWriter {
+  /** The data connection, typed as such for its FIN frame. */
+  readonly #tls: TLSSocket;
+
   /** `flow` pauses (false) and resumes (true) the local socket. */
-  constructor(socket: Socket, flow: (go: boolean) => void) {
+  constructor(socket: TLSSocket, flow: (go: boolean) => void) {
     super(socket, flow, STAGE_BYTES, STAGE_PAUSE_BYTES);
+    this.#tls = socket;
   }
 
   /** Sends `chunk` (valid only during this call) as frames. */
@@ -49,6 +53,6 @@ export class FrameWriter extends StagedWriter {
    */
   end(keepOpen: boolean): void {
     this.flushAll();
-    endFrames(this.socket, keepOpen);
+    endFrames(this.#tls, keepOpen);
   }
 }

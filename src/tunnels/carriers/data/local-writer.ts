@@ -2,7 +2,8 @@
  * The receiving side of a tunnel's data connection (splice.ts): decrypted bytes on their way to
  * the local socket, staged in reused buffers while a write is in flight (staged-writer.ts).
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { StagedWriter } from './staged-writer.ts';
 
 /** One staging buffer: sixteen TLS records, one write to the local socket. */
@@ -17,9 +18,12 @@ const SMALL_BYTES = 4096;
 
 /** Writes decrypted bytes into the local socket. */
 export class LocalWriter extends StagedWriter {
-  /** `flow` pauses (false) and resumes (true) the data connection. */
-  constructor(socket: Socket, flow: (go: boolean) => void) {
-    super(socket, flow, STAGE_BYTES, STAGE_PAUSE_BYTES);
+  /**
+   * `flow` pauses (false) and resumes (true) the data connection. An in-process end keeps the
+   * Buffers it is written, so each of its writes gets buffers of its own.
+   */
+  constructor(local: Writable, flow: (go: boolean) => void) {
+    super(local, flow, STAGE_BYTES, STAGE_PAUSE_BYTES, local instanceof Socket);
   }
 
   /** Takes `bytes` (valid only during this call); they leave at the next flush. */

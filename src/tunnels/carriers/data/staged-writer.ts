@@ -17,7 +17,7 @@
  * while a write is in flight; a direction's first is small (FIRST_STAGE_BYTES), and a full-size
  * one is made only when more than that comes during one write.
  */
-import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 
 /** Buffers kept between writes: one staging while the other is written. */
 const MAX_SPARES = 2;
@@ -35,7 +35,7 @@ interface Stage {
 
 /** One direction's writes into `socket`, staged in reused buffers. */
 export class StagedWriter {
-  protected readonly socket: Socket;
+  protected readonly socket: Writable;
   /** Called when the feeding socket should stop (false) or may go on (true) reading. */
   readonly #flow: (go: boolean) => void;
   readonly #stageBytes: number;
@@ -49,8 +49,22 @@ export class StagedWriter {
   #spares: Buffer[] = [];
   #paused = false;
 
-  constructor(socket: Socket, flow: (go: boolean) => void, stageBytes: number, pauseBytes: number) {
+  /**
+   * Whether a written buffer may stage again once its write completed: true for a socket (the
+   * kernel has copied the bytes by then), false for an in-process end (src/tunnels/in-process.ts),
+   * whose reader is handed the very Buffers written and may keep them.
+   */
+  readonly #reuse: boolean;
+
+  constructor(
+    socket: Writable,
+    flow: (go: boolean) => void,
+    stageBytes: number,
+    pauseBytes: number,
+    reuse = true,
+  ) {
     this.socket = socket;
+    this.#reuse = reuse;
     this.#flow = flow;
     this.#stageBytes = stageBytes;
     this.#pauseBytes = pauseBytes;
@@ -157,7 +171,7 @@ export class StagedWriter {
     this.#busy = true;
     const done = () => {
       // Written: the buffers are ours again; the largest are kept.
-      for (const o of out) this.#spares.push(o.buf);
+      if (this.#reuse) for (const o of out) this.#spares.push(o.buf);
       if (this.#spares.length > MAX_SPARES) {
         this.#spares.sort((x, y) => y.byteLength - x.byteLength);
         this.#spares.length = MAX_SPARES;
