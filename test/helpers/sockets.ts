@@ -1,7 +1,10 @@
 /** Socket helpers shared by the tunnel tests. */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket, connect as tlsConnect } from 'node:tls';
+import { clientTlsOptions, serverSecureContext } from '../../src/tunnels/carriers/data/tls.ts';
 
 /** Everything a socket (or an in-process end) receives until its end. */
 export function readAll(s: Duplex): Promise<Buffer> {
@@ -57,4 +60,35 @@ export function dialLoopback(port: number): Promise<Socket> {
     s.once('connect', () => resolve(s));
     s.once('error', reject);
   });
+}
+
+/** A connected TLS 1.3 pair over loopback, keyed by a PSK like tunnel data connections. */
+export async function tlsPair(): Promise<{ client: TLSSocket; server: TLSSocket; close(): void }> {
+  const psk = randomBytes(32);
+  let accept: (s: Socket) => void = () => {};
+  const raw = new Promise<Socket>((r) => {
+    accept = r;
+  });
+  const listener = createServer((s) => accept(s));
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  const port = (listener.address() as { port: number }).port;
+  const client = tlsConnect({ host: '127.0.0.1', port, ...clientTlsOptions('id', psk) });
+  const server = new TLSSocket(await raw, {
+    isServer: true,
+    secureContext: serverSecureContext(),
+    pskCallback: () => psk,
+  } as ConstructorParameters<typeof TLSSocket>[1]);
+  listener.close();
+  await Promise.all([
+    new Promise((r) => server.once('secure', r)),
+    new Promise((r) => client.once('secureConnect', r)),
+  ]);
+  return {
+    client,
+    server,
+    close: () => {
+      client.destroy();
+      server.destroy();
+    },
+  };
 }

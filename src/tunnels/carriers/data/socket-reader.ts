@@ -6,8 +6,9 @@
  * catch is that a chunk is only valid during the handler call, so handlers must consume it at
  * once (encrypt or decrypt it, which copies); bytes that arrive while no handler is set are
  * copied and kept for the next one.
- * (Accepted sockets cannot take `onread`: net.Server has no such option.)
+ * (Accepted sockets and TLS sockets cannot take `onread`: userBufferReader gives them one.)
  */
+import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
 /**
@@ -33,6 +34,12 @@ export interface SocketReader {
 export class SharedBufferReader implements SocketReader {
   #handler: ChunkHandler | undefined;
   #kept: Buffer[] = [];
+
+  /** `buffer`: the shared buffer to read into (the one of plain sockets by default). */
+  constructor(buffer: Buffer<ArrayBuffer> = shared) {
+    this.onread.buffer = buffer;
+  }
+
   /** Pass as the `onread` option of `net.connect`. */
   readonly onread = {
     buffer: shared,
@@ -70,6 +77,71 @@ export function dataEventReader(socket: Readable): SocketReader {
       }
       socket.on('data', handler ?? keep);
       if (!handler) current = undefined;
+    },
+  };
+}
+
+/** The slots net.Socket keeps its `onread` option in, found on a probe socket (see userBufferReader). */
+interface OnreadSlots {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol;
+}
+let onreadSlots: OnreadSlots | null | undefined;
+
+function findOnreadSlots(): OnreadSlots | null {
+  const buffer = Buffer.alloc(1);
+  const callback = () => true;
+  const probe = new Socket({ onread: { buffer, callback } });
+  const slots = probe as unknown as Record<symbol, unknown>;
+  const symbols = Object.getOwnPropertySymbols(probe);
+  const found = {
+    buffer: symbols.find((s) => slots[s] === buffer),
+    callback: symbols.find((s) => slots[s] === callback),
+    generator: symbols.find((s) => s.description === 'kBufferGen' && slots[s] === null),
+  };
+  probe.destroy();
+  return found.buffer && found.callback && found.generator ? (found as OnreadSlots) : null;
+}
+
+/**
+ * Where TLS sockets decrypt into: a record is at most 16 KiB, and a buffer of their own keeps
+ * them apart from the plain sockets' reads. Made at the first data connection.
+ */
+let tlsShared: Buffer<ArrayBuffer> | undefined;
+
+/**
+ * A reader for a socket we did not create with `onread` (an accepted socket, a data connection's
+ * TLS socket) that reads into a shared buffer all the same: without it, Node allocates a Buffer
+ * for each read (64 KiB) or each TLS record (16 KiB), and a V8 mark-compact followed every ~30 MB
+ * of them (the receiving agent's largest cost, bench/tunnel.ts). node:net takes `onread` only when
+ * it creates a socket, and node:tls only for a socket it connects itself (ours wrap a TCP socket
+ * we keep, to reset it and to send a relay's preamble first), so this does what the option does
+ * there: the socket's slots for it (found on a probe socket made with the option) and the stream
+ * handle's user buffer. On a Node that lays these out differently the socket keeps its `data`
+ * events, which test/unit/tunnels/carriers/data/socket-reader.test.ts notices. Bytes the socket
+ * delivered before the switch go first.
+ */
+export function userBufferReader(socket: Readable, tls = false): SocketReader & { shared: boolean } {
+  const events = dataEventReader(socket);
+  // An in-process end (src/tunnels/in-process.ts) hands over Buffers of its own: nothing to share.
+  if (!(socket instanceof Socket)) return Object.assign(events, { shared: false });
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?(buf: Uint8Array): void } })._handle;
+  if (onreadSlots === undefined) onreadSlots = findOnreadSlots();
+  if (!onreadSlots || typeof handle?.useUserBuffer !== 'function')
+    return Object.assign(events, { shared: false });
+  if (tls) tlsShared ??= Buffer.allocUnsafe(16 * 1024);
+  const reader = new SharedBufferReader(tls ? tlsShared : shared);
+  const slots = socket as unknown as Record<symbol, unknown>;
+  slots[onreadSlots.buffer] = reader.onread.buffer;
+  slots[onreadSlots.callback] = reader.onread.callback;
+  slots[onreadSlots.generator] = null;
+  handle.useUserBuffer(reader.onread.buffer);
+  return {
+    shared: true,
+    set(handler) {
+      events.set(handler);
+      reader.set(handler);
     },
   };
 }

@@ -19,8 +19,10 @@ import { TunnelProtocolError } from '../../errors.ts';
 import type { LocalSocket } from '../../in-process.ts';
 import type { SpliceResult } from '../carrier.ts';
 import { waitForHandshake } from '../handshake-wait.ts';
-import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
-import { dataEventReader, type SocketReader } from './socket-reader.ts';
+import { FrameWriter } from './frame-writer.ts';
+import { type FramePiece, FrameReader } from './frames.ts';
+import { LocalWriter } from './local-writer.ts';
+import { type SocketReader, userBufferReader } from './socket-reader.ts';
 
 /** TLS 1.3's largest record: a decrypted chunk this size is likely followed by more. */
 const TLS_RECORD_BYTES = 16 * 1024;
@@ -41,7 +43,7 @@ export interface DataConnection {
 
 /** Wraps an established TLS socket over `raw` as a data connection. */
 export function dataConnection(socket: TLSSocket, raw: Socket): DataConnection {
-  return { socket, raw, reader: dataEventReader(socket), frames: new FrameReader() };
+  return { socket, raw, reader: userBufferReader(socket, true), frames: new FrameReader() };
 }
 
 /** Closes a data connection: TLS socket and TCP socket (the far end sees a cut, not an end). */
@@ -84,7 +86,7 @@ export function spliceData(
 ): Promise<DataSpliceResult> {
   const { socket: remote, frames } = data;
   const reuse = opts.reuse === true;
-  const localReader = opts.localReader ?? dataEventReader(local);
+  const localReader = opts.localReader ?? userBufferReader(local);
   return new Promise((resolve) => {
     let sent = 0;
     let received = 0;
@@ -111,28 +113,23 @@ export function spliceData(
     };
 
     // ---- local → remote -----------------------------------------------------------------
-    let waitingRemoteDrain = false;
+    // Backpressure: the writer pauses the local socket while its frames wait for TLS.
+    const writer = new FrameWriter(remote, (go) => {
+      if (local.destroyed) return;
+      if (go) local.resume();
+      else local.pause();
+    });
     const send = (chunk: Uint8Array) => {
       if (remote.destroyed || remote.writableEnded) return;
       sent += chunk.byteLength;
-      writeFrame(remote, chunk);
-      // Paused only when frames wait past the TLS socket's mark (tls.ts, TLS_HIGH_WATER_BYTES):
-      // write() says false for every frame as large as the mark, even one TLS took at once.
-      if (remote.writableLength > remote.writableHighWaterMark && !waitingRemoteDrain) {
-        waitingRemoteDrain = true;
-        local.pause();
-        remote.once('drain', () => {
-          waitingRemoteDrain = false;
-          if (!local.destroyed) local.resume();
-        });
-      }
+      writer.send(chunk);
     };
     if (opts.firstBytes?.byteLength) send(opts.firstBytes);
     localReader.set(send);
     const onLocalEnd = () => {
       if (localEnded) return;
       localEnded = true;
-      endFrames(remote, reuse);
+      writer.end(reuse);
       free();
     };
     local.on('end', onLocalEnd);
@@ -148,67 +145,44 @@ export function spliceData(
     local.resume();
 
     // ---- remote → local -----------------------------------------------------------------
-    let waitingLocalDrain = false;
-    const pauseRemoteUntilDrain = () => {
-      if (waitingLocalDrain) return;
-      waitingLocalDrain = true;
-      remote.pause();
-      local.once('drain', () => {
-        if (!waitingLocalDrain) return;
-        waitingLocalDrain = false;
-        if (!remote.destroyed) remote.resume();
-      });
-    };
-    // TLS hands decrypted bytes over one record (16 KiB) at a time, every record of a TCP read
-    // in a row. Written one by one, each cost a syscall and a loopback packet; they are
-    // gathered and written together (one writev) when a short record ends the far end's write,
-    // when BATCH_MAX_BYTES are waiting, or once this turn of the event loop's reads is done.
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
+    // Decrypted records come one at a time, in the shared TLS read buffer (socket-reader.ts):
+    // the writer copies them into reused buffers while its last write to the local socket is
+    // in flight, and pauses the data connection while too much waits. Once the FIN frame came
+    // the data connection is no longer this direction's to pause (with `reuse`, the next
+    // tunnel's).
+    let finished = false;
+    const toLocal = new LocalWriter(local, (go) => {
+      if (finished || remote.destroyed) return;
+      if (go) remote.resume();
+      else remote.pause();
+    });
+    // Written when a short record ends the far end's write, when BATCH_MAX_BYTES wait, or once
+    // this turn of the event loop's reads is done: a TCP read's records go out together.
     let flushQueued = false;
-    const flush = () => {
-      const out = batch;
-      batch = [];
-      batchBytes = 0;
-      if (out.length === 0 || local.destroyed || local.writableEnded) return;
-      if (out.length === 1) local.write(out[0]);
-      else {
-        local.cork();
-        for (const b of out) local.write(b);
-        local.uncork();
-      }
-      // write() says false for any write that reaches the high-water mark, even one the kernel
-      // took at once; what still waits is the measure (past the mark, 'drain' is due).
-      if (local.writableLength > local.writableHighWaterMark) pauseRemoteUntilDrain();
-    };
     const queuedFlush = () => {
       flushQueued = false;
-      flush();
+      toLocal.flush();
     };
     const deliver = (pieces: FramePiece[]) => {
       for (const p of pieces) {
         if (local.destroyed) return;
         if ('fin' in p) {
-          flush();
-          if (!local.writableEnded) local.end();
-          // An ended socket emits no more 'drain': what is left to read is only the TLS close,
-          // and it must be read for the connection to close.
-          if (waitingLocalDrain) {
-            waitingLocalDrain = false;
-            remote.resume();
-          }
+          const paused = toLocal.paused;
+          finished = true;
+          toLocal.end();
+          // What is left to read is only the TLS close, and it must be read for the
+          // connection to close.
+          if (paused && !remote.destroyed) remote.resume();
           free();
           continue;
         }
         received += p.bytes.byteLength;
-        // A view into a chunk TLS allocated for this read alone: safe to hold until the flush.
-        batch.push(p.bytes);
-        batchBytes += p.bytes.byteLength;
+        toLocal.push(p.bytes);
       }
     };
     if (opts.initial?.length) {
       deliver(opts.initial);
-      flush();
+      toLocal.flush();
     }
     data.reader.set((chunk: Buffer) => {
       let pieces: FramePiece[];
@@ -219,8 +193,8 @@ export function spliceData(
         return;
       }
       deliver(pieces);
-      if (chunk.byteLength < TLS_RECORD_BYTES || batchBytes >= BATCH_MAX_BYTES) flush();
-      else if (!flushQueued && batch.length > 0) {
+      if (chunk.byteLength < TLS_RECORD_BYTES || toLocal.stagedBytes >= BATCH_MAX_BYTES) toLocal.flush();
+      else if (!flushQueued && toLocal.stagedBytes > 0) {
         flushQueued = true;
         setImmediate(queuedFlush);
       }

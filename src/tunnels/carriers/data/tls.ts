@@ -29,9 +29,9 @@ const COMMON = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: SUITE } 
 
 /**
  * High-water mark of a data connection's TLS socket, both ways (Node's default is 64 KiB, one
- * frame of a 64 KiB read): frames written while TLS is still sending the previous one queue up
- * to this, and then go as one SSL_write and one TCP write, in full 16 KiB records, instead of
- * pausing the local socket after every frame. Bounded per connection like the default.
+ * frame of a 64 KiB read): decrypted bytes wait up to this for a paused reader, and writes by
+ * others than the tunnel's frame writer (frame-writer.ts, which keeps its own bound) queue up to
+ * this. Bounded per connection like the default.
  */
 export const TLS_HIGH_WATER_BYTES = 256 * 1024;
 
