@@ -61,22 +61,23 @@ function runJoined(
     stdin.write(head);
     hash?.update(head);
     bytes += head.length;
-    // The tunnel hands its bytes over a TLS record (16 KiB) at a time, all of a read in a row:
-    // corked until the turn ends, they go into the pipe in one writev, not one write each.
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      stdin.uncork();
-    };
-    socket.on('data', (c: Buffer) => {
-      bytes += c.length;
-      hash?.update(c);
-      if (corked) return;
-      corked = true;
-      stdin.cork();
-      process.nextTick(uncork);
-    });
-    socket.pipe(stdin);
+    if (socket.consume) {
+      // Each chunk goes into the pipe as it comes (the tunnel gathers a read's TLS records into
+      // one), and the tunnel's write completes once the pipe took it: until then its buffer is
+      // not reused, and the next waits (cat's pace holds the sender back).
+      socket.consume((c, done) => {
+        bytes += c.length;
+        hash?.update(c);
+        stdin.write(c, () => done());
+      });
+      socket.once('end', () => stdin.end());
+    } else {
+      socket.on('data', (c: Buffer) => {
+        bytes += c.length;
+        hash?.update(c);
+      });
+      socket.pipe(stdin);
+    }
     socket.resume();
   } else {
     child.stdout!.on('data', (c: Buffer) => {

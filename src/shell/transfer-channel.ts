@@ -26,7 +26,14 @@ const SECRET_TIMEOUT_MS = 5_000;
  * A tunnel's end as the tunnels hand it over (an in-process connection end): a stream that
  * behaves as a TCP socket, reset included.
  */
-export type ChannelSocket = Duplex & { resetAndDestroy(): unknown };
+export type ChannelSocket = Duplex & {
+  resetAndDestroy(): unknown;
+  /**
+   * Takes the bytes as they are written, each with a `done` that completes the writer's write
+   * (src/tunnels/in-process.ts): the tunnel then reuses its buffers as it does for a socket.
+   */
+  consume?(consumer: (chunk: Buffer, done: () => void) => void): void;
+};
 
 /** An open channel as the tunnels' service directory sees it: a name and who takes its connection. */
 export interface ChannelTarget {

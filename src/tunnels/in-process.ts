@@ -12,8 +12,15 @@
  * - destroy() is a TCP close: the other end reads its end; bytes left unread on the closed end,
  *   or written to it afterwards, reset the other end (ECONNRESET, EPIPE), as the kernel would;
  * - resetAndDestroy() (or destroy with an error) resets the other end.
+ * A reader that writes what it reads on to somewhere else (the copy channel into `cat`'s pipe)
+ * may instead take the bytes with `consume`: each chunk comes with a `done` to call once it is
+ * done with the chunk, and the writer's write completes only then, so a writer that reuses its
+ * buffers once a write completed (carriers/data/staged-writer.ts) may do so here as on a socket.
  */
 import { Duplex } from 'node:stream';
+
+/** Takes a chunk written to an end; `done` (once the chunk is no longer needed) completes the write. */
+export type ChunkConsumer = (chunk: Buffer, done: () => void) => void;
 
 /** A service served inside the agent: `accept` takes each tunnel to it (and may throw to refuse it). */
 export interface InProcessTarget {
@@ -48,6 +55,8 @@ export class InProcessEnd extends Duplex {
   /** This end's end-of-stream was handed to the peer (once only). */
   #endSent = false;
   #reset = false;
+  /** Takes what the peer writes, instead of this end's readable side (see `consume`). */
+  #consumer: ChunkConsumer | undefined;
 
   private constructor() {
     super({ allowHalfOpen: true, readableHighWaterMark: READ_HIGH_WATER_BYTES });
@@ -65,6 +74,7 @@ export class InProcessEnd extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     const peer = this.#peer as InProcessEnd;
     if (peer.destroyed) callback(socketError('EPIPE', 'the other end is closed'));
+    else if (peer.#consumer) peer.#consumer(chunk, () => callback());
     else if (peer.push(chunk)) callback();
     else peer.#held = callback;
   }
@@ -91,6 +101,27 @@ export class InProcessEnd extends Duplex {
     }
     held?.(socketError('ECONNRESET', 'the connection was reset'));
     callback(err);
+  }
+
+  /**
+   * From now on, hands what the peer writes to `consumer` instead of this end's readable side;
+   * the peer's write completes when the consumer calls `done`, which is how it holds the writer
+   * back. What was read into this end before comes first (those chunks the writer kept no claim
+   * on: their writes completed with push). The end of the stream is still this end's 'end'
+   * (resume() it to see that).
+   */
+  consume(consumer: ChunkConsumer): void {
+    this.#consumer = consumer;
+    for (let chunk = this.read(); chunk !== null; chunk = this.read()) consumer(chunk, () => {});
+    const held = this.#held;
+    this.#held = undefined;
+    held?.();
+  }
+
+  /** Whether the peer takes written chunks with `consume`, so a completed write is done with them. */
+  get peerConsumes(): boolean {
+    const peer = this.#peer;
+    return peer !== undefined && peer.#consumer !== undefined;
   }
 
   /** Closes this end and resets the other (a TCP reset); this end emits no error. */

@@ -96,4 +96,32 @@ describe('in-process connections', () => {
       /taken/,
     );
   });
+
+  it('hands a consuming reader each chunk with done: the write completes only then, earlier bytes first', async () => {
+    const [a, b] = InProcessEnd.pair();
+    a.write('early');
+    await new Promise((r) => setImmediate(r));
+    const got: string[] = [];
+    const dones: (() => void)[] = [];
+    b.consume((chunk, done) => {
+      got.push(chunk.toString());
+      dones.push(done);
+    });
+    assert.ok(a.peerConsumes);
+    assert.deepEqual(got, ['early'], 'what was read before comes first');
+    let completed = false;
+    a.write('next', () => {
+      completed = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(got, ['early', 'next']);
+    assert.equal(completed, false, 'the write waits for the reader');
+    dones[1]();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(completed, true);
+    const ended = once(b, 'end');
+    b.resume();
+    a.end();
+    await ended;
+  });
 });

@@ -4,6 +4,7 @@
  */
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
+import { InProcessEnd } from '../../in-process.ts';
 import { StagedWriter } from './staged-writer.ts';
 
 /** One staging buffer: sixteen TLS records, one write to the local socket. */
@@ -20,10 +21,12 @@ const SMALL_BYTES = 4096;
 export class LocalWriter extends StagedWriter {
   /**
    * `flow` pauses (false) and resumes (true) the data connection. An in-process end keeps the
-   * Buffers it is written, so each of its writes gets buffers of its own.
+   * Buffers it is written unless its reader consumes them (in-process.ts), so until then each of
+   * its writes gets buffers of its own.
    */
   constructor(local: Writable, flow: (go: boolean) => void) {
-    super(local, flow, STAGE_BYTES, STAGE_PAUSE_BYTES, local instanceof Socket);
+    const reuse = () => local instanceof Socket || (local instanceof InProcessEnd && local.peerConsumes);
+    super(local, flow, STAGE_BYTES, STAGE_PAUSE_BYTES, reuse);
   }
 
   /** Takes `bytes` (valid only during this call); they leave at the next flush. */

@@ -50,18 +50,19 @@ export class StagedWriter {
   #paused = false;
 
   /**
-   * Whether a written buffer may stage again once its write completed: true for a socket (the
-   * kernel has copied the bytes by then), false for an in-process end (src/tunnels/in-process.ts),
-   * whose reader is handed the very Buffers written and may keep them.
+   * Whether a buffer about to be written may stage again once its write completed: always for a
+   * socket (the kernel has copied the bytes by then); for an in-process end
+   * (src/tunnels/in-process.ts) only while its reader consumes (its writes complete once the
+   * reader is done with the bytes), not when it is handed the very Buffers and may keep them.
    */
-  readonly #reuse: boolean;
+  readonly #reuse: () => boolean;
 
   constructor(
     socket: Writable,
     flow: (go: boolean) => void,
     stageBytes: number,
     pauseBytes: number,
-    reuse = true,
+    reuse: () => boolean = () => true,
   ) {
     this.socket = socket;
     this.#reuse = reuse;
@@ -169,9 +170,10 @@ export class StagedWriter {
     this.#stagedBytes = 0;
     if (out.length === 0 || s.destroyed || s.writableEnded) return;
     this.#busy = true;
+    const reuse = this.#reuse();
     const done = () => {
       // Written: the buffers are ours again; the largest are kept.
-      if (this.#reuse) for (const o of out) this.#spares.push(o.buf);
+      if (reuse) for (const o of out) this.#spares.push(o.buf);
       if (this.#spares.length > MAX_SPARES) {
         this.#spares.sort((x, y) => y.byteLength - x.byteLength);
         this.#spares.length = MAX_SPARES;

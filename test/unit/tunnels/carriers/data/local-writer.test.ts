@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type { Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, describe, test } from 'node:test';
@@ -66,5 +67,30 @@ describe('data connection local writer', () => {
     const got = readAll(theirs);
     await pushAll(ours, source);
     assert.ok((await got).equals(source));
+  });
+
+  test('into an in-process end whose reader consumes, holding each chunk until done: intact, buffers reused', async () => {
+    const [ours, theirs] = InProcessEnd.pair();
+    const source = randomBytes(8 * 1024 * 1024);
+    const held: Buffer[] = [];
+    const arrays = new Set<ArrayBufferLike>();
+    const got: Buffer[] = [];
+    theirs.consume((chunk, done) => {
+      // Checked (copied) only when done is called: a buffer reused before would show here.
+      held.push(chunk);
+      arrays.add(chunk.buffer);
+      setImmediate(() => {
+        got.push(Buffer.from(held.shift() as Buffer));
+        done();
+      });
+    });
+    const ended = once(theirs, 'end');
+    theirs.resume();
+    await pushAll(ours, source);
+    await ended;
+    assert.ok(Buffer.concat(got).equals(source));
+    // Small pieces go in Buffers of their own (Node's 8 KiB pool); staged bytes in a few reused ones.
+    const large = [...arrays].filter((b) => b.byteLength > 8192).length;
+    assert.ok(large <= 4, `${large} staging buffers for 8 MiB`);
   });
 });
