@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import type { ActionContext } from '../core/actions.ts';
+import { userBufferReader } from '../runtime/socket-reader.ts';
 import { BadSessionFrameError, FileTransferError, TransferChannelError } from './errors.ts';
 import { describePath, runAsUser, toolError } from './file-ops.ts';
 import type { ChannelSocket, TransferChannels } from './transfer-channel.ts';
@@ -80,11 +81,30 @@ function runJoined(
     }
     socket.resume();
   } else {
-    child.stdout!.on('data', (c: Buffer) => {
-      bytes += c.length;
-      hash?.update(c);
-    });
-    child.stdout!.pipe(socket);
+    const out = child.stdout!;
+    const write = socket.writeTransient?.bind(socket);
+    if (write) {
+      // cat's pipe is read into a shared buffer (no 64 KiB Buffer per read: those made V8 run a
+      // full mark-compact every few dozen MB), each read hashed and handed to the tunnel at once.
+      const reader = userBufferReader(out);
+      const resume = () => out.resume();
+      reader.set((c) => {
+        bytes += c.length;
+        hash?.update(c);
+        if (!write(c)) {
+          out.pause();
+          socket.once('drain', resume);
+        }
+      });
+      out.once('end', () => socket.end());
+      out.resume();
+    } else {
+      out.on('data', (c: Buffer) => {
+        bytes += c.length;
+        hash?.update(c);
+      });
+      out.pipe(socket);
+    }
   }
   const tick = setInterval(() => void ctx.emit({ progress: bytes }).catch(() => {}), PROGRESS_EVERY_MS);
   return new Promise<{ code: number | null; stderr: string; bytes: number; broken: boolean }>(

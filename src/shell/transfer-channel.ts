@@ -33,6 +33,8 @@ export type ChannelSocket = Duplex & {
    * (src/tunnels/in-process.ts): the tunnel then reuses its buffers as it does for a socket.
    */
   consume?(consumer: (chunk: Buffer, done: () => void) => void): void;
+  /** Writes bytes valid only during the call: passed on at once when the tunnel takes them so, else copied. */
+  writeTransient?(chunk: Uint8Array): boolean;
 };
 
 /** An open channel as the tunnels' service directory sees it: a name and who takes its connection. */

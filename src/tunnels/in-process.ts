@@ -16,8 +16,13 @@
  * may instead take the bytes with `consume`: each chunk comes with a `done` to call once it is
  * done with the chunk, and the writer's write completes only then, so a writer that reuses its
  * buffers once a write completed (carriers/data/staged-writer.ts) may do so here as on a socket.
+ * A reader that consumes synchronously (the data carrier's splice: it encrypts or copies each
+ * chunk at once) says so, and then `writeTransient` may hand it bytes valid only during the call
+ * (a shared read buffer, src/runtime/socket-reader.ts) without a copy. While such a reader is
+ * paused, what is written waits (and the writer with it) until it resumes.
  */
 import { Duplex } from 'node:stream';
+import type { ChunkHandler, SocketReader } from '../runtime/socket-reader.ts';
 
 /** Takes a chunk written to an end; `done` (once the chunk is no longer needed) completes the write. */
 export type ChunkConsumer = (chunk: Buffer, done: () => void) => void;
@@ -57,9 +62,18 @@ export class InProcessEnd extends Duplex {
   #reset = false;
   /** Takes what the peer writes, instead of this end's readable side (see `consume`). */
   #consumer: ChunkConsumer | undefined;
+  /** The consumer is done with each chunk before it returns. */
+  #consumesAtOnce = false;
+  /** A chunk written while this end was paused, for its consumer once it resumes. */
+  #pending: { chunk: Buffer; done: (err?: Error | null) => void } | undefined;
 
   private constructor() {
-    super({ allowHalfOpen: true, readableHighWaterMark: READ_HIGH_WATER_BYTES });
+    // The writable mark matches: a 64 KiB write taken at once does not say 'wait for drain'.
+    super({
+      allowHalfOpen: true,
+      readableHighWaterMark: READ_HIGH_WATER_BYTES,
+      writableHighWaterMark: READ_HIGH_WATER_BYTES,
+    });
   }
 
   /** Two connected ends: what one writes, the other reads. */
@@ -74,6 +88,7 @@ export class InProcessEnd extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     const peer = this.#peer as InProcessEnd;
     if (peer.destroyed) callback(socketError('EPIPE', 'the other end is closed'));
+    else if (peer.#consumer && peer.isPaused()) peer.#pending = { chunk, done: callback };
     else if (peer.#consumer) peer.#consumer(chunk, () => callback());
     else if (peer.push(chunk)) callback();
     else peer.#held = callback;
@@ -92,7 +107,9 @@ export class InProcessEnd extends Duplex {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     const peer = this.#peer as InProcessEnd;
-    const held = this.#held;
+    const pending = this.#pending;
+    this.#pending = undefined;
+    const held = this.#held ?? pending?.done;
     this.#held = undefined;
     const unread = held !== undefined || this.readableLength > 0;
     if (!peer.destroyed) {
@@ -110,12 +127,41 @@ export class InProcessEnd extends Duplex {
    * on: their writes completed with push). The end of the stream is still this end's 'end'
    * (resume() it to see that).
    */
-  consume(consumer: ChunkConsumer): void {
+  consume(consumer: ChunkConsumer, opts: { atOnce?: boolean } = {}): void {
     this.#consumer = consumer;
+    this.#consumesAtOnce = opts.atOnce === true;
     for (let chunk = this.read(); chunk !== null; chunk = this.read()) consumer(chunk, () => {});
     const held = this.#held;
     this.#held = undefined;
     held?.();
+  }
+
+  /** Resumes reading; a consumer then gets what was written while this end was paused. */
+  override resume(): this {
+    super.resume();
+    const pending = this.#pending;
+    if (pending && this.#consumer) {
+      this.#pending = undefined;
+      this.#consumer(pending.chunk, pending.done);
+    }
+    return this;
+  }
+
+  /**
+   * Writes bytes valid only during this call (a shared read buffer): handed over at once to a
+   * reader that consumes them before it returns (`consume` with `atOnce`), else copied first.
+   * Returns what write() returns.
+   */
+  writeTransient(chunk: Uint8Array): boolean {
+    const peer = this.#peer;
+    const atOnce =
+      peer !== undefined &&
+      peer.#consumer !== undefined &&
+      peer.#consumesAtOnce &&
+      !peer.isPaused() &&
+      this.writableLength === 0 &&
+      this.writableCorked === 0;
+    return this.write(atOnce ? chunk : Buffer.from(chunk));
   }
 
   /** Whether the peer takes written chunks with `consume`, so a completed write is done with them. */
@@ -141,6 +187,30 @@ export class InProcessEnd extends Duplex {
     this.#endSent = true;
     peer.push(null);
   }
+}
+
+/**
+ * A reader of an in-process end for a handler that is done with each chunk when it returns (the
+ * data carrier's splice encrypts or copies it at once): the end's writer may then hand over bytes
+ * valid only during the call (`writeTransient`). What comes while no handler is set is kept.
+ */
+export function consumingReader(end: InProcessEnd): SocketReader {
+  let handler: ChunkHandler | undefined;
+  const kept: Buffer[] = [];
+  end.consume(
+    (chunk, done) => {
+      if (handler) handler(chunk);
+      else kept.push(Buffer.from(chunk));
+      done();
+    },
+    { atOnce: true },
+  );
+  return {
+    set(h) {
+      handler = h;
+      while (handler && kept.length > 0) handler(kept.shift() as Buffer);
+    },
+  };
 }
 
 /** Opens an in-memory connection to `target`: hands it one end and returns the other. */

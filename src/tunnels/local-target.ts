@@ -4,8 +4,8 @@
  * node.
  */
 import { connect, type Socket } from 'node:net';
+import type { SharedBufferReader } from '../runtime/socket-reader.ts';
 import type { OpenedTunnel } from './carriers/carrier.ts';
-import type { SharedBufferReader } from './carriers/data/socket-reader.ts';
 import { LOOPBACK, TARGET_CONNECT_TIMEOUT_MS } from './constants.ts';
 import { TargetRefusedError } from './errors.ts';
 import { connectInProcess, type LocalSocket, type LocalTarget } from './in-process.ts';
@@ -32,7 +32,7 @@ export function targetField(target: LocalTarget): { port: number } | { service: 
 
 /**
  * Connects to an exposed port on loopback; refusal and timeout become TargetRefusedError. With
- * a `reader`, the socket reads into the shared buffer (socket-reader.ts) and emits no `data`.
+ * a `reader`, the socket reads into the shared buffer (src/runtime/socket-reader.ts) and emits no `data`.
  */
 export function connectLocal(port: number, reader?: SharedBufferReader): Promise<Socket> {
   return new Promise((resolve, reject) => {

@@ -124,4 +124,52 @@ describe('in-process connections', () => {
     a.end();
     await ended;
   });
+
+  it('holds what is written to a paused consuming reader, with its writer, until it resumes', async () => {
+    const [a, b] = InProcessEnd.pair();
+    const got: string[] = [];
+    b.consume((chunk, done) => {
+      got.push(chunk.toString());
+      done();
+    });
+    b.pause();
+    let completed = false;
+    a.write('held', () => {
+      completed = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(got, []);
+    assert.equal(completed, false);
+    b.resume();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(got, ['held']);
+    assert.equal(completed, true);
+  });
+
+  it('writeTransient hands bytes to a reader that consumes at once as they are, else a copy', async () => {
+    const [a, b] = InProcessEnd.pair();
+    const seen: Buffer[] = [];
+    b.consume(
+      (chunk, done) => {
+        seen.push(chunk);
+        done();
+      },
+      { atOnce: true },
+    );
+    const shared = Buffer.from('abcd');
+    a.writeTransient(shared);
+    assert.equal(seen[0], shared, 'no copy for a reader done with it at once');
+    b.pause();
+    a.writeTransient(shared);
+    shared.fill(0x7a); // the next read overwrites the shared buffer
+    b.resume();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(seen[1].toString(), 'abcd', 'copied while the reader was paused');
+    const [c, d] = InProcessEnd.pair();
+    const plain = Buffer.from('efgh');
+    const first = once(d, 'data');
+    c.writeTransient(plain);
+    plain.fill(0x7a);
+    assert.equal((await first)[0].toString(), 'efgh', 'copied for a reader that keeps what it reads');
+  });
 });

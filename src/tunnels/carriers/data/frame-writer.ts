@@ -8,7 +8,7 @@ import { StagedWriter } from './staged-writer.ts';
 
 /** Length of a frame header (frames.ts). */
 const HEADER_BYTES = 4;
-/** The largest chunk a socket read gives (Node reads 64 KiB; socket-reader.ts likewise). */
+/** The largest chunk a socket read gives (Node reads 64 KiB; src/runtime/socket-reader.ts likewise). */
 const READ_BYTES = 64 * 1024;
 /** One staging buffer: four frames of a full read, the payload of one 256 KiB TLS write. */
 export const STAGE_BYTES = 4 * (HEADER_BYTES + READ_BYTES);

@@ -22,7 +22,7 @@ export type FramePiece = { bytes: Buffer; last: boolean } | { fin: true };
 
 /**
  * Writes `chunk` as one frame, as one vectored write; returns what `write` said about the
- * buffer. `chunk` may be a shared read buffer (socket-reader.ts): it is copied when the socket
+ * buffer. `chunk` may be a shared read buffer (src/runtime/socket-reader.ts): it is copied when the socket
  * would keep a reference to it past this call (a write already in progress or queued).
  */
 export function writeFrame(socket: Socket, chunk: Uint8Array): boolean {

@@ -6,6 +6,7 @@
  */
 import { PlexusError } from '../../../core/errors.ts';
 import type { Logger } from '../../../logging/index.ts';
+import { SharedBufferReader } from '../../../runtime/socket-reader.ts';
 import { HEADER_WAIT_MS, MAX_HEADER_BYTES } from '../../constants.ts';
 import { deadline } from '../../deadline.ts';
 import { parseRequest, refusalOf, type TunnelRequest, wantsReuse } from '../../handshake.ts';
@@ -14,7 +15,6 @@ import type { TunnelLedger } from '../../ledger.ts';
 import { connectTarget, targetField } from '../../local-target.ts';
 import { endFrames, type FramePiece, FrameReader, writeFrame } from './frames.ts';
 import type { RedeemedTicket } from './listener.ts';
-import { SharedBufferReader } from './socket-reader.ts';
 import { type DataConnection, readFirstFrame, resetData, spliceData } from './splice.ts';
 
 /** What the data carrier's server end uses. */

@@ -15,14 +15,14 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { type SocketReader, userBufferReader } from '../../../runtime/socket-reader.ts';
 import { TunnelProtocolError } from '../../errors.ts';
-import type { LocalSocket } from '../../in-process.ts';
+import { consumingReader, InProcessEnd, type LocalSocket } from '../../in-process.ts';
 import type { SpliceResult } from '../carrier.ts';
 import { waitForHandshake } from '../handshake-wait.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { type FramePiece, FrameReader } from './frames.ts';
 import { LocalWriter } from './local-writer.ts';
-import { type SocketReader, userBufferReader } from './socket-reader.ts';
 
 /** TLS 1.3's largest record: a decrypted chunk this size is likely followed by more. */
 const TLS_RECORD_BYTES = 16 * 1024;
@@ -34,7 +34,7 @@ export interface DataConnection {
   socket: TLSSocket;
   /** The TCP socket under the TLS: resetting it is how a reset reaches the far end. */
   raw: Socket;
-  /** How its incoming bytes are taken (see socket-reader.ts). */
+  /** How its incoming bytes are taken (see src/runtime/socket-reader.ts). */
   reader: SocketReader;
   frames: FrameReader;
   /** Through a relay's splice (spliced/), not straight to the peer's data listener. */
@@ -86,7 +86,10 @@ export function spliceData(
 ): Promise<DataSpliceResult> {
   const { socket: remote, frames } = data;
   const reuse = opts.reuse === true;
-  const localReader = opts.localReader ?? userBufferReader(local);
+  // An in-process end hands its chunks over as they are written, and this side is done with each
+  // at once (it frames it into TLS or stages a copy): its writer may give bytes it reuses.
+  const localReader =
+    opts.localReader ?? (local instanceof InProcessEnd ? consumingReader(local) : userBufferReader(local));
   return new Promise((resolve) => {
     let sent = 0;
     let received = 0;
@@ -145,7 +148,7 @@ export function spliceData(
     local.resume();
 
     // ---- remote → local -----------------------------------------------------------------
-    // Decrypted records come one at a time, in the shared TLS read buffer (socket-reader.ts):
+    // Decrypted records come one at a time, in the shared TLS read buffer (src/runtime/socket-reader.ts):
     // the writer copies them into reused buffers while its last write to the local socket is
     // in flight, and pauses the data connection while too much waits. Once the FIN frame came
     // the data connection is no longer this direction's to pause (with `reuse`, the next

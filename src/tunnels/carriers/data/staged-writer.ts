@@ -3,7 +3,7 @@
  * directions of a tunnel's data connection (splice.ts): local bytes going out as frames into TLS
  * (frame-writer.ts), and decrypted bytes going to the local socket.
  *
- * Why: the bytes handed over are views into a shared read buffer (socket-reader.ts), valid only
+ * Why: the bytes handed over are views into a shared read buffer (src/runtime/socket-reader.ts), valid only
  * during the call, and a write holds on to what it is given until it completes, a turn of the
  * event loop later at the soonest. Copied into a fresh Buffer per chunk instead, a GB cost the
  * agent 16 000 (64 KiB reads) to 64 000 (16 KiB TLS records) new Buffers, and V8 answered that

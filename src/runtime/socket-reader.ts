@@ -7,6 +7,9 @@
  * once (encrypt or decrypt it, which copies); bytes that arrive while no handler is set are
  * copied and kept for the next one.
  * (Accepted sockets and TLS sockets cannot take `onread`: userBufferReader gives them one.)
+ * Used by the tunnels' data carrier (src/tunnels/carriers/data/) and by the copy channel of
+ * `plexus cp` for the pipe of the `cat` it reads (src/shell/file-direct.ts): it is about Node's
+ * streams, not about either, so it lives here.
  */
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -124,7 +127,7 @@ let tlsShared: Buffer<ArrayBuffer> | undefined;
  */
 export function userBufferReader(socket: Readable, tls = false): SocketReader & { shared: boolean } {
   const events = dataEventReader(socket);
-  // An in-process end (src/tunnels/in-process.ts) hands over Buffers of its own: nothing to share.
+  // Not a socket (an in-process end, src/tunnels/in-process.ts): its Buffers are its own.
   if (!(socket instanceof Socket)) return Object.assign(events, { shared: false });
   const handle = (socket as unknown as { _handle?: { useUserBuffer?(buf: Uint8Array): void } })._handle;
   if (onreadSlots === undefined) onreadSlots = findOnreadSlots();

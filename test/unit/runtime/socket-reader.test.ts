@@ -1,5 +1,5 @@
 /**
- * Reading sockets into shared buffers (src/tunnels/carriers/data/socket-reader.ts): an accepted
+ * Reading sockets into shared buffers (src/runtime/socket-reader.ts): an accepted
  * socket and a data connection's TLS socket, which Node gives no `onread` option, read into one
  * buffer all the same (no Buffer per read), with every byte in order, bytes that came while no
  * handler was set kept for the next, and the end still seen. This is also the test that notices
@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { userBufferReader } from '../../../../../src/tunnels/carriers/data/socket-reader.ts';
-import { socketPair, tlsPair } from '../../../../helpers/sockets.ts';
+import { userBufferReader } from '../../../src/runtime/socket-reader.ts';
+import { socketPair, tlsPair } from '../../helpers/sockets.ts';
 
 /**
  * Sends `bytes` from `from` and reads them on `to` through userBufferReader, with no handler
