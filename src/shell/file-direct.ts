@@ -4,7 +4,7 @@
  * authorises the copy, names the user, and carries what decides it: the sha256 (signed by the
  * operator into the last input frame for an upload, signed by this node into the result for a
  * download). The tools are those of the JSON path (`cat`, `tail -c +N` from an offset, `cat >>`), run as the
- * user; the channel's socket is piped straight to them, no frames and no encoding in between.
+ * user; the channel's in-process end is joined straight to them, no frames and no encoding in between.
  */
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
@@ -62,49 +62,32 @@ function runJoined(
     stdin.write(head);
     hash?.update(head);
     bytes += head.length;
-    if (socket.consume) {
-      // Each chunk goes into the pipe as it comes (the tunnel gathers a read's TLS records into
-      // one), and the tunnel's write completes once the pipe took it: until then its buffer is
-      // not reused, and the next waits (cat's pace holds the sender back).
-      socket.consume((c, done) => {
-        bytes += c.length;
-        hash?.update(c);
-        stdin.write(c, () => done());
-      });
-      socket.once('end', () => stdin.end());
-    } else {
-      socket.on('data', (c: Buffer) => {
-        bytes += c.length;
-        hash?.update(c);
-      });
-      socket.pipe(stdin);
-    }
+    // Each chunk goes into the pipe as it comes (the tunnel gathers a read's TLS records into
+    // one), and the tunnel's write completes once the pipe took it: until then its buffer is
+    // not reused, and the next waits (cat's pace holds the sender back).
+    socket.consume((c, done) => {
+      bytes += c.length;
+      hash?.update(c);
+      stdin.write(c, () => done());
+    });
+    socket.once('end', () => stdin.end());
     socket.resume();
   } else {
     const out = child.stdout!;
-    const write = socket.writeTransient?.bind(socket);
-    if (write) {
-      // cat's pipe is read into a shared buffer (no 64 KiB Buffer per read: those made V8 run a
-      // full mark-compact every few dozen MB), each read hashed and handed to the tunnel at once.
-      const reader = userBufferReader(out);
-      const resume = () => out.resume();
-      reader.set((c) => {
-        bytes += c.length;
-        hash?.update(c);
-        if (!write(c)) {
-          out.pause();
-          socket.once('drain', resume);
-        }
-      });
-      out.once('end', () => socket.end());
-      out.resume();
-    } else {
-      out.on('data', (c: Buffer) => {
-        bytes += c.length;
-        hash?.update(c);
-      });
-      out.pipe(socket);
-    }
+    // cat's pipe is read into a shared buffer (no 64 KiB Buffer per read: those made V8 run a
+    // full mark-compact every few dozen MB), each read hashed and handed to the tunnel at once.
+    const reader = userBufferReader(out);
+    const resume = () => out.resume();
+    reader.set((c) => {
+      bytes += c.length;
+      hash?.update(c);
+      if (!socket.writeTransient(c)) {
+        out.pause();
+        socket.once('drain', resume);
+      }
+    });
+    out.once('end', () => socket.end());
+    out.resume();
   }
   const tick = setInterval(() => void ctx.emit({ progress: bytes }).catch(() => {}), PROGRESS_EVERY_MS);
   return new Promise<{ code: number | null; stderr: string; bytes: number; broken: boolean }>(

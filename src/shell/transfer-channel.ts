@@ -32,9 +32,9 @@ export type ChannelSocket = Duplex & {
    * Takes the bytes as they are written, each with a `done` that completes the writer's write
    * (src/tunnels/in-process.ts): the tunnel then reuses its buffers as it does for a socket.
    */
-  consume?(consumer: (chunk: Buffer, done: () => void) => void): void;
+  consume(consumer: (chunk: Buffer, done: () => void) => void): void;
   /** Writes bytes valid only during the call: passed on at once when the tunnel takes them so, else copied. */
-  writeTransient?(chunk: Uint8Array): boolean;
+  writeTransient(chunk: Uint8Array): boolean;
 };
 
 /** An open channel as the tunnels' service directory sees it: a name and who takes its connection. */
