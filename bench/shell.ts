@@ -11,7 +11,8 @@
  * back (`plexus cp n2:/tmp/… LOCAL`), against `scp` of the same file to and from the private
  * sshd, ROUNDS alternating runs each: median and spread of MB/s, the ratio of medians per
  * direction, and CPU seconds per GiB (from /proc, user + system) of the client and of the far
- * side (both agents for plexus, sshd with its children for scp).
+ * side (both agents for plexus, sshd with its children for scp). Each copy writes a new file
+ * (its destination is removed first: see `destination` below for why).
  *
  *   node bench/shell.ts [ROUNDS=6] [KEYS=200] [CP_MIB=512]
  */
@@ -148,6 +149,19 @@ async function copies(
     (name.startsWith('plexus') ? agents : [sshd.pid]).reduce((a, p) => a + cpuWithChildren(p), 0);
   const remote = `${process.env.USER ?? 'root'}@127.0.0.1`;
   const scpArgs = ['-q', '-O', '-P', String(sshd.port), '-i', sshd.key, ...SSH_CLIENT_OPTS];
+  // Every timed copy writes a new file: its destination is removed first. scp writes over an
+  // existing file in place (and truncates it at the end), into pages the page cache still holds;
+  // plexus cp writes a temporary file and renames it (docs/shell.md), so always into new pages.
+  // On this kind of machine filling new page-cache pages costs the writer ~2 s of CPU per GiB
+  // (`perf record` of the CLI: copy_folio_from_iter_atomic, 39 % of its samples), which let scp
+  // win a download it would lose into a new file. A new file is what both tools write when the
+  // destination is not there, the usual case.
+  const destination: Record<Tool, string> = {
+    'plexus up': '/tmp/plexus-bench-cp.bin',
+    'scp up': '/tmp/plexus-bench-scp.bin',
+    'plexus down': `${dir}/cp-back.bin`,
+    'scp down': `${dir}/scp-back.bin`,
+  };
   const run: Record<Tool, () => Promise<{ s: number; cpu: number }>> = {
     'plexus up': () => timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', file, 'n2:/tmp/plexus-bench-cp.bin']),
     'scp up': () => timedRun('scp', [...scpArgs, file, `${remote}:/tmp/plexus-bench-scp.bin`]),
@@ -172,6 +186,7 @@ async function copies(
     ];
     for (const pair of r % 2 === 0 ? order : order.reverse())
       for (const name of pair) {
+        rmSync(destination[name], { force: true });
         const far0 = farCpu(name);
         const { s, cpu } = await run[name]();
         if (name.startsWith('scp')) await reaped(sshd.pid);
