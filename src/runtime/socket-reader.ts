@@ -5,7 +5,7 @@
  * can read into one buffer shared by every such socket instead: no allocation per read. The
  * catch is that a chunk is only valid during the handler call, so handlers must consume it at
  * once (encrypt or decrypt it, which copies); bytes that arrive while no handler is set are
- * copied and kept for the next one.
+ * copied and kept for the next one, up to MAX_KEPT_BYTES.
  * (Accepted sockets and TLS sockets cannot take `onread`: userBufferReader gives them one.)
  * Used by the tunnels' data carrier (src/tunnels/carriers/data/) and by the copy channel of
  * `plexus cp` for the pipe of the `cat` it reads (src/shell/file-direct.ts): it is about Node's
@@ -24,6 +24,22 @@ const SHARED_READ_BYTES = 64 * 1024;
 // the next socket into the buffer.
 const shared = Buffer.allocUnsafe(SHARED_READ_BYTES);
 
+/**
+ * Bytes a reader keeps while no handler is set, at most. Legitimately that is what comes between
+ * two owners of a socket within one turn of the event loop (a reused data connection between two
+ * tunnels: the next header and first bytes), a read or two; past this the sender is sending to
+ * nobody, and the socket is destroyed with KEPT_OVERFLOW rather than buffered without limit.
+ */
+export const MAX_KEPT_BYTES = 1024 * 1024;
+
+/** The error a socket is destroyed with when more than MAX_KEPT_BYTES came with no reader. */
+export function keptOverflow(): Error {
+  return Object.assign(
+    new Error(`more than ${MAX_KEPT_BYTES / 1024} KiB arrived while nothing was reading this connection`),
+    { code: 'KEPT_OVERFLOW' },
+  );
+}
+
 /** Handler of incoming chunks; a chunk is only valid during the call. */
 export type ChunkHandler = (chunk: Buffer) => void;
 
@@ -37,6 +53,12 @@ export interface SocketReader {
 export class SharedBufferReader implements SocketReader {
   #handler: ChunkHandler | undefined;
   #kept: Buffer[] = [];
+  #keptBytes = 0;
+  /**
+   * Called (once) when more than MAX_KEPT_BYTES came with no handler: the socket's owner destroys
+   * it with the error. The socket has stopped reading by then, so nothing more is kept.
+   */
+  onOverflow: ((err: Error) => void) | undefined;
 
   /** `buffer`: the shared buffer to read into (the one of plain sockets by default). */
   constructor(buffer: Buffer<ArrayBuffer> = shared) {
@@ -49,8 +71,18 @@ export class SharedBufferReader implements SocketReader {
     // Returning false would pause the socket; flow control uses pause() and resume() instead.
     callback: (n: number, buf: Uint8Array): boolean => {
       const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
-      if (this.#handler) this.#handler(chunk);
-      else this.#kept.push(Buffer.from(chunk));
+      if (this.#handler) {
+        this.#handler(chunk);
+        return true;
+      }
+      if (this.#keptBytes + n > MAX_KEPT_BYTES) {
+        // Stops the socket's reads (Node's onread contract), then its owner destroys it.
+        this.onOverflow?.(keptOverflow());
+        this.onOverflow = undefined;
+        return false;
+      }
+      this.#kept.push(Buffer.from(chunk));
+      this.#keptBytes += n;
       return true;
     },
   };
@@ -59,16 +91,26 @@ export class SharedBufferReader implements SocketReader {
     this.#handler = handler;
     while (this.#handler && this.#kept.length > 0) {
       const chunk = this.#kept.shift();
-      if (chunk) this.#handler(chunk);
+      if (!chunk) continue;
+      this.#keptBytes -= chunk.byteLength;
+      this.#handler(chunk);
     }
   }
 }
 
-/** A reader over a plain socket's `data` events. */
+/** A reader over a plain socket's `data` events (kept bytes bounded as SharedBufferReader's). */
 export function dataEventReader(socket: Readable): SocketReader {
   let current: ChunkHandler | undefined;
   const kept: Buffer[] = [];
-  const keep = (chunk: Buffer) => kept.push(chunk);
+  let keptBytes = 0;
+  const keep = (chunk: Buffer) => {
+    if (keptBytes + chunk.byteLength > MAX_KEPT_BYTES) {
+      socket.destroy(keptOverflow());
+      return;
+    }
+    kept.push(chunk);
+    keptBytes += chunk.byteLength;
+  };
   socket.on('data', keep);
   return {
     set(handler) {
@@ -76,7 +118,9 @@ export function dataEventReader(socket: Readable): SocketReader {
       current = handler;
       while (handler && kept.length > 0) {
         const chunk = kept.shift();
-        if (chunk) handler(chunk);
+        if (!chunk) continue;
+        keptBytes -= chunk.byteLength;
+        handler(chunk);
       }
       socket.on('data', handler ?? keep);
       if (!handler) current = undefined;
@@ -135,6 +179,7 @@ export function userBufferReader(socket: Readable, tls = false): SocketReader & 
     return Object.assign(events, { shared: false });
   if (tls) tlsShared ??= Buffer.allocUnsafe(16 * 1024);
   const reader = new SharedBufferReader(tls ? tlsShared : shared);
+  reader.onOverflow = (err) => socket.destroy(err);
   const slots = socket as unknown as Record<symbol, unknown>;
   slots[onreadSlots.buffer] = reader.onread.buffer;
   slots[onreadSlots.callback] = reader.onread.callback;

@@ -43,6 +43,7 @@ export function connectLocal(port: number, reader?: SharedBufferReader): Promise
       noDelay: true,
       ...(reader ? { onread: reader.onread } : {}),
     });
+    if (reader) reader.onOverflow = (err) => socket.destroy(err);
     const t = setTimeout(() => {
       socket.destroy();
       reject(new TargetRefusedError(`port ${port}`, 'timed out'));
