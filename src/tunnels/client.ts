@@ -181,7 +181,15 @@ export class TunnelClient {
     } catch (err) {
       return fail(err);
     }
-    const tunnel: OpeningTunnel = { member, req, sig, optimistic: opts.optimistic === true, done, fail };
+    const tunnel: OpeningTunnel = {
+      member,
+      req,
+      sig,
+      optimistic: opts.optimistic === true,
+      opened: () => limit.clear(),
+      done,
+      fail,
+    };
     const overStream = () =>
       openOverStream(tunnel, conn, {
         ledger,

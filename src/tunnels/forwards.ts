@@ -5,6 +5,7 @@
  * the next connection tries again, so the forward works as soon as the target is back.
  */
 import { randomBytes } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../logging/index.ts';
 import { LOOPBACK, MAX_FORWARDS } from './constants.ts';
@@ -191,11 +192,15 @@ export class Forwards {
     socket.on('error', () => {});
     live.sockets.add(socket);
     live.connections++;
-    socket.once('close', () => live.sockets.delete(socket));
     const gone = new AbortController();
-    // With a reason of its own: abort() without one builds a DOMException (a stack trace) for
-    // every connection that closes, on the event loop that is opening the next one.
-    socket.once('close', () => gone.abort(CLIENT_GONE));
+    socket.once('close', () => {
+      live.sockets.delete(socket);
+      // Only while the tunnel is being set up: once it is, nothing listens any more (client.ts,
+      // `opened`), and an abort would still build and dispatch an event for every connection
+      // that closes, on the event loop that is opening the next one. With a reason of its own:
+      // abort() without one builds a DOMException (a stack trace).
+      if (getEventListeners(gone.signal, 'abort').length > 0) gone.abort(CLIENT_GONE);
+    });
     const refused = (err: Error & { code?: string }) => {
       live.refused++;
       live.lastError = `${err.code ?? 'ERROR'}: ${err.message}`;

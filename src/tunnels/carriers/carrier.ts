@@ -51,6 +51,11 @@ export interface OpeningTunnel {
   sig: AbortSignal;
   /** Return once the request is sent; the far side's answer is awaited in `attach`. */
   optimistic: boolean;
+  /**
+   * The far side answered: the setup is over, so its deadline is disarmed and the client's
+   * signal unhooked (aborting it later would only build events nobody listens to); idempotent.
+   */
+  opened(): void;
   /** Releases the tunnel's slot and count; idempotent. */
   done(): void;
   /** Releases it and throws `err` as the reason it could not open. */

@@ -36,6 +36,7 @@ export async function openOverData(
   const answer = async () => {
     const { value, rest } = await readFirstFrame(data, sig, MAX_REPLY_BYTES);
     acceptReply(value);
+    t.opened();
     reuse = wantsReuse(value);
     c.ledger.counts.opened++;
     c.ledger.counts.openedData++;
