@@ -68,7 +68,8 @@ export class SharedBufferReader implements SocketReader {
   /** Pass as the `onread` option of `net.connect`. */
   readonly onread = {
     buffer: shared,
-    // Returning false would pause the socket; flow control uses pause() and resume() instead.
+    // Returning false stops the socket's reads: only past MAX_KEPT_BYTES, with its owner told to
+    // destroy it; flow control uses pause() and resume() instead.
     callback: (n: number, buf: Uint8Array): boolean => {
       const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
       if (this.#handler) {
