@@ -3,10 +3,11 @@
  * input frames each signed by the operator, checked in order, with real processes behind them.
  * The hostile cases: a frame injected by a relay (another key's signature), a replayed frame, an
  * oversized frame, an unknown frame type, a key without the shell grant, root for a non-admin, a
- * node without /dev/ptmx, a replayed envelope, and the per-node session limit.
+ * node without /dev/ptmx, a replayed envelope, and the per-node session limit. And what is kept of a
+ * session: never the keys typed, whether recording is on or off.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -28,17 +29,26 @@ const admin = generateSigner().signer;
 const root = mkdtempSync(join(tmpdir(), 'plexus-shell-int-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-function setup(opts: { ptmx?: string; maxSessions?: number; idleTimeoutMs?: number } = {}) {
+function setup(
+  opts: {
+    ptmx?: string;
+    maxSessions?: number;
+    idleTimeoutMs?: number;
+    logger?: pino.Logger;
+    record?: { dir: string; keep: number; maxBytes: number };
+  } = {},
+) {
   const actions = new ActionRegistry();
   const log = new SessionLog(openStore(':memory:', shellMigrations));
   actions.register(
     ...(shellActions({
       log,
-      logger: pino({ level: 'silent' }),
+      logger: opts.logger ?? pino({ level: 'silent' }),
+      ...(opts.record ? { record: opts.record } : {}),
       policy: { defaultUser: 'plexus-shell', homeBase: join(root, 'home') },
       idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
       maxSessions: opts.maxSessions ?? 8,
-      recordingsDir: join(root, 'recordings'),
+      recordingsDir: opts.record?.dir ?? join(root, 'recordings'),
       live: new Set<SessionProcess>(),
       ptmx: opts.ptmx,
     }) as never[]),
@@ -51,7 +61,10 @@ function setup(opts: { ptmx?: string; maxSessions?: number; idleTimeoutMs?: numb
     );
     return key;
   };
-  /** Opens a session signed by `key`; `frames(id)` gives the raw input frames to send. */
+  /**
+   * Opens a session signed by `key`; `frames(id)` gives the raw input frames to send (a number
+   * among them: wait that many ms before the next, as a person would).
+   */
   async function open(
     key: Signer,
     args: Record<string, unknown>,
@@ -62,7 +75,10 @@ function setup(opts: { ptmx?: string; maxSessions?: number; idleTimeoutMs?: numb
       envelope ?? signCommand(key, { target: self, action: 'shell.open', args, input: { live: true } });
     const out: Frame[] = [];
     const input = (async function* () {
-      for (const f of frames(signed.payload.id)) yield f;
+      for (const f of frames(signed.payload.id)) {
+        if (typeof f === 'number') await new Promise((r) => setTimeout(r, f));
+        else yield f;
+      }
       // A live session's input stays open until the session ends.
       await new Promise((r) => setTimeout(r, 3_000));
     })();
@@ -211,6 +227,51 @@ describe('shell sessions through the command service', () => {
     assert.equal(r.last.type, 'result');
     assert.equal((r.last as { result: { reason: string } }).result.reason, 'idle');
     assert.equal(t.log.list()[0].reason, 'idle');
+  });
+
+  it('keeps no keystrokes: not in the logs or the audit, nor in a recording, on or off', async () => {
+    const secret = 'hunter2-typed-not-shown';
+    const lines: string[] = [];
+    const logger = pino({ level: 'trace' }, { write: (l: string) => void lines.push(l) });
+    const dir = join(root, 'recordings-keys');
+    const files = () =>
+      existsSync(dir) ? readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')) : [];
+    const kept = () => [...lines, ...files()].join('\n');
+    // Off: a program that reads the secret and never shows it.
+    const off = setup({ logger });
+    const key = off.grant('operator', { shell: true });
+    const r = await off.open(key, { mode: 'pipe', cmd: ['sh', '-c', 'read -r x; echo read'] }, (id) => [
+      signInput(key, id, 0, data(`${secret}\n`)),
+      signInput(key, id, 1, { t: 'e' }),
+    ]);
+    assert.equal(r.text, 'read\n');
+    assert.ok(lines.length > 0, 'the session was logged');
+    assert.ok(!kept().includes(secret), 'recording off: the keys are nowhere');
+    assert.ok(!JSON.stringify(off.log.list()).includes(secret), 'nor in the audit');
+    // On: a password prompt (echo off), the secret typed once it shows: the recording has what
+    // the terminal showed, and only that.
+    const on = setup({ logger, record: { dir, keep: 10, maxBytes: 1 << 20 } });
+    const key2 = on.grant('operator', { shell: true });
+    const p = await on.open(
+      key2,
+      {
+        mode: 'pty',
+        cmd: ['sh', '-c', 'stty -echo; echo prompt; read -r x; echo read; printf %s "$x" | wc -c'],
+      },
+      (id) => [1000, signInput(key2, id, 0, data(`${secret}\r`))],
+    );
+    assert.match(p.text, new RegExp(`prompt\\s+read\\s+${secret.length}`));
+    assert.equal(files().length, 1, 'one recording');
+    const shown = files()[0]
+      .split('\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as [number, string, string])
+      .filter((e) => e[1] === 'o')
+      .map((e) => e[2])
+      .join('');
+    assert.match(shown, new RegExp(`prompt\\s+read\\s+${secret.length}`), 'the recording has the output');
+    assert.ok(!kept().includes(secret), 'recording on: the keys typed are not in it');
   });
 
   it('holds to the per-node session limit', async () => {
