@@ -163,13 +163,20 @@ async function copies(
     'scp down': `${dir}/scp-back.bin`,
   };
   const run: Record<Tool, () => Promise<{ s: number; cpu: number }>> = {
-    'plexus up': () => timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', file, 'n2:/tmp/plexus-bench-cp.bin']),
-    'scp up': () => timedRun('scp', [...scpArgs, file, `${remote}:/tmp/plexus-bench-scp.bin`]),
+    'plexus up': () =>
+      timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', file, `n2:${destination['plexus up']}`]),
+    'scp up': () => timedRun('scp', [...scpArgs, file, `${remote}:${destination['scp up']}`]),
     // Back from the file the upload just wrote (the same bytes), into a local file.
     'plexus down': () =>
-      timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', 'n2:/tmp/plexus-bench-cp.bin', `${dir}/cp-back.bin`]),
+      timedRun(PLEXUS, [
+        '--data-dir',
+        dataDir,
+        'cp',
+        `n2:${destination['plexus up']}`,
+        destination['plexus down'],
+      ]),
     'scp down': () =>
-      timedRun('scp', [...scpArgs, `${remote}:/tmp/plexus-bench-scp.bin`, `${dir}/scp-back.bin`]),
+      timedRun('scp', [...scpArgs, `${remote}:${destination['scp up']}`, destination['scp down']]),
   };
   // One untimed plexus copy first, as bench/tunnel.ts warms every path: the first tunnel to a
   // node may ride the mesh stream while its data connection is set up. (Under a load average of
@@ -177,7 +184,7 @@ async function copies(
   // receiving `cat` fell behind; docs/shell.md.)
   const warm = `${dir}/cp-warm.bin`;
   writeFileSync(warm, randomBytes(1 << 20));
-  await timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', warm, 'n2:/tmp/plexus-bench-cp.bin']);
+  await timedRun(PLEXUS, ['--data-dir', dataDir, 'cp', warm, `n2:${destination['plexus up']}`]);
   for (let r = 0; r < ROUNDS; r++) {
     // Each download reads what its tool's upload of this round wrote; the order alternates.
     const order: Tool[][] = [
@@ -209,7 +216,7 @@ async function copies(
     console.log(
       `ratio plexus/scp ${way.padEnd(4)} ${(pct(runs[`plexus ${way}`].mbs, 50) / pct(runs[`scp ${way}`].mbs, 50)).toFixed(2)}x (target >= 1.0x)`,
     );
-  for (const f of [file, `${dir}/cp-back.bin`, `${dir}/scp-back.bin`, '/tmp/plexus-bench-scp.bin'])
+  for (const f of [file, destination['plexus down'], destination['scp down'], destination['scp up']])
     rmSync(f, { force: true });
 }
 

@@ -49,11 +49,33 @@ export interface SocketReader {
   set(handler: ChunkHandler | undefined): void;
 }
 
+/** Chunks that came while no handler was set, kept for the next one: MAX_KEPT_BYTES at most. */
+class KeptChunks {
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+
+  /** Keeps `chunk` (a Buffer of the caller's own); false, keeping nothing, past MAX_KEPT_BYTES. */
+  keep(chunk: Buffer): boolean {
+    if (this.#bytes + chunk.byteLength > MAX_KEPT_BYTES) return false;
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.byteLength;
+    return true;
+  }
+
+  /** Hands the kept chunks, oldest first, to the handler `current` gives, for as long as there is one. */
+  drain(current: () => ChunkHandler | undefined): void {
+    for (let handler = current(); handler && this.#chunks.length > 0; handler = current()) {
+      const chunk = this.#chunks.shift() as Buffer;
+      this.#bytes -= chunk.byteLength;
+      handler(chunk);
+    }
+  }
+}
+
 /** A reader for a socket to be created with `onread: reader.onread`. */
 export class SharedBufferReader implements SocketReader {
   #handler: ChunkHandler | undefined;
-  #kept: Buffer[] = [];
-  #keptBytes = 0;
+  readonly #kept = new KeptChunks();
   /**
    * Called (once) when more than MAX_KEPT_BYTES came with no handler: the socket's owner destroys
    * it with the error. The socket has stopped reading by then, so nothing more is kept.
@@ -76,53 +98,33 @@ export class SharedBufferReader implements SocketReader {
         this.#handler(chunk);
         return true;
       }
-      if (this.#keptBytes + n > MAX_KEPT_BYTES) {
-        // Stops the socket's reads (Node's onread contract), then its owner destroys it.
-        this.onOverflow?.(keptOverflow());
-        this.onOverflow = undefined;
-        return false;
-      }
-      this.#kept.push(Buffer.from(chunk));
-      this.#keptBytes += n;
-      return true;
+      if (this.#kept.keep(Buffer.from(chunk))) return true;
+      // Stops the socket's reads (Node's onread contract), then its owner destroys it.
+      this.onOverflow?.(keptOverflow());
+      this.onOverflow = undefined;
+      return false;
     },
   };
 
   set(handler: ChunkHandler | undefined): void {
     this.#handler = handler;
-    while (this.#handler && this.#kept.length > 0) {
-      const chunk = this.#kept.shift();
-      if (!chunk) continue;
-      this.#keptBytes -= chunk.byteLength;
-      this.#handler(chunk);
-    }
+    this.#kept.drain(() => this.#handler);
   }
 }
 
 /** A reader over a plain socket's `data` events (kept bytes bounded as SharedBufferReader's). */
 export function dataEventReader(socket: Readable): SocketReader {
   let current: ChunkHandler | undefined;
-  const kept: Buffer[] = [];
-  let keptBytes = 0;
+  const kept = new KeptChunks();
   const keep = (chunk: Buffer) => {
-    if (keptBytes + chunk.byteLength > MAX_KEPT_BYTES) {
-      socket.destroy(keptOverflow());
-      return;
-    }
-    kept.push(chunk);
-    keptBytes += chunk.byteLength;
+    if (!kept.keep(chunk)) socket.destroy(keptOverflow());
   };
   socket.on('data', keep);
   return {
     set(handler) {
       socket.off('data', current ?? keep);
       current = handler;
-      while (handler && kept.length > 0) {
-        const chunk = kept.shift();
-        if (!chunk) continue;
-        keptBytes -= chunk.byteLength;
-        handler(chunk);
-      }
+      kept.drain(() => handler);
       socket.on('data', handler ?? keep);
       if (!handler) current = undefined;
     },

@@ -50,12 +50,12 @@ async function pass(
   return { got: Buffer.concat(parts), buffers, largest, shared: reader.shared };
 }
 
-describe('shared read buffers for sockets Node gives no onread', () => {
-  const servers: Server[] = [];
-  after(() => {
-    for (const s of servers) s.close();
-  });
+const servers: Server[] = [];
+after(() => {
+  for (const s of servers) s.close();
+});
 
+describe('shared read buffers for sockets Node gives no onread', () => {
   test('an accepted socket reads into one buffer, 64 KiB at a time', async () => {
     const [client, accepted] = await socketPair(servers);
     try {
@@ -88,11 +88,6 @@ describe('shared read buffers for sockets Node gives no onread', () => {
 });
 
 describe('bytes that come while nothing reads are kept up to MAX_KEPT_BYTES', () => {
-  const servers: Server[] = [];
-  after(() => {
-    for (const s of servers) s.close();
-  });
-
   /** Resolves with the error `socket` is destroyed with, or rejects after `ms`. */
   const destroyedWith = (
     socket: { once(e: 'close', f: () => void): unknown; errored?: Error | null },
