@@ -1,0 +1,10 @@
+/**
+ * Preload for bench/latency-gc.ts: turns on V8's GC trace in `plexus agent` processes only (the
+ * bench's CLI calls print JSON it parses). Passed with `NODE_OPTIONS=--import …`.
+ */
+import { setFlagsFromString } from 'node:v8';
+
+if (process.argv.includes('agent')) {
+  setFlagsFromString('--trace-gc');
+  setFlagsFromString('--trace-gc-nvp');
+}
