@@ -4,6 +4,7 @@
  * node.
  */
 import { connect, type Socket } from 'node:net';
+import { letGoOfClosed } from '../runtime/closed-socket.ts';
 import type { SharedBufferReader } from '../runtime/socket-reader.ts';
 import type { OpenedTunnel } from './carriers/carrier.ts';
 import { LOOPBACK, TARGET_CONNECT_TIMEOUT_MS } from './constants.ts';
@@ -94,7 +95,10 @@ function pipeLocal(socket: Socket, target: LocalSocket, firstBytes?: Uint8Array)
     ] as const) {
       a.pipe(b);
       a.on('error', () => b.resetAndDestroy());
-      a.on('close', onClose);
+      a.on('close', () => {
+        letGoOfClosed(a);
+        onClose();
+      });
     }
   });
 }

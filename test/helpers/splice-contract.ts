@@ -4,6 +4,7 @@
  * relay), half-close passes each FIN while the other direction flows, a reset arrives as a
  * reset, and a slow reader holds the writer back instead of everything being buffered. The
  * target may be an in-process service's end (src/tunnels/in-process.ts): it must hold the same.
+ * Once a tunnel is over, the sockets the splices held let go of it (src/runtime/closed-socket.ts).
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -16,6 +17,8 @@ import { readAll, writeUntilHeldBack } from './sockets.ts';
 export interface JoinedSockets {
   client: Socket;
   target: LocalSocket;
+  /** The sockets the splices themselves hold: the far ends of `client` and of `target`. */
+  locals: LocalSocket[];
   results: Promise<SpliceResult[]>;
 }
 
@@ -65,5 +68,22 @@ export function spliceContract(
     client.end();
     const [near, far] = await results;
     assert.equal(near?.clean && far?.clean, true);
+  });
+
+  test('once a tunnel is over, its closed sockets keep no listener of it', async () => {
+    const { client, target, locals, results } = await tunnel();
+    client.end('request');
+    await readAll(target);
+    const atClient = readAll(client);
+    target.end('answer');
+    await atClient;
+    await results;
+    // What a closed socket's listeners reach outlives V8's young-generation collections until a
+    // full one (src/runtime/closed-socket.ts): only the shared no-op 'error' listener may stay.
+    for (const s of locals) {
+      assert.equal(s.destroyed, true);
+      assert.deepEqual(s.eventNames(), ['error']);
+      assert.equal(s.listenerCount('error'), 1);
+    }
   });
 }

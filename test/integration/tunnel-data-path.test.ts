@@ -223,6 +223,7 @@ describe('tunnel data path', () => {
   async function tunnel(inProcess = false): Promise<{
     client: Socket;
     target: LocalSocket;
+    locals: LocalSocket[];
     results: Promise<SpliceResult[]>;
     path: Awaited<ReturnType<typeof pathBetween>>;
   }> {
@@ -249,7 +250,7 @@ describe('tunnel data path', () => {
       spliceData(near, dataConnection(a, raw)),
       spliceData(farLocal, dataConnection(b.socket, b.raw)),
     ]);
-    return { client, target, results, path };
+    return { client, target, locals: [near, farLocal], results, path };
   }
 
   spliceContract(tunnel);

@@ -92,7 +92,7 @@ describe('reused tunnel data connections', () => {
       spliceData(nearLocal, conn.near, { reuse: true }),
       spliceData(farLocal, conn.far, { reuse: true }),
     ]);
-    return { client, target, results };
+    return { client, target, locals: [nearLocal, farLocal], results };
   }
 
   spliceContract(async () => tunnelOn(await connection()));

@@ -108,7 +108,7 @@ describe('spliced data connections', () => {
     assert.equal(b.socket.getProtocol(), 'TLSv1.3');
     assert.equal(a.spliced, true);
     const results = Promise.all([spliceData(near, a), spliceData(farLocal, b)]);
-    return { client, target, results };
+    return { client, target, locals: [near, farLocal], results };
   }
 
   /** What a connection to the relay's listener that sends `bytes` gets: refused, or kept. */

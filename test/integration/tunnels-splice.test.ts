@@ -31,7 +31,7 @@ async function tunnel(servers: Server[], initialWindow?: number, inProcess = fal
   const [a, b] = await yamuxPair(initialWindow);
   const results: Promise<SpliceResult>[] = [splice(near, a, opts), splice(farSocket, b, opts)];
   for (const s of [client, target]) s.on('error', () => {});
-  return { client, target, near, nearStream: a, results: Promise.all(results) };
+  return { client, target, near, nearStream: a, locals: [near, farSocket], results: Promise.all(results) };
 }
 
 describe('splice', () => {

@@ -15,6 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { letGoOfClosed } from '../../../runtime/closed-socket.ts';
 import { type SocketReader, userBufferReader } from '../../../runtime/socket-reader.ts';
 import { TunnelProtocolError } from '../../errors.ts';
 import { consumingReader, InProcessEnd, type LocalSocket } from '../../in-process.ts';
@@ -144,6 +145,7 @@ export function spliceData(
       // see a reset, never a clean but truncated end.
       if (hadError || !localEnded) failBoth('socket: the local socket closed abruptly');
       finish();
+      letGoOfClosed(local, localReader);
     });
     local.resume();
 

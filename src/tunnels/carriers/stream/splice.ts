@@ -12,6 +12,7 @@
 import type { Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
 import { streamPauser } from '../../../mesh/stream-pause.ts';
+import { letGoOfClosed } from '../../../runtime/closed-socket.ts';
 import type { LocalSocket } from '../../in-process.ts';
 import type { SpliceResult } from '../carrier.ts';
 
@@ -139,6 +140,7 @@ export function splice(socket: LocalSocket, stream: Stream, opts: SpliceOptions)
       // so the far end sees a failure, never a clean but truncated end.
       if (hadError || !socketEnded) failBoth(new Error('the local socket closed abruptly'));
       finish();
+      letGoOfClosed(socket);
     });
 
     // ---- stream → socket ------------------------------------------------------------------
