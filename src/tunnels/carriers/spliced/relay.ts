@@ -17,6 +17,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../../logging/index.ts';
+import { letGoOfClosed } from '../../../runtime/closed-socket.ts';
+import { userBufferReader } from '../../../runtime/socket-reader.ts';
 import {
   MAX_SPLICE_WAITING,
   MAX_SPLICE_WAITING_PER_PEER,
@@ -25,6 +27,7 @@ import {
   SPLICE_WAIT_MS,
 } from '../../constants.ts';
 import { SpliceRefusedError, TunnelLimitError } from '../../errors.ts';
+import { LocalWriter } from '../data/local-writer.ts';
 import type { DataTicket } from '../data/tickets.ts';
 
 /** One side of a rendezvous: the member it is for, its secret, its connection once there. */
@@ -245,33 +248,32 @@ export class SpliceRelay {
   }
 
   /**
-   * One direction: bytes as they come, the reader paused while the writer's buffer is full
-   * (TCP's windows then hold the sender back), a FIN passed on as a FIN, and a reset (or any
-   * error) as a reset.
+   * One direction: bytes as they come, a FIN passed on as a FIN, and a reset (or any error) as a
+   * reset. Reads land in the shared read buffer (runtime/socket-reader.ts) and are copied into
+   * reused staging buffers, written while no write of ours is in flight (the data carrier's
+   * LocalWriter, data/local-writer.ts): no Buffer per read, and one write for what came while
+   * the last was in flight. The reader pauses while more than half a staging buffer waits (TCP's
+   * windows then hold the sender back).
    */
   #pipe(from: Socket, to: Socket, rest: Buffer | undefined): void {
-    let held = false;
-    const write = (d: Buffer) => {
-      this.#bytes += d.length;
-      to.write(d);
-      // write() says false for every 64 KiB read (as large as the mark) even when the kernel
-      // took it at once; pausing then cost a stop and a restart of reading per read. Paused
-      // only while more than the mark really waits ('drain' is then due).
-      if (to.writableLength > to.writableHighWaterMark && !held) {
-        held = true;
-        from.pause();
-        to.once('drain', () => {
-          held = false;
-          from.resume();
-        });
-      }
+    const writer = new LocalWriter(to, (go) => {
+      if (from.destroyed) return;
+      if (go) from.resume();
+      else from.pause();
+    });
+    const reader = userBufferReader(from);
+    const write = (d: Uint8Array) => {
+      this.#bytes += d.byteLength;
+      writer.push(d);
+      writer.flush();
     };
     if (rest && rest.length > 0) write(rest);
-    from.on('data', write);
-    from.once('end', () => to.end());
+    reader.set(write);
+    from.once('end', () => writer.end());
     from.once('close', (hadError) => {
       // A clean close has passed its FIN on already; anything else is a cut, passed on as a reset.
       if (hadError || !from.readableEnded) to.resetAndDestroy();
+      letGoOfClosed(from, reader);
     });
     from.resume();
   }
