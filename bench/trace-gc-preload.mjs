@@ -1,6 +1,6 @@
 /**
- * Preload for bench/latency-gc.ts: turns on V8's GC trace in `plexus agent` processes only (the
- * bench's CLI calls print JSON it parses). Passed with `NODE_OPTIONS=--import …`.
+ * Preload for bench/latency-gc.ts: turns on V8's GC trace in `plexus agent` processes only (not in
+ * anything an agent runs that inherits its NODE_OPTIONS). Passed with `NODE_OPTIONS=--import …`.
  */
 import { setFlagsFromString } from 'node:v8';
 
