@@ -12,11 +12,13 @@
  *    (`plexus expose src PORT` on n2, `plexus forward add src.n2` on n1). Median and spread
  *    (min-max) of `--runs`, with the ratio to `ssh -L`, and CPU seconds per GB of both agents
  *    against ssh + sshd over the same runs.
- * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs` connections, raw against `ssh -L` and
- *    the forward, in `--latency-rounds` rounds that take the three paths in turn (ssh and the
- *    forward swap places every round), so that a shared machine's drift hits all three: the
- *    median of the rounds and their spread, what each path adds over raw in the same round, and
- *    the CPU milliseconds per connection of each side (ssh / sshd, n1 / n2).
+ * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs` connections, raw against `ssh -L`, two
+ *    plain Node relays in a row (tcp-peer.ts `relay`: a TCP connection per hop, no crypto, no
+ *    framing; the floor of any data path through two Node processes) and the forward, in
+ *    `--latency-rounds` rounds that take the paths in turn (raw first, the others in reverse
+ *    order every other round), so that a shared machine's drift hits them all: the median of
+ *    the rounds and their spread, what each path adds over raw in the same round, and the CPU
+ *    milliseconds per connection of each side (ssh / sshd, relay1 / relay2, n1 / n2).
  *    `--only latency` runs this part alone (no throughput runs before it).
  * 3. Paths to a node behind NAT, beside a direct one in the same topology: network namespaces
  *    (root), a dialable relay r1 and two entry nodes on a "public" LAN, and a node behind a NAT
@@ -60,14 +62,14 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 const fmt = (n: number) => n.toFixed(0).padStart(6);
 
 /** Starts a long-running peer (source/echo), optionally in a namespace; resolves with its port. */
-async function startPeer(args: string[], ns?: string): Promise<{ port: number; stop(): void }> {
+async function startPeer(args: string[], ns?: string): Promise<{ port: number; pid: number; stop(): void }> {
   const cmd = ns ? ['ip', 'netns', 'exec', ns, NODE, PEER, ...args] : [NODE, PEER, ...args];
   const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     proc.stdout?.once('data', (d) => resolve(Number(String(d).trim())));
     proc.once('exit', (code) => reject(new Error(`peer ${args[0]} exited ${code}`)));
   });
-  return { port, stop: () => proc.kill() };
+  return { port, pid: proc.pid ?? 0, stop: () => proc.kill() };
 }
 
 /** Runs a one-shot peer (sink/latency) and parses its JSON line. */
@@ -194,6 +196,11 @@ async function loopback(): Promise<void> {
     const echo = await startPeer(['echo', '0']);
     stops.push(echo.stop);
     const [srcPort, echoPort] = [src.port, echo.port];
+    // The floor of any data path through two Node processes: two plain relays in a row.
+    const relay2 = await startPeer(['relay', '0', String(echoPort)]);
+    stops.push(relay2.stop);
+    const relay1 = await startPeer(['relay', '0', String(relay2.port)]);
+    stops.push(relay1.stop);
 
     const sshd = await privateSshd(dir);
     stops.push(() => sshd.stop());
@@ -263,6 +270,14 @@ async function loopback(): Promise<void> {
         sides: [
           ['ssh', sshEcho.pid],
           ['sshd', sshd.pid],
+        ],
+      },
+      {
+        label: '2 Node relays',
+        port: relay1.port,
+        sides: [
+          ['relay1', relay1.pid],
+          ['relay2', relay2.pid],
         ],
       },
       {
