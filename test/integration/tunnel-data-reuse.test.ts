@@ -137,9 +137,14 @@ describe('reused tunnel data connections', () => {
       }),
     });
     try {
+      const start = handshakes;
       assert.equal(await dialer.take('p', conn, AbortSignal.timeout(5000)), undefined);
-      for (let i = 0; i < 100 && dialer.pooled() < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      // The listener counts a handshake when the client's Finished reaches it, which on a loaded
+      // machine may be a moment after the dialer pooled that connection: wait for both ends.
+      for (let i = 0; i < 100 && (dialer.pooled() < 4 || handshakes - start < 4); i++)
+        await new Promise((r) => setTimeout(r, 20));
       assert.equal(dialer.pooled(), 4);
+      assert.equal(handshakes - start, 4);
       const before = handshakes;
       for (let i = 0; i < 10; i++) {
         const data = await dialer.take('p', conn, AbortSignal.timeout(5000));
