@@ -9,9 +9,10 @@
  *    over raw loopback TCP, through `ssh -L` (Debian's
  *    openssh-server on a loopback port with its own host key and key auth, config in a temp
  *    dir; the system sshd is not touched), and through a forward between two agent processes
- *    (`plexus expose src PORT` on n2, `plexus forward add src.n2` on n1). Median and spread
- *    (min-max) of `--runs`, with the ratio to `ssh -L`, and CPU seconds per GB of both agents
- *    against ssh + sshd over the same runs.
+ *    (`plexus expose src PORT` on n2, `plexus forward add src.n2` on n1), and through two plain
+ *    Node relays in a row (tcp-peer.ts `relay`, no crypto: what piping through two Node
+ *    processes costs). Median and spread (min-max) of `--runs`, with the ratio to `ssh -L`, and
+ *    CPU seconds per GB of both agents against ssh + sshd over the same runs (and of the relays).
  * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs` connections, raw against `ssh -L`, two
  *    plain Node relays in a row (tcp-peer.ts `relay`: a TCP connection per hop, no crypto, no
  *    framing; the floor of any data path through two Node processes) and the forward, in
@@ -196,11 +197,17 @@ async function loopback(): Promise<void> {
     const echo = await startPeer(['echo', '0']);
     stops.push(echo.stop);
     const [srcPort, echoPort] = [src.port, echo.port];
-    // The floor of any data path through two Node processes: two plain relays in a row.
-    const relay2 = await startPeer(['relay', '0', String(echoPort)]);
-    stops.push(relay2.stop);
-    const relay1 = await startPeer(['relay', '0', String(relay2.port)]);
-    stops.push(relay1.stop);
+    // The floor of any data path through two Node processes: two plain relays in a row, to the
+    // echo process (latency) and to the source (throughput).
+    const relays = async (target: number) => {
+      const second = await startPeer(['relay', '0', String(target)]);
+      stops.push(second.stop);
+      const first = await startPeer(['relay', '0', String(second.port)]);
+      stops.push(first.stop);
+      return [first, second] as const;
+    };
+    const [relay1, relay2] = await relays(echoPort);
+    const srcRelays = await relays(srcPort);
 
     const sshd = await privateSshd(dir);
     stops.push(() => sshd.stop());
@@ -243,15 +250,21 @@ async function loopback(): Promise<void> {
       const sshSides = sides([ssh.pid, sshd.pid]).map((c, i) => (c - c0[i]) / gb);
       const sshCpu = sshSides[0] + sshSides[1];
       const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
+      const relayPids = srcRelays.map((r) => r.pid);
+      await warmUp(srcRelays[0].port);
+      c0 = sides(relayPids);
+      const viaRelays = await throughput(srcRelays[0].port);
+      const relayCpu = sides(relayPids).reduce((sum, c, i) => sum + (c - c0[i]) / gb, 0);
       await warmUp(fwdSrc);
       c0 = sides(agents);
       const viaPlexus = await throughput(fwdSrc);
       const plexusSides = sides(agents).map((c, i) => (c - c0[i]) / gb);
       const plexusCpu = plexusSides[0] + plexusSides[1];
-      const row = (label: string, r: Rate) =>
-        console.log(`${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L`);
+      const row = (label: string, r: Rate, extra = '') =>
+        console.log(`${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L${extra}`);
       row('raw loopback TCP', raw);
       row('ssh -L', viaSsh);
+      row('2 Node relays (no crypto)', viaRelays, `   CPU ${relayCpu.toFixed(2)} s/GB (both relays)`);
       row('plexus forward (2 agents)', viaPlexus);
       console.log(
         `CPU per GB: ssh -L (ssh + sshd) ${sshCpu.toFixed(2)} s, plexus (both agents) ${plexusCpu.toFixed(2)} s: ${(plexusCpu / sshCpu).toFixed(2)}x ssh`,
