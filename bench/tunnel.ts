@@ -261,7 +261,9 @@ async function loopback(): Promise<void> {
       const plexusSides = sides(agents).map((c, i) => (c - c0[i]) / gb);
       const plexusCpu = plexusSides[0] + plexusSides[1];
       const row = (label: string, r: Rate, extra = '') =>
-        console.log(`${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L${extra}`);
+        console.log(
+          `${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L${extra}`,
+        );
       row('raw loopback TCP', raw);
       row('ssh -L', viaSsh);
       row('2 Node relays (no crypto)', viaRelays, `   CPU ${relayCpu.toFixed(2)} s/GB (both relays)`);

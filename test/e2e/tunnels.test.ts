@@ -113,6 +113,7 @@ interface TunnelStatus {
     bytesReceived: number;
     dataPooled: number;
     dataWaiting: number;
+    dataPaths?: Record<string, string>;
   };
   sockets: { forwardClients: number; socksClients: number };
 }
@@ -519,7 +520,16 @@ for (const { carrier, env } of carriers)
       const s = connect({ port: f.port, host: '127.0.0.1' });
       s.on('error', () => {});
       s.write('ping');
-      await once(s, 'data');
+      // Once this failed under load (a reset ~10 s in, the open deadline): say why, if it does again.
+      await once(s, 'data').catch(async (err) => {
+        const ls = await n1.json<{ id: string; lastError?: string; via?: string }[]>(['forward', 'ls']);
+        const row = ls.find((x) => x.id === f.id);
+        const t = await tunnelsOf(n1);
+        throw new Error(
+          `no echo (${(err as Error).message}): forward ${JSON.stringify(row)}, n1 data paths ` +
+            `${JSON.stringify(t.tunnels.dataPaths)}; n1 log: ${n1.output().slice(-3000)}`,
+        );
+      });
       // A reset is what a cut tunnel looks like: wait for the close, whatever came before it.
       const closed = new Promise((r) => s.once('close', r));
       const t0 = Date.now();
