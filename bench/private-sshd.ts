@@ -3,7 +3,7 @@
  * host key, key auth only, config in the given temp dir. The system sshd is never touched.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../test/helpers/cluster.ts';
@@ -70,6 +70,21 @@ export async function privateSshd(dir: string): Promise<PrivateSshd> {
   const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
   await waitFor(() => tcpOpen(port), 10_000, 'private sshd');
   return { port, key: join(dir, 'client_key'), pid: proc.pid ?? 0, stop: () => proc.kill() };
+}
+
+/**
+ * True once a socket listens on 127.0.0.1:port (IPv4), read from /proc/net/tcp: no connection is
+ * made, so an `ssh -L` port is found ready without opening a channel to its target (a source
+ * would start streaming to it).
+ */
+export function tcpListening(port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[1] === local && f[3] === '0A'; // 0A: LISTEN
+    });
 }
 
 /** True once something accepts TCP on 127.0.0.1:port. */

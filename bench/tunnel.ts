@@ -28,6 +28,11 @@
  *    service; "NAT'd one side" from the entry to the NAT'd node's service (a reverse data
  *    connection: the NAT'd node dials the entry's data port back); "relayed, mesh stream" from
  *    the second entry, whose data path is off, so its tunnel rides the circuit relay's stream.
+ *    The entry and r1 share a namespace, so "direct" never crosses the gateway; a forward from
+ *    the NAT'd node to the entry's service rides the same kind of data connection as the NAT'd
+ *    path (the NAT'd node dials the entry's data port, through the same veths, router and
+ *    masquerade), opened from the other end, and is printed beside it. These three are measured
+ *    in turn within each run.
  *    Skipped with the reason without root.
  * 4. Two nodes behind two different NATs (hole punching made to fail), a relay between them:
  *    a forward from one to the other rides a connection the relay splices, beside a forward to
@@ -41,7 +46,7 @@ import { parseArgs } from 'node:util';
 import { freePort, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
 import { createNatTopology, doorPort, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
 import { createTwoNatTopology } from '../test/helpers/netns-two-nat.ts';
-import { privateSshd, tcpOpen } from './private-sshd.ts';
+import { privateSshd, tcpListening } from './private-sshd.ts';
 
 const { values } = parseArgs({
   options: {
@@ -107,13 +112,37 @@ interface Rate {
   max: number;
 }
 
+const rateOf = (xs: number[]): Rate => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
 async function throughput(port: number, ns?: string, host = '127.0.0.1'): Promise<Rate> {
   const xs: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const r = await runPeer<{ mbps: number; ok: boolean }>(['sink', host, String(port), String(BYTES)], ns);
     xs.push(r.mbps);
   }
-  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+  return rateOf(xs);
+}
+
+/**
+ * `--runs` transfers over each path, the paths taken in turn within each run, so that a shared
+ * machine's drift hits all of them alike (their ratios are what the bench reports).
+ */
+async function throughputs(
+  paths: { port: number; ns?: string; pids: number[] }[],
+): Promise<{ rate: Rate; cpuPerGb: number[] }[]> {
+  const xs = paths.map(() => [] as number[]);
+  const cpu = paths.map((p) => p.pids.map(() => 0));
+  for (let i = 0; i < RUNS; i++)
+    for (const [k, p] of paths.entries()) {
+      const c0 = p.pids.map((pid) => treeCpu([pid]));
+      const r = await runPeer<{ mbps: number }>(['sink', '127.0.0.1', String(p.port), String(BYTES)], p.ns);
+      p.pids.forEach((pid, j) => {
+        cpu[k][j] += treeCpu([pid]) - c0[j];
+      });
+      xs[k].push(r.mbps);
+    }
+  const gb = (RUNS * BYTES) / 1e9;
+  return xs.map((x, k) => ({ rate: rateOf(x), cpuPerGb: cpu[k].map((c) => c / gb) }));
 }
 
 /** `median MB/s (min-max)`. */
@@ -182,7 +211,7 @@ async function sshForward(
     ],
     { stdio: 'ignore' },
   );
-  await waitFor(() => tcpOpen(port), 10_000, 'ssh -L');
+  await waitFor(async () => tcpListening(port), 10_000, 'ssh -L');
   return { port, pid: proc.pid ?? 0, stop: () => proc.kill() };
 }
 
@@ -401,6 +430,7 @@ async function relayed(): Promise<void> {
     stops.push(srcPub.stop);
     await natted.run(['expose', 'src', String(srcNat.port)]);
     await r1.run(['expose', 'src', String(srcPub.port)]);
+    await entry.run(['expose', 'src', String(srcPub.port)]);
     for (const n of [entry, entry2])
       await waitFor(
         async () => {
@@ -417,21 +447,39 @@ async function relayed(): Promise<void> {
     };
     const toR1 = await fwd(entry, 'src.r1');
     const toNatted = await fwd(entry, 'src.natted');
+    const nattedToEntry = await fwd(natted, 'src.entry');
     const viaStream = await fwd(entry2, 'src.natted');
     await warmUp(toR1, topo.pub);
-    const direct = await throughput(toR1, topo.pub);
     // The warm-up finds the data path out (the direct dial fails, the NAT'd node dials back).
     await warmUp(toNatted, topo.pub);
-    const natOneSide = await throughput(toNatted, topo.pub);
+    await warmUp(nattedToEntry, topo.nat);
+    const pid = (n: NsNode) => n.proc?.pid ?? 0;
+    const measured = await throughputs([
+      { port: toR1, ns: topo.pub, pids: [pid(entry), pid(r1)] },
+      { port: toNatted, ns: topo.pub, pids: [pid(entry), pid(natted)] },
+      { port: nattedToEntry, ns: topo.nat, pids: [pid(natted), pid(entry)] },
+    ]);
+    const [direct, natOneSide, sameRoute] = measured.map((m) => m.rate);
+    // Both agents' CPU per GB, and each one's: receiving (the forward's) / sending side.
+    const cpu = measured.map(
+      (m) =>
+        `${(m.cpuPerGb[0] + m.cpuPerGb[1]).toFixed(2)} s/GB (${m.cpuPerGb.map((c) => c.toFixed(2)).join(' / ')})`,
+    );
     await warmUp(viaStream, topo.pub);
     const relayedStream = await throughput(viaStream, topo.pub);
     const status = await entry.json<{ tunnels: { tunnels: { dataPaths: Record<string, string> } } }>([
       'status',
     ]);
     const vs = (r: Rate) => `${(r.median / direct.median).toFixed(2)}x direct`;
-    console.log(`direct (entry → r1)                          ${rate(direct)}`);
+    console.log(`direct (entry → r1, one namespace)           ${rate(direct)}   CPU ${cpu[0]}, entry / r1`);
     console.log(
-      `NAT'd one side (entry → natted, data path ${Object.values(status.tunnels.tunnels.dataPaths).join('/')}) ${rate(natOneSide)}   ${vs(natOneSide)}`,
+      `NAT'd one side (entry → natted, data path ${Object.values(status.tunnels.tunnels.dataPaths).join('/')}) ${rate(natOneSide)}   ${vs(natOneSide)}   CPU ${cpu[1]}, entry / natted`,
+    );
+    // The same data connection (the NAT'd node dials the entry's data port, through the same
+    // gateway, veths and masquerade), opened the other way: the NAT'd node forwards to the
+    // entry's service. What the route costs on this machine, apart from the reverse request.
+    console.log(
+      `  over the NAT's route, dialled out (natted → entry) ${rate(sameRoute)}   ${vs(sameRoute)}; NAT'd one side ${(natOneSide.median / sameRoute.median).toFixed(2)}x this   CPU ${cpu[2]}, natted / entry`,
     );
     console.log(`relayed, mesh stream (entry2 → r1 → natted)  ${rate(relayedStream)}   ${vs(relayedStream)}`);
   } finally {
