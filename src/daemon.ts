@@ -138,7 +138,7 @@ function buildAgent({ paths, config, keys, db, logger }: AgentBase) {
   const tunnels = createTunnels(
     {
       socksListen: config.socks.listen,
-      dataListen: dataListenOf(config.tunnels.dataListen, config.mesh.listen),
+      dataListen: dataListenOf(config.tunnels.dataListen, config.mesh.listen, config.tunnels.splicePort),
     },
     { mesh, db, logger: log('tunnels') },
   );

@@ -47,6 +47,7 @@ interface TunnelStatus {
     inbound: number;
     outbound: number;
     dataPort?: number | null;
+    splicePort?: number | null;
     /** What this node carries as a relay's splices (docs/tunnels.md, spliced connections). */
     splices?: { active: number; waiting: number; total: number; bytes: number };
   };
@@ -138,8 +139,10 @@ export function registerMesh(program: Command): void {
           `services ${svc.join(', ') || "none; expose one with 'plexus expose NAME PORT'"}\n` +
             `socks    ${t.socks ?? 'off'}\n` +
             `tunnels  ${t.tunnels.active} open (${t.tunnels.inbound} in, ${t.tunnels.outbound} out), ${t.forwards} forwards` +
-            // The port to open in a firewall next to the mesh port (docs/tunnels.md).
-            `, data port ${t.tunnels.dataPort ?? 'off'}\n` +
+            // The ports to open in a firewall next to the mesh port (docs/tunnels.md).
+            `, data port ${t.tunnels.dataPort ?? 'off'}` +
+            (t.tunnels.splicePort ? `, splice port ${t.tunnels.splicePort}` : '') +
+            '\n' +
             splicesLine(t.tunnels.splices),
         );
       }

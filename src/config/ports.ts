@@ -8,7 +8,7 @@ import type { Config } from './schema.ts';
 /** The mesh's default door port beside the default mesh port 7070 (docs/mesh.md). */
 const DEFAULT_PORTS: Record<number, number> = { 7070: 7073 };
 
-/** The fixed TCP ports of the agent's listeners: mesh, join door, API, SOCKS, tunnel data. */
+/** The fixed TCP ports of the agent's listeners: mesh, join door, API, SOCKS, tunnel data and splices. */
 export function agentPorts(config: Config): number[] {
   const ports = new Set<number>();
   const add = (p: number) => {
@@ -23,5 +23,7 @@ export function agentPorts(config: Config): number[] {
   }
   if (Array.isArray(config.mesh.door)) for (const a of config.mesh.door) tcp(a);
   for (const v of [config.api.listen, config.socks.listen, config.tunnels.dataListen]) hostPort(v);
+  if (config.tunnels.dataListen !== 'off' && config.tunnels.splicePort !== 'auto')
+    add(config.tunnels.splicePort);
   return [...ports].sort((a, b) => a - b);
 }

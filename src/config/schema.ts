@@ -108,6 +108,12 @@ export const configSchema = z.strictObject({
        * firewall), or `off` (every tunnel rides the mesh stream).
        */
       dataListen: z.union([z.literal('auto'), hostPortOrOff]).default('auto'),
+      /**
+       * The port on the data listener's host where this node, as a relay, takes splice
+       * preambles from members behind NAT (docs/tunnels.md, spliced connections): `auto` (any
+       * free port) or a fixed one (to open in a firewall next to the data port).
+       */
+      splicePort: z.union([z.literal('auto'), z.number().int().min(1).max(65535)]).default('auto'),
     })
     .prefault({}),
   telemetry: z

@@ -128,6 +128,11 @@ export class TunnelServer {
     return this.#listener?.port ?? null;
   }
 
+  /** The splice listener's port (this node as a relay), or null when the data path is off. */
+  get splicePort(): number | null {
+    return this.#listener?.splicePort || null;
+  }
+
   /** Registers the protocol handler, then binds the data listener. */
   async start(): Promise<void> {
     const limit = this.#init.maxPerPeer + 16;

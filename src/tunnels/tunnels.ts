@@ -114,6 +114,7 @@ export class Tunnels implements Startable {
       dataPooled: dialer.pooled(),
       dataWaiting: this.#ledger.dataWaiting,
       dataPort: this.#server.dataPort,
+      splicePort: this.#server.splicePort,
       dataPaths: dialer.states(),
       splices: this.#server.splices(),
     };

@@ -85,12 +85,18 @@ describe('spliced data connections', () => {
         resolve(dataConnection(s, raw));
       });
     });
-    const raw = await connectRelay('127.0.0.1', relayListener.port, b);
+    const raw = await connectRelay('127.0.0.1', relayListener.splicePort, b);
     bListener.acceptSpliced(raw);
-    const near = await dial('127.0.0.1', relayListener.port, e2e as DataTicket, AbortSignal.timeout(10_000), {
-      preamble: encodePreamble(a),
-      timeoutMs: 10_000,
-    });
+    const near = await dial(
+      '127.0.0.1',
+      relayListener.splicePort,
+      e2e as DataTicket,
+      AbortSignal.timeout(10_000),
+      {
+        preamble: encodePreamble(a),
+        timeoutMs: 10_000,
+      },
+    );
     const far = await atB;
     for (const d of [near, far]) sockets.push(d.raw);
     return { a: near, b: far };
@@ -111,11 +117,15 @@ describe('spliced data connections', () => {
     return { client, target, locals: [near, farLocal], results };
   }
 
-  /** What a connection to the relay's listener that sends `bytes` gets: refused, or kept. */
-  function present(bytes: Buffer, localAddress?: string): Promise<'refused' | 'kept'> {
+  /** What a connection to the relay's splice port (or `port`) that sends `bytes` gets: refused, or kept. */
+  function present(
+    bytes: Buffer,
+    localAddress?: string,
+    port = relayListener.splicePort,
+  ): Promise<'refused' | 'kept'> {
     return new Promise((resolve) => {
       const s = connect({
-        port: relayListener.port,
+        port,
         host: '127.0.0.1',
         ...(localAddress ? { localAddress } : {}),
       });
@@ -159,10 +169,10 @@ describe('spliced data connections', () => {
     });
     assert.equal(await present(made), 'refused', 'a ticket the relay never issued');
     // The forged attempt did not spend the genuine ticket: both sides still meet.
-    const sideA = await connectRelay('127.0.0.1', relayListener.port, a);
+    const sideA = await connectRelay('127.0.0.1', relayListener.splicePort, a);
     await waitUntil(() => relayListener.handshaking === 0, 'side A at the relay');
     assert.equal(await present(encodePreamble(a)), 'refused', 'a replay while its rendezvous waits');
-    const sideB = await connectRelay('127.0.0.1', relayListener.port, b);
+    const sideB = await connectRelay('127.0.0.1', relayListener.splicePort, b);
     sockets.push(sideA, sideB);
     sideA.write('through');
     const [seen] = (await once(sideB, 'data')) as [Buffer];
@@ -174,6 +184,25 @@ describe('spliced data connections', () => {
       'refused',
       'neither TLS nor a preamble',
     );
+    // Each port speaks one thing: a TLS handshake on the splice port is refused, and a genuine,
+    // unspent preamble on the data port goes to TLS, which refuses it (and it stays unspent).
+    const hello = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x40, ...randomBytes(64)]);
+    assert.equal(await present(hello), 'refused', 'a TLS handshake on the splice port');
+    const fresh = rendezvous();
+    assert.equal(
+      await present(encodePreamble(fresh.a), undefined, relayListener.port),
+      'refused',
+      'a preamble on the data port',
+    );
+    const [freshA, freshB] = [
+      await connectRelay('127.0.0.1', relayListener.splicePort, fresh.a),
+      await connectRelay('127.0.0.1', relayListener.splicePort, fresh.b),
+    ];
+    sockets.push(freshA, freshB);
+    freshB.write('unspent');
+    const [heard] = (await once(freshA, 'data')) as [Buffer];
+    assert.equal(heard.toString(), 'unspent', 'the ticket shown to the data port still meets');
+    freshA.destroy();
     const badMagic = Buffer.concat([Buffer.from('PLXSPLC9'), randomBytes(PREAMBLE_BYTES)]);
     assert.equal(await present(badMagic), 'refused', 'a wrong magic');
     const huge = Buffer.concat([encodePreamble({ id: a.id, key: a.key }), randomBytes(4 * 1024 * 1024)]);
@@ -221,9 +250,9 @@ describe('spliced data connections', () => {
 
   test('hostile: a side that never comes is given up after the wait, and nothing is kept', async () => {
     const { a } = rendezvous();
-    const side = await connectRelay('127.0.0.1', relayListener.port, a);
+    const side = await connectRelay('127.0.0.1', relayListener.splicePort, a);
     // A silent connection (a 'P' and nothing more) is dropped by the pre-handshake deadline.
-    const silent = connect({ port: relayListener.port, host: '127.0.0.1' });
+    const silent = connect({ port: relayListener.splicePort, host: '127.0.0.1' });
     silent.on('error', () => {});
     silent.write('P');
     const t0 = Date.now();
@@ -248,7 +277,7 @@ describe('spliced data connections', () => {
     const flood: Socket[] = [];
     try {
       for (let i = 0; i < 1100; i++) {
-        const s = connect({ port: relayListener.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+        const s = connect({ port: relayListener.splicePort, host: '127.0.0.1', localAddress: '127.0.0.2' });
         s.on('error', () => {});
         s.once('connect', () => s.write('P'));
         flood.push(s);

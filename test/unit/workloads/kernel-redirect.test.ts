@@ -98,13 +98,20 @@ describe('open connections of a port', () => {
 });
 
 describe("the agent's own ports", () => {
-  it('are those its config fixes: mesh, default door, API, SOCKS, tunnel data', () => {
+  it('are those its config fixes: mesh, default door, API, SOCKS, tunnel data and splices', () => {
     const config = configSchema.parse({
       node: { name: 'n1' },
       mesh: { listen: ['/ip4/0.0.0.0/tcp/7070'] },
       tunnels: { dataListen: '0.0.0.0:7080' },
     });
     assert.deepEqual(agentPorts(config), [7070, 7071, 7072, 7073, 7080]);
+    const splices = configSchema.parse({
+      node: { name: 'n1' },
+      mesh: { listen: ['/ip4/0.0.0.0/tcp/7070'] },
+      tunnels: { dataListen: '0.0.0.0:7080', splicePort: 7081 },
+    });
+    assert.deepEqual(agentPorts(splices), [7070, 7071, 7072, 7073, 7080, 7081]);
+    assert.throws(() => configSchema.parse({ node: { name: 'n1' }, tunnels: { splicePort: 70000 } }));
     const off = configSchema.parse({
       node: { name: 'n1' },
       mesh: { listen: ['/ip4/127.0.0.1/tcp/4001'], door: 'off' },

@@ -5,6 +5,9 @@
  * identity) and a 32-byte secret (the PSK), good for one handshake within TICKET_TTL_MS: the
  * handshake that offers it takes it out of the table, so a replayed ticket finds nothing.
  *
+ * A relay's members present splice preambles (spliced/wire.ts) on a second port, the splice port;
+ * the data port speaks TLS from the first byte (#accept says why).
+ *
  * Before its handshake, a connection is a stranger's: it gets a slot among MAX_DATA_HANDSHAKES,
  * at most MAX_DATA_HANDSHAKES_PER_SOURCE of them per source address (an IPv6 /64 counts as one
  * address), and DATA_HANDSHAKE_TIMEOUT_MS to finish, so one address flooding the port cannot
@@ -27,9 +30,6 @@ import { TunnelLimitError } from '../../errors.ts';
 import { PREAMBLE_BYTES, parsePreamble, SPLICE_MAGIC } from '../spliced/wire.ts';
 import type { DataTicket } from './tickets.ts';
 import { serverSecureContext, TLS_HIGH_WATER_BYTES, tlsModule } from './tls.ts';
-
-/** The content type of a TLS handshake record: the first byte of every TLS connection. */
-const TLS_HANDSHAKE_RECORD = 0x16;
 
 /**
  * Takes a connection that presented a splice ticket (spliced/relay.ts), with the bytes that came
@@ -55,21 +55,37 @@ interface Issued {
 export interface DataListenerInit {
   host: string;
   port: number;
+  /**
+   * The port of the splice listener on the same host (0 or absent: any free port). A relay takes
+   * its members' splice preambles there, and only there: the data port speaks TLS alone (see
+   * #accept for why the two are apart).
+   */
+  splicePort?: number;
 }
 
 /**
  * Where the data listener binds, from config `tunnels.dataListen`: `auto` takes the host of the
  * first IP mesh listen address with any free port; `off` (or no IP listen address) gives none.
+ * The splice listener binds the same host, on `tunnels.splicePort` (`auto`: any free port).
  */
-export function dataListenOf(setting: string, meshListen: string[]): DataListenerInit | undefined {
+export function dataListenOf(
+  setting: string,
+  meshListen: string[],
+  splicePort: number | 'auto' = 'auto',
+): DataListenerInit | undefined {
+  const splice = splicePort === 'auto' ? {} : { splicePort };
   if (setting === 'off') return undefined;
   if (setting !== 'auto') {
     const at = setting.lastIndexOf(':');
-    return { host: setting.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(setting.slice(at + 1)) };
+    return {
+      host: setting.slice(0, at).replace(/^\[|\]$/g, ''),
+      port: Number(setting.slice(at + 1)),
+      ...splice,
+    };
   }
   for (const addr of meshListen) {
     const m = /^\/ip([46])\/([^/]+)\/tcp\//.exec(addr);
-    if (m) return { host: m[2], port: 0 };
+    if (m) return { host: m[2], port: 0, ...splice };
   }
   return undefined;
 }
@@ -109,6 +125,8 @@ export class DataListener {
   /** Made at the first connection (see tlsModule). */
   #context: SecureContext | undefined;
   #server: Server | undefined;
+  /** Splice preambles (this node relays: `onSplice` given). */
+  #spliceServer: Server | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(
@@ -131,6 +149,11 @@ export class DataListener {
     return (this.#server?.address() as { port: number } | null)?.port ?? 0;
   }
 
+  /** The splice listener's bound port (after start), 0 when this node relays no splices. */
+  get splicePort(): number {
+    return (this.#spliceServer?.address() as { port: number } | null)?.port ?? 0;
+  }
+
   /** The host clients should dial, when it is a specific address (not a wildcard). */
   get host(): string | undefined {
     const h = this.#init.host;
@@ -142,21 +165,39 @@ export class DataListener {
     return this.#pending.size;
   }
 
-  /** Binds the listener. */
+  /** Binds the listener (and the splice listener, when this node relays). */
   async start(): Promise<void> {
-    const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.#accept(s));
+    this.#server = await this.#listen(this.#init.port, (s) => this.#accept(s));
+    try {
+      if (this.#onSplice)
+        this.#spliceServer = await this.#listen(this.#init.splicePort ?? 0, (s) => this.#acceptSplice(s));
+    } catch (err) {
+      this.#server.close();
+      this.#server = undefined;
+      throw err;
+    }
+    this.#sweep = setInterval(() => this.#expire(), TICKET_TTL_MS);
+    this.#sweep.unref();
+    this.#logger.info(
+      {
+        listen: `${this.#init.host}:${this.port}`,
+        ...(this.#spliceServer ? { splices: `${this.#init.host}:${this.splicePort}` } : {}),
+      },
+      'tunnel data listener ready',
+    );
+  }
+
+  async #listen(port: number, onConnection: (s: Socket) => void): Promise<Server> {
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.#init.host, port: this.#init.port, backlog: 1024 }, () => {
+      server.listen({ host: this.#init.host, port, backlog: 1024 }, () => {
         server.off('error', reject);
         resolve();
       });
     });
     server.on('error', (err) => this.#logger.warn({ err }, 'tunnel data listener error'));
-    this.#server = server;
-    this.#sweep = setInterval(() => this.#expire(), TICKET_TTL_MS);
-    this.#sweep.unref();
-    this.#logger.info({ listen: `${this.#init.host}:${this.port}` }, 'tunnel data listener ready');
+    return server;
   }
 
   /** Closes the listener, drops unredeemed tickets and unfinished handshakes. */
@@ -169,6 +210,8 @@ export class DataListener {
     // (close()'s callback would wait for every one of them).
     this.#server?.close();
     this.#server = undefined;
+    this.#spliceServer?.close();
+    this.#spliceServer = undefined;
   }
 
   /**
@@ -226,13 +269,19 @@ export class DataListener {
     this.#handshake(raw, () => {}, SPLICE_WAIT_MS + DATA_HANDSHAKE_TIMEOUT_MS);
   }
 
-  #accept(raw: Socket): void {
+  /**
+   * A stranger's connection before its handshake or preamble: a slot among MAX_DATA_HANDSHAKES
+   * (both listeners together), at most MAX_DATA_HANDSHAKES_PER_SOURCE from one source, and
+   * DATA_HANDSHAKE_TIMEOUT_MS. Undefined (and the connection reset) when no slot is free;
+   * otherwise the slot's release.
+   */
+  #admit(raw: Socket): (() => void) | undefined {
     raw.on('error', () => {});
     const source = sourceKey(raw.remoteAddress);
     const fromSource = this.#perSource.get(source) ?? 0;
     if (this.#pending.size >= MAX_DATA_HANDSHAKES || fromSource >= MAX_DATA_HANDSHAKES_PER_SOURCE) {
       raw.resetAndDestroy();
-      return;
+      return undefined;
     }
     this.#pending.add(raw);
     this.#perSource.set(source, fromSource + 1);
@@ -248,18 +297,32 @@ export class DataListener {
     };
     const timer = setTimeout(() => raw.resetAndDestroy(), DATA_HANDSHAKE_TIMEOUT_MS);
     raw.once('close', release);
-    // The first byte says what comes: 0x16 a TLS handshake, 'P' a splice preamble (wire.ts);
-    // anything else is refused. A preamble is read whole (fixed size) under the same slot and
-    // deadline as a handshake.
+    return release;
+  }
+
+  /**
+   * The data port: TLS from the first byte, with nothing read in JavaScript before the TLS socket
+   * takes the TCP socket over. Bytes read first and handed back (`unshift`) would be the first
+   * thing in Node's TLS input buffer, which then stays a ring of small buffers: with 1500-byte
+   * segments every read of that connection filled 1.5 or 16 KiB (4.6 times the reads, and about
+   * twice the receiving agent's CPU per GB, bench/tunnel.ts --only nat), where a TLS socket over
+   * an unread TCP socket reads up to 64 KiB. So splices have a port of their own.
+   */
+  #accept(raw: Socket): void {
+    const release = this.#admit(raw);
+    if (release) this.#handshake(raw, release, 0);
+  }
+
+  /**
+   * The splice port: a preamble (wire.ts), read whole (fixed size) under the same slot and
+   * deadline as a handshake; anything else is refused.
+   */
+  #acceptSplice(raw: Socket): void {
+    const release = this.#admit(raw);
+    if (!release) return;
     let got: Buffer = Buffer.alloc(0);
     const onData = (d: Buffer) => {
       got = got.length === 0 ? d : Buffer.concat([got, d]);
-      if (got[0] === TLS_HANDSHAKE_RECORD) {
-        raw.off('data', onData);
-        raw.pause();
-        raw.unshift(got);
-        return this.#handshake(raw, release, 0);
-      }
       if (got[0] !== SPLICE_MAGIC[0] || !this.#onSplice) return void raw.resetAndDestroy();
       if (got.length < PREAMBLE_BYTES) return;
       raw.off('data', onData);

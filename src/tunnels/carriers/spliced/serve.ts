@@ -48,7 +48,8 @@ export async function serveSplice(
     const { listener, relay } = c;
     if (!listener || !relay) throw new DataPathOffError();
     const host = listener.host;
-    const where = { port: listener.port, ...(host && isIP(host) ? { host } : {}) };
+    // The members dial the splice port, which takes preambles only (listener.ts says why).
+    const where = { port: listener.splicePort, ...(host && isIP(host) ? { host } : {}) };
     if ('count' in req) {
       const { ids, tickets } = relay.open(peer, req.peer, req.count, c.self);
       return await reply(stream, { ok: true, ...where, rendezvous: ids, tickets });
