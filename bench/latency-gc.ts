@@ -17,9 +17,10 @@
  * target that hit more than 1 % of connections decide the p99.
  *
  * The agents get the flags from a preload (trace-gc-preload.mjs) in their environment only
- * (Node takes no --trace-gc in NODE_OPTIONS), so that the CLI calls the bench makes stay parseable. V8 prints its trace with
- * C stdio, which a pipe buffers in blocks: every process runs with coreutils' libstdbuf
- * preloaded (what `stdbuf -oL` does), so that each line arrives when it is printed.
+ * (Node takes no --trace-gc in NODE_OPTIONS), so that the CLI calls the bench makes stay
+ * parseable. V8 prints its trace with C stdio, which a pipe buffers in blocks: every process
+ * runs with coreutils' libstdbuf preloaded (what `stdbuf -oL` does), so that each line arrives
+ * when it is printed.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';

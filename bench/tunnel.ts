@@ -15,7 +15,8 @@
  *    CPU seconds per GB of both agents against ssh + sshd over the same runs (and of the relays).
  * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs` connections, raw against `ssh -L`, two
  *    plain Node relays in a row (tcp-peer.ts `relay`: a TCP connection per hop, no crypto, no
- *    framing; the floor of any data path through two Node processes) and the forward, in
+ *    framing; what any data path through two Node processes costs at least, short of the
+ *    connect per hop that a pool of reused connections saves) and the forward, in
  *    `--latency-rounds` rounds that take the paths in turn (raw first, the others in reverse
  *    order every other round), so that a shared machine's drift hits them all: the median of
  *    the rounds and their spread, what each path adds over raw in the same round, and the CPU
@@ -114,13 +115,9 @@ interface Rate {
 
 const rateOf = (xs: number[]): Rate => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
-async function throughput(port: number, ns?: string, host = '127.0.0.1'): Promise<Rate> {
-  const xs: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const r = await runPeer<{ mbps: number; ok: boolean }>(['sink', host, String(port), String(BYTES)], ns);
-    xs.push(r.mbps);
-  }
-  return rateOf(xs);
+async function throughput(port: number, ns?: string): Promise<Rate> {
+  const [one] = await throughputs([{ port, ns, pids: [] }]);
+  return one.rate;
 }
 
 /**
@@ -226,8 +223,8 @@ async function loopback(): Promise<void> {
     const echo = await startPeer(['echo', '0']);
     stops.push(echo.stop);
     const [srcPort, echoPort] = [src.port, echo.port];
-    // The floor of any data path through two Node processes: two plain relays in a row, to the
-    // echo process (latency) and to the source (throughput).
+    // What piping through two Node processes costs: two plain relays in a row, to the echo
+    // process (latency) and, in the throughput section, to the source.
     const relays = async (target: number) => {
       const second = await startPeer(['relay', '0', String(target)]);
       stops.push(second.stop);
@@ -236,7 +233,6 @@ async function loopback(): Promise<void> {
       return [first, second] as const;
     };
     const [relay1, relay2] = await relays(echoPort);
-    const srcRelays = await relays(srcPort);
 
     const sshd = await privateSshd(dir);
     stops.push(() => sshd.stop());
@@ -279,11 +275,11 @@ async function loopback(): Promise<void> {
       const sshSides = sides([ssh.pid, sshd.pid]).map((c, i) => (c - c0[i]) / gb);
       const sshCpu = sshSides[0] + sshSides[1];
       const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
-      const relayPids = srcRelays.map((r) => r.pid);
+      const srcRelays = await relays(srcPort);
       await warmUp(srcRelays[0].port);
-      c0 = sides(relayPids);
-      const viaRelays = await throughput(srcRelays[0].port);
-      const relayCpu = sides(relayPids).reduce((sum, c, i) => sum + (c - c0[i]) / gb, 0);
+      const [relayed] = await throughputs([{ port: srcRelays[0].port, pids: srcRelays.map((r) => r.pid) }]);
+      const viaRelays = relayed.rate;
+      const relayCpu = relayed.cpuPerGb.reduce((sum, c) => sum + c, 0);
       await warmUp(fwdSrc);
       c0 = sides(agents);
       const viaPlexus = await throughput(fwdSrc);
