@@ -11,8 +11,10 @@
  *    dir; the system sshd is not touched), and through a forward between two agent processes
  *    (`plexus expose src PORT` on n2, `plexus forward add src.n2` on n1), and through two plain
  *    Node relays in a row (tcp-peer.ts `relay`, no crypto: what piping through two Node
- *    processes costs). Median and spread (min-max) of `--runs`, with the ratio to `ssh -L`, and
- *    CPU seconds per GB of both agents against ssh + sshd over the same runs (and of the relays).
+ *    processes costs). The four paths are taken in turn within each run (raw first, the others
+ *    in reverse order every other run). Median and spread (min-max) of `--runs`, with the ratio
+ *    to `ssh -L`, and CPU seconds per GB of both agents against ssh + sshd over the same runs
+ *    (and of the relays).
  * 2. Connect + 1-byte echo, p50/p99 over `--latency-runs` connections, raw against `ssh -L`, two
  *    plain Node relays in a row (tcp-peer.ts `relay`: a TCP connection per hop, no crypto, no
  *    framing; what any data path through two Node processes costs at least, short of the
@@ -129,8 +131,11 @@ async function throughputs(
 ): Promise<{ rate: Rate; cpuPerGb: number[] }[]> {
   const xs = paths.map(() => [] as number[]);
   const cpu = paths.map((p) => p.pids.map(() => 0));
+  const order = [...paths.entries()];
   for (let i = 0; i < RUNS; i++)
-    for (const [k, p] of paths.entries()) {
+    // The first path first, the others in reverse order every other run (as the latency
+    // rounds do), so that none always follows the same one.
+    for (const [k, p] of i % 2 === 0 ? order : [order[0], ...order.slice(1).reverse()]) {
       const c0 = p.pids.map((pid) => treeCpu([pid]));
       const r = await runPeer<{ mbps: number }>(['sink', '127.0.0.1', String(p.port), String(BYTES)], p.ns);
       p.pids.forEach((pid, j) => {
@@ -263,28 +268,25 @@ async function loopback(): Promise<void> {
       console.log(`== throughput: ${values.mib} MiB, median of ${RUNS} (min-max) ==`);
       // CPU per GB of the tunnel's own processes: unlike MB/s, it hardly depends on what else
       // runs on the host.
-      const gb = (RUNS * BYTES) / 1e9;
       await warmUp(srcPort);
-      const raw = await throughput(srcPort);
       await warmUp(ssh.port);
-      // Each side apart as well: ssh (the client, receiving end) and sshd (the sending end); n1
-      // (the forward's agent, receiving end) and n2 (the sending end, beside the source).
-      const sides = (pids: number[]) => pids.map((p) => treeCpu([p]));
-      let c0 = sides([ssh.pid, sshd.pid]);
-      const viaSsh = await throughput(ssh.port);
-      const sshSides = sides([ssh.pid, sshd.pid]).map((c, i) => (c - c0[i]) / gb);
-      const sshCpu = sshSides[0] + sshSides[1];
-      const agents = [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0];
       const srcRelays = await relays(srcPort);
       await warmUp(srcRelays[0].port);
-      const [relayed] = await throughputs([{ port: srcRelays[0].port, pids: srcRelays.map((r) => r.pid) }]);
-      const viaRelays = relayed.rate;
-      const relayCpu = relayed.cpuPerGb.reduce((sum, c) => sum + c, 0);
       await warmUp(fwdSrc);
-      c0 = sides(agents);
-      const viaPlexus = await throughput(fwdSrc);
-      const plexusSides = sides(agents).map((c, i) => (c - c0[i]) / gb);
-      const plexusCpu = plexusSides[0] + plexusSides[1];
+      // All four in turn within each run: the ratio to ssh is the figure that matters, and a
+      // shared machine's load drifts over the minutes that blocks of runs would take. Each side
+      // apart as well: ssh (the client, receiving end) and sshd (the sending end); n1 (the
+      // forward's agent, receiving end) and n2 (the sending end, beside the source).
+      const [direct, sshed, relayed, forwarded] = await throughputs([
+        { port: srcPort, pids: [] },
+        { port: ssh.port, pids: [ssh.pid, sshd.pid] },
+        { port: srcRelays[0].port, pids: srcRelays.map((r) => r.pid) },
+        { port: fwdSrc, pids: [n1.proc?.pid ?? 0, n2.proc?.pid ?? 0] },
+      ]);
+      const [raw, viaSsh, viaRelays, viaPlexus] = [direct, sshed, relayed, forwarded].map((p) => p.rate);
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      const [sshSides, plexusSides] = [sshed.cpuPerGb, forwarded.cpuPerGb];
+      const [sshCpu, relayCpu, plexusCpu] = [sshSides, relayed.cpuPerGb, plexusSides].map(sum);
       const row = (label: string, r: Rate, extra = '') =>
         console.log(
           `${label.padEnd(30)} ${rate(r)}   ${(r.median / viaSsh.median).toFixed(2)}x ssh -L${extra}`,
