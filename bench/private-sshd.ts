@@ -6,6 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { countInStates } from '../src/workloads/private-port.ts';
 import { freePort, waitFor } from '../test/helpers/cluster.ts';
 
 /** Client options for a throwaway sshd: no host key checks or known_hosts writes, no chatter. */
@@ -72,19 +73,16 @@ export async function privateSshd(dir: string): Promise<PrivateSshd> {
   return { port, key: join(dir, 'client_key'), pid: proc.pid ?? 0, stop: () => proc.kill() };
 }
 
+/** The kernel's TCP_LISTEN, as /proc/net/tcp writes it. */
+const LISTEN = new Set(['0A']);
+
 /**
- * True once a socket listens on 127.0.0.1:port (IPv4), read from /proc/net/tcp: no connection is
+ * True once a socket listens on TCP `port` (IPv4), read from /proc/net/tcp: no connection is
  * made, so an `ssh -L` port is found ready without opening a channel to its target (a source
  * would start streaming to it).
  */
 export function tcpListening(port: number): boolean {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  return readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .some((line) => {
-      const f = line.trim().split(/\s+/);
-      return f[1] === local && f[3] === '0A'; // 0A: LISTEN
-    });
+  return countInStates(readFileSync('/proc/net/tcp', 'latin1'), port, LISTEN) > 0;
 }
 
 /** True once something accepts TCP on 127.0.0.1:port. */

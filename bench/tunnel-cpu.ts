@@ -18,13 +18,13 @@
  * fifth, against bench/tunnel.ts's CPU per connection); compare shares, not absolute times.
  * Profiles are kept in `--out` (default: a temporary directory, removed).
  */
-import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
-import { ROOT, startCluster } from '../test/helpers/cluster.ts';
+import { parseArgs } from 'node:util';
+import { startCluster } from '../test/helpers/cluster.ts';
 import { type SelfTime, windowSelfTime } from './cpu-profile.ts';
+import { runPeer, startPeer } from './tcp-peers.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,8 +37,6 @@ const conns = Number(values.conns);
 if (!Number.isInteger(conns) || conns < 100 || conns > 100_000)
   throw new Error('--conns must be an integer from 100 to 100000');
 
-const PEER = join(ROOT, 'test', 'fixtures', 'tcp-peer.ts');
-const run = promisify(execFile);
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const dir = values.out ? resolve(values.out) : mkdtempSync(join(tmpdir(), 'plexus-bench-tunnel-cpu-'));
 mkdirSync(dir, { recursive: true });
@@ -76,7 +74,7 @@ function report(label: string, s: SelfTime): void {
     console.log(`    ${per(ms).padStart(9)}  ${fn}`);
 }
 
-const { port: echoPort, stop: stopEcho } = await startEcho();
+const { port: echoPort, stop: stopEcho } = await startPeer(['echo', '0']);
 const cluster = await startCluster(2, {
   env: {
     ...(values.bundle ? {} : { PLEXUS_NO_BUNDLE: '1' }),
@@ -89,17 +87,17 @@ try {
   if (exposed.code !== 0) throw new Error(exposed.stderr);
   const f = await n1.json<{ listen: string }>(['forward', 'add', 'echo.n2']);
   const port = f.listen.split(':').pop() ?? '';
-  const latency = (n: number) => run(process.execPath, [PEER, 'latency', '127.0.0.1', port, String(n)]);
+  const latency = (n: number) =>
+    runPeer<{ p50: number; p99: number }>(['latency', '127.0.0.1', port, String(n)]);
   // Untimed first: the data connections are pooled and the hot paths compiled.
   await latency(300);
   await new Promise((r) => setTimeout(r, 1000));
   const fromUs = nowUs();
-  const { stdout } = await latency(conns);
+  const lat = await latency(conns);
   const toUs = nowUs();
   const pids = { n1: n1.proc?.pid ?? 0, n2: n2.proc?.pid ?? 0 };
   // SIGTERM lets each agent exit normally, which is when node writes its profile.
   await Promise.all(cluster.nodes.map((n) => n.stop('SIGTERM')));
-  const lat = JSON.parse(stdout) as { p50: number; p99: number };
   console.log(
     `${conns} connect + 1-byte echo through the forward, under the profiler: p50 ${lat.p50.toFixed(3)} ms, p99 ${lat.p99.toFixed(3)} ms`,
   );
@@ -113,14 +111,4 @@ try {
   await cluster.stop();
   stopEcho();
   if (!values.out) rmSync(dir, { recursive: true, force: true });
-}
-
-/** The echo process the forward leads to; resolves its port. */
-async function startEcho(): Promise<{ port: number; stop: () => void }> {
-  const proc = spawn(process.execPath, [PEER, 'echo', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((ok, fail) => {
-    proc.once('error', fail);
-    proc.stdout.once('data', (d) => ok(Number(String(d).trim())));
-  });
-  return { port, stop: () => proc.kill() };
 }

@@ -41,15 +41,16 @@
  *    a forward from one to the other rides a connection the relay splices, beside a forward to
  *    the relay's own service in the same topology; CPU seconds per GB of all three agents.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, ROOT, startCluster, waitFor } from '../test/helpers/cluster.ts';
+import { freePort, startCluster, waitFor } from '../test/helpers/cluster.ts';
 import { createNatTopology, doorPort, type NsNode, natUnavailable, nsNode } from '../test/helpers/netns.ts';
 import { createTwoNatTopology } from '../test/helpers/netns-two-nat.ts';
 import { privateSshd, tcpListening } from './private-sshd.ts';
+import { runPeer, startPeer } from './tcp-peers.ts';
 
 const { values } = parseArgs({
   options: {
@@ -65,39 +66,8 @@ const BYTES = Number(values.mib) * 1024 * 1024;
 const RUNS = Number(values.runs);
 const LAT_RUNS = Number(values['latency-runs']);
 const LAT_ROUNDS = Number(values['latency-rounds']);
-const PEER = join(ROOT, 'test', 'fixtures', 'tcp-peer.ts');
-const NODE = process.execPath;
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const fmt = (n: number) => n.toFixed(0).padStart(6);
-
-/** Starts a long-running peer (source/echo), optionally in a namespace; resolves with its port. */
-async function startPeer(args: string[], ns?: string): Promise<{ port: number; pid: number; stop(): void }> {
-  const cmd = ns ? ['ip', 'netns', 'exec', ns, NODE, PEER, ...args] : [NODE, PEER, ...args];
-  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout?.once('data', (d) => resolve(Number(String(d).trim())));
-    proc.once('exit', (code) => reject(new Error(`peer ${args[0]} exited ${code}`)));
-  });
-  return { port, pid: proc.pid ?? 0, stop: () => proc.kill() };
-}
-
-/** Runs a one-shot peer (sink/latency) and parses its JSON line. */
-function runPeer<T>(args: string[], ns?: string): Promise<T> {
-  const cmd = ns ? ['ip', 'netns', 'exec', ns, NODE, PEER, ...args] : [NODE, PEER, ...args];
-  return new Promise((resolve, reject) => {
-    execFile(cmd[0], cmd.slice(1), { timeout: 600_000 }, (err, stdout) => {
-      try {
-        const r = JSON.parse(stdout.trim().split('\n').pop() ?? '');
-        if (err) {
-          if (process.env.BENCH_DEBUG) console.error(execFileSync('ss', ['-tnpa']).toString());
-          reject(new Error(`${args[0]} failed: ${stdout.trim()}`));
-        } else resolve(r as T);
-      } catch {
-        reject(err ?? new Error(`bad output: ${stdout}`));
-      }
-    });
-  });
-}
 
 /**
  * One untimed transfer, before a path is measured: an agent carrying a tunnel has JIT-compiled

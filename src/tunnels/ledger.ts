@@ -35,7 +35,7 @@ export interface TunnelCounters {
   dataWaiting: number;
   /** The data listener's port, or null when the data path is off. */
   dataPort: number | null;
-  /** The port this node takes splice preambles on as a relay, or null when the data path is off. */
+  /** The port this node takes splice preambles on as a relay; null when it relays no splices or the data path is off. */
   splicePort: number | null;
   /** Per peer: whether its data listener is reachable from here. */
   dataPaths: Record<string, DataPathState>;

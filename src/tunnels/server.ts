@@ -128,7 +128,7 @@ export class TunnelServer {
     return this.#listener?.port ?? null;
   }
 
-  /** The splice listener's port (this node as a relay), or null when the data path is off. */
+  /** The splice listener's port (this node as a relay); null when it relays no splices or the data path is off. */
   get splicePort(): number | null {
     return this.#listener?.splicePort || null;
   }

@@ -30,11 +30,19 @@ export function openConnections(port: number, files = ['/proc/net/tcp', '/proc/n
 
 /** The lines of a /proc/net/tcp{,6} text whose local port is `port` and whose state is open. */
 export function countOpen(text: string, port: number): number {
+  return countInStates(text, port, OPEN_STATES);
+}
+
+/**
+ * The lines of a /proc/net/tcp{,6} text whose local port is `port` and whose state (in hex, as
+ * the kernel writes it) is in `states`.
+ */
+export function countInStates(text: string, port: number, states: ReadonlySet<string>): number {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   let n = 0;
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 4 || !f[1].endsWith(hex) || !OPEN_STATES.has(f[3])) continue;
+    if (f.length < 4 || !f[1].endsWith(hex) || !states.has(f[3])) continue;
     n++;
   }
   return n;
